@@ -1,0 +1,40 @@
+"""The latent user states: registry, prompts and templates. The project's core vocabulary."""
+
+from humanlm.states.prompts import (
+    augment_states,
+    build_messages,
+    build_system_prompt,
+    build_task,
+    is_thinking,
+)
+from humanlm.states.registry import (
+    LATENT_STATES,
+    RESPONSE,
+    STATE_NAMES,
+    STATE_SETS,
+    STATES,
+    State,
+    StateSet,
+    get_state,
+    get_state_set,
+)
+from humanlm.states.render import prompt_versions, render
+
+__all__ = [
+    "LATENT_STATES",
+    "RESPONSE",
+    "STATES",
+    "STATE_NAMES",
+    "STATE_SETS",
+    "State",
+    "StateSet",
+    "augment_states",
+    "build_messages",
+    "build_system_prompt",
+    "build_task",
+    "get_state",
+    "get_state_set",
+    "is_thinking",
+    "prompt_versions",
+    "render",
+]
