@@ -25,8 +25,10 @@ app = typer.Typer(
 def _register() -> None:
     # Sub-apps import lazily-heavy modules inside their commands, so `--help` stays fast.
     from humanlm.cli import data as data_cli
+    from humanlm.cli import model as model_cli
 
     app.add_typer(data_cli.app, name="data")
+    app.add_typer(model_cli.app, name="model")
 
 
 def main() -> None:

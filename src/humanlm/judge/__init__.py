@@ -1,1 +1,37 @@
-"""humanlm.judge."""
+"""The judge: scores simulated states and responses against the real reply (spec section 4).
+
+- ``build_judge(spec, ...)`` -> a ``Judge`` (``openai:MODEL[@BASE_URL]``, ``litellm:PROVIDER/MODEL``,
+  ``embedding:minilm``);
+- ``Judge.judge_group(...)`` -> ``GroupVerdict``: the n rollouts of one (example, state), one call;
+- ``Judge.judge_aspects(...)`` -> ``AspectVerdict``: one response on all six latent states;
+- ``state_reward`` -> the GRPO reward for TRL (bind ``judge`` with ``functools.partial``);
+- ``run_judge`` -> the ``humanlm judge`` command on a JSONL file;
+- ``Ledger`` -> calls, tokens, failures, latency and cost of a run.
+"""
+
+from humanlm.judge.batch import JudgeRunResult, run_judge
+from humanlm.judge.build import Judge, JudgeSpec, build_judge, parse_spec
+from humanlm.judge.cache import JudgeCache
+from humanlm.judge.ledger import DEFAULT_PRICES, Ledger, Price
+from humanlm.judge.limits import RateLimiter, RetryPolicy
+from humanlm.judge.reward import state_reward
+from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
+
+__all__ = [
+    "DEFAULT_PRICES",
+    "AspectVerdict",
+    "GroupVerdict",
+    "Judge",
+    "JudgeCache",
+    "JudgeRunResult",
+    "JudgeSpec",
+    "Ledger",
+    "Price",
+    "RateLimiter",
+    "RetryPolicy",
+    "Verdict",
+    "build_judge",
+    "parse_spec",
+    "run_judge",
+    "state_reward",
+]

@@ -1,0 +1,276 @@
+"""Run configuration: typed dataclasses, YAML loading, dotted overrides, validation.
+
+humanlm declares only its own knobs; TRL options live in the ``trainer:`` mapping and go verbatim
+into ``trl.GRPOConfig`` / ``trl.SFTConfig``, which validate them.
+
+Example:
+    >>> cfg = load_config("configs/demo.yaml", ["mode=grpo", "trainer.max_steps=2"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from humanlm.errors import ConfigError
+
+__all__ = [
+    "MODES",
+    "DataConfig",
+    "JudgeConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "WarmupConfig",
+    "apply_overrides",
+    "from_dict",
+    "load_config",
+    "to_dict",
+]
+
+# mode -> (state set, thinking for the response, trainer kind)
+MODES: dict[str, tuple[str, bool, str]] = {
+    "humanlm": ("sebvgcr", True, "grpo"),
+    "grpo": ("r", False, "grpo"),
+    "grpo-think": ("r", True, "grpo"),
+    "sft": ("r_no_tag", False, "sft"),
+    "sft-think": ("think_r", True, "sft"),
+}
+
+
+@dataclass
+class ModelConfig:
+    """The policy model.
+
+    Attributes:
+        path: a local folder or hub id; ``tiny`` builds the offline tiny Qwen3 into the run folder.
+        lora: train LoRA adapters instead of all weights.
+        lora_r: LoRA rank.
+        lora_alpha: LoRA scaling.
+        gradient_checkpointing: trade compute for memory.
+        dtype: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
+    """
+
+    path: str = "tiny"
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    gradient_checkpointing: bool = False
+    dtype: str = "auto"
+
+
+@dataclass
+class DataConfig:
+    """Where the examples come from.
+
+    Attributes:
+        source: ``demo`` (bundled), a prepared folder (``train.parquet`` ...) or a raw Humanual source.
+        dataset: dataset id for raw sources (``reddit``, ``amazon``, ... or ``generic``); ``demo``
+            uses the ids stored in the bundled rows.
+        train_split: split used for training.
+        val_split: split used for validation (``""`` disables validation).
+        limit: keep only the first N training examples (before state augmentation).
+        max_prompt_tokens: drop examples whose longest per-state prompt exceeds this many tokens.
+    """
+
+    source: str = "demo"
+    dataset: str = "demo"
+    train_split: str = "train"
+    val_split: str = "val"
+    limit: int | None = None
+    max_prompt_tokens: int | None = None
+
+
+@dataclass
+class JudgeConfig:
+    """The reward judge (see ``humanlm.judge.build_judge``).
+
+    Attributes:
+        spec: ``embedding:minilm``, ``openai:MODEL[@BASE_URL]`` or ``litellm:PROVIDER/MODEL``.
+        temperature: sampling temperature of the judge model.
+        api_key_env: name of the environment variable holding the API key (never the key itself).
+        concurrency: judge calls in flight at once.
+        timeout_s: overall deadline of one judge call, retries included.
+        max_retries: transport and content retries per call.
+        cache: SQLite cache file; empty disables caching.
+    """
+
+    spec: str = "embedding:minilm"
+    temperature: float = 1.0
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 32
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    cache: str = ""
+
+
+@dataclass
+class WarmupConfig:
+    """An optional SFT warm-up on tagged targets before GRPO.
+
+    A randomly initialised model never writes well-formed tags, so GRPO would see only zero
+    rewards; a short SFT on the reference states (where the data has them) and the real reply fixes
+    that. Used by the demo; off (``steps: 0``) for real models.
+    """
+
+    steps: int = 0
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+
+
+@dataclass
+class TrainConfig:
+    """One ``humanlm train`` run. See ``configs/demo.yaml`` for a commented example.
+
+    Attributes:
+        name: run name; the run folder is ``<output_root>/<timestamp>_<name>``.
+        mode: ``humanlm``, ``grpo``, ``grpo-think``, ``sft`` or ``sft-think``.
+        seed: seed for data shuffling, state augmentation and the trainer.
+        output_root: where run folders go.
+        max_unscored_fraction: stop (after a checkpoint) when more of a step is unscored.
+        trainer: passed verbatim to ``trl.GRPOConfig`` or ``trl.SFTConfig``.
+    """
+
+    name: str = "run"
+    mode: str = "humanlm"
+    seed: int = 0
+    output_root: str = "runs"
+    max_unscored_fraction: float = 0.5
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    warmup: WarmupConfig = field(default_factory=WarmupConfig)
+    trainer: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.mode not in MODES:
+            problems.append(f"mode: {self.mode!r} is not one of {', '.join(MODES)}")
+        if not 0.0 <= self.max_unscored_fraction <= 1.0:
+            problems.append("max_unscored_fraction: must lie in [0, 1]")
+        if self.model.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            problems.append(f"model.dtype: {self.model.dtype!r}; use auto, float32, bfloat16, float16")
+        if self.warmup.steps < 0:
+            problems.append("warmup.steps: must be >= 0")
+        if self.mode in MODES and MODES[self.mode][2] == "sft" and self.warmup.steps:
+            problems.append("warmup.steps: a warm-up only precedes GRPO modes; set it to 0 for SFT")
+        if problems:
+            raise ConfigError(problems)
+
+    @property
+    def state_set(self) -> str:
+        return MODES[self.mode][0]
+
+    @property
+    def thinking(self) -> bool:
+        return MODES[self.mode][1]
+
+    @property
+    def trainer_kind(self) -> str:
+        return MODES[self.mode][2]
+
+
+def _coerce(value: Any, annotation: Any, where: str, problems: list[str]) -> Any:
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            problems.append(f"{where}: expected a mapping, got {type(value).__name__}")
+            return annotation()
+        return _build(annotation, value, f"{where}.", problems)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation is bool and not isinstance(value, bool):
+        problems.append(f"{where}: expected true/false, got {value!r}")
+    elif annotation in (int, float) and (isinstance(value, bool) or not isinstance(value, int | float)):
+        problems.append(f"{where}: expected a number, got {value!r}")
+    elif annotation is int and isinstance(value, float) and not value.is_integer():
+        problems.append(f"{where}: expected an integer, got {value!r}")
+    elif annotation is str and not isinstance(value, str):
+        problems.append(f"{where}: expected a string, got {value!r}")
+    elif origin is dict and not isinstance(value, dict):
+        problems.append(f"{where}: expected a mapping, got {value!r}")
+    elif args and type(None) in args and value is not None:
+        inner = next(a for a in args if a is not type(None))
+        return _coerce(value, inner, where, problems)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, problems: list[str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            problems.append(f"{prefix}{key}: unknown key; known keys: {', '.join(sorted(known))}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _coerce(data[f.name], hints[f.name], f"{prefix}{f.name}", problems)
+    if cls is TrainConfig:
+        return kwargs  # built by the caller once all problems are known
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:
+        problems.extend(err.problems)
+        return cls()
+
+
+def from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Build a TrainConfig from a plain mapping; every problem is reported in one ConfigError."""
+    problems: list[str] = []
+    kwargs = _build(TrainConfig, data, "", problems)
+    try:
+        cfg = TrainConfig(**kwargs)
+    except ConfigError as err:
+        problems.extend(err.problems)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` overrides (values parsed as YAML scalars) to a nested mapping."""
+    problems = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            problems.append(f"override {item!r}: expected KEY=VALUE, e.g. trainer.max_steps=2")
+            continue
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                problems.append(f"override {item!r}: {part} is not a mapping")
+                break
+        else:
+            node[leaf] = yaml.safe_load(raw) if raw else ""
+    if problems:
+        raise ConfigError(problems)
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML run config, apply dotted overrides and validate everything at once."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{p}: not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping")
+    return from_dict(apply_overrides(data, list(overrides or [])))
+
+
+def to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """The resolved config as plain data (for ``config.yaml`` in the run folder)."""
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,362 @@
+"""Prepare Humanual-format data into parquet files that training and evaluation read.
+
+Run it from the command line:
+
+    humanlm data prepare --input snap-stanford/humanual-opinion --dataset reddit --out data/reddit
+
+Each output row is one example: the rendered context messages (target user named HUMAN), the
+rendered persona, the ground-truth reply and ids. `load_prepared` reads such a file back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from humanlm.data.authors import learn_author_map
+from humanlm.data.load import SplitSource, find_splits, iter_rows
+from humanlm.data.persona import (
+    MIN_PERSONA_ITEMS,
+    count_persona_items,
+    drop_persona_fields,
+    render_persona,
+)
+from humanlm.data.render import render_context
+from humanlm.data.schema import SourceRow
+from humanlm.data.sources import resolve_dataset
+from humanlm.errors import DataError
+from humanlm.files import atomic_path
+
+__all__ = [
+    "DROP_REASONS",
+    "PREPARED_COLUMNS",
+    "PREPARED_SCHEMA",
+    "PrepareSummary",
+    "SplitSummary",
+    "build_example_id",
+    "load_prepared",
+    "run_prepare",
+]
+
+logger = logging.getLogger(__name__)
+
+_MESSAGE = pa.struct([("role", pa.string()), ("name", pa.string()), ("content", pa.string())])
+PREPARED_SCHEMA = pa.schema(
+    [
+        ("example_id", pa.string()),
+        ("data_source", pa.string()),
+        ("user_id", pa.string()),
+        ("post_id", pa.string()),
+        ("turn_id", pa.int64()),
+        ("timestamp", pa.int64()),
+        ("messages", pa.list_(_MESSAGE)),
+        ("persona", pa.string()),
+        ("ground_truth", pa.string()),
+        ("trace", pa.string()),
+        ("states", pa.string()),
+    ]
+)
+PREPARED_COLUMNS: tuple[str, ...] = tuple(PREPARED_SCHEMA.names)
+
+DROP_REASONS: dict[str, str] = {
+    "duplicate": "same dataset, post, user, turn and reply as an earlier row",
+    "persona_filter": "structured persona with fewer list items than the minimum",
+    "limit": "beyond the row limit",
+}
+
+_WRITE_BATCH_ROWS = 512
+
+
+@dataclass
+class SplitSummary:
+    """What happened to one split: rows read, written, and dropped per reason."""
+
+    split: str
+    path: Path
+    read: int = 0
+    written: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class PrepareSummary:
+    """The outcome of `run_prepare`, one `SplitSummary` per written file."""
+
+    source: str
+    dataset: str
+    out_dir: Path
+    splits: list[SplitSummary]
+    min_persona_items: int = MIN_PERSONA_ITEMS
+
+    @property
+    def read(self) -> int:
+        return sum(s.read for s in self.splits)
+
+    @property
+    def written(self) -> int:
+        return sum(s.written for s in self.splits)
+
+    @property
+    def dropped(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for s in self.splits:
+            total.update(s.dropped)
+        return total
+
+    def describe(self) -> str:
+        """Human-readable lines: per split and in total, rows read, written, dropped and why."""
+        lines = [f"prepared {self.dataset} data from {self.source} into {self.out_dir}"]
+        for s in self.splits:
+            lines.append(
+                f"  {s.split}: read {s.read}, written {s.written}, "
+                f"dropped {sum(s.dropped.values())}{_reasons(s.dropped)} -> {s.path}"
+            )
+        dropped = self.dropped
+        lines.append(
+            f"total: read {self.read}, written {self.written}, "
+            f"dropped {sum(dropped.values())}{_reasons(dropped)}"
+        )
+        for reason in sorted(dropped):
+            note = DROP_REASONS[reason]
+            if reason == "persona_filter":
+                note += f" ({self.min_persona_items})"
+            lines.append(f"  {reason}: {note}")
+        return "\n".join(lines)
+
+
+def run_prepare(
+    *,
+    source: str | Path,
+    dataset: str | None,
+    out_dir: str | Path,
+    split: str | None = None,
+    limit: int | None = None,
+    persona_dropout: tuple[float, float] | None = None,
+    seed: int = 0,
+    min_persona_items: int = MIN_PERSONA_ITEMS,
+    show_progress: bool = False,
+) -> PrepareSummary:
+    """Validate, render and write a source as ``out_dir/<split>.parquet``, one file per split.
+
+    Example:
+        >>> summary = run_prepare(source="rows.jsonl", dataset="reddit", out_dir="out")  # doctest: +SKIP
+        >>> print(summary.describe())  # doctest: +SKIP
+
+    Supports a hub repo (every split it has), a local parquet/JSONL/JSON file (written as
+    ``split``, default ``train``) and a folder of ``train``/``val``/``test`` files. Every row of
+    every split is validated before anything is written, and all files are renamed into place
+    only at the end: on any error no partial file remains and existing files stay as they were.
+
+    Args:
+        source: a file, a folder, a hub repo id, or a dataset id / hub name (its hub repo).
+        dataset: our dataset id or a hub name; ``None`` or ``"auto"`` reads each row's
+            ``dataset`` column.
+        out_dir: output folder.
+        split: the split a single file holds; for a folder or the hub, only this split.
+        limit: write at most this many rows per split (the rest are counted as ``limit``).
+        persona_dropout: ``(field_p, item_p)`` for `drop_persona_fields`; output files are then
+            named ``<split>_dropout.parquet``.
+        seed: seed of the persona dropout.
+        min_persona_items: the persona filter: structured personas with fewer list items are
+            dropped (0 disables it). Plain-text personas are never filtered.
+        show_progress: show tqdm bars over rows.
+
+    Returns:
+        Rows read, written and dropped (by reason), per split.
+
+    Raises:
+        DataError: a bad source or row (naming file, row and field).
+        ValueError: a negative limit or a dropout probability outside [0, 1].
+    """
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    if persona_dropout is not None and not all(0.0 <= p <= 1.0 for p in persona_dropout):
+        raise ValueError(f"persona dropout probabilities must be in [0, 1], got {persona_dropout}")
+    dataset_id = None if dataset in (None, "auto") else resolve_dataset(str(dataset))
+    splits = find_splits(source, split=split)
+    out = Path(out_dir)
+
+    # Pass 1: validate everything and learn who wrote what, before any file is touched.
+    read_counts: Counter[str] = Counter()
+    rows = _checked_rows(splits, dataset_id, read_counts, show_progress)
+    author_map = learn_author_map(rows)
+
+    summaries = []
+    with contextlib.ExitStack() as stack:
+        for source_split in splits:
+            name = _output_name(source_split.split, dropout=persona_dropout is not None)
+            summary = SplitSummary(
+                split=name, path=out / f"{name}.parquet", read=read_counts[source_split.split]
+            )
+            tmp = stack.enter_context(atomic_path(summary.path))
+            _write_split(
+                source_split,
+                tmp,
+                summary,
+                dataset=dataset_id,
+                author_map=author_map,
+                limit=limit,
+                persona_dropout=persona_dropout,
+                seed=seed,
+                min_persona_items=min_persona_items,
+                show_progress=show_progress,
+            )
+            summaries.append(summary)
+    result = PrepareSummary(
+        source=str(source),
+        dataset=dataset_id or "auto",
+        out_dir=out,
+        splits=summaries,
+        min_persona_items=min_persona_items,
+    )
+    logger.info("prepared %d of %d rows into %s", result.written, result.read, out)
+    return result
+
+
+def load_prepared(path: str | Path) -> list[dict[str, Any]]:
+    """Read a prepared parquet file: one dict per example with the `PREPARED_COLUMNS`.
+
+    ``messages`` is a list of ``{role, name, content}``; ``timestamp`` may be None; ``trace`` and
+    ``states`` (a JSON object as text) are "" when absent.
+
+    Raises:
+        DataError: the file is missing, not parquet, or lacks prepared columns.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise DataError("no such prepared file; run `humanlm data prepare` first", file=str(file))
+    try:
+        table = pq.read_table(file)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise DataError(f"not a readable parquet file ({err})", file=str(file)) from None
+    missing = [c for c in PREPARED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise DataError(
+            f"not a prepared file: missing columns {', '.join(missing)}; "
+            "run `humanlm data prepare` to build one",
+            file=str(file),
+        )
+    return table.to_pylist()
+
+
+def build_example_id(*, dataset: str, post_id: str, user_id: str, turn_id: int, reply: str) -> str:
+    """A stable id: the same row gives the same id in every run (``<dataset>-<16 hex>``)."""
+    reply_digest = hashlib.sha256(reply.encode("utf-8")).hexdigest()
+    key = json.dumps([dataset, post_id, user_id, turn_id, reply_digest])
+    return f"{dataset}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:16]}"
+
+
+def _checked_rows(
+    splits: list[SplitSource], dataset: str | None, counts: Counter[str], show_progress: bool
+) -> Iterator[SourceRow]:
+    for source_split in splits:
+        rows = iter_rows(source_split, dataset=dataset)
+        bar = tqdm(
+            rows,
+            total=source_split.num_rows,
+            desc=f"checking {source_split.split}",
+            unit="row",
+            disable=not show_progress,
+        )
+        for row in bar:
+            counts[source_split.split] += 1
+            yield row
+
+
+def _write_split(
+    source_split: SplitSource,
+    tmp: Path,
+    summary: SplitSummary,
+    *,
+    dataset: str | None,
+    author_map: dict[str, set[str]],
+    limit: int | None,
+    persona_dropout: tuple[float, float] | None,
+    seed: int,
+    min_persona_items: int,
+    show_progress: bool,
+) -> None:
+    seen: set[str] = set()
+    batch: list[dict[str, Any]] = []
+    bar = tqdm(
+        total=summary.read,
+        desc=f"writing {summary.split}",
+        unit="row",
+        disable=not show_progress,
+    )
+    with bar, pq.ParquetWriter(tmp, PREPARED_SCHEMA) as writer:
+        for row in iter_rows(source_split, dataset=dataset):
+            if limit is not None and summary.written >= limit:
+                break
+            bar.update(1)
+            example = _build_example(row, author_map, persona_dropout, seed)
+            items = count_persona_items(row.persona)
+            if example["example_id"] in seen:
+                summary.dropped["duplicate"] += 1
+            elif items is not None and items < min_persona_items:
+                summary.dropped["persona_filter"] += 1
+            else:
+                seen.add(example["example_id"])
+                batch.append(example)
+                summary.written += 1
+            if len(batch) >= _WRITE_BATCH_ROWS:
+                writer.write_table(pa.Table.from_pylist(batch, schema=PREPARED_SCHEMA))
+                batch = []
+        if batch:
+            writer.write_table(pa.Table.from_pylist(batch, schema=PREPARED_SCHEMA))
+        bar.update(summary.read - bar.n)  # rows skipped by the limit
+    handled = summary.written + sum(summary.dropped.values())
+    if summary.read > handled:
+        summary.dropped["limit"] += summary.read - handled
+
+
+def _build_example(
+    row: SourceRow,
+    author_map: dict[str, set[str]],
+    persona_dropout: tuple[float, float] | None,
+    seed: int,
+) -> dict[str, Any]:
+    persona = row.persona
+    if persona_dropout is not None:
+        field_p, item_p = persona_dropout
+        persona = drop_persona_fields(persona, field_p=field_p, item_p=item_p, seed=seed)
+    return {
+        "example_id": build_example_id(
+            dataset=row.dataset,
+            post_id=row.post_id,
+            user_id=row.user_id,
+            turn_id=row.turn_id,
+            reply=row.completion,
+        ),
+        "data_source": row.dataset,
+        "user_id": row.user_id,
+        "post_id": row.post_id,
+        "turn_id": row.turn_id,
+        "timestamp": row.timestamp,
+        "messages": render_context(row, authors=author_map.get(row.user_id, ())),
+        "persona": render_persona(persona),
+        "ground_truth": row.completion,
+        "trace": row.trace,
+        "states": json.dumps(row.states, ensure_ascii=False) if row.states else "",
+    }
+
+
+def _output_name(split: str, *, dropout: bool) -> str:
+    return f"{split}_dropout" if dropout and not split.endswith("_dropout") else split
+
+
+def _reasons(dropped: Counter[str]) -> str:
+    if not dropped:
+        return ""
+    return " (" + ", ".join(f"{reason}: {n}" for reason, n in sorted(dropped.items())) + ")"

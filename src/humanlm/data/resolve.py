@@ -1,0 +1,77 @@
+"""Resolve a data source to prepared examples: the bundled demo, a prepared folder or raw rows.
+
+Training and evaluation both take ``SRC`` in any of these forms; this module is the one place
+that decides which one it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from humanlm.data.prepare import PREPARED_COLUMNS, load_prepared, run_prepare
+
+__all__ = ["DEMO_SOURCE", "demo_data_dir", "is_prepared_dir", "resolve_split"]
+
+logger = logging.getLogger(__name__)
+
+DEMO_SOURCE = "demo"
+
+
+def demo_data_dir() -> Path:
+    """The folder of the bundled demo dataset (``train``/``val``/``test.jsonl``)."""
+    return Path(str(resources.files("humanlm.data") / "demo"))
+
+
+def is_prepared_dir(path: str | Path) -> bool:
+    """True when ``path`` is a folder of prepared parquet files (written by ``data prepare``)."""
+    import pyarrow.parquet as pq
+
+    p = Path(path)
+    if not p.is_dir():
+        return False
+    files = sorted(p.glob("*.parquet"))
+    if not files:
+        return False
+    names = set(pq.read_schema(files[0]).names)
+    return set(PREPARED_COLUMNS) <= names
+
+
+def resolve_split(
+    source: str | Path,
+    *,
+    dataset: str | None,
+    split: str,
+    work_dir: str | Path,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Return the prepared examples of ``split`` from ``source``.
+
+    Args:
+        source: ``demo`` (bundled data), a prepared folder, or anything ``run_prepare`` reads
+            (a file, a folder of split files, a hub repo id).
+        dataset: dataset id for raw sources (``None``/``auto``/``demo``: from each row).
+        split: ``train``, ``val``, ``test`` (or any split the source has).
+        work_dir: where raw sources are prepared on the fly.
+        limit: keep the first ``limit`` examples.
+    """
+    if str(source) == DEMO_SOURCE:
+        source, dataset = demo_data_dir(), "auto"
+    if dataset == DEMO_SOURCE:
+        dataset = "auto"
+    if is_prepared_dir(source):
+        path = Path(source) / f"{split}.parquet"
+    else:
+        single_file = Path(source).is_file()
+        summary = run_prepare(
+            source=source,
+            dataset=dataset,
+            out_dir=work_dir,
+            split=split if not single_file else split,
+        )
+        logger.info("prepared %s: %s", source, summary.describe().replace("\n", "; "))
+        path = Path(work_dir) / f"{split}.parquet"
+    examples = load_prepared(path)
+    return examples[:limit] if limit else examples

@@ -1,0 +1,248 @@
+"""Chat backends: one request in, one ``Completion`` out, failures as ``TransportError``.
+
+Backends do no retrying (the SDK's own retries are switched off): ``LLMJudge`` retries, so that
+every attempt is counted in the ledger, ``Retry-After`` is honoured and the overall deadline of a
+call holds. Credentials live only inside the SDK client; they never appear in a ``repr``, a log
+line or an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import weakref
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import openai
+
+from humanlm.errors import ConfigError, JudgeUnavailableError
+from humanlm.judge.limits import parse_retry_after
+
+__all__ = [
+    "ChatBackend",
+    "Completion",
+    "LiteLLMBackend",
+    "OpenAIBackend",
+    "TransportError",
+    "classify_error",
+]
+
+logger = logging.getLogger(__name__)
+
+LITELLM_HINT = "pip install 'humanlm[litellm]'"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The text of one chat reply and its token usage (0 when the server reported none)."""
+
+    text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class TransportError(Exception):
+    """A request that got no usable HTTP answer.
+
+    Attributes:
+        kind: ``rate_limited``, ``server_error``, ``timeout``, ``connection_error`` (retryable)
+            or ``rejected`` (another 4xx: retrying the same request cannot help).
+        retry_after: seconds the server asked us to wait, if it said.
+        status: the HTTP status, if there was one.
+    """
+
+    def __init__(self, kind: str, *, retry_after: float | None = None, status: int | None = None):
+        self.kind, self.retry_after, self.status = kind, retry_after, status
+        super().__init__(f"{kind}" + (f" (HTTP {status})" if status else ""))
+
+    @property
+    def is_retryable(self) -> bool:
+        return self.kind != "rejected"
+
+
+class ChatBackend(Protocol):
+    """What ``LLMJudge`` needs from a chat API."""
+
+    model: str
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies the answering model for the cache (no secrets)."""
+        ...
+
+    async def complete(self, messages: list[dict[str, str]], *, timeout_s: float) -> Completion:
+        """Send one chat request. Raises ``TransportError`` or ``JudgeUnavailableError``."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def _headers_of(exc: BaseException) -> dict[str, str] | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    return dict(headers) if headers is not None else None
+
+
+def classify_error(exc: BaseException, *, where: str) -> Exception:
+    """Turn an SDK exception into ``TransportError`` or ``JudgeUnavailableError``.
+
+    Works for openai exceptions and litellm's (which subclass them or carry ``status_code``).
+    The messages name the judge and the status only: server error bodies can echo request
+    details, so they are not copied.
+    """
+    if isinstance(exc, openai.APITimeoutError | asyncio.TimeoutError | TimeoutError):
+        return TransportError("timeout")
+    if isinstance(exc, openai.APIConnectionError):
+        return TransportError("connection_error")
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int):
+        name = type(exc).__name__.lower()
+        if "timeout" in name:
+            return TransportError("timeout")
+        if "connection" in name:
+            return TransportError("connection_error")
+        return TransportError("server_error")
+    retry_after = parse_retry_after(_headers_of(exc))
+    if status in (401, 403):
+        return JudgeUnavailableError(
+            f"judge {where} refused the credentials (HTTP {status}); check the API key variable"
+        )
+    if status == 404:
+        return JudgeUnavailableError(
+            f"judge {where} answered HTTP 404: unknown model or wrong base URL"
+        )
+    if status == 429:
+        return TransportError("rate_limited", retry_after=retry_after, status=status)
+    if status >= 500 or status in (408, 409):
+        return TransportError("server_error", retry_after=retry_after, status=status)
+    return TransportError("rejected", status=status)
+
+
+def _usage(response: Any) -> tuple[int, int]:
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return 0, 0
+    return int(getattr(usage, "prompt_tokens", 0) or 0), int(
+        getattr(usage, "completion_tokens", 0) or 0
+    )
+
+
+def _text(response: Any) -> str:
+    choices = getattr(response, "choices", None) or []
+    if not choices:
+        return ""
+    return getattr(choices[0].message, "content", None) or ""
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible chat server through ``openai.AsyncOpenAI`` (OpenAI, vLLM, SGLang).
+
+    One SDK client per event loop (its connection pool belongs to the loop that opened it).
+
+    Args:
+        model: the model name the server expects.
+        api_key: the key (kept inside the SDK client only).
+        base_url: the server (``None``: api.openai.com).
+        params: extra request fields (``temperature``, ``max_tokens``, ``seed`` ...).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        params: dict[str, Any] | None = None,
+    ):
+        self.model = model
+        self.base_url = base_url
+        self.params = dict(params or {})
+        self._make_client = lambda: openai.AsyncOpenAI(
+            api_key=api_key, base_url=base_url, max_retries=0
+        )
+        self._clients: weakref.WeakKeyDictionary[Any, openai.AsyncOpenAI] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "openai", "model": self.model, "base_url": self.base_url}
+
+    def _client(self) -> openai.AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = self._make_client()
+        return client
+
+    async def complete(self, messages: list[dict[str, str]], *, timeout_s: float) -> Completion:
+        where = f"openai:{self.model}"
+        try:
+            response = await self._client().chat.completions.create(
+                model=self.model, messages=messages, timeout=timeout_s, **self.params
+            )
+        except openai.OpenAIError as exc:
+            raise classify_error(exc, where=where) from None
+        input_tokens, output_tokens = _usage(response)
+        return Completion(_text(response), input_tokens, output_tokens)
+
+    async def aclose(self) -> None:
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+
+
+class LiteLLMBackend:
+    """Other providers (Anthropic, Gemini, ...) through the optional ``litellm`` package.
+
+    Args:
+        model: ``PROVIDER/MODEL`` as litellm names it (``anthropic/claude-haiku-4-5``).
+        api_key: a key to pass explicitly, or ``None`` to let litellm read the provider's own
+            variable (``ANTHROPIC_API_KEY`` ...).
+        params: extra request fields.
+
+    Raises:
+        ConfigError: litellm is not installed.
+    """
+
+    def __init__(self, model: str, *, api_key: str | None, params: dict[str, Any] | None = None):
+        # Offline machines cannot fetch litellm's remote price map at import time.
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        try:
+            import litellm
+        except ImportError:
+            raise ConfigError(
+                f"judge 'litellm:{model}' needs the optional litellm package: {LITELLM_HINT}"
+            ) from None
+        self._litellm = litellm
+        self.model = model
+        self.params = dict(params or {})
+        self._api_key = api_key
+
+    def __repr__(self) -> str:
+        return f"LiteLLMBackend(model={self.model!r})"
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "litellm", "model": self.model}
+
+    async def complete(self, messages: list[dict[str, str]], *, timeout_s: float) -> Completion:
+        extra = {"api_key": self._api_key} if self._api_key else {}
+        try:
+            response = await self._litellm.acompletion(
+                model=self.model,
+                messages=messages,
+                timeout=timeout_s,
+                num_retries=0,
+                **extra,
+                **self.params,
+            )
+        except Exception as exc:  # litellm raises many types; all become a classified failure
+            raise classify_error(exc, where=f"litellm:{self.model}") from None
+        input_tokens, output_tokens = _usage(response)
+        return Completion(_text(response), input_tokens, output_tokens)
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,309 @@
+"""The LLM judge: one bounded, retried, cached chat call per (example, state) group.
+
+``LLMJudge`` turns a group of candidates into a prompt (``judge.prompt``), asks a chat backend
+(``judge.backends``) under a concurrency limit, an RPM/TPM limiter and an overall deadline,
+retries transport and content failures with backoff, and reads the answer by candidate number
+(``judge.parse``). After the retries a group is unscored with a reason: it never hangs and never
+becomes 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from humanlm.judge.backends import ChatBackend, TransportError
+from humanlm.judge.cache import JudgeCache, cache_key
+from humanlm.judge.group import finish_group, plan_group
+from humanlm.judge.ledger import Ledger
+from humanlm.judge.limits import RateLimiter, RetryPolicy, backoff_delay
+from humanlm.judge.parse import ParsedReply, parse_aspects_reply, parse_group_reply
+from humanlm.judge.prompt import (
+    aspects_prompt_version,
+    build_aspects_prompt,
+    build_group_prompt,
+    group_prompt_version,
+)
+from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
+from humanlm.states import LATENT_STATES
+
+__all__ = ["LLMJudge"]
+
+logger = logging.getLogger(__name__)
+
+# Rough prompt-size guess for the TPM limiter before the server reports real usage.
+_CHARS_PER_TOKEN = 4
+_OUTPUT_GUESS = 400
+
+
+class _Outcome:
+    """The end of one ``_ask``: a parsed reply or a failure reason, plus what was seen."""
+
+    __slots__ = ("cached", "calls", "parsed", "raw", "reason")
+
+    def __init__(self, reason: str, parsed: ParsedReply | None, raw: str | None, calls: int):
+        self.reason, self.parsed, self.raw, self.calls = reason, parsed, raw, calls
+        self.cached = False
+
+
+class LLMJudge:
+    """A ``Judge`` backed by a chat model.
+
+    Args:
+        backend: the chat API.
+        name: the judge spec shown in results (``openai:gpt-5-mini``).
+        concurrency: judge calls in flight at once.
+        retry: attempts, backoff and deadlines.
+        limiter: requests/tokens per minute (``None``: unlimited).
+        cache: on-disk cache of successful judgements (``None``: off).
+        ledger: where calls, tokens and failures are counted.
+        params: sampling parameters sent with every request (part of the cache key).
+        seed: seed of the backoff jitter.
+    """
+
+    def __init__(
+        self,
+        backend: ChatBackend,
+        *,
+        name: str,
+        concurrency: int = 16,
+        retry: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        cache: JudgeCache | None = None,
+        ledger: Ledger | None = None,
+        params: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+    ):
+        self.backend = backend
+        self.name = name
+        self.concurrency = concurrency
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter or RateLimiter()
+        self.cache = cache
+        self.ledger = ledger if ledger is not None else Ledger(model=backend.model)
+        self.params = dict(params or {})
+        self._rng = random.Random(seed)
+        self._slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"LLMJudge(name={self.name!r}, concurrency={self.concurrency}, cache={self.cache!r})"
+
+    @property
+    def prompt_version(self) -> str:
+        return group_prompt_version()
+
+    def _slot(self) -> asyncio.Semaphore:
+        # A semaphore belongs to one event loop; TRL and tests may use several in turn.
+        loop = asyncio.get_running_loop()
+        if loop not in self._slots:
+            self._slots[loop] = asyncio.Semaphore(self.concurrency)
+        return self._slots[loop]
+
+    async def judge_group(
+        self,
+        *,
+        context: Sequence[Mapping[str, object]],
+        ground_truth: str,
+        state: str,
+        candidates: Sequence[str | None],
+        use_cache: bool = True,
+    ) -> GroupVerdict:
+        """Score the candidates of one (example, state) group in at most one judgement.
+
+        Args:
+            context: rendered context messages (``{name, content}`` dicts).
+            ground_truth: the real reply.
+            state: one of the seven state names.
+            candidates: extracted state texts; ``""`` or ``None`` score 0 (``bad_format``).
+            use_cache: read and write the on-disk cache (when the judge has one).
+
+        Returns:
+            A ``GroupVerdict`` with one verdict per candidate, in the given order.
+        """
+        version = group_prompt_version()
+        plan = plan_group(candidates, ground_truth)
+        self.ledger.groups += 1
+        if not plan.unique:
+            self.ledger.no_call += 1
+            return finish_group(
+                plan, scores=None, failure=None, judge_model=self.name, prompt_version=version
+            )
+        prompt = build_group_prompt(
+            context=context, ground_truth=ground_truth, state=state, candidates=plan.unique
+        )
+        count = len(plan.unique)
+        outcome = await self._ask(
+            prompt, version, lambda text: parse_group_reply(text, count), use_cache=use_cache
+        )
+        parsed = outcome.parsed
+        keys = [str(i) for i in range(1, count + 1)]
+        return finish_group(
+            plan,
+            scores=[parsed.scores[k] for k in keys] if parsed else None,
+            failure=None if parsed else outcome.reason,
+            judge_model=self.name,
+            prompt_version=version,
+            thoughts=[parsed.thoughts.get(k) for k in keys] if parsed else (),
+            key_points=parsed.key_points if parsed else (),
+            prompt=prompt,
+            raw=outcome.raw,
+            cached=outcome.cached,
+            calls=outcome.calls,
+        )
+
+    async def judge_aspects(
+        self,
+        *,
+        context: Sequence[Mapping[str, object]],
+        ground_truth: str,
+        response: str | None,
+        states: Sequence[str] = LATENT_STATES,
+        use_cache: bool = True,
+    ) -> AspectVerdict:
+        """Score one response on every state of ``states`` in one call.
+
+        An empty response scores 0 on every state (``bad_format``) and an exact copy of the real
+        reply 1 (``exact_copy``), both without a call.
+        """
+        version = aspects_prompt_version()
+        self.ledger.groups += 1
+        text = (response or "").strip()
+        quick = _quick_aspects(text, ground_truth, states, self.name, version)
+        if quick is not None:
+            self.ledger.no_call += 1
+            return quick
+        prompt = build_aspects_prompt(
+            context=context, ground_truth=ground_truth, response=text, states=states
+        )
+        outcome = await self._ask(
+            prompt, version, lambda t: parse_aspects_reply(t, states), use_cache=use_cache
+        )
+        parsed = outcome.parsed
+        verdicts = {
+            s: Verdict(
+                score=parsed.scores[s] if parsed else None,
+                reason="ok" if parsed else outcome.reason,
+                judge_model=self.name,
+                prompt_version=version,
+                thought=parsed.thoughts.get(s) if parsed else None,
+                prompt=prompt,
+                raw=outcome.raw,
+            )
+            for s in states
+        }
+        reason = "ok" if parsed else outcome.reason
+        return AspectVerdict(verdicts, reason, cached=outcome.cached, calls=outcome.calls)
+
+    async def aclose(self) -> None:
+        """Release the backend's connections for the running event loop."""
+        await self.backend.aclose()
+
+    def _key(self, prompt: str, version: str) -> str:
+        return cache_key(
+            {
+                **self.backend.identity(),
+                "params": self.params,
+                "prompt_version": version,
+                "prompt": prompt,
+            }
+        )
+
+    async def _ask(
+        self,
+        prompt: str,
+        version: str,
+        parse: Callable[[str], ParsedReply],
+        *,
+        use_cache: bool,
+    ) -> _Outcome:
+        cache = self.cache if use_cache else None
+        key = self._key(prompt, version) if cache is not None else ""
+        if cache is not None and (hit := cache.get(key)) is not None:
+            self.ledger.cache_hits += 1
+            outcome = _Outcome("ok", ParsedReply.from_dict(hit), hit.get("raw"), 0)
+            outcome.cached = True
+            return outcome
+        async with self._slot():
+            outcome = await self._attempts(prompt, parse)
+        if outcome.parsed is None:
+            self.ledger.record_unscored(outcome.reason)
+            logger.warning("judge %s: call unscored (%s)", self.name, outcome.reason)
+        elif cache is not None:
+            cache.put(key, {**outcome.parsed.to_dict(), "raw": outcome.raw})
+        return outcome
+
+    async def _attempts(self, prompt: str, parse: Callable[[str], ParsedReply]) -> _Outcome:
+        """Try until a reply parses, the retries are spent or the deadline passes."""
+        messages = [{"role": "user", "content": prompt}]
+        estimate = len(prompt) // _CHARS_PER_TOKEN + _OUTPUT_GUESS
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry.timeout_s
+        reason, raw, calls = "timeout", None, 0
+        for attempt in range(self.retry.max_retries + 1):
+            deadline += await self.limiter.acquire(estimate)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            started = time.monotonic()
+            retry_after = None
+            calls += 1
+            try:
+                completion = await asyncio.wait_for(
+                    self.backend.complete(
+                        messages, timeout_s=min(self.retry.request_timeout_s, remaining)
+                    ),
+                    timeout=remaining,
+                )
+            except (asyncio.TimeoutError, TimeoutError):
+                reason = "timeout"
+                self.ledger.record_attempt_failure("timeout")
+            except TransportError as err:
+                reason = "timeout" if err.kind == "timeout" else "transport_error"
+                if err.kind == "rejected":
+                    reason = "rejected"
+                self.ledger.record_attempt_failure(err.kind)
+                if not err.is_retryable:
+                    break
+                retry_after = err.retry_after
+            else:
+                used = completion.input_tokens + completion.output_tokens
+                self.limiter.settle(estimate, used or estimate)
+                self.ledger.record_call(
+                    latency_s=time.monotonic() - started,
+                    input_tokens=completion.input_tokens,
+                    output_tokens=completion.output_tokens,
+                )
+                raw = completion.text
+                parsed = parse(raw)
+                if parsed.reason == "ok":
+                    return _Outcome("ok", parsed, raw, calls)
+                reason = parsed.reason
+                self.ledger.record_attempt_failure(reason, sent=False)
+                logger.debug("judge %s: unusable reply (%s), attempt %d", self.name, reason, calls)
+                continue  # a content failure is retried at once: the server is fine
+            if attempt == self.retry.max_retries:
+                break
+            delay = backoff_delay(attempt, self.retry, retry_after=retry_after, rng=self._rng)
+            if loop.time() + delay >= deadline:
+                break  # waiting would outlive the deadline: give up now rather than hang
+            logger.debug("judge %s: %s, retrying in %.2fs", self.name, reason, delay)
+            await asyncio.sleep(delay)
+        return _Outcome(reason, None, raw, calls)
+
+
+def _quick_aspects(
+    response: str, ground_truth: str, states: Sequence[str], name: str, version: str
+) -> AspectVerdict | None:
+    """The aspects verdict of an empty response or an exact copy, or ``None`` if a call is needed."""
+    if response and " ".join(response.split()) != " ".join(ground_truth.split()):
+        return None
+    score, reason = (1.0, "exact_copy") if response else (0.0, "bad_format")
+    verdicts = {s: Verdict(score, reason, name, version) for s in states}
+    return AspectVerdict(verdicts, reason)

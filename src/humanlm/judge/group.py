@@ -1,0 +1,121 @@
+"""Economy rules of a group judgement, shared by every judge backend.
+
+Before a call: empty candidates score 0 (``bad_format``), exact copies of the real reply are set
+aside, identical candidates are merged, and only the distinct rest is numbered and sent. After
+the call the scores are mapped back to every original position, and exact copies get
+``min(1, best + 0.1)`` (1.0 when nothing else was judged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from humanlm.judge.verdict import GroupVerdict, Verdict
+
+__all__ = ["COPY_BONUS", "GroupPlan", "finish_group", "plan_group"]
+
+# An exact copy of the real reply beats the best judged candidate by this much (capped at 1).
+COPY_BONUS = 0.1
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """What to send for one group and how to map the answer back.
+
+    Attributes:
+        unique: distinct judgeable candidates, in order of first appearance; they are shown to
+            the judge as numbers 1..len(unique).
+        slots: per original candidate, ``("judge", i)`` (index into ``unique``), ``("empty", -1)``
+            or ``("copy", -1)``.
+    """
+
+    unique: tuple[str, ...]
+    slots: tuple[tuple[str, int], ...]
+
+
+def plan_group(candidates: Sequence[str | None], ground_truth: str) -> GroupPlan:
+    """Sort candidates into empty, exact copies of ``ground_truth`` and distinct judgeable ones.
+
+    Candidates are compared after trimming and collapsing whitespace (a trailing newline does not
+    make a new candidate); the first spelling of each is the one the judge sees.
+    """
+    truth = _normal(ground_truth)
+    unique: list[str] = []
+    index: dict[str, int] = {}
+    slots: list[tuple[str, int]] = []
+    for candidate in candidates:
+        key = _normal(candidate or "")
+        if not key:
+            slots.append(("empty", -1))
+        elif truth and key == truth:
+            slots.append(("copy", -1))
+        else:
+            if key not in index:
+                index[key] = len(unique)
+                unique.append((candidate or "").strip())
+            slots.append(("judge", index[key]))
+    return GroupPlan(tuple(unique), tuple(slots))
+
+
+def finish_group(
+    plan: GroupPlan,
+    *,
+    scores: Sequence[float] | None,
+    failure: str | None,
+    judge_model: str,
+    prompt_version: str,
+    thoughts: Sequence[str | None] = (),
+    key_points: Sequence[str] = (),
+    prompt: str | None = None,
+    raw: str | None = None,
+    cached: bool = False,
+    calls: int = 0,
+) -> GroupVerdict:
+    """Map the scores of ``plan.unique`` back to every original candidate.
+
+    Args:
+        plan: the plan the call was made from.
+        scores: one score per ``plan.unique`` entry, or ``None`` when the call failed (or none
+            was needed because nothing was judgeable).
+        failure: the failure reason when the call failed, else ``None``.
+        judge_model, prompt_version, thoughts, key_points, prompt, raw, cached, calls: recorded
+            in the verdicts.
+    """
+    assert scores is None or len(scores) == len(plan.unique)
+    if failure is None and plan.unique and scores is None:
+        raise ValueError("scores are required when candidates were judged and nothing failed")
+    best = max(scores) if scores else None
+    copy_score = None if failure else min(1.0, best + COPY_BONUS) if best is not None else 1.0
+    verdicts = []
+    for kind, i in plan.slots:
+        if kind == "empty":
+            score, reason, thought = 0.0, "bad_format", None
+        elif kind == "copy":
+            score, reason, thought = copy_score, failure or "exact_copy", None
+        else:
+            score = None if failure or scores is None else scores[i]
+            reason = failure or "ok"
+            thought = thoughts[i] if i < len(thoughts) else None
+        verdicts.append(
+            Verdict(
+                score=score,
+                reason=reason,
+                judge_model=judge_model,
+                prompt_version=prompt_version,
+                thought=thought,
+                prompt=prompt,
+                raw=raw,
+            )
+        )
+    if failure:
+        reason = failure
+    elif plan.slots and all(kind == "empty" for kind, _ in plan.slots):
+        reason = "bad_format"
+    else:
+        reason = "ok"
+    return GroupVerdict(tuple(verdicts), reason, tuple(key_points), cached=cached, calls=calls)

@@ -1,0 +1,191 @@
+"""The judge ledger: what a run spent on its judge and how often the judge failed.
+
+One ``Ledger`` per judge (and so per run). It counts requests, cache hits, tokens (from the
+``usage`` the server reports), failures by reason and latencies, estimates the cost from a price
+table, and keeps the last reward batch's unscored fraction so a trainer can stop when too much
+of a step went unscored.
+
+Example:
+    >>> ledger = Ledger(model="gpt-5-mini")
+    >>> ledger.record_call(latency_s=0.8, input_tokens=1200, output_tokens=300)
+    >>> round(ledger.cost_usd(), 6)
+    0.0009
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from humanlm.files import write_json
+
+__all__ = ["DEFAULT_PRICES", "LEDGER_FILE", "Ledger", "Price", "find_price"]
+
+LEDGER_FILE = "judge_ledger.json"
+
+
+@dataclass(frozen=True)
+class Price:
+    """US dollars per one million input and output tokens."""
+
+    input_per_m: float
+    output_per_m: float
+
+
+# List prices (USD per 1M tokens) published by the providers in 2025; override them with
+# ``prices=`` when they change or for your own contract.
+DEFAULT_PRICES: dict[str, Price] = {
+    "gpt-5": Price(1.25, 10.0),
+    "gpt-5-mini": Price(0.25, 2.0),
+    "gpt-5-nano": Price(0.05, 0.40),
+    "gpt-4.1": Price(2.0, 8.0),
+    "gpt-4.1-mini": Price(0.40, 1.60),
+    "gpt-4o": Price(2.50, 10.0),
+    "gpt-4o-mini": Price(0.15, 0.60),
+    "claude-haiku-4-5": Price(1.0, 5.0),
+    "claude-sonnet-4-5": Price(3.0, 15.0),
+}
+
+
+def find_price(model: str, prices: Mapping[str, Price]) -> Price | None:
+    """The price of ``model``: exact name, then without a ``provider/`` prefix, then the longest
+    table name the model starts with (dated snapshots such as ``claude-haiku-4-5-20251001``)."""
+    for name in (model, model.rsplit("/", 1)[-1]):
+        if name in prices:
+            return prices[name]
+    short = model.rsplit("/", 1)[-1]
+    matches = [k for k in prices if short.startswith(k + "-")]
+    return prices[max(matches, key=len)] if matches else None
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, math.ceil(q / 100.0 * len(ordered)) - 1)
+    return ordered[rank]
+
+
+@dataclass
+class Ledger:
+    """Counters of one judge over a run.
+
+    Attributes:
+        model: the judge model, used to look up its price.
+        prices: model -> ``Price``; defaults to ``DEFAULT_PRICES`` with overrides merged in.
+        calls: requests sent to the judge server (retries included).
+        groups: judgements asked for (``judge_group`` / ``judge_aspects`` calls).
+        cache_hits: judgements answered from the cache.
+        no_call: judgements decided without a request (all candidates empty or exact copies).
+        input_tokens / output_tokens: token counts reported by the server.
+        failures: unscored judgements by final reason.
+        retries: failed attempts that were retried or ended a call, by reason.
+        latencies: seconds per successful request.
+        last_batch_unscored_frac: unscored share of the samples of the last reward batch.
+        last_batch_failures: failure reasons of the last reward batch.
+    """
+
+    model: str = ""
+    prices: dict[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    calls: int = 0
+    groups: int = 0
+    cache_hits: int = 0
+    no_call: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    retries: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    last_batch_unscored_frac: float | None = None
+    last_batch_failures: dict[str, int] = field(default_factory=dict)
+
+    def record_call(self, *, latency_s: float, input_tokens: int, output_tokens: int) -> None:
+        """Count one request that got an answer."""
+        self.calls += 1
+        self.latencies.append(latency_s)
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+
+    def record_attempt_failure(self, reason: str, *, sent: bool = True) -> None:
+        """Count one failed attempt (``sent``: a request went out and counts as a call)."""
+        self.calls += int(sent)
+        self.retries[reason] += 1
+
+    def record_unscored(self, reason: str) -> None:
+        """Count one judgement left unscored after its retries."""
+        self.failures[reason] += 1
+
+    def record_batch(self, *, samples: int, unscored: int, reasons: Mapping[str, int]) -> None:
+        """Remember the last reward batch (for a "stop if too much is unscored" check)."""
+        self.last_batch_unscored_frac = unscored / samples if samples else 0.0
+        self.last_batch_failures = dict(reasons)
+
+    @property
+    def unscored(self) -> int:
+        return sum(self.failures.values())
+
+    def latency_percentile(self, q: float) -> float | None:
+        """The ``q``-th percentile of request latency in seconds (nearest rank)."""
+        return _percentile(self.latencies, q)
+
+    def cost_usd(self) -> float | None:
+        """Estimated cost in US dollars, or ``None`` when the model has no price."""
+        price = find_price(self.model, self.prices)
+        if price is None:
+            return None
+        return (
+            self.input_tokens * price.input_per_m + self.output_tokens * price.output_per_m
+        ) / 1e6
+
+    def snapshot(self) -> dict[str, int]:
+        """The additive counters, for deltas between two points of a run."""
+        return {
+            "calls": self.calls,
+            "groups": self.groups,
+            "cache_hits": self.cache_hits,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "unscored": self.unscored,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as plain JSON-ready data."""
+        p50, p95 = self.latency_percentile(50), self.latency_percentile(95)
+        return {
+            "model": self.model,
+            **self.snapshot(),
+            "no_call": self.no_call,
+            "failures": dict(sorted(self.failures.items())),
+            "retries": dict(sorted(self.retries.items())),
+            "latency_p50_s": None if p50 is None else round(p50, 4),
+            "latency_p95_s": None if p95 is None else round(p95, 4),
+            "cost_usd": self.cost_usd(),
+            "last_batch_unscored_frac": self.last_batch_unscored_frac,
+            "last_batch_failures": self.last_batch_failures,
+        }
+
+    def write(self, folder: str | os.PathLike[str]) -> Path:
+        """Write ``judge_ledger.json`` into ``folder`` (atomically) and return its path."""
+        path = Path(folder) / LEDGER_FILE
+        write_json(path, self.to_dict())
+        return path
+
+    def summary(self) -> str:
+        """One paragraph for the end of a run."""
+        p50, p95 = self.latency_percentile(50), self.latency_percentile(95)
+        latency = "no requests" if p50 is None else f"latency p50 {p50:.2f}s / p95 {p95:.2f}s"
+        cost = self.cost_usd()
+        money = "cost unknown (no price for this model)" if cost is None else f"~${cost:.4f}"
+        failed = ", ".join(f"{k} {v}" for k, v in sorted(self.failures.items())) or "none"
+        retried = ", ".join(f"{k} {v}" for k, v in sorted(self.retries.items())) or "none"
+        return (
+            f"Judge {self.model or '?'}: {self.groups} judgements, {self.calls} requests, "
+            f"{self.cache_hits} cache hits, {self.no_call} decided without a request; "
+            f"{self.input_tokens:,} input + {self.output_tokens:,} output tokens, {money}; "
+            f"{latency}; unscored: {failed}; failed attempts: {retried}."
+        )

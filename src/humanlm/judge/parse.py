@@ -1,0 +1,230 @@
+"""Reading judge replies: tolerant JSON extraction, scores aligned by number or state name.
+
+Models wrap JSON in code fences, add prose, leave trailing commas, quote numbers or list the
+candidates in any order. ``parse_group_reply`` accepts all of that but aligns scores to
+candidates strictly **by the number the judge wrote**, never by position, and reports anything
+it cannot align as a failure reason instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ParsedReply", "extract_json", "parse_aspects_reply", "parse_group_reply"]
+
+_FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", flags=re.DOTALL)
+_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_KEY_NUMBER = re.compile(r"^\D{0,12}?(\d+)\D{0,3}$")
+_ID_FIELDS = ("candidate", "id", "number", "index", "key", "name", "state", "dimension")
+# Scores a little outside [0, 1] are clipped; far outside means another scale: reject.
+_SCALE_SLACK = 1.0
+
+
+@dataclass(frozen=True)
+class ParsedReply:
+    """A judge reply read into scores keyed by candidate number (``"1"``..) or state name.
+
+    Attributes:
+        reason: ``ok`` or why the reply is unusable (``empty``, ``parse_failure``,
+            ``wrong_count``, ``off_scale``).
+        scores: key -> score clipped to [0, 1]; empty unless ``reason == "ok"``.
+        thoughts: key -> the judge's justification, where given.
+        key_points: key points of the real reply (group mode).
+    """
+
+    reason: str
+    scores: dict[str, float] = field(default_factory=dict)
+    thoughts: dict[str, str | None] = field(default_factory=dict)
+    key_points: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scores": self.scores,
+            "thoughts": self.thoughts,
+            "key_points": list(self.key_points),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ParsedReply:
+        return cls(
+            "ok",
+            {k: float(v) for k, v in data["scores"].items()},
+            dict(data.get("thoughts") or {}),
+            tuple(data.get("key_points") or ()),
+        )
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return json.loads(_TRAILING_COMMA.sub(r"\1", text))
+    except ValueError:
+        return None
+
+
+def _objects_in(text: str) -> list[dict[str, Any]]:
+    """Every JSON object that starts at a ``{`` of ``text`` (outermost first), repaired if needed."""
+    found = []
+    decoder = json.JSONDecoder()
+    repaired = _TRAILING_COMMA.sub(r"\1", text)
+    for candidate in (text, repaired) if repaired != text else (text,):
+        for start in (i for i, ch in enumerate(candidate) if ch == "{"):
+            try:
+                obj, _end = decoder.raw_decode(candidate, start)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                found.append(obj)
+        if found:
+            break
+    return found
+
+
+def extract_json(text: str) -> dict[str, Any] | None:
+    """Find the JSON object in a judge reply.
+
+    Tries, in order: the whole text, each fenced code block, then every ``{`` position (prose
+    before or after the object is ignored). Trailing commas are repaired. An object with a
+    ``scores`` field is preferred over any other object.
+
+    Returns:
+        The object, or ``None`` when the reply holds no complete JSON object.
+    """
+    pieces = [text.strip(), *(m.group(1).strip() for m in _FENCE.finditer(text))]
+    objects: list[dict[str, Any]] = []
+    for piece in pieces:
+        obj = _loads(piece)
+        if isinstance(obj, dict):
+            objects.append(obj)
+    if not objects:
+        objects = _objects_in(text)
+    for obj in objects:
+        if "scores" in obj:
+            return obj
+    return objects[0] if objects else None
+
+
+def _as_score(value: Any) -> float | None:
+    """A score from a number, a numeric string ("0.7", "0.7/1") or an entry with a score field."""
+    if isinstance(value, dict):
+        for name in ("score", "Score", "value", "rating"):
+            if name in value:
+                return _as_score(value[name])
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _NUMBER.search(value)
+        return float(match.group(0)) if match else None
+    return None
+
+
+def _thought(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for name in ("thought", "reason", "reasoning", "explanation", "rationale"):
+            if isinstance(value.get(name), str):
+                return value[name]
+    return None
+
+
+def _entries(scores: Any) -> list[tuple[str, Any]] | None:
+    """``(key, entry)`` pairs from a mapping, or from a list whose items name their own key."""
+    if isinstance(scores, dict):
+        return [(str(k), v) for k, v in scores.items()]
+    if isinstance(scores, list):
+        pairs = []
+        for item in scores:
+            if not isinstance(item, dict):
+                return None  # a bare list has only positions, and positions are never trusted
+            key = next((item[f] for f in _ID_FIELDS if f in item), None)
+            if key is None:
+                return None
+            pairs.append((str(key), item))
+        return pairs
+    return None
+
+
+def _aligned(
+    obj: dict[str, Any], wanted: Sequence[str], normalise: Any
+) -> tuple[str, dict[str, float], dict[str, str | None]]:
+    pairs = _entries(obj.get("scores"))
+    if pairs is None:
+        return "parse_failure", {}, {}
+    scores: dict[str, float] = {}
+    thoughts: dict[str, str | None] = {}
+    for raw_key, entry in pairs:
+        key = normalise(raw_key)
+        if key is None or key in scores:
+            return "wrong_count", {}, {}
+        score = _as_score(entry)
+        if score is None:
+            return "parse_failure", {}, {}
+        if not math.isfinite(score) or not -_SCALE_SLACK <= score <= 1 + _SCALE_SLACK:
+            return "off_scale", {}, {}
+        scores[key] = min(1.0, max(0.0, score))
+        thoughts[key] = _thought(entry)
+    if set(scores) != set(wanted):
+        return "wrong_count", {}, {}
+    return "ok", scores, thoughts
+
+
+def _number_key(raw: str) -> str | None:
+    match = _KEY_NUMBER.match(raw.strip())
+    return str(int(match.group(1))) if match else None
+
+
+def parse_group_reply(text: str | None, count: int) -> ParsedReply:
+    """Read a group reply for ``count`` candidates numbered ``"1"``..``str(count)``.
+
+    Keys may be ``"1"``, ``1``, ``"candidate 1"`` or ``"#1"``; ``scores`` may also be a list of
+    objects that carry their number (``{"candidate": 2, "score": 0.4}``). Scores may be strings.
+
+    Returns:
+        A ``ParsedReply``; ``reason`` is ``ok`` only when every number 1..count has exactly one
+        score and no other number appears.
+    """
+    if text is None or not text.strip():
+        return ParsedReply("empty")
+    obj = extract_json(text)
+    if obj is None:
+        return ParsedReply("parse_failure")
+    wanted = [str(i) for i in range(1, count + 1)]
+    reason, scores, thoughts = _aligned(obj, wanted, _number_key)
+    if reason != "ok":
+        return ParsedReply(reason)
+    points = obj.get("key_points") or ()
+    key_points = tuple(str(p) for p in points) if isinstance(points, list) else (str(points),)
+    return ParsedReply("ok", scores, thoughts, key_points)
+
+
+def parse_aspects_reply(text: str | None, states: Sequence[str]) -> ParsedReply:
+    """Read an aspects reply with one score per state name (case and spacing ignored).
+
+    Returns:
+        A ``ParsedReply`` keyed by state name; ``wrong_count`` if a state is missing or unknown.
+    """
+    if text is None or not text.strip():
+        return ParsedReply("empty")
+    obj = extract_json(text)
+    if obj is None:
+        return ParsedReply("parse_failure")
+    if "scores" not in obj and any(str(k).strip().lower() in states for k in obj):
+        obj = {"scores": obj}  # tolerate the state mapping without its wrapper
+
+    def normalise(raw: str) -> str | None:
+        name = raw.strip().lower().replace(" ", "_")
+        return name if name in states else None
+
+    reason, scores, thoughts = _aligned(obj, list(states), normalise)
+    return ParsedReply(reason, scores, thoughts) if reason == "ok" else ParsedReply(reason)

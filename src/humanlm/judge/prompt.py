@@ -1,0 +1,185 @@
+"""Judge prompts: templates, versions, sanitising and rendering.
+
+Templates live in ``judge/prompts/*.md`` and are listed in ``judge/prompts/VERSIONS`` with a
+version and a content hash (a test fails when a template changes without a bump). The version of
+each prompt kind goes into every judge result, so cached and logged scores say which rubric made
+them.
+
+Output shapes the judge is asked for:
+
+- group mode: ``{"key_points": [str, ...], "scores": {"1": {"thought": str, "score": float}, ...}}``
+  with one entry per candidate number, ``"1"`` .. ``"N"`` in the order the candidates were shown;
+- aspects mode: ``{"scores": {"stance": {"key_points": [...], "thought": str, "score": float},
+  ...}}`` keyed by state name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib import resources
+
+from humanlm.errors import ConfigError
+from humanlm.states import RESPONSE, get_state
+from humanlm.states.render import render
+
+__all__ = [
+    "aspects_prompt_version",
+    "build_aspects_prompt",
+    "build_group_prompt",
+    "group_prompt_version",
+    "load_template",
+    "prompt_versions",
+    "render_context",
+    "sanitise",
+    "template_hash",
+]
+
+# Tags that delimit data in the judge prompts; untrusted text must not be able to write them.
+_DELIMITER = re.compile(
+    r"<\s*/?\s*(conversation|real_reply|candidates?)\b[^<>]*>?", flags=re.IGNORECASE
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPEAKER_LINE = re.compile(r"^(\s*)\*\*", flags=re.MULTILINE)
+
+
+def _prompts_dir():  # noqa: ANN202 - importlib Traversable
+    return resources.files("humanlm.judge") / "prompts"
+
+
+@cache
+def load_template(name: str) -> str:
+    """Return the text of ``judge/prompts/<name>.md`` (trailing newlines removed).
+
+    Raises:
+        ConfigError: there is no such template.
+    """
+    path = _prompts_dir() / f"{name}.md"
+    if not path.is_file():
+        raise ConfigError(f"no judge prompt template named {name!r} in humanlm/judge/prompts/")
+    return path.read_text(encoding="utf-8").rstrip("\n")
+
+
+def template_hash(name: str) -> str:
+    """First 12 hex digits of the sha256 of a template's text."""
+    return hashlib.sha256(load_template(name).encode("utf-8")).hexdigest()[:12]
+
+
+@cache
+def prompt_versions() -> dict[str, str]:
+    """Map template name -> version string, read from ``judge/prompts/VERSIONS``."""
+    versions = {}
+    for line in (_prompts_dir() / "VERSIONS").read_text("utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version, _digest = line.split()
+            versions[name] = version
+    return versions
+
+
+def group_prompt_version() -> str:
+    """Version of the group prompt (the main template plus the response-only rules)."""
+    v = prompt_versions()
+    return f"judge-group-v{v['group']}.{v['group_response']}"
+
+
+def aspects_prompt_version() -> str:
+    """Version of the aspects prompt (one response, all latent states)."""
+    return f"judge-aspects-v{prompt_versions()['aspects']}"
+
+
+def sanitise(text: str) -> str:
+    """Make untrusted text safe to place between the prompt's data delimiters.
+
+    Delimiter-like tags (``<candidates>``, ``</real_reply>``, ...) get their angle brackets
+    replaced by look-alike guillemets and control characters are dropped, so a candidate or a
+    context message cannot close its data block and pose as instructions.
+    """
+    text = _CONTROL.sub("", text)
+    return _DELIMITER.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text)
+
+
+def render_context(context: Sequence[Mapping[str, object]]) -> str:
+    """Render context messages as ``**Name**: content`` paragraphs, sanitised.
+
+    Each message needs ``content`` and ``name`` (``role`` is used when ``name`` is missing).
+    A line of content that starts with ``**`` is escaped so it cannot pose as a new speaker.
+    """
+    lines = []
+    for message in context:
+        name = str(message.get("name") or message.get("role") or "unknown")
+        name = " ".join(sanitise(name).replace("*", "").split()) or "unknown"
+        content = sanitise(str(message.get("content") or "")).strip()
+        content = _SPEAKER_LINE.sub(lambda m: m.group(1) + "\\*\\*", content)
+        lines.append(f"**{name}**: {content}")
+    return "\n\n".join(lines) if lines else "(no earlier messages)"
+
+
+def _example_scores(keys: Sequence[str]) -> str:
+    entry = '{"thought": "<one or two sentences>", "score": <number from 0 to 1>}'
+    shown = list(keys[:2])
+    parts = [f'"{k}": {entry}' for k in shown]
+    if len(keys) > 3:
+        parts.append("...")
+    if len(keys) > 2:
+        parts.append(f'"{keys[-1]}": {entry}')
+    return "{" + ", ".join(parts) + "}"
+
+
+def build_group_prompt(
+    *, context: Sequence[Mapping[str, object]], ground_truth: str, state: str, candidates: Sequence[str]
+) -> str:
+    """Render the group prompt: N candidates for one state of one example, numbered from 1.
+
+    Args:
+        context: the rendered context messages (``{name, content}`` dicts).
+        ground_truth: the real reply.
+        state: one of the seven state names (``response`` adds the response-only rules).
+        candidates: the distinct candidate texts, shown as ``{"1": ..., "2": ...}`` in this order.
+
+    Raises:
+        ConfigError: ``state`` is unknown.
+    """
+    spec = get_state(state)
+    numbered = {str(i): sanitise(c) for i, c in enumerate(candidates, start=1)}
+    keys = list(numbered)
+    rules = load_template("group_response") + "\n" if state == RESPONSE else ""
+    return render(
+        load_template("group"),
+        state=spec.name,
+        description=spec.description,
+        context=render_context(context),
+        real_reply=sanitise(ground_truth).strip(),
+        candidates=json.dumps(numbered, ensure_ascii=False, indent=1),
+        count=len(keys),
+        response_rules=rules,
+        example_scores=_example_scores(keys),
+    )
+
+
+def build_aspects_prompt(
+    *,
+    context: Sequence[Mapping[str, object]],
+    ground_truth: str,
+    response: str,
+    states: Sequence[str],
+) -> str:
+    """Render the aspects prompt: one response scored on several latent states in one call.
+
+    Raises:
+        ConfigError: a state is unknown.
+    """
+    dims = "\n".join(f"- {get_state(s).name}: {get_state(s).description}" for s in states)
+    entry = '{"key_points": ["<point>"], "thought": "<one or two sentences>", "score": <0 to 1>}'
+    example = "{" + ", ".join(f'"{s}": {entry}' for s in states[:2])
+    example += ", ...}" if len(states) > 2 else "}"
+    return render(
+        load_template("aspects"),
+        context=render_context(context),
+        real_reply=sanitise(ground_truth).strip(),
+        candidate=sanitise(response).strip(),
+        dimensions=dims,
+        example_scores=example,
+    )

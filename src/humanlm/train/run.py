@@ -1,0 +1,186 @@
+"""``humanlm train``: every HumanLM mode on TRL, top to bottom.
+
+Example:
+    >>> from humanlm.config import load_config
+    >>> from humanlm.train.run import run_train
+    >>> result = run_train(load_config("configs/demo.yaml", ["trainer.max_steps=2"]))  # doctest: +SKIP
+
+Supports the modes ``humanlm`` (GRPO over the seven states with hetero thinking, each sample
+rewarded by the judge score of its own state), ``grpo`` / ``grpo-think`` (GRPO on the response,
+thinking off / on), ``sft`` / ``sft-think`` (SFT on the raw reply / on a thinking trace plus the
+tagged reply). An optional SFT warm-up on tagged targets precedes GRPO (``warmup.steps``).
+Refuses, before any model loads: unknown keys, unknown modes, a warm-up before SFT.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from humanlm.config import TrainConfig, to_dict
+from humanlm.log import make_run_dir, write_run_files
+from humanlm.train.callbacks import MetricsFileCallback
+from humanlm.train.data import build_grpo_dataset, build_sft_dataset, drop_long_prompts
+from humanlm.data.resolve import resolve_split
+from humanlm.train.trainers import build_grpo_trainer, build_sft_trainer
+
+__all__ = ["TrainResult", "run_train"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced."""
+
+    run_dir: Path
+    model_dir: Path
+    metrics_path: Path
+    global_step: int
+
+
+def _resolve_model(cfg: TrainConfig, run_dir: Path) -> Path | str:
+    if cfg.model.path != "tiny":
+        return cfg.model.path
+    from humanlm.model.tiny import build_tiny_model
+
+    return build_tiny_model(run_dir / "base_model", seed=cfg.seed)
+
+
+def _load_model(path: Path | str, cfg: TrainConfig) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = "auto" if cfg.model.dtype == "auto" else getattr(torch, cfg.model.dtype)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+
+
+def _peft_config(cfg: TrainConfig) -> Any:
+    if not cfg.model.lora:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.model.lora_r,
+        lora_alpha=cfg.model.lora_alpha,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+
+
+def _trainer_options(cfg: TrainConfig) -> dict[str, Any]:
+    options = dict(cfg.trainer)
+    if cfg.model.gradient_checkpointing:
+        options.setdefault("gradient_checkpointing", True)
+    return options
+
+
+def _warm_up(cfg: TrainConfig, *, model: Any, tokenizer: Any, examples: list, run_dir: Path) -> None:
+    dataset = build_sft_dataset(examples, state_set=cfg.state_set, thinking=cfg.thinking, seed=cfg.seed)
+    options = {
+        "max_steps": cfg.warmup.steps,
+        "learning_rate": cfg.warmup.learning_rate,
+        "per_device_train_batch_size": cfg.warmup.batch_size,
+        "lr_scheduler_type": "constant",
+        "warmup_ratio": 0.0,
+        "save_strategy": "no",
+        "max_length": None,
+    }
+    trainer = build_sft_trainer(
+        model=model,
+        tokenizer=tokenizer,
+        train_dataset=dataset,
+        output_dir=run_dir / "warmup",
+        trainer_options=options,
+        seed=cfg.seed,
+        callbacks=[MetricsFileCallback(run_dir / "metrics.jsonl", phase="warmup")],
+    )
+    trainer.train()
+
+
+def _state_reward(cfg: TrainConfig, run_dir: Path) -> Any:
+    from humanlm.judge import build_judge, state_reward
+
+    judge = build_judge(
+        cfg.judge.spec,
+        temperature=cfg.judge.temperature,
+        api_key_env=cfg.judge.api_key_env,
+        concurrency=cfg.judge.concurrency,
+        timeout_s=cfg.judge.timeout_s,
+        max_retries=cfg.judge.max_retries,
+        cache_path=cfg.judge.cache or None,
+    )
+    return judge, functools.partial(state_reward, judge=judge, tagged=True)
+
+
+def run_train(cfg: TrainConfig, *, run_dir: Path | None = None) -> TrainResult:
+    """Train one model as ``cfg`` says and write everything into its run folder."""
+    from transformers import AutoTokenizer, set_seed
+
+    run_dir = Path(run_dir) if run_dir else make_run_dir(cfg.output_root, cfg.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_files(run_dir, config=to_dict(cfg), seed=cfg.seed, extra={"mode": cfg.mode})
+    set_seed(cfg.seed)
+
+    model_path = _resolve_model(cfg, run_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    examples = resolve_split(
+        cfg.data.source,
+        dataset=cfg.data.dataset,
+        split=cfg.data.train_split,
+        work_dir=run_dir / "data",
+        limit=cfg.data.limit,
+    )
+    examples = drop_long_prompts(
+        examples,
+        tokenizer=tokenizer,
+        max_tokens=cfg.data.max_prompt_tokens,
+        state_set=cfg.state_set,
+        thinking=cfg.thinking,
+    )
+    logger.info("mode %s: %d training examples, state set %s", cfg.mode, len(examples), cfg.state_set)
+    model = _load_model(model_path, cfg)
+    metrics = MetricsFileCallback(run_dir / "metrics.jsonl", phase="train")
+
+    if cfg.trainer_kind == "sft":
+        dataset = build_sft_dataset(examples, state_set=cfg.state_set, thinking=cfg.thinking, seed=cfg.seed)
+        trainer = build_sft_trainer(
+            model=model,
+            tokenizer=tokenizer,
+            train_dataset=dataset,
+            output_dir=run_dir / "checkpoints",
+            trainer_options=_trainer_options(cfg),
+            seed=cfg.seed,
+            callbacks=[metrics],
+            peft_config=_peft_config(cfg),
+        )
+    else:
+        if cfg.warmup.steps:
+            _warm_up(cfg, model=model, tokenizer=tokenizer, examples=examples, run_dir=run_dir)
+        judge, reward = _state_reward(cfg, run_dir)
+        dataset = build_grpo_dataset(examples, state_set=cfg.state_set, thinking=cfg.thinking, seed=cfg.seed)
+        trainer = build_grpo_trainer(
+            model=model,
+            tokenizer=tokenizer,
+            train_dataset=dataset,
+            reward_funcs=[reward],
+            output_dir=run_dir / "checkpoints",
+            trainer_options=_trainer_options(cfg),
+            seed=cfg.seed,
+            callbacks=[metrics],
+            peft_config=_peft_config(cfg),
+        )
+    trainer.train()
+
+    model_dir = run_dir / "model"
+    trainer.save_model(str(model_dir))
+    tokenizer.save_pretrained(str(model_dir))
+    return TrainResult(
+        run_dir=run_dir,
+        model_dir=model_dir,
+        metrics_path=run_dir / "metrics.jsonl",
+        global_step=trainer.state.global_step,
+    )

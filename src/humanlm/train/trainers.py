@@ -1,0 +1,121 @@
+"""Thin constructors around TRL's trainers: our defaults first, the user's ``trainer:`` mapping on top.
+
+Nothing here re-declares a TRL option; TRL validates whatever the user passes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+
+from humanlm.errors import ConfigError
+from humanlm.states import STATES
+
+__all__ = ["GRPO_DEFAULTS", "SFT_DEFAULTS", "build_grpo_trainer", "build_sft_trainer", "closing_tags"]
+
+logger = logging.getLogger(__name__)
+
+# Paper settings where they do not depend on the hardware (spec section 5); a preset or the user's
+# `trainer:` mapping overrides any of them.
+_COMMON = {"logging_steps": 1, "report_to": "none", "save_strategy": "steps", "save_steps": 25}
+GRPO_DEFAULTS: dict[str, Any] = {
+    **_COMMON,
+    "num_generations": 4,
+    "temperature": 0.8,
+    "learning_rate": 1e-6,
+    "beta": 0.001,
+    # k3 estimator without the bias correction equals verl's low_var_kl KL loss.
+    "use_bias_correction_kl": False,
+    "loss_type": "dapo",
+    "scale_rewards": "group",
+    # Completions that end at a closing tag count as clipped; keep them in the loss.
+    "mask_truncated_completions": False,
+    "max_completion_length": 1024,
+}
+SFT_DEFAULTS: dict[str, Any] = {
+    **_COMMON,
+    "learning_rate": 1e-6,
+    "lr_scheduler_type": "cosine",
+    "warmup_ratio": 0.1,
+    "num_train_epochs": 2,
+    "max_length": 8192,
+    "completion_only_loss": True,
+}
+
+
+def _make_args(config_cls: type, defaults: dict[str, Any], user: dict[str, Any], **fixed: Any) -> Any:
+    kwargs = {**defaults, **user, **fixed}
+    try:
+        return config_cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"trainer: {err} (see the {config_cls.__name__} documentation)") from None
+    except ValueError as err:
+        raise ConfigError(f"trainer: {config_cls.__name__} refused the options: {err}") from None
+
+
+def closing_tags() -> list[str]:
+    """Stop strings for rollouts: the closing tag of every state."""
+    return [s.close_tag for s in STATES.values()]
+
+
+def build_sft_trainer(
+    *,
+    model: Any,
+    tokenizer: Any,
+    train_dataset: Dataset,
+    output_dir: Path,
+    trainer_options: dict[str, Any],
+    seed: int,
+    callbacks: Sequence[Any] = (),
+    peft_config: Any = None,
+) -> Any:
+    """An ``SFTTrainer`` with completion-only loss on pre-rendered prompt/completion rows."""
+    from trl import SFTConfig, SFTTrainer
+
+    args = _make_args(
+        SFTConfig, SFT_DEFAULTS, trainer_options, output_dir=str(output_dir), seed=seed
+    )
+    return SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+        peft_config=peft_config,
+    )
+
+
+def build_grpo_trainer(
+    *,
+    model: Any,
+    tokenizer: Any,
+    train_dataset: Dataset,
+    reward_funcs: Sequence[Callable[..., Any]],
+    output_dir: Path,
+    trainer_options: dict[str, Any],
+    seed: int,
+    callbacks: Sequence[Any] = (),
+    peft_config: Any = None,
+) -> Any:
+    """A ``GRPOTrainer`` over string prompts; with vLLM the rollouts stop at the closing tags."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    options = dict(trainer_options)
+    if options.get("use_vllm"):
+        generation = dict(options.get("generation_kwargs") or {})
+        generation.setdefault("stop", closing_tags())
+        options["generation_kwargs"] = generation
+    args = _make_args(GRPOConfig, GRPO_DEFAULTS, options, output_dir=str(output_dir), seed=seed)
+    return GRPOTrainer(
+        model=model,
+        reward_funcs=list(reward_funcs),
+        args=args,
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+        peft_config=peft_config,
+    )

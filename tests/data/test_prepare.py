@@ -1,0 +1,218 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import humanlm.data
+from humanlm.data import prepare as prepare_module
+from humanlm.data.prepare import PREPARED_COLUMNS, build_example_id, load_prepared, run_prepare
+from humanlm.errors import DataError
+from tests.data.samples import SAMPLE, persona_with_items, sample_row, sample_rows, write_jsonl
+
+
+def _leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_prepare_sample_writes_all_columns(tmp_path):
+    summary = run_prepare(source=SAMPLE, dataset="auto", out_dir=tmp_path)
+    assert (summary.read, summary.written, dict(summary.dropped)) == (12, 12, {})
+    assert [s.path for s in summary.splits] == [tmp_path / "train.parquet"]
+    assert tuple(pq.read_schema(tmp_path / "train.parquet").names) == PREPARED_COLUMNS
+    rows = load_prepared(tmp_path / "train.parquet")
+    first = rows[0]
+    assert first["data_source"] == "amazon" and first["turn_id"] == 1
+    assert first["timestamp"] is None and first["trace"] == "" and first["states"] == ""
+    assert first["messages"][0]["name"] == "Amazon store: Edward Uhlan (Author)"
+    assert set(first["messages"][0]) == {"role", "name", "content"}
+    assert first["persona"].startswith("occupation: Former teacher and small publisher\nInterests:")
+    assert len({r["example_id"] for r in rows}) == 12
+
+
+def test_example_ids_are_stable_across_runs(tmp_path):
+    run_prepare(source=SAMPLE, dataset="auto", out_dir=tmp_path / "a")
+    run_prepare(source=SAMPLE, dataset="auto", out_dir=tmp_path / "b")
+    ids_a = [r["example_id"] for r in load_prepared(tmp_path / "a" / "train.parquet")]
+    ids_b = [r["example_id"] for r in load_prepared(tmp_path / "b" / "train.parquet")]
+    assert ids_a == ids_b
+    assert build_example_id(
+        dataset="enron", post_id="p", user_id="u", turn_id=1, reply="hi"
+    ) == build_example_id(dataset="enron", post_id="p", user_id="u", turn_id=1, reply="hi")
+    assert build_example_id(
+        dataset="enron", post_id="p", user_id="u", turn_id=1, reply="hi"
+    ) != build_example_id(dataset="enron", post_id="p", user_id="u", turn_id=1, reply="hi!")
+
+
+def test_trace_states_and_timestamp_are_carried(tmp_path):
+    row = sample_row("chat", turn_id=2)
+    row.update(trace="Curious about figs.", states={"stance": "doubts the answer"}, timestamp=1700)
+    path = write_jsonl(tmp_path / "rows.jsonl", [row])
+    run_prepare(source=path, dataset="wildchat", out_dir=tmp_path / "out", split="val")
+    (out,) = load_prepared(tmp_path / "out" / "val.parquet")
+    assert out["trace"] == "Curious about figs."
+    assert json.loads(out["states"]) == {"stance": "doubts the answer"}
+    assert out["timestamp"] == 1700
+    assert [m["role"] for m in out["messages"]] == ["user", "assistant"]
+
+
+def test_persona_filter_limit_and_duplicates_are_counted(tmp_path):
+    base = sample_row("email", turn_id=1)
+    rows = []
+    for i, persona in enumerate(
+        [persona_with_items(9), persona_with_items(10), "A user chatting with an assistant."]
+    ):
+        rows.append({**base, "persona": persona, "completion": f"reply {i}"})
+    rows.append(dict(rows[1]))  # an exact duplicate of a kept row
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+    summary = run_prepare(source=path, dataset="enron", out_dir=tmp_path / "out")
+    assert (summary.read, summary.written) == (4, 2)
+    assert dict(summary.dropped) == {"persona_filter": 1, "duplicate": 1}
+    text = summary.describe()
+    assert "read 4, written 2, dropped 2 (duplicate: 1, persona_filter: 1)" in text
+    assert "fewer list items than the minimum (10)" in text
+    kept = [r["ground_truth"] for r in load_prepared(tmp_path / "out" / "train.parquet")]
+    assert kept == ["reply 1", "reply 2"]
+
+    limited = run_prepare(source=path, dataset="enron", out_dir=tmp_path / "lim", limit=1)
+    assert (limited.written, dict(limited.dropped)) == (1, {"persona_filter": 1, "limit": 2})
+    off = run_prepare(source=path, dataset="enron", out_dir=tmp_path / "all", min_persona_items=0)
+    assert off.written == 3
+
+
+def test_persona_dropout_writes_a_deterministic_dropout_split(tmp_path):
+    for out in ("a", "b"):
+        summary = run_prepare(
+            source=SAMPLE,
+            dataset="auto",
+            out_dir=tmp_path / out,
+            split="test",
+            persona_dropout=(0.3, 0.3),
+            seed=1,
+        )
+        assert summary.splits[0].path == tmp_path / out / "test_dropout.parquet"
+    a = load_prepared(tmp_path / "a" / "test_dropout.parquet")
+    b = load_prepared(tmp_path / "b" / "test_dropout.parquet")
+    assert [r["persona"] for r in a] == [r["persona"] for r in b]
+    plain = load_prepared(_prepare_plain(tmp_path))
+    assert any(x["persona"] != y["persona"] for x, y in zip(a, plain, strict=True))
+    chat = [r["persona"] for r in a if r["data_source"] == "wildchat"]
+    assert chat == ["A user who is chatting with an AI assistant."] * 2  # plain text untouched
+
+
+def _prepare_plain(tmp_path):
+    run_prepare(source=SAMPLE, dataset="auto", out_dir=tmp_path / "plain", split="test")
+    return tmp_path / "plain" / "test.parquet"
+
+
+def test_folder_source_writes_each_split(tmp_path):
+    rows = sample_rows()
+    write_jsonl(tmp_path / "src" / "train.jsonl", rows[:8])
+    write_jsonl(tmp_path / "src" / "test.jsonl", rows[8:])
+    summary = run_prepare(source=tmp_path / "src", dataset="auto", out_dir=tmp_path / "out")
+    assert [(s.split, s.written) for s in summary.splits] == [("train", 8), ("test", 4)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["test.parquet", "train.parquet"]
+
+
+def test_hub_source_writes_every_split(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    rows = sample_rows()[4:6]  # reddit
+
+    def fake_load_dataset(repo, split=None):
+        assert repo == "snap-stanford/humanual-opinion"
+        parts = {"train": rows[:1], "val": rows[1:], "test": rows[1:]}
+        return datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in parts.items()})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    summary = run_prepare(source="opinion", dataset="reddit", out_dir=tmp_path)
+    assert [(s.split, s.written) for s in summary.splits] == [("train", 1), ("val", 1), ("test", 1)]
+
+
+def test_failed_prepare_leaves_nothing_and_keeps_existing_files(tmp_path):
+    out = tmp_path / "out"
+    good = write_jsonl(tmp_path / "good.jsonl", sample_rows())
+    run_prepare(source=good, dataset="auto", out_dir=out)
+    before = (out / "train.parquet").read_bytes()
+
+    rows = sample_rows()
+    rows[7]["prompt"][2].pop("content")
+    bad = write_jsonl(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(DataError, match=r"row 7, field 'prompt\[2\].content'"):
+        run_prepare(source=bad, dataset="auto", out_dir=out)
+    assert (out / "train.parquet").read_bytes() == before
+    assert _leftovers(out) == []
+
+
+def test_bad_split_in_a_folder_writes_no_split(tmp_path):
+    rows = sample_rows()
+    write_jsonl(tmp_path / "src" / "train.jsonl", rows[:6])
+    bad = rows[6:]
+    bad[3]["user_id"] = ""
+    write_jsonl(tmp_path / "src" / "test.jsonl", bad)
+    with pytest.raises(DataError, match="test.jsonl, row 3, field 'user_id'"):
+        run_prepare(source=tmp_path / "src", dataset="auto", out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_failure_while_writing_removes_every_temp_file(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    src = tmp_path / "src"
+    write_jsonl(src / "train.jsonl", sample_rows()[:6])
+    write_jsonl(src / "test.jsonl", sample_rows()[6:])
+    run_prepare(source=src, dataset="auto", out_dir=out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    real_build = prepare_module._build_example
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 9:  # inside the second split, after the first split was written
+            raise RuntimeError("disk on fire")
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(prepare_module, "_build_example", flaky)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        run_prepare(source=src, dataset="auto", out_dir=out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert _leftovers(out) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"limit": -1}, "limit"),
+        ({"persona_dropout": (0.5, 2.0)}, "probabilities"),
+    ],
+)
+def test_bad_arguments(tmp_path, kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        run_prepare(source=SAMPLE, dataset="auto", out_dir=tmp_path, **kwargs)
+
+
+def test_load_prepared_errors(tmp_path):
+    with pytest.raises(DataError, match="no such prepared file"):
+        load_prepared(tmp_path / "missing.parquet")
+    pq.write_table(pa.table({"prompt": ["x"]}), tmp_path / "raw.parquet")
+    with pytest.raises(DataError, match="missing columns example_id"):
+        load_prepared(tmp_path / "raw.parquet")
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    with pytest.raises(DataError, match="not a readable parquet file"):
+        load_prepared(tmp_path / "junk.parquet")
+
+
+DEMO = Path(humanlm.data.__file__).parent / "demo"
+
+
+@pytest.mark.skipif(not list(DEMO.glob("*.jsonl")), reason="demo data not bundled yet")
+def test_bundled_demo_data_prepares(tmp_path):
+    first = json.loads(next(iter(sorted(DEMO.glob("*.jsonl")))).read_text("utf-8").splitlines()[0])
+    dataset = "auto" if first.get("dataset") else "generic"
+    summary = run_prepare(source=DEMO, dataset=dataset, out_dir=tmp_path, min_persona_items=0)
+    assert summary.written == summary.read > 0
+    for split in summary.splits:
+        rows = load_prepared(split.path)
+        assert all(r["ground_truth"] and r["messages"] is not None for r in rows)

@@ -1,0 +1,115 @@
+"""The verdict cache: reruns hit it, failures are not stored, several processes can share it and a
+killed writer leaves it intact."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from humanlm.judge import JudgeCache
+from humanlm.judge.cache import cache_key
+from humanlm.testing import faults
+from humanlm.testing.judge_replies import group_reply, judge_reply_fn
+
+from .conftest import CONTEXT, TRUTH, run
+
+
+def judge_once(judge, state="stance", **kw):
+    return run(
+        judge.judge_group(
+            context=CONTEXT, ground_truth=TRUTH, state=state, candidates=["a", "b"], **kw
+        )
+    )
+
+
+def test_rerun_hits_the_cache(server, make_judge, tmp_path: Path) -> None:
+    server.reply_fn = judge_reply_fn(lambda c, r: 0.25 if c == "a" else 0.75)
+    path = tmp_path / "cache.sqlite"
+    first = judge_once(make_judge(cache=path))
+    again = make_judge(cache=path)
+    second = judge_once(again)
+    assert second.scores == first.scores == [0.25, 0.75]
+    assert second.cached and not first.cached and second.calls == 0
+    assert again.ledger.cache_hits == 1 and again.ledger.calls == 0
+    assert second.key_points == first.key_points and second.verdicts[0].raw is not None
+    assert len(server.chat_requests) == 1
+
+
+def test_cache_bypass_and_key_parts(server, make_judge, tmp_path: Path) -> None:
+    server.reply_fn = judge_reply_fn()
+    path = tmp_path / "cache.sqlite"
+    judge_once(make_judge(cache=path))
+    judge_once(make_judge(cache=path), use_cache=False)  # --no-cache
+    judge_once(make_judge(cache=path, temperature=0.5))  # other parameters
+    judge_once(make_judge(cache=path), state="emotion")  # other state
+    assert len(server.chat_requests) == 4
+    judge_once(make_judge(cache=path, temperature=0.5))
+    assert len(server.chat_requests) == 4
+
+
+def test_failures_are_not_cached(server, make_judge, tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    server.enqueue(faults.empty())
+    assert judge_once(make_judge(cache=path, max_retries=0)).scores == [None, None]
+    server.enqueue(group_reply([0.1, 0.2]))
+    assert judge_once(make_judge(cache=path)).scores == [0.1, 0.2]
+    assert len(JudgeCache(path)) == 1
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from humanlm.judge.cache import JudgeCache
+    cache = JudgeCache(sys.argv[1])
+    tag, count = sys.argv[2], int(sys.argv[3])
+    i = 0
+    while count < 0 or i < count:
+        cache.put(f"{tag}-{i}", {"scores": {"1": i / 1e6}, "pad": "x" * 2000})
+        i += 1
+    """
+)
+
+
+def _writer(path: Path, tag: str, count: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _WRITER, str(path), tag, str(count)])
+
+
+def test_two_processes_write_concurrently(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite"
+    JudgeCache(path).close()
+    procs = [_writer(path, tag, 300) for tag in ("p", "q")]
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0
+    cache = JudgeCache(path)
+    assert len(cache) == 600
+    assert cache.get("q-299")["scores"] == {"1": 299 / 1e6}
+    assert cache.get("p-0") is not None
+
+
+def test_killed_writer_leaves_a_usable_cache(tmp_path: Path) -> None:
+    path = tmp_path / "killed.sqlite"
+    JudgeCache(path).close()
+    proc = _writer(path, "k", -1)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and len(JudgeCache(path)) < 50:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    cache = JudgeCache(path)
+    stored = len(cache)
+    assert stored >= 50 and cache.get("k-0") is not None
+    cache.put("after-kill", {"scores": {}})
+    assert len(cache) == stored + 1
+
+
+def test_cache_key_ignores_key_order() -> None:
+    assert cache_key({"a": 1, "b": [1, 2]}) == cache_key({"b": [1, 2], "a": 1})
+    assert cache_key({"a": 1}) != cache_key({"a": 2})

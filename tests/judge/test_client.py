@@ -1,0 +1,301 @@
+"""The LLM judge against the real scripted server: every injected fault, alignment by number,
+economy rules, bounded time, unscored instead of zero."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from humanlm.errors import JudgeUnavailableError
+from humanlm.testing import Reply, faults
+from humanlm.testing.judge_replies import (
+    aspects_reply,
+    candidates_in,
+    group_reply,
+    judge_reply_fn,
+)
+
+from .conftest import CONTEXT, TRUTH, run
+
+GOOD = group_reply({"1": 0.3, "2": 0.6})
+
+
+def judge_two(judge, **kw):
+    return run(
+        judge.judge_group(
+            context=CONTEXT, ground_truth=TRUTH, state="stance", candidates=["a", "b"], **kw
+        )
+    )
+
+
+RECOVERABLE = [
+    (faults.rate_limited(0.05), "rate_limited"),
+    (faults.server_error(500), "server_error"),
+    (faults.server_error(503), "server_error"),
+    (faults.hang(3.0), "timeout"),
+    (faults.disconnect(), "connection_error"),
+    (faults.empty(), "empty"),
+    (faults.null_content(), "empty"),
+    (faults.truncated(GOOD), "parse_failure"),
+    (Reply(content=group_reply({"1": 0.3})), "wrong_count"),
+    (Reply(content=group_reply({"1": 0.3, "2": 0.6, "3": 0.1})), "wrong_count"),
+]
+
+
+@pytest.mark.parametrize(("fault", "recorded"), RECOVERABLE, ids=[r for _, r in RECOVERABLE])
+def test_fault_then_good_reply_is_scored(server, make_judge, fault, recorded) -> None:
+    server.enqueue(fault, GOOD)
+    judge = make_judge(request_timeout_s=0.3)
+    started = time.monotonic()
+    verdict = judge_two(judge)
+    assert time.monotonic() - started < 2.0
+    assert verdict.scores == [0.3, 0.6] and verdict.reason == "ok"
+    assert verdict.calls == 2 == len(server.chat_requests) == judge.ledger.calls
+    assert judge.ledger.retries == {recorded: 1}
+    assert judge.ledger.failures == {}
+
+
+TOLERATED = [
+    group_reply({"1": 0.3, "2": 0.6}, fence=True, prose=True),  # code fence with prose
+    group_reply({"1": 0.3, "2": 0.6}, reverse=True),  # reversed keys
+    group_reply({"1": 0.3, "2": 0.6}, as_strings=True),  # scores as strings
+    group_reply({"1": 0.3, "2": 0.6}, trailing_comma=True),  # trailing comma
+]
+
+
+@pytest.mark.parametrize("reply", TOLERATED)
+def test_tolerated_replies_need_no_retry(server, make_judge, reply) -> None:
+    server.enqueue(reply)
+    judge = make_judge()
+    assert judge_two(judge).scores == [0.3, 0.6]
+    assert judge.ledger.calls == 1 and not judge.ledger.retries
+
+
+PERSISTENT = [
+    (faults.rate_limited(0.01), "transport_error"),
+    (faults.server_error(), "transport_error"),
+    (faults.disconnect(), "transport_error"),
+    (faults.hang(5.0), "timeout"),
+    (faults.empty(), "empty"),
+    (faults.truncated(GOOD), "parse_failure"),
+    (Reply(content=group_reply({"1": 0.3})), "wrong_count"),
+    (Reply(content=group_reply({"1": 40, "2": 60})), "off_scale"),
+]
+
+
+@pytest.mark.parametrize(("fault", "reason"), PERSISTENT, ids=[r for _, r in PERSISTENT])
+def test_persistent_fault_leaves_group_unscored_not_zero(server, make_judge, fault, reason):
+    server.reply_fn = lambda request: fault
+    judge = make_judge(request_timeout_s=0.2, max_retries=2)
+    started = time.monotonic()
+    verdict = judge_two(judge)
+    assert time.monotonic() - started < 3.0
+    assert verdict.scores == [None, None]
+    assert verdict.reason == reason and verdict.reasons == [reason, reason]
+    assert judge.ledger.failures == {reason: 1}
+    assert judge.ledger.calls == 3 == len(server.chat_requests)
+
+
+def test_overall_deadline_bounds_a_hanging_server(server, make_judge) -> None:
+    server.reply_fn = lambda request: faults.hang(10.0)
+    judge = make_judge(timeout_s=0.5, request_timeout_s=5.0, max_retries=10)
+    started = time.monotonic()
+    verdict = judge_two(judge)
+    assert time.monotonic() - started < 1.5
+    assert verdict.scores == [None, None] and verdict.reason == "timeout"
+
+
+def test_retry_after_is_honoured(server, make_judge) -> None:
+    server.enqueue(faults.rate_limited(0.4), GOOD)
+    judge = make_judge(backoff_s=0.001, backoff_max_s=0.001)
+    assert judge_two(judge).scores == [0.3, 0.6]
+    first, second = server.chat_requests
+    assert second.received_at - first.received_at >= 0.39
+
+
+def test_retry_after_beyond_the_deadline_gives_up_at_once(server, make_judge) -> None:
+    server.reply_fn = lambda request: faults.rate_limited(30.0)
+    judge = make_judge(timeout_s=2.0)
+    started = time.monotonic()
+    verdict = judge_two(judge)
+    assert time.monotonic() - started < 1.0
+    assert verdict.reason == "transport_error" and verdict.scores == [None, None]
+
+
+def test_rejected_request_is_not_retried(server, make_judge) -> None:
+    server.reply_fn = lambda request: Reply(status=400)
+    judge = make_judge()
+    verdict = judge_two(judge)
+    assert verdict.reason == "rejected" and len(server.chat_requests) == 1
+
+
+def test_bad_credentials_raise_without_the_key(server, make_judge, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-SECRET-123")
+    server.reply_fn = lambda request: Reply(status=401)
+    judge = make_judge()
+    with pytest.raises(JudgeUnavailableError) as info:
+        judge_two(judge)
+    assert "SECRET" not in str(info.value) and "401" in str(info.value)
+    assert server.chat_requests[0].headers["authorization"] == "Bearer sk-test-SECRET-123"
+
+
+def test_scores_follow_candidate_numbers_not_reply_order(server, make_judge) -> None:
+    server.enqueue(group_reply({"3": 0.9, "1": 0.1, "2": 0.5}))
+    verdict = run(
+        make_judge().judge_group(
+            context=CONTEXT, ground_truth=TRUTH, state="stance", candidates=["x", "y", "z"]
+        )
+    )
+    assert verdict.scores == [0.1, 0.5, 0.9]
+    assert [v.thought for v in verdict.verdicts] == [f"candidate {k} judged" for k in "123"]
+
+
+def test_identical_candidates_are_judged_once(server, make_judge) -> None:
+    server.enqueue(group_reply({"1": 0.2, "2": 0.7}))
+    verdict = run(
+        make_judge().judge_group(
+            context=CONTEXT,
+            ground_truth=TRUTH,
+            state="stance",
+            candidates=["sides with OP", "blames OP", "sides with OP", " sides with OP\n"],
+        )
+    )
+    (request,) = server.chat_requests
+    assert candidates_in(request.prompt) == {"1": "sides with OP", "2": "blames OP"}
+    assert verdict.scores == [0.2, 0.7, 0.2, 0.2]
+
+
+def test_empty_candidates_score_zero_without_a_call(server, make_judge) -> None:
+    judge = make_judge()
+    verdict = run(
+        judge.judge_group(context=CONTEXT, ground_truth=TRUTH, state="goal", candidates=["", None])
+    )
+    assert verdict.scores == [0.0, 0.0] and verdict.reason == "bad_format"
+    assert server.chat_requests == [] and judge.ledger.calls == 0 and judge.ledger.no_call == 1
+
+
+def test_exact_copy_beats_the_best_without_being_sent(server, make_judge) -> None:
+    server.enqueue(group_reply({"1": 0.4, "2": 0.95}))
+    verdict = run(
+        make_judge().judge_group(
+            context=CONTEXT, ground_truth=TRUTH, state="response", candidates=["a", TRUTH, "b", ""]
+        )
+    )
+    assert candidates_in(server.chat_requests[0].prompt) == {"1": "a", "2": "b"}
+    assert verdict.scores == [0.4, 1.0, 0.95, 0.0]
+    assert verdict.reasons == ["ok", "exact_copy", "ok", "bad_format"]
+
+
+def test_exact_copy_gets_best_plus_a_tenth(server, make_judge) -> None:
+    server.enqueue(group_reply({"1": 0.4}))
+    verdict = run(
+        make_judge().judge_group(
+            context=CONTEXT, ground_truth=TRUTH, state="response", candidates=[f" {TRUTH} ", "a"]
+        )
+    )
+    assert verdict.scores == pytest.approx([0.5, 0.4])
+
+
+def test_all_copies_score_one_without_a_call(server, make_judge) -> None:
+    verdict = run(
+        make_judge().judge_group(
+            context=CONTEXT, ground_truth=TRUTH, state="response", candidates=[TRUTH, TRUTH]
+        )
+    )
+    assert verdict.scores == [1.0, 1.0] and server.chat_requests == []
+
+
+def test_exact_copy_is_unscored_when_the_judge_fails(server, make_judge) -> None:
+    server.reply_fn = lambda request: faults.empty()
+    verdict = run(
+        make_judge(max_retries=0).judge_group(
+            context=CONTEXT, ground_truth=TRUTH, state="response", candidates=[TRUTH, "a", ""]
+        )
+    )
+    assert verdict.scores == [None, None, 0.0]
+
+
+def test_one_call_per_group_with_judgeable_candidates(server, make_judge) -> None:
+    import asyncio
+
+    server.reply_fn = judge_reply_fn()
+    judge = make_judge()
+    groups = [["a", "b"], ["", ""], [TRUTH], ["c", "c", "d"], ["e"]]
+
+    async def all_groups():
+        return await asyncio.gather(
+            *(
+                judge.judge_group(context=CONTEXT, ground_truth=TRUTH, state="value", candidates=g)
+                for g in groups
+            )
+        )
+
+    verdicts = run(all_groups())
+    assert judge.ledger.calls == 3 == len(server.chat_requests)
+    assert judge.ledger.groups == 5 and judge.ledger.no_call == 2
+    assert all(v.is_scored for v in verdicts)
+    assert judge.ledger.input_tokens > 0 and judge.ledger.output_tokens > 0
+
+
+def test_concurrency_is_bounded(server, make_judge) -> None:
+    import asyncio
+
+    server.reply_fn = judge_reply_fn()
+    server.latency_s = 0.15
+
+    async def six(judge):
+        await asyncio.gather(
+            *(
+                judge.judge_group(
+                    context=CONTEXT, ground_truth=TRUTH, state="goal", candidates=[f"c{i}"]
+                )
+                for i in range(6)
+            )
+        )
+
+    for concurrency, low, high in ((2, 0.44, 2.0), (6, 0.0, 0.4)):
+        started = time.monotonic()
+        run(six(make_judge(concurrency=concurrency)))
+        assert low <= time.monotonic() - started < high
+
+
+def test_sampling_parameters_are_sent(server, make_judge) -> None:
+    server.enqueue(GOOD)
+    judge_two(make_judge(temperature=0.0, max_tokens=300))
+    body = server.chat_requests[0].body
+    assert body["temperature"] == 0.0 and body["max_tokens"] == 300
+    assert body["model"] == "judge-model"
+
+
+def test_judge_works_across_event_loops(server, make_judge) -> None:
+    server.reply_fn = judge_reply_fn()
+    judge = make_judge()
+    for _ in range(2):  # asyncio.run makes a new loop each time
+        assert judge_two(judge).is_scored
+
+
+def test_aspects_scores_every_state_in_one_call(server, make_judge) -> None:
+    server.enqueue(aspects_reply({"stance": 0.4, "emotion": 0.3}, as_strings=True))
+    judge = make_judge()
+    verdict = run(
+        judge.judge_aspects(
+            context=CONTEXT, ground_truth=TRUTH, response="NTA", states=("stance", "emotion")
+        )
+    )
+    assert verdict.scores == {"stance": 0.4, "emotion": 0.3} and verdict.reason == "ok"
+    assert verdict.verdicts["stance"].prompt_version.startswith("judge-aspects-v")
+    assert judge.ledger.calls == 1
+
+
+def test_aspects_failure_is_unscored_and_shortcuts_need_no_call(server, make_judge) -> None:
+    server.reply_fn = lambda request: Reply(content=aspects_reply({"stance": 0.4}))
+    judge = make_judge(max_retries=1)
+    failed = run(judge.judge_aspects(context=CONTEXT, ground_truth=TRUTH, response="NTA"))
+    assert set(failed.scores.values()) == {None} and failed.reason == "wrong_count"
+    assert len(failed.scores) == 6
+    empty = run(judge.judge_aspects(context=CONTEXT, ground_truth=TRUTH, response="  "))
+    copy = run(judge.judge_aspects(context=CONTEXT, ground_truth=TRUTH, response=TRUTH))
+    assert set(empty.scores.values()) == {0.0} and empty.reason == "bad_format"
+    assert set(copy.scores.values()) == {1.0} and copy.reason == "exact_copy"
+    assert len(server.chat_requests) == 2

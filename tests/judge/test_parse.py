@@ -1,0 +1,72 @@
+"""Judge reply parsing: tolerant JSON extraction, alignment by number, failure reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from humanlm.judge.parse import extract_json, parse_aspects_reply, parse_group_reply
+from humanlm.testing.judge_replies import aspects_reply, group_reply
+
+GOOD = {"1": 0.2, "2": 0.5, "3": 0.9}
+
+GROUP_CASES = [
+    (group_reply(GOOD), 3, "ok", [0.2, 0.5, 0.9]),  # plain
+    (group_reply(GOOD, reverse=True), 3, "ok", [0.2, 0.5, 0.9]),  # reversed keys: by number
+    (group_reply({"3": 0.9, "1": 0.2, "2": 0.5}), 3, "ok", [0.2, 0.5, 0.9]),  # "3","1","2"
+    (group_reply(GOOD, as_strings=True), 3, "ok", [0.2, 0.5, 0.9]),  # scores as strings
+    (group_reply(GOOD, fence=True, prose=True), 3, "ok", [0.2, 0.5, 0.9]),  # fence + prose
+    (group_reply(GOOD, prose=True), 3, "ok", [0.2, 0.5, 0.9]),  # prose, no fence
+    (group_reply(GOOD, trailing_comma=True), 3, "ok", [0.2, 0.5, 0.9]),  # trailing comma
+    (group_reply(GOOD, as_list=True, reverse=True), 3, "ok", [0.2, 0.5, 0.9]),  # numbered list
+    (group_reply({"1": 1.3, "2": -0.2}), 2, "ok", [1.0, 0.0]),  # slightly off: clipped
+    (group_reply({"candidate 1": 0.1, "#2": 0.3}), 2, "ok", [0.1, 0.3]),  # decorated keys
+    ('{"scores": {"1": 0.4, "2": "0.6/1"}}', 2, "ok", [0.4, 0.6]),  # bare values
+    (group_reply({"1": 7, "2": 9}), 2, "off_scale", None),  # a 0-10 scale
+    (group_reply(GOOD), 2, "wrong_count", None),  # an extra number
+    (group_reply({"1": 0.2, "2": 0.5}), 3, "wrong_count", None),  # a missing number
+    (group_reply(GOOD)[:60], 3, "parse_failure", None),  # truncated JSON
+    ('{"scores": [0.1, 0.2]}', 2, "parse_failure", None),  # positions only: never trusted
+    ('{"scores": {"1": {"thought": "no score"}}}', 1, "parse_failure", None),  # no score
+    ("I cannot grade these.", 2, "parse_failure", None),  # prose only
+    ("", 2, "empty", None),  # empty
+    ("   \n", 2, "empty", None),  # whitespace only
+    (None, 2, "empty", None),  # null content
+]
+
+
+@pytest.mark.parametrize(("text", "count", "reason", "scores"), GROUP_CASES)
+def test_parse_group_reply(text: str | None, count: int, reason: str, scores: list | None) -> None:
+    parsed = parse_group_reply(text, count)
+    assert parsed.reason == reason
+    if scores is None:
+        assert parsed.scores == {}
+    else:
+        assert [parsed.scores[str(i)] for i in range(1, count + 1)] == pytest.approx(scores)
+
+
+def test_parse_group_reply_keeps_thoughts_and_key_points() -> None:
+    parsed = parse_group_reply(group_reply(GOOD, key_points=["sides with OP"]), 3)
+    assert parsed.key_points == ("sides with OP",)
+    assert parsed.thoughts["2"] == "candidate 2 judged"
+
+
+ASPECT_CASES = [
+    (aspects_reply({"stance": 0.5, "emotion": 0.25}), "ok", {"stance": 0.5, "emotion": 0.25}),
+    (aspects_reply({"emotion": "0.25", "stance": "0.5"}), "ok", {"stance": 0.5, "emotion": 0.25}),
+    ('{"Stance": 0.5, "EMOTION": 0.1}', "ok", {"stance": 0.5, "emotion": 0.1}),  # no wrapper
+    (aspects_reply({"stance": 0.5}), "wrong_count", None),  # a state missing
+    (aspects_reply({"stance": 0.5, "emotion": 0.2, "mood": 0.1}), "wrong_count", None),  # extra
+    ("```json\n{oops\n```", "parse_failure", None),  # broken JSON in a fence
+]
+
+
+@pytest.mark.parametrize(("text", "reason", "scores"), ASPECT_CASES)
+def test_parse_aspects_reply(text: str, reason: str, scores: dict | None) -> None:
+    parsed = parse_aspects_reply(text, ("stance", "emotion"))
+    assert parsed.reason == reason
+    assert parsed.scores == (scores or {})
+
+
+def test_extract_json_prefers_the_object_with_scores() -> None:
+    text = 'Example: {"a": 1}. Answer: {"scores": {"1": 0.5}} done'
+    assert extract_json(text) == {"scores": {"1": 0.5}}
