@@ -113,3 +113,26 @@ def test_killed_writer_leaves_a_usable_cache(tmp_path: Path) -> None:
 def test_cache_key_ignores_key_order() -> None:
     assert cache_key({"a": 1, "b": [1, 2]}) == cache_key({"b": [1, 2], "a": 1})
     assert cache_key({"a": 1}) != cache_key({"a": 2})
+
+
+def test_the_same_model_on_another_server_shares_the_cache(tmp_path: Path) -> None:
+    from humanlm.judge import build_judge
+    from humanlm.testing import ScriptedServer
+
+    path = tmp_path / "cache.sqlite"
+    with ScriptedServer(reply_fn=judge_reply_fn()) as first:
+        judge_once(build_judge(f"openai:judge-model@{first.base_url}", cache=path))
+    with ScriptedServer(reply_fn=judge_reply_fn()) as second:
+        again = build_judge(f"openai:judge-model@{second.base_url}", cache=path)
+        assert judge_once(again).cached and second.chat_requests == []
+
+
+def test_an_unreadable_entry_is_judged_again(server, make_judge, tmp_path: Path) -> None:
+    server.reply_fn = judge_reply_fn()
+    path = tmp_path / "cache.sqlite"
+    judge_once(make_judge(cache=path))
+    conn = sqlite3.connect(path)
+    conn.execute('UPDATE verdicts SET value = \'{"no": "scores"}\'')
+    conn.commit()
+    assert judge_once(make_judge(cache=path)).is_scored
+    assert len(server.chat_requests) == 2

@@ -299,3 +299,15 @@ def test_aspects_failure_is_unscored_and_shortcuts_need_no_call(server, make_jud
     assert set(empty.scores.values()) == {0.0} and empty.reason == "bad_format"
     assert set(copy.scores.values()) == {1.0} and copy.reason == "exact_copy"
     assert len(server.chat_requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "recorded"),
+    [("this is not json", ("server_error",)), ("{}", ("empty",))],
+)
+def test_a_malformed_http_body_is_retried(server, make_judge, body, recorded) -> None:
+    server.enqueue(Reply(body=body), GOOD)
+    judge = make_judge()
+    assert judge_two(judge).scores == [0.3, 0.6]
+    (reason,) = judge.ledger.retries
+    assert reason in recorded

@@ -1,6 +1,9 @@
-"""``humanlm data``: prepare Humanual-format data and show exactly what the model sees.
+"""``humanlm data``: build, check and prepare Humanual-format data; show what the model sees.
 
 Examples:
+    humanlm data build --input dump.jsonl --out data/mine --llm openai:gpt-5-mini
+    humanlm data personas --input data/mine --llm openai:gpt-5-mini --concurrency 16
+    humanlm data validate data/mine
     humanlm data prepare --input snap-stanford/humanual-opinion --dataset reddit --out data/reddit
     humanlm data show data/reddit/test.parquet --row 0 --state response
 """
@@ -13,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 app = typer.Typer(
-    help="Prepare Humanual-format data and inspect prepared rows.",
+    help="Build Humanual-format data from raw user data, validate it, prepare it, inspect rows.",
     no_args_is_help=True,
 )
 
@@ -157,3 +160,162 @@ def _load_tokenizer(path: Path) -> Any:
         return AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as err:
         raise ConfigError(f"cannot load a tokenizer from {path}: {err}") from None
+
+
+_BUILD_EXAMPLES = """Examples:
+
+humanlm data build --input dump.jsonl --out data/mine --llm openai:gpt-5-mini
+
+humanlm data build -i comments.jsonl -i submissions.jsonl --layout reddit --out data/aita --no-personas
+
+humanlm data build -i mails.csv --layout enron --out data/mail --fixed-persona "An office worker."
+
+humanlm data build -i chats.parquet --columns thread_id=conv,author=user --split-by turn --out data/chat --no-personas
+
+See docs/data_build.md for the input format and every layout.
+"""
+
+
+@app.command(epilog=_BUILD_EXAMPLES)
+def build(
+    input: Annotated[
+        list[str],
+        typer.Option(
+            "--input",
+            "-i",
+            help="Item files (.jsonl/.jsonl.gz/.json/.parquet/.csv) or folders; repeatable.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    layout: Annotated[
+        str,
+        typer.Option(
+            help="Column layout: generic, reddit, enron, amazon, youtube, medium, wildchat."
+        ),
+    ] = "generic",
+    columns: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="FIELD=EXPR overrides, comma-separated (item_id=id,author=user,text=body|title+selftext)."
+        ),
+    ] = None,
+    keep_columns: Annotated[
+        str, typer.Option(help="More source columns to copy into item metadata (comma-separated).")
+    ] = "",
+    context: Annotated[
+        str, typer.Option(help="auto, chain (parent links) or thread (time order).")
+    ] = "auto",
+    split_by: Annotated[str, typer.Option(help="thread, turn or user.")] = "thread",
+    split_ratios: Annotated[str, typer.Option(help="TRAIN/VAL/TEST shares.")] = "90/2/8",
+    seen_users: Annotated[
+        bool,
+        typer.Option("--seen-users/--no-seen-users", help="Keep val/test to users seen in train."),
+    ] = True,
+    min_replies_per_user: Annotated[int, typer.Option(min=1)] = 1,
+    max_replies_per_user: Annotated[int | None, typer.Option(min=1)] = None,
+    max_reply_chars: Annotated[int | None, typer.Option(min=1)] = None,
+    max_reply_words: Annotated[int | None, typer.Option(min=1)] = None,
+    hash_authors: Annotated[bool, typer.Option(help="Replace author names by pseudonyms.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the user-held-out split.")] = 0,
+    llm: Annotated[
+        str | None, typer.Option(help="Persona model: openai:MODEL[@URL] or litellm:P/M.")
+    ] = None,
+    fixed_persona: Annotated[
+        str | None, typer.Option(help="One persona text for every row.")
+    ] = None,
+    personas: Annotated[
+        bool, typer.Option("--personas/--no-personas", help="Write personas.")
+    ] = True,
+    k: Annotated[int, typer.Option("--k", min=1, help="Replies summarised per user.")] = 20,
+    concurrency: Annotated[int, typer.Option(min=1, help="Persona calls in flight.")] = 8,
+    api_key_env: Annotated[str | None, typer.Option(help="Variable holding the API key.")] = None,
+    persona_cache: Annotated[
+        Path | None, typer.Option(help="SQLite cache shared across builds.")
+    ] = None,
+) -> None:
+    """Build train/val/test Humanual rows (with personas and a dataset card) from raw items."""
+    from humanlm.data.build import run_build
+    from humanlm.data.raw_formats import parse_columns
+    from humanlm.data.splits import parse_ratios
+
+    summary = run_build(
+        inputs=input,
+        out_dir=out,
+        layout=layout,
+        columns=parse_columns(columns or []),
+        keep_columns=[c.strip() for c in keep_columns.split(",") if c.strip()],
+        context=context,
+        split_by=split_by,
+        ratios=parse_ratios(split_ratios),
+        seen_users=seen_users,
+        min_replies=min_replies_per_user,
+        max_replies=max_replies_per_user,
+        max_reply_chars=max_reply_chars,
+        max_reply_words=max_reply_words,
+        hash_authors=hash_authors,
+        seed=seed,
+        llm=llm,
+        fixed_persona=fixed_persona,
+        personas=personas,
+        k=k,
+        concurrency=concurrency,
+        api_key_env=api_key_env,
+        persona_cache=persona_cache,
+        show_progress=True,
+    )
+    typer.echo(summary.describe())
+
+
+@app.command(name="personas")
+def personas_command(
+    input: Annotated[Path, typer.Option("--input", "-i", help="A folder written by `data build`.")],
+    llm: Annotated[
+        str | None, typer.Option(help="Persona model: openai:MODEL[@URL] or litellm:P/M.")
+    ] = None,
+    fixed: Annotated[
+        str | None, typer.Option(help="One persona text for every row instead.")
+    ] = None,
+    k: Annotated[
+        int, typer.Option("--k", min=1, help="Earliest training replies summarised per user.")
+    ] = 20,
+    concurrency: Annotated[int, typer.Option(min=1, help="Calls in flight.")] = 8,
+    api_key_env: Annotated[str | None, typer.Option(help="Variable holding the API key.")] = None,
+    cache: Annotated[Path | None, typer.Option(help="SQLite cache shared across folders.")] = None,
+) -> None:
+    """(Re)write the personas of a built folder; resumes from its personas.jsonl."""
+    from humanlm.data.personas import run_personas
+
+    summary = run_personas(
+        data_dir=input,
+        llm=llm,
+        fixed=fixed,
+        k=k,
+        concurrency=concurrency,
+        api_key_env=api_key_env,
+        cache=cache,
+        show_progress=True,
+    )
+    typer.echo(summary.describe())
+
+
+@app.command()
+def validate(
+    source: Annotated[
+        str, typer.Argument(help="A file, a folder of split files or a hub repo id.")
+    ],
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", "-d", help="Dataset id (default: each row's, else generic)."),
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Split a single file holds / only this split.")
+    ] = None,
+    show: Annotated[int, typer.Option(min=0, help="Print at most N problems.")] = 50,
+) -> None:
+    """Check every row of a Humanual-format source; exit 1 when there are problems."""
+    from humanlm.data.validate import validate_source
+
+    report = validate_source(source, dataset=dataset, split=split)
+    typer.echo(report.describe(max_problems=show))
+    if not report.ok:
+        raise typer.Exit(1)

@@ -1,8 +1,9 @@
 """``humanlm judge``: score a JSONL file of candidate groups with a judge.
 
-Run it as ``humanlm judge --help`` (registered by ``cli/main.py`` with
-``app.add_typer(judge_cli.app, name="judge")``) or directly as
-``python -m humanlm.cli.judge --help``.
+Run it as ``humanlm judge --help`` or directly as ``python -m humanlm.cli.judge --help``.
+``cli/main.py`` registers it with ``app.add_typer(judge_cli.app, name="judge")`` (``app`` is a
+single-command Typer: its callback is the command) or, equivalently,
+``app.command("judge")(judge_cli.judge)``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -24,7 +26,7 @@ app = typer.Typer(
 
 _HELP = """Score candidates against the real reply with a judge and write one row per input row.
 
-Input rows: {example_id, state, context: [{name, content}], ground_truth, candidates: [str]}
+Input rows: {example_id, state, context: [{name, content}], ground_truth, candidates: \\[str]}
 (aspects mode: one candidate, the response; state optional). Output rows: the input plus
 scores (a list, or {state: score} in aspects mode; null = unscored), reason, prompt_version
 and judge. judge_ledger.json (calls, tokens, failures, cost) is written next to OUT.
@@ -43,28 +45,46 @@ Examples:
 
 @app.callback(invoke_without_command=True, help=_HELP)
 def judge(
-    input: Path = typer.Option(..., "--input", "-i", help="Input JSONL of groups."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output JSONL (written atomically)."),
-    judge_spec: str = typer.Option(
-        ...,
-        "--judge",
-        help="openai:MODEL[@BASE_URL], litellm:PROVIDER/MODEL or embedding:minilm.",
-    ),
-    mode: str = typer.Option("group", "--mode", help="group or aspects."),
-    concurrency: int = typer.Option(16, "--concurrency", min=1, help="Judge calls in flight."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
-    cache: Path | None = typer.Option(
-        None, "--cache", help="SQLite cache file [default: judge_cache.sqlite next to OUT]."
-    ),
-    temperature: float | None = typer.Option(
-        None, "--temperature", help="Judge temperature [default: the server's]."
-    ),
-    api_key_env: str | None = typer.Option(
-        None, "--api-key-env", help="Variable holding the API key [default: OPENAI_API_KEY]."
-    ),
-    timeout: float = typer.Option(120.0, "--timeout", help="Deadline of one judge call (s)."),
-    max_retries: int = typer.Option(4, "--max-retries", min=0, help="Retries per call."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    input: Annotated[Path, typer.Option("--input", "-i", help="Input JSONL of groups.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output JSONL (written atomically).")],
+    judge_spec: Annotated[
+        str,
+        typer.Option(
+            "--judge", help="openai:MODEL[@BASE_URL], litellm:PROVIDER/MODEL or embedding:minilm."
+        ),
+    ],
+    mode: Annotated[str, typer.Option("--mode", help="group or aspects.")] = "group",
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Judge calls in flight.")
+    ] = 16,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither read nor write the cache.")
+    ] = False,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache", help="SQLite cache file [default: judge_cache.sqlite next to OUT]."
+        ),
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option("--temperature", help="Judge temperature [default: the server's]."),
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key-env", help="Variable holding the API key [default: OPENAI_API_KEY]."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Deadline of one judge call, retries included (s).")
+    ] = 120.0,
+    max_retries: Annotated[
+        int, typer.Option("--max-retries", min=0, help="Retries per judge call.")
+    ] = 4,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+    ] = True,
 ) -> None:
     from humanlm.judge import build_judge, run_judge
 
@@ -83,6 +103,10 @@ def judge(
     )
     typer.echo(f"wrote {result.rows} rows to {result.out_path} ({result.unscored_rows} unscored)")
     typer.echo(result.summary)
+
+
+# So that registering the function directly (``app.command("judge")(judge)``) keeps the help.
+judge.__doc__ = _HELP
 
 
 def main() -> None:

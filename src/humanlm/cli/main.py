@@ -25,10 +25,12 @@ app = typer.Typer(
 def _register() -> None:
     # Sub-apps import lazily-heavy modules inside their commands, so `--help` stays fast.
     from humanlm.cli import data as data_cli
+    from humanlm.cli import judge as judge_cli
     from humanlm.cli import model as model_cli
 
     app.add_typer(data_cli.app, name="data")
     app.add_typer(model_cli.app, name="model")
+    app.command("judge")(judge_cli.judge)
 
 
 def main() -> None:

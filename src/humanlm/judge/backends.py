@@ -95,6 +95,8 @@ def classify_error(exc: BaseException, *, where: str) -> Exception:
         return TransportError("timeout")
     if isinstance(exc, openai.APIConnectionError):
         return TransportError("connection_error")
+    if isinstance(exc, openai.APIResponseValidationError):
+        return TransportError("server_error")  # a 2xx whose body is not a chat completion
     status = getattr(exc, "status_code", None)
     if not isinstance(status, int):
         name = type(exc).__name__.lower()
@@ -158,8 +160,13 @@ class OpenAIBackend:
         self.model = model
         self.base_url = base_url
         self.params = dict(params or {})
+        # A plain SDK http client: the default wrapper schedules its own close on whatever loop
+        # runs when it is garbage-collected, which fails for a client of a finished loop.
         self._make_client = lambda: openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, max_retries=0
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(),
         )
         self._clients: weakref.WeakKeyDictionary[Any, openai.AsyncOpenAI] = (
             weakref.WeakKeyDictionary()
@@ -169,7 +176,9 @@ class OpenAIBackend:
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
 
     def identity(self) -> dict[str, Any]:
-        return {"backend": "openai", "model": self.model, "base_url": self.base_url}
+        # The endpoint is left out on purpose: the same model behind another port or proxy
+        # gives the same verdicts, and re-scoring should not miss the cache for that.
+        return {"backend": "openai", "model": self.model}
 
     def _client(self) -> openai.AsyncOpenAI:
         loop = asyncio.get_running_loop()
@@ -186,6 +195,8 @@ class OpenAIBackend:
             )
         except openai.OpenAIError as exc:
             raise classify_error(exc, where=where) from None
+        except ValueError:  # a 2xx whose body is not JSON
+            raise TransportError("server_error") from None
         input_tokens, output_tokens = _usage(response)
         return Completion(_text(response), input_tokens, output_tokens)
 

@@ -83,7 +83,10 @@ def _check_row(row: Any, path: Path, lineno: int, mode: str) -> dict[str, Any]:
         raise _bad(path, lineno, "candidates", "empty list; give at least one candidate")
     if mode == "aspects" and len(candidates) != 1:
         raise _bad(
-            path, lineno, "candidates", f"aspects mode takes exactly 1 candidate, got {len(candidates)}"
+            path,
+            lineno,
+            "candidates",
+            f"aspects mode takes exactly 1 candidate, got {len(candidates)}",
         )
     return row
 
@@ -210,7 +213,4 @@ def run_judge(
     write_jsonl(out_path, results)
     ledger_path = judge.ledger.write(out_path.parent)
     logger.info("judged %d rows into %s (%d not fully scored)", len(results), out_path, unscored)
-    return JudgeRunResult(
-        len(results), unscored, out_path, ledger_path, judge.ledger.summary()
-    )
-
+    return JudgeRunResult(len(results), unscored, out_path, ledger_path, judge.ledger.summary())

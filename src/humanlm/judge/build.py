@@ -120,9 +120,11 @@ def parse_spec(spec: str) -> JudgeSpec:
     if kind == "openai":
         match = re.match(r"^(?P<model>.+?)@(?P<url>https?://.+)$", rest)
         if match:
-            return JudgeSpec("openai", match["model"], match["url"].rstrip("/"))
+            return JudgeSpec("openai", match["model"], match["url"])
         if "@" in rest:
-            raise ConfigError(f"judge spec {spec!r}: the base URL must start with http:// or https://")
+            raise ConfigError(
+                f"judge spec {spec!r}: the base URL must start with http:// or https://"
+            )
         return JudgeSpec("openai", rest)
     if kind == "litellm":
         if "/" not in rest:
@@ -165,8 +167,8 @@ def build_judge(
     timeout_s: float = 120.0,
     request_timeout_s: float | None = None,
     max_retries: int = 4,
-    backoff_s: float = 1.0,
-    backoff_max_s: float = 30.0,
+    backoff_s: float = 0.5,
+    backoff_max_s: float = 8.0,
     rpm: float | None = None,
     tpm: float | None = None,
     cache: str | os.PathLike[str] | JudgeCache | None = None,
@@ -184,7 +186,8 @@ def build_judge(
             for ``openai:``; the provider's own for ``litellm:``).
         concurrency: judge calls in flight at once.
         timeout_s: overall deadline of one judge call, retries included.
-        request_timeout_s: limit of one HTTP request (default: ``timeout_s``).
+        request_timeout_s: limit of one HTTP request (default: half of ``timeout_s``, so a
+            request that never answers still leaves time for one retry).
         max_retries: re-attempts per call after transport or content failures.
         backoff_s, backoff_max_s: first and largest backoff delay.
         rpm, tpm: requests / tokens per minute limits (``None``: unlimited).
@@ -213,7 +216,7 @@ def build_judge(
     retry = RetryPolicy(
         max_retries=max_retries,
         timeout_s=timeout_s,
-        request_timeout_s=request_timeout_s or timeout_s,
+        request_timeout_s=request_timeout_s or timeout_s / 2,
         backoff_s=backoff_s,
         backoff_max_s=backoff_max_s,
     )

@@ -1,7 +1,8 @@
 """On-disk cache of successful judge verdicts (SQLite, WAL mode).
 
-Keys hash everything that decides a verdict: backend, model, endpoint, sampling parameters,
-prompt version and the prompt itself (context, real reply, state, candidates). Only successful
+Keys hash everything that decides a verdict: backend kind, model name, sampling parameters,
+prompt version and the prompt itself (context, real reply, state, candidates). The endpoint is
+not part of the key: the same model served elsewhere shares its cached verdicts. Only successful
 judgements are stored, so a failure is retried on the next run.
 
 Several processes may share one cache file: WAL mode lets readers and one writer work at once,

@@ -15,9 +15,10 @@ import random
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from humanlm.judge.backends import ChatBackend, TransportError
+from humanlm.errors import HumanlmError
+from humanlm.judge.backends import ChatBackend, Completion, TransportError
 from humanlm.judge.cache import JudgeCache, cache_key
 from humanlm.judge.group import finish_group, plan_group
 from humanlm.judge.ledger import Ledger
@@ -41,14 +42,23 @@ _CHARS_PER_TOKEN = 4
 _OUTPUT_GUESS = 400
 
 
-class _Outcome:
+class _Outcome(NamedTuple):
     """The end of one ``_ask``: a parsed reply or a failure reason, plus what was seen."""
 
-    __slots__ = ("cached", "calls", "parsed", "raw", "reason")
+    reason: str
+    parsed: ParsedReply | None
+    raw: str | None
+    calls: int
+    cached: bool = False
 
-    def __init__(self, reason: str, parsed: ParsedReply | None, raw: str | None, calls: int):
-        self.reason, self.parsed, self.raw, self.calls = reason, parsed, raw, calls
-        self.cached = False
+
+class _Sent(NamedTuple):
+    """One request's result: a completion, or why there is none and whether to retry."""
+
+    completion: Completion | None
+    reason: str
+    retry_after: float | None = None
+    retryable: bool = True
 
 
 class LLMJudge:
@@ -88,9 +98,7 @@ class LLMJudge:
         self.ledger = ledger if ledger is not None else Ledger(model=backend.model)
         self.params = dict(params or {})
         self._rng = random.Random(seed)
-        self._slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"LLMJudge(name={self.name!r}, concurrency={self.concurrency}, cache={self.cache!r})"
@@ -225,11 +233,9 @@ class LLMJudge:
     ) -> _Outcome:
         cache = self.cache if use_cache else None
         key = self._key(prompt, version) if cache is not None else ""
-        if cache is not None and (hit := cache.get(key)) is not None:
+        if cache is not None and (hit := _from_cache(cache, key)) is not None:
             self.ledger.cache_hits += 1
-            outcome = _Outcome("ok", ParsedReply.from_dict(hit), hit.get("raw"), 0)
-            outcome.cached = True
-            return outcome
+            return hit
         async with self._slot():
             outcome = await self._attempts(prompt, parse)
         if outcome.parsed is None:
@@ -251,36 +257,10 @@ class LLMJudge:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            started = time.monotonic()
-            retry_after = None
             calls += 1
-            try:
-                completion = await asyncio.wait_for(
-                    self.backend.complete(
-                        messages, timeout_s=min(self.retry.request_timeout_s, remaining)
-                    ),
-                    timeout=remaining,
-                )
-            except (asyncio.TimeoutError, TimeoutError):
-                reason = "timeout"
-                self.ledger.record_attempt_failure("timeout")
-            except TransportError as err:
-                reason = "timeout" if err.kind == "timeout" else "transport_error"
-                if err.kind == "rejected":
-                    reason = "rejected"
-                self.ledger.record_attempt_failure(err.kind)
-                if not err.is_retryable:
-                    break
-                retry_after = err.retry_after
-            else:
-                used = completion.input_tokens + completion.output_tokens
-                self.limiter.settle(estimate, used or estimate)
-                self.ledger.record_call(
-                    latency_s=time.monotonic() - started,
-                    input_tokens=completion.input_tokens,
-                    output_tokens=completion.output_tokens,
-                )
-                raw = completion.text
+            sent = await self._send(messages, estimate, remaining)
+            if sent.completion is not None:
+                raw = sent.completion.text
                 parsed = parse(raw)
                 if parsed.reason == "ok":
                     return _Outcome("ok", parsed, raw, calls)
@@ -288,14 +268,59 @@ class LLMJudge:
                 self.ledger.record_attempt_failure(reason, sent=False)
                 logger.debug("judge %s: unusable reply (%s), attempt %d", self.name, reason, calls)
                 continue  # a content failure is retried at once: the server is fine
-            if attempt == self.retry.max_retries:
+            reason = sent.reason
+            if not sent.retryable or attempt == self.retry.max_retries:
                 break
-            delay = backoff_delay(attempt, self.retry, retry_after=retry_after, rng=self._rng)
+            delay = backoff_delay(attempt, self.retry, retry_after=sent.retry_after, rng=self._rng)
             if loop.time() + delay >= deadline:
                 break  # waiting would outlive the deadline: give up now rather than hang
             logger.debug("judge %s: %s, retrying in %.2fs", self.name, reason, delay)
             await asyncio.sleep(delay)
         return _Outcome(reason, None, raw, calls)
+
+    async def _send(self, messages: list[dict[str, str]], estimate: int, remaining: float) -> _Sent:
+        """One request, bounded by ``remaining`` seconds; every outcome is counted in the ledger."""
+        started = time.monotonic()
+        try:
+            completion = await asyncio.wait_for(
+                self.backend.complete(
+                    messages, timeout_s=min(self.retry.request_timeout_s, remaining)
+                ),
+                timeout=remaining,
+            )
+        except (asyncio.TimeoutError, TimeoutError):
+            self.ledger.record_attempt_failure("timeout")
+            return _Sent(None, "timeout")
+        except TransportError as err:
+            self.ledger.record_attempt_failure(err.kind)
+            reason = {"timeout": "timeout", "rejected": "rejected"}.get(err.kind, "transport_error")
+            return _Sent(None, reason, err.retry_after, err.is_retryable)
+        except HumanlmError:
+            raise  # bad credentials or endpoint: retrying cannot fix configuration
+        except Exception:  # the call boundary: anything else becomes a recorded failure
+            logger.warning("judge %s: unexpected error in a request", self.name, exc_info=True)
+            self.ledger.record_attempt_failure("unexpected_error")
+            return _Sent(None, "transport_error")
+        used = completion.input_tokens + completion.output_tokens
+        self.limiter.settle(estimate, used or estimate)
+        self.ledger.record_call(
+            latency_s=time.monotonic() - started,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+        )
+        return _Sent(completion, "ok")
+
+
+def _from_cache(cache: JudgeCache, key: str) -> _Outcome | None:
+    """A cached judgement, or ``None`` for a miss or an entry this version cannot read."""
+    entry = cache.get(key)
+    if entry is None:
+        return None
+    try:
+        return _Outcome("ok", ParsedReply.from_dict(entry), entry.get("raw"), 0, cached=True)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        logger.warning("judge cache %s: unreadable entry %s; judging again", cache.path, key[:12])
+        return None
 
 
 def _quick_aspects(

@@ -83,8 +83,8 @@ _SHARED_ENCODER = MiniLMEncoder()
 class EmbeddingJudge:
     """A ``Judge`` that scores by embedding similarity with the real reply; no network, no cost.
 
-    The same economy rules as the LLM judge apply (empty -> 0, exact copy -> best + 0.1,
-    duplicates embedded once). Encoding runs in a worker thread so the event loop stays free.
+    The economy rules of the LLM judge apply (empty -> 0 ``bad_format``, duplicates embedded
+    once), except that an exact copy of the real reply gets its true similarity, 1.0. Encoding runs in a worker thread so the event loop stays free.
 
     Args:
         ledger: counts judgements (``calls`` stays 0: nothing is sent anywhere).
@@ -116,11 +116,20 @@ class EmbeddingJudge:
         if not plan.unique:
             self.ledger.no_call += 1
             return finish_group(
-                plan, scores=None, failure=None, judge_model=self.name, prompt_version=EMBEDDING_VERSION
+                plan,
+                scores=None,
+                failure=None,
+                judge_model=self.name,
+                prompt_version=EMBEDDING_VERSION,
             )
         scores = await asyncio.to_thread(self.encoder.similarities, ground_truth, plan.unique)
         return finish_group(
-            plan, scores=scores, failure=None, judge_model=self.name, prompt_version=EMBEDDING_VERSION
+            plan,
+            scores=scores,
+            failure=None,
+            judge_model=self.name,
+            prompt_version=EMBEDDING_VERSION,
+            copy_score=1.0,
         )
 
     async def judge_aspects(

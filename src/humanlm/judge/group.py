@@ -75,6 +75,7 @@ def finish_group(
     raw: str | None = None,
     cached: bool = False,
     calls: int = 0,
+    copy_score: float | None = None,
 ) -> GroupVerdict:
     """Map the scores of ``plan.unique`` back to every original candidate.
 
@@ -85,12 +86,17 @@ def finish_group(
         failure: the failure reason when the call failed, else ``None``.
         judge_model, prompt_version, thoughts, key_points, prompt, raw, cached, calls: recorded
             in the verdicts.
+        copy_score: a fixed score for exact copies instead of ``min(1, best + 0.1)`` (the
+            embedding judge gives them their true similarity, 1.0).
     """
     assert scores is None or len(scores) == len(plan.unique)
     if failure is None and plan.unique and scores is None:
         raise ValueError("scores are required when candidates were judged and nothing failed")
     best = max(scores) if scores else None
-    copy_score = None if failure else min(1.0, best + COPY_BONUS) if best is not None else 1.0
+    if failure:
+        copy_score = None
+    elif copy_score is None:
+        copy_score = min(1.0, best + COPY_BONUS) if best is not None else 1.0
     verdicts = []
     for kind, i in plan.slots:
         if kind == "empty":

@@ -32,8 +32,8 @@ class RetryPolicy:
     max_retries: int = 4
     timeout_s: float = 120.0
     request_timeout_s: float = 60.0
-    backoff_s: float = 1.0
-    backoff_max_s: float = 30.0
+    backoff_s: float = 0.5
+    backoff_max_s: float = 8.0
 
     def __post_init__(self) -> None:
         problems = []

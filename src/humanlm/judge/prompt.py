@@ -129,7 +129,11 @@ def _example_scores(keys: Sequence[str]) -> str:
 
 
 def build_group_prompt(
-    *, context: Sequence[Mapping[str, object]], ground_truth: str, state: str, candidates: Sequence[str]
+    *,
+    context: Sequence[Mapping[str, object]],
+    ground_truth: str,
+    state: str,
+    candidates: Sequence[str],
 ) -> str:
     """Render the group prompt: N candidates for one state of one example, numbered from 1.
 

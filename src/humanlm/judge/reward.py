@@ -93,14 +93,17 @@ async def state_reward(
         ("context", context),
     ):
         if len(column) != n:
-            raise ValueError(f"state_reward: column {name} has {len(column)} rows for {n} completions")
+            raise ValueError(
+                f"state_reward: column {name} has {len(column)} rows for {n} completions"
+            )
     for s in set(state):
         get_state(s)
     candidates = [
-        extract_candidate(completion_text(c), s, tagged=tagged) for c, s in zip(completions, state)
+        extract_candidate(completion_text(c), s, tagged=tagged)
+        for c, s in zip(completions, state, strict=True)
     ]
     groups: dict[tuple[str, str], list[int]] = {}
-    for i, key in enumerate(zip(map(str, example_id), state)):
+    for i, key in enumerate(zip(map(str, example_id), state, strict=True)):
         groups.setdefault(key, []).append(i)
 
     before = judge.ledger.snapshot()
@@ -118,8 +121,8 @@ async def state_reward(
     )
     rewards: list[float | None] = [None] * n
     reasons: Counter[str] = Counter()
-    for key, verdict in zip(keys, verdicts):
-        for i, v in zip(groups[key], verdict.verdicts):
+    for key, verdict in zip(keys, verdicts, strict=True):
+        for i, v in zip(groups[key], verdict.verdicts, strict=True):
             rewards[i] = v.score
             if v.score is None:
                 reasons[v.reason] += 1

@@ -82,6 +82,13 @@ class RecordedRequest:
 ReplyFn = Callable[[RecordedRequest], "Reply | str"]
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default backlog of 5 drops bursts of connections, and a dropped SYN is
+    # retried only after a second: far more than a test's latency budget.
+    request_queue_size = 1024
+
+
 def _as_reply(reply: Reply | str) -> Reply:
     return reply if isinstance(reply, Reply) else Reply(content=reply)
 
@@ -125,7 +132,7 @@ class ScriptedServer:
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self._stopping = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._ids = 0
         if fault_rate and not self.faults:
@@ -136,8 +143,7 @@ class ScriptedServer:
     def start(self) -> ScriptedServer:
         """Bind a free port on 127.0.0.1 and serve in a daemon thread."""
         handler = type("Handler", (_Handler,), {"scripted": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _HTTPServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

@@ -85,7 +85,7 @@ def _warm_up(cfg: TrainConfig, *, model: Any, tokenizer: Any, examples: list, ru
         "learning_rate": cfg.warmup.learning_rate,
         "per_device_train_batch_size": cfg.warmup.batch_size,
         "lr_scheduler_type": "constant",
-        "warmup_ratio": 0.0,
+        "warmup_steps": 0,
         "save_strategy": "no",
         "max_length": None,
     }
@@ -111,7 +111,7 @@ def _state_reward(cfg: TrainConfig, run_dir: Path) -> Any:
         concurrency=cfg.judge.concurrency,
         timeout_s=cfg.judge.timeout_s,
         max_retries=cfg.judge.max_retries,
-        cache_path=cfg.judge.cache or None,
+        cache=cfg.judge.cache or None,
     )
     return judge, functools.partial(state_reward, judge=judge, tagged=True)
 

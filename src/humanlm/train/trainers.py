@@ -40,15 +40,23 @@ SFT_DEFAULTS: dict[str, Any] = {
     **_COMMON,
     "learning_rate": 1e-6,
     "lr_scheduler_type": "cosine",
-    "warmup_ratio": 0.1,
+    "warmup_steps": 0.1,  # a float below 1 is a ratio of the total steps
     "num_train_epochs": 2,
     "max_length": 8192,
     "completion_only_loss": True,
 }
 
 
+def _precision_defaults() -> dict[str, Any]:
+    # TRL turns bf16 on by default, which fails on machines without a bf16 GPU (our CPU smoke runs).
+    import torch
+
+    has_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return {"bf16": has_bf16}
+
+
 def _make_args(config_cls: type, defaults: dict[str, Any], user: dict[str, Any], **fixed: Any) -> Any:
-    kwargs = {**defaults, **user, **fixed}
+    kwargs = {**_precision_defaults(), **defaults, **user, **fixed}
     try:
         return config_cls(**kwargs)
     except TypeError as err:

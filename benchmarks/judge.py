@@ -1,0 +1,193 @@
+"""Benchmark the judge reward: one GRPO step through ``state_reward`` vs. a naive per-candidate judge.
+
+Both runs go through the same scripted OpenAI-compatible server on 127.0.0.1 with a fixed latency
+and seeded random faults (429, 500, a reply that never comes, dropped connections, empty and
+truncated replies). The batched run is ``state_reward``: one call per (example, state) group, all
+groups concurrently. The naive baseline judges each candidate in its own call, one after another
+(as a reward function without grouping would), with the same retry policy.
+
+Run:
+    .venv/bin/python benchmarks/judge.py            # 32 examples x 4 rollouts, 200 ms, 10% faults
+    .venv/bin/python benchmarks/judge.py --examples 8 --skip-baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from typing import Any
+
+from humanlm.judge import build_judge, state_reward
+from humanlm.states import STATE_NAMES
+from humanlm.testing import ScriptedServer, faults
+from humanlm.testing.judge_replies import judge_reply_fn
+
+WORDS = (
+    "deposit landlord roommate money owe fair rude kind angry calm supports blames asks mocks "
+    "advice boundary friend family rent months paid promise trust respect honest direct sarcastic"
+).split()
+
+JUDGE_SETTINGS: dict[str, Any] = {
+    "concurrency": 32,
+    "timeout_s": 10.0,
+    "request_timeout_s": 1.0,  # the injected hang never answers: give up on it after 1 s
+    "max_retries": 4,
+    "backoff_s": 0.05,
+    "backoff_max_s": 0.5,
+    "seed": 0,
+}
+
+
+def make_step(examples: int, rollouts: int, seed: int) -> dict[str, list[Any]]:
+    """Dataset columns + completions of one GRPO step (states mixed, as with augmentation)."""
+    rng = random.Random(seed)
+    post = " ".join(rng.choice(WORDS) for _ in range(250))
+    rows: dict[str, list[Any]] = {
+        k: [] for k in ("prompts", "completions", "example_id", "state", "ground_truth", "context")
+    }
+    for e in range(examples):
+        state = STATE_NAMES[e % len(STATE_NAMES)]
+        truth = " ".join(rng.choice(WORDS) for _ in range(40))
+        context = [{"name": "OP", "content": post}, {"name": "u1", "content": truth[::-1]}]
+        for r in range(rollouts):
+            text = f"{e}-{r} " + " ".join(rng.choice(WORDS) for _ in range(12))
+            rows["prompts"].append(f"prompt {e}")
+            rows["completions"].append(f"<{state}>{text}</{state}>")
+            rows["example_id"].append(f"ex{e}")
+            rows["state"].append(state)
+            rows["ground_truth"].append(truth)
+            rows["context"].append(context)
+    return rows
+
+
+async def batched(judge: Any, step: dict[str, list[Any]]) -> list[float | None]:
+    return await state_reward(**step, judge=judge)
+
+
+async def naive(judge: Any, step: dict[str, list[Any]]) -> list[float | None]:
+    """One call per candidate, sequentially."""
+    scores = []
+    for i, completion in enumerate(step["completions"]):
+        state = step["state"][i]
+        text = completion.removeprefix(f"<{state}>").removesuffix(f"</{state}>")
+        verdict = await judge.judge_group(
+            context=step["context"][i],
+            ground_truth=step["ground_truth"][i],
+            state=state,
+            candidates=[text],
+        )
+        scores.extend(verdict.scores)
+    return scores
+
+
+def measure(
+    name: str, runner: Any, step: dict[str, list[Any]], args: argparse.Namespace, seed: int
+) -> dict:
+    server = ScriptedServer(
+        reply_fn=judge_reply_fn(),
+        latency_s=args.latency,
+        fault_rate=args.fault_rate,
+        faults=faults.DEFAULT_FAULTS,
+        seed=seed,
+    ).start()
+    try:
+        judge = build_judge(f"openai:bench-judge@{server.base_url}", **JUDGE_SETTINGS)
+
+        async def go() -> list[float | None]:
+            try:
+                return await runner(judge, step)
+            finally:
+                await judge.aclose()
+
+        started = time.perf_counter()
+        scores = asyncio.run(go())
+        wall = time.perf_counter() - started
+    finally:
+        server.stop()
+    ledger = judge.ledger
+    return {
+        "run": name,
+        "wall_s": wall,
+        "calls": ledger.calls,
+        "groups": ledger.groups,
+        "in_tok": ledger.input_tokens,
+        "out_tok": ledger.output_tokens,
+        "faults": server.faults_sent,
+        "unscored": sum(s is None for s in scores),
+        "p50_s": ledger.latency_percentile(50) or 0.0,
+        "p95_s": ledger.latency_percentile(95) or 0.0,
+    }
+
+
+def print_table(results: list[dict]) -> None:
+    columns: tuple[str, ...] = (
+        "run",
+        "wall_s",
+        "calls",
+        "groups",
+        "in_tok",
+        "out_tok",
+        "faults",
+        "unscored",
+    )
+    columns += ("p50_s", "p95_s")
+    print(" | ".join(f"{c:>10}" for c in columns))
+    print("-+-".join("-" * 10 for _ in columns))
+    for row in results:
+        cells = [
+            f"{row[c]:>10.2f}" if isinstance(row[c], float) else f"{row[c]:>10}" for c in columns
+        ]
+        print(" | ".join(cells))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--examples", type=int, default=32)
+    parser.add_argument("--rollouts", type=int, default=4)
+    parser.add_argument("--latency", type=float, default=0.2, help="server latency (s)")
+    parser.add_argument("--fault-rate", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="batched runs, fault seeds seed..seed+repeats-1"
+    )
+    parser.add_argument("--skip-baseline", action="store_true")
+    args = parser.parse_args()
+
+    step = make_step(args.examples, args.rollouts, args.seed)
+    n = len(step["completions"])
+    print(
+        f"one GRPO step: {args.examples} examples x {args.rollouts} rollouts = {n} candidates; "
+        f"server latency {args.latency * 1000:.0f} ms, {args.fault_rate:.0%} faults (seed {args.seed})"
+    )
+    # A step has only 32 requests, so one fault seed may draw few faults: repeat over seeds.
+    results = [
+        measure(f"batched/s{seed}", batched, step, args, seed)
+        for seed in range(args.seed, args.seed + args.repeats)
+    ]
+    if not args.skip_baseline:
+        results.append(measure("naive", naive, step, args, args.seed))
+    print_table(results)
+    if not args.skip_baseline:
+        runs, base = results[:-1], results[-1]
+        mean = sum(r["wall_s"] for r in runs) / len(runs)
+        worst = max(r["wall_s"] for r in runs)
+        ratio = worst / base["wall_s"]
+        print(
+            f"wall-time ratio batched/naive: mean {mean / base['wall_s']:.3f} "
+            f"(1/{base['wall_s'] / mean:.0f}), worst {ratio:.3f} (1/{1 / ratio:.0f}); "
+            f"calls {sum(r['calls'] for r in runs) / len(runs):.1f} vs {base['calls']}; "
+            f"input tokens {sum(r['in_tok'] for r in runs) / len(runs):.0f} vs {base['in_tok']}"
+        )
+        if ratio > 1 / 8:
+            print("FAIL: the batched judge must take at most 1/8 of the naive wall time")
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""build_judge: spec strings, API keys from the environment only and never shown, the optional
+litellm extra."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import pytest
+
+from humanlm.errors import ConfigError
+from humanlm.judge import Judge, JudgeSpec, build_judge, parse_spec
+from humanlm.judge.embedding import EmbeddingJudge
+from humanlm.testing.judge_replies import judge_reply_fn
+
+from .conftest import CONTEXT, TRUTH, run
+
+SECRET = "sk-test-DO-NOT-LEAK-42"
+
+SPEC_CASES = [
+    ("openai:gpt-5-mini", JudgeSpec("openai", "gpt-5-mini")),
+    (
+        "openai:Qwen/Qwen3-8B@http://127.0.0.1:8000/v1/",
+        JudgeSpec("openai", "Qwen/Qwen3-8B", "http://127.0.0.1:8000/v1/"),
+    ),
+    ("litellm:anthropic/claude-haiku-4-5", JudgeSpec("litellm", "anthropic/claude-haiku-4-5")),
+    ("embedding:minilm", JudgeSpec("embedding", "minilm")),
+]
+
+
+@pytest.mark.parametrize(("spec", "parsed"), SPEC_CASES)
+def test_parse_spec(spec: str, parsed: JudgeSpec) -> None:
+    assert parse_spec(spec) == parsed
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "gpt-5-mini",
+        "openai:",
+        "claude:haiku",
+        "litellm:claude",
+        "embedding:bert",
+        "openai:m@ftp://x",
+    ],
+)
+def test_bad_specs_are_config_errors(spec: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_spec(spec)
+
+
+def test_display_drops_credentials_in_the_url() -> None:
+    spec = parse_spec("openai:m@https://user:pw@example.com/v1")
+    assert spec.display == "openai:m@https://example.com/v1"
+
+
+def test_missing_key_for_a_remote_server_is_a_config_error(monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("MY_JUDGE_KEY", raising=False)
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        build_judge("openai:gpt-5-mini")
+    with pytest.raises(ConfigError, match="MY_JUDGE_KEY"):
+        build_judge("openai:m@https://judge.example.com/v1", api_key_env="MY_JUDGE_KEY")
+
+
+def test_local_server_needs_no_key(server, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server.reply_fn = judge_reply_fn()
+    judge = build_judge(f"openai:m@{server.base_url}")
+    assert isinstance(judge, Judge)
+    run(judge.judge_group(context=CONTEXT, ground_truth=TRUTH, state="goal", candidates=["a"]))
+    assert server.chat_requests[0].headers["authorization"] == "Bearer EMPTY"
+
+
+def test_key_comes_from_the_named_variable_and_never_shows(
+    server, monkeypatch, caplog, capsys, tmp_path
+) -> None:
+    monkeypatch.setenv("MY_JUDGE_KEY", SECRET)
+    server.reply_fn = judge_reply_fn()
+    caplog.set_level(logging.DEBUG)
+    judge = build_judge(
+        f"openai:m@{server.base_url}", api_key_env="MY_JUDGE_KEY", cache=tmp_path / "c.sqlite"
+    )
+    verdict = run(
+        judge.judge_group(context=CONTEXT, ground_truth=TRUTH, state="goal", candidates=["a"])
+    )
+    assert server.chat_requests[0].headers["authorization"] == f"Bearer {SECRET}"
+    judge.ledger.write(tmp_path)
+    shown = [
+        repr(judge),
+        repr(judge.backend),
+        str(vars(judge)),
+        repr(verdict),
+        str(verdict.verdicts[0].prompt),
+        judge.ledger.summary(),
+        (tmp_path / "judge_ledger.json").read_text(),
+        caplog.text,
+        "".join(capsys.readouterr()),
+        (tmp_path / "c.sqlite").read_bytes().decode("latin-1"),
+    ]
+    assert not any(SECRET in text for text in shown)
+
+
+def test_litellm_missing_extra_names_the_install_command(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "litellm", None)  # import litellm -> ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'humanlm\[litellm\]'"):
+        build_judge("litellm:anthropic/claude-haiku-4-5")
+
+
+def test_embedding_spec_builds_an_offline_judge() -> None:
+    judge = build_judge("embedding:minilm", cache="ignored.sqlite")
+    assert isinstance(judge, EmbeddingJudge) and isinstance(judge, Judge)
+
+
+def test_bad_settings_are_config_errors(server) -> None:
+    with pytest.raises(ConfigError):
+        build_judge(f"openai:m@{server.base_url}", concurrency=0)
+    with pytest.raises(ConfigError):
+        build_judge(f"openai:m@{server.base_url}", timeout_s=-1)

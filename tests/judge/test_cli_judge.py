@@ -1,0 +1,238 @@
+"""``humanlm judge`` end to end against the scripted server: JSONL in, JSONL + ledger out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from humanlm.cli.judge import app
+from humanlm.testing import faults
+from humanlm.testing.judge_replies import judge_reply_fn
+
+from .conftest import CONTEXT, TRUTH
+
+ROWS = [
+    {
+        "example_id": "a",
+        "state": "stance",
+        "context": CONTEXT,
+        "ground_truth": TRUTH,
+        "candidates": ["NTA she owes you", "YTA", "NTA she owes you", ""],
+    },
+    {
+        "example_id": "b",
+        "state": "response",
+        "context": CONTEXT,
+        "ground_truth": TRUTH,
+        "candidates": [TRUTH, "NTA"],
+        "extra": 1,
+    },
+    {"example_id": 3, "state": "goal", "context": [], "ground_truth": "ok", "candidates": [""]},
+]
+
+
+def write_rows(path: Path, rows) -> Path:
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n", encoding="utf-8")
+    return path
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def test_group_mode_end_to_end_with_cache_rerun(server, tmp_path: Path) -> None:
+    server.reply_fn = judge_reply_fn()
+    src, out = write_rows(tmp_path / "in.jsonl", ROWS), tmp_path / "out" / "scored.jsonl"
+    spec = f"openai:judge-model@{server.base_url}"
+    result = invoke("--input", str(src), "--out", str(out), "--judge", spec, "--no-progress")
+    assert result.exit_code == 0, result.output
+    rows = read_rows(out)
+    assert [r["example_id"] for r in rows] == ["a", "b", 3]
+    first = rows[0]
+    assert first["scores"][0] == first["scores"][2] and first["scores"][3] == 0.0
+    assert rows[1]["scores"][0] == pytest.approx(min(1.0, rows[1]["scores"][1] + 0.1))
+    assert rows[1]["extra"] == 1 and rows[2]["scores"] == [0.0]
+    assert [r["reason"] for r in rows] == ["ok", "ok", "bad_format"]
+    assert all(r["judge"] == spec and r["prompt_version"].startswith("judge-group-v") for r in rows)
+    ledger = json.loads((out.parent / "judge_ledger.json").read_text())
+    assert ledger["calls"] == 2 == len(server.chat_requests) and ledger["cache_hits"] == 0
+    assert "2 requests" in result.output
+
+    again = invoke("-i", str(src), "-o", str(out), "--judge", spec, "--temperature", "0")
+    assert again.exit_code == 0
+    again = invoke("-i", str(src), "-o", str(out), "--judge", spec, "--temperature", "0")
+    assert json.loads((out.parent / "judge_ledger.json").read_text())["cache_hits"] == 2
+    assert len(server.chat_requests) == 4 and read_rows(out)[0]["scores"] == first["scores"]
+    invoke("-i", str(src), "-o", str(out), "--judge", spec, "--temperature", "0", "--no-cache")
+    assert len(server.chat_requests) == 6
+
+
+def test_unscored_rows_still_exit_zero(server, tmp_path: Path) -> None:
+    server.reply_fn = lambda request: faults.server_error()
+    src, out = write_rows(tmp_path / "in.jsonl", ROWS[:1]), tmp_path / "scored.jsonl"
+    result = invoke(
+        "-i",
+        str(src),
+        "-o",
+        str(out),
+        "--judge",
+        f"openai:m@{server.base_url}",
+        "--max-retries",
+        "1",
+        "--timeout",
+        "2",
+        "--no-cache",
+    )
+    assert result.exit_code == 0
+    (row,) = read_rows(out)
+    assert row["scores"] == [None, None, None, 0.0] and row["reason"] == "transport_error"
+    assert json.loads((tmp_path / "judge_ledger.json").read_text())["failures"] == {
+        "transport_error": 1
+    }
+
+
+def test_aspects_mode(server, tmp_path: Path) -> None:
+    server.reply_fn = judge_reply_fn(lambda c, r: 0.5)
+    rows = [
+        {"example_id": "r1", "context": CONTEXT, "ground_truth": TRUTH, "candidates": ["NTA"]},
+        {
+            "example_id": "r2",
+            "state": "response",
+            "context": CONTEXT,
+            "ground_truth": TRUTH,
+            "candidates": [""],
+        },
+    ]
+    src, out = write_rows(tmp_path / "in.jsonl", rows), tmp_path / "aspects.jsonl"
+    result = invoke(
+        "-i",
+        str(src),
+        "-o",
+        str(out),
+        "--judge",
+        f"openai:m@{server.base_url}",
+        "--mode",
+        "aspects",
+    )
+    assert result.exit_code == 0, result.output
+    first, second = read_rows(out)
+    assert set(first["scores"]) == {"stance", "emotion", "belief", "value", "goal", "communication"}
+    assert set(first["scores"].values()) == {0.5} and first["reason"] == "ok"
+    assert set(second["scores"].values()) == {0.0} and second["reason"] == "bad_format"
+    assert first["prompt_version"].startswith("judge-aspects-v")
+    assert len(server.chat_requests) == 1
+
+
+def test_embedding_judge_runs_offline(tmp_path: Path) -> None:
+    src, out = write_rows(tmp_path / "in.jsonl", ROWS), tmp_path / "sim.jsonl"
+    result = invoke("-i", str(src), "-o", str(out), "--judge", "embedding:minilm")
+    assert result.exit_code == 0, result.output
+    rows = read_rows(out)
+    assert rows[1]["scores"][0] == 1.0 and 0.0 <= rows[0]["scores"][1] <= 1.0
+    assert rows[0]["prompt_version"] == "minilm-cosine-v1"
+
+
+BAD_INPUT = [
+    ("{not json", None, "line 1"),
+    (json.dumps({**ROWS[0], "candidates": "NTA"}), "candidates", "line 1"),
+    (
+        json.dumps({k: v for k, v in ROWS[0].items() if k != "ground_truth"}),
+        "ground_truth",
+        "line 1",
+    ),
+    (json.dumps({**ROWS[0], "state": "mood"}), "state", "line 1"),
+    (json.dumps({**ROWS[0], "context": [{"name": "x"}]}), "context", "line 1"),
+    (json.dumps({**ROWS[0], "candidates": []}), "candidates", "line 1"),
+]
+
+
+@pytest.mark.parametrize(("line", "field", "where"), BAD_INPUT)
+def test_unusable_input_exits_2_naming_file_line_and_field(server, tmp_path, line, field, where):
+    src = tmp_path / "bad.jsonl"
+    src.write_text(line + "\n", encoding="utf-8")
+    out = tmp_path / "never.jsonl"
+    env = {**os.environ, "OPENAI_API_KEY": ""}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "humanlm.cli.judge",
+            "-i",
+            str(src),
+            "-o",
+            str(out),
+            "--judge",
+            f"openai:m@{server.base_url}",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "bad.jsonl" in proc.stderr and where in proc.stderr and "Traceback" not in proc.stderr
+    if field:
+        assert f"'{field}'" in proc.stderr
+    assert not out.exists() and server.chat_requests == []
+
+
+def test_a_later_bad_line_is_named_and_nothing_is_judged(server, tmp_path: Path) -> None:
+    src = write_rows(tmp_path / "in.jsonl", [ROWS[0], ROWS[1], {**ROWS[0], "example_id": None}])
+    with pytest.raises(Exception, match=r"line 3.*|example_id") as info:
+        invoke(
+            "-i",
+            str(src),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--judge",
+            f"openai:m@{server.base_url}",
+        )
+    assert "example_id" in str(info.value) and "line 3" in str(info.value)
+    assert server.chat_requests == []
+
+
+def test_bad_configuration_exits_2(tmp_path: Path) -> None:
+    src = write_rows(tmp_path / "in.jsonl", ROWS)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "humanlm.cli.judge",
+            "-i",
+            str(src),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--judge",
+            "nonsense",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "judge spec" in proc.stderr
+
+
+def test_help_shows_examples_and_mounts_as_a_subcommand() -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0 and "Examples" in result.output and "--judge" in result.output
+    parent = typer.Typer()
+    parent.add_typer(app, name="judge")
+
+    @parent.command()
+    def other() -> None:
+        """A sibling command, as in the real humanlm app."""
+
+    mounted = CliRunner().invoke(parent, ["judge", "--help"])
+    assert mounted.exit_code == 0 and "--concurrency" in mounted.output

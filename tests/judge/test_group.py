@@ -1,0 +1,49 @@
+"""Economy rules of a group (pure functions): empty, exact copies, duplicates, mapping back."""
+
+from __future__ import annotations
+
+import pytest
+
+from humanlm.judge.group import finish_group, plan_group
+
+TRUTH = "NTA, she owes you."
+
+PLAN_CASES = [
+    (["a", "b"], ("a", "b"), [("judge", 0), ("judge", 1)]),  # distinct
+    (
+        ["a", " a\n", "b", "a"],
+        ("a", "b"),
+        [("judge", 0), ("judge", 0), ("judge", 1), ("judge", 0)],
+    ),  # dupes
+    (["", None, "  "], (), [("empty", -1)] * 3),  # nothing usable
+    (
+        [TRUTH, "NTA,  she owes you. ", "x"],
+        ("x",),
+        [("copy", -1), ("copy", -1), ("judge", 0)],
+    ),  # copies
+    ([], (), []),  # no candidates
+]
+
+
+@pytest.mark.parametrize(("candidates", "unique", "slots"), PLAN_CASES)
+def test_plan_group(candidates, unique, slots) -> None:
+    plan = plan_group(candidates, TRUTH)
+    assert plan.unique == unique and list(plan.slots) == slots
+
+
+FINISH_CASES = [
+    (["a", TRUTH, ""], [0.5], None, [0.5, 0.6, 0.0]),  # copy = best + 0.1
+    (["a", TRUTH], [0.95], None, [0.95, 1.0]),  # capped at 1
+    ([TRUTH, ""], None, None, [1.0, 0.0]),  # nothing judged: copy = 1
+    (["a", TRUTH, ""], None, "timeout", [None, None, 0.0]),  # failure: unscored, format 0 stays
+]
+
+
+@pytest.mark.parametrize(("candidates", "scores", "failure", "expected"), FINISH_CASES)
+def test_finish_group(candidates, scores, failure, expected) -> None:
+    plan = plan_group(candidates, TRUTH)
+    verdict = finish_group(
+        plan, scores=scores, failure=failure, judge_model="j", prompt_version="v"
+    )
+    assert verdict.scores == pytest.approx(expected)
+    assert verdict.reason == (failure or "ok")
