@@ -98,8 +98,10 @@ def write_corpus(items: list[dict], folder: Path, fmt: str) -> Path:
             for item in items:
                 fh.write(json.dumps(item) + "\n")
         return path
-    rows = [{**i, "metadata": json.dumps(i.get("metadata") or {})} for i in items]
-    table = pa.Table.from_pylist(rows)
+    names = ("item_id", "thread_id", "parent_id", "author", "text", "timestamp")
+    columns = {n: [i.get(n) for i in items] for n in names}
+    columns["metadata"] = [json.dumps(i.get("metadata") or {}) for i in items]
+    table = pa.table(columns)
     path = folder / f"items.{fmt}"
     if fmt == "parquet":
         pq.write_table(table, path)

@@ -17,7 +17,7 @@ import pytest
 from humanlm.data.build import run_build
 from humanlm.data.output import HELD_FILE, PERSONA_LOG
 from humanlm.data.persona import count_persona_items
-from humanlm.data.persona_llm import parse_persona_reply
+from humanlm.data.persona_prompt import parse_persona_reply
 from humanlm.data.personas import run_personas
 from humanlm.data.prepare import load_prepared, run_prepare
 from humanlm.data.validate import validate_source

@@ -206,19 +206,26 @@ def build(
         str, typer.Option(help="auto, chain (parent links) or thread (time order).")
     ] = "auto",
     split_by: Annotated[str, typer.Option(help="thread, turn or user.")] = "thread",
-    split_ratios: Annotated[str, typer.Option(help="TRAIN/VAL/TEST shares.")] = "90/2/8",
+    split_ratios: Annotated[
+        str, typer.Option("--split-ratios", "--ratios", help="TRAIN/VAL/TEST shares.")
+    ] = "90/2/8",
     seen_users: Annotated[
         bool,
         typer.Option("--seen-users/--no-seen-users", help="Keep val/test to users seen in train."),
     ] = True,
-    min_replies_per_user: Annotated[int, typer.Option(min=1)] = 1,
-    max_replies_per_user: Annotated[int | None, typer.Option(min=1)] = None,
+    min_replies_per_user: Annotated[
+        int, typer.Option("--min-replies-per-user", "--min-replies", min=1)
+    ] = 1,
+    max_replies_per_user: Annotated[
+        int | None, typer.Option("--max-replies-per-user", "--max-replies", min=1)
+    ] = None,
     max_reply_chars: Annotated[int | None, typer.Option(min=1)] = None,
     max_reply_words: Annotated[int | None, typer.Option(min=1)] = None,
     hash_authors: Annotated[bool, typer.Option(help="Replace author names by pseudonyms.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the user-held-out split.")] = 0,
     llm: Annotated[
-        str | None, typer.Option(help="Persona model: openai:MODEL[@URL] or litellm:P/M.")
+        str | None,
+        typer.Option(help="Persona model: openai:MODEL, openai:MODEL@URL or litellm:P/M."),
     ] = None,
     fixed_persona: Annotated[
         str | None, typer.Option(help="One persona text for every row.")
@@ -270,10 +277,12 @@ def build(
 def personas_command(
     input: Annotated[Path, typer.Option("--input", "-i", help="A folder written by `data build`.")],
     llm: Annotated[
-        str | None, typer.Option(help="Persona model: openai:MODEL[@URL] or litellm:P/M.")
+        str | None,
+        typer.Option(help="Persona model: openai:MODEL, openai:MODEL@URL or litellm:P/M."),
     ] = None,
     fixed: Annotated[
-        str | None, typer.Option(help="One persona text for every row instead.")
+        str | None,
+        typer.Option("--fixed", "--fixed-persona", help="One persona text for every row instead."),
     ] = None,
     k: Annotated[
         int, typer.Option("--k", min=1, help="Earliest training replies summarised per user.")

@@ -165,12 +165,7 @@ def run_build(
         )
     if len(chosen) > 1:
         raise ConfigError("choose one of --llm, --fixed-persona and --no-personas")
-    if (
-        max_reply_chars is not None
-        and max_reply_chars < 1
-        or max_reply_words is not None
-        and max_reply_words < 1
-    ):
+    if any(limit is not None and limit < 1 for limit in (max_reply_chars, max_reply_words)):
         raise ConfigError("--max-reply-chars / --max-reply-words must be >= 1")
     paths = [str(p) for p in inputs]
     items = read_items(
@@ -212,19 +207,8 @@ def run_build(
         "hash_authors": hash_authors,
         "seed": seed,
     }
-    info: dict[str, Any] = {
-        "inputs": paths,
-        "options": options,
-        "context_mode": replies.mode,
-        "items_read": items.read,
-        "items_kept": len(items),
-        "items_dropped": dict(items.dropped),
-        "replies_found": len(replies) + sum(replies.dropped.values()),
-        "replies_dropped": {**replies.dropped, **plan.dropped},
-        "broken_chains": replies.broken_chains,
-        "parent_cycles_cut": replies.cycles,
-        "personas": {"source": {"llm": "pending", "fixed": "fixed", "none": "none"}[chosen[0]]},
-    }
+    source = {"llm": "pending", "fixed": "fixed", "none": "none"}[chosen[0]]
+    info = _build_info(paths, options, items, replies, plan, persona_source=source)
     tables = _split_tables(items, replies, plan, persona=fixed_persona or "")
     info["stats"] = write_built(out_dir, tables=tables, held=None, info=info)
     persona_summary = None
@@ -245,6 +229,31 @@ def run_build(
     return BuildSummary(
         out_dir=Path(out_dir), info=info, personas=persona_summary, validated_rows=report.rows
     )
+
+
+def _build_info(
+    paths: list[str],
+    options: dict[str, Any],
+    items: Items,
+    replies: Replies,
+    plan: SplitPlan,
+    *,
+    persona_source: str,
+) -> dict[str, Any]:
+    """What ``build_summary.json`` records about the build (the stats are added on writing)."""
+    return {
+        "inputs": paths,
+        "options": options,
+        "context_mode": replies.mode,
+        "items_read": items.read,
+        "items_kept": len(items),
+        "items_dropped": dict(items.dropped),
+        "replies_found": len(replies) + sum(replies.dropped.values()),
+        "replies_dropped": {**replies.dropped, **plan.dropped},
+        "broken_chains": replies.broken_chains,
+        "parent_cycles_cut": replies.cycles,
+        "personas": {"source": persona_source},
+    }
 
 
 def _split_tables(

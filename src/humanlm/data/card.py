@@ -86,7 +86,7 @@ def render_card(
         "",
         "## Splits",
         "",
-        "| split | rows | users | threads |",
+        "| split | replies (rows) | users | threads |",
         "|---|---:|---:|---:|",
     ]
     for name, split in stats["splits"].items():

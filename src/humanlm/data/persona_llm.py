@@ -1,4 +1,4 @@
-"""LLM persona calls: prompt, schema check and bounded, retried, resumable summarising.
+"""LLM persona calls: bounded, retried, logged and resumable, one per user.
 
 One chat call per user through the judge package's backends (``openai:MODEL[@URL]`` or
 ``litellm:PROVIDER/MODEL``), at most ``concurrency`` in flight. Each reply is parsed and checked
@@ -8,10 +8,9 @@ while 429s, 5xx, timeouts and dropped connections are retried with the shared `R
 Finished users are appended to a JSON-lines log (``personas.jsonl``), flushed and synced one
 user at a time; a new run skips every user whose log entry has the same request key (model,
 sampling parameters, prompt version and prompt), so a crash loses only the users in flight.
-Prompts live in ``data/prompts/*.md``, versioned in ``data/prompts/VERSIONS``.
+The prompt and the reply check live in `humanlm.data.persona_prompt`.
 
 Example:
-    >>> prompt = build_persona_prompt(replies)  # doctest: +SKIP
     >>> outcome = asyncio.run(summarise_personas(requests, backend=b, log_path="personas.jsonl"))
     ... # doctest: +SKIP
 """
@@ -19,69 +18,43 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import logging
 import os
 import random
 import re
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from humanlm.data.persona import DEMOGRAPHICS
+from humanlm.data.persona_prompt import (
+    parse_persona_reply,
+    persona_prompt_version,
+    render_retry_prompt,
+)
 from humanlm.errors import ConfigError
 from humanlm.judge.backends import ChatBackend, LiteLLMBackend, OpenAIBackend, TransportError
 from humanlm.judge.build import parse_spec
 from humanlm.judge.cache import JudgeCache, cache_key
 from humanlm.judge.ledger import Ledger
 from humanlm.judge.limits import RateLimiter, RetryPolicy, backoff_delay
-from humanlm.states.render import render
 
 __all__ = [
-    "LIST_SIZES",
     "PersonaOutcome",
-    "PersonaReply",
     "PersonaRequest",
-    "build_persona_prompt",
     "load_persona_log",
     "make_chat_backend",
-    "parse_persona_reply",
-    "persona_prompt_version",
     "request_key",
     "summarise_personas",
 ]
 
 logger = logging.getLogger(__name__)
 
-# Allowed item counts per persona list (spec section 1).
-LIST_SIZES: dict[str, tuple[int, int]] = {
-    "interests": (8, 12),
-    "values": (8, 12),
-    "communication": (8, 12),
-    "statistics": (5, 10),
-}
-_MAX_REPLY_CHARS = 1500
-_MAX_EXCERPT_CHARS = 200
 _OUTPUT_GUESS = 800
-_FENCE = re.compile(r"^\s*```[a-zA-Z]*\s*|\s*```\s*$")
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-@dataclass(frozen=True)
-class PersonaReply:
-    """One reply shown to the persona model: its text, time and what it answered."""
-
-    text: str
-    timestamp: int | None = None
-    answered_author: str = ""
-    answered_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,91 +83,6 @@ class PersonaOutcome:
     reused: int = 0
     generated: int = 0
     ledger: Ledger = field(default_factory=Ledger)
-
-
-def _prompts_dir():  # noqa: ANN202 - importlib Traversable
-    return resources.files("humanlm.data") / "prompts"
-
-
-@cache
-def _template(name: str) -> str:
-    return (_prompts_dir() / f"{name}.md").read_text(encoding="utf-8").rstrip("\n")
-
-
-@cache
-def persona_prompt_version() -> str:
-    """Version of the persona prompt, from ``data/prompts/VERSIONS``."""
-    for line in (_prompts_dir() / "VERSIONS").read_text("utf-8").splitlines():
-        if line.startswith("persona "):
-            return line.split()[1]
-    raise ConfigError("data/prompts/VERSIONS lists no persona template")
-
-
-def build_persona_prompt(replies: Sequence[PersonaReply]) -> str:
-    """The persona prompt for one user's replies (oldest first), long texts shortened."""
-    blocks = []
-    for n, reply in enumerate(replies, start=1):
-        when = ""
-        if reply.timestamp is not None:
-            when = dt.datetime.fromtimestamp(reply.timestamp, dt.timezone.utc).strftime(
-                " (%Y-%m-%d)"
-            )
-        excerpt = _shorten(reply.answered_text, _MAX_EXCERPT_CHARS)
-        answered = f"{reply.answered_author or 'someone'} wrote: {excerpt}" if excerpt else "a post"
-        blocks.append(
-            f"## Message {n}{when}\nIn answer to {answered}\n\n{_shorten(reply.text, _MAX_REPLY_CHARS)}"
-        )
-    words = [len(r.text.split()) for r in replies]
-    facts = (
-        f"{len(replies)} messages; median length {statistics.median(words):g} words, "
-        f"shortest {min(words)}, longest {max(words)}"
-        if words
-        else "no messages"
-    )
-    return render(
-        _template("persona"), count=len(replies), facts=facts, messages="\n\n".join(blocks)
-    )
-
-
-def parse_persona_reply(text: str | None) -> tuple[dict[str, Any] | None, str]:
-    """Read a persona from a model reply and check it against the schema.
-
-    Accepts the JSON object alone or inside a code fence. Missing demographic fields become
-    "NA"; list items are stripped.
-
-    Returns:
-        ``(persona, "ok")``, or ``(None, problem)`` naming what is wrong.
-    """
-    body = _FENCE.sub("", (text or "").strip())
-    start, end = body.find("{"), body.rfind("}")
-    if start < 0 or end <= start:
-        return None, "no JSON object in the reply"
-    try:
-        data = json.loads(body[start : end + 1])
-    except json.JSONDecodeError as err:
-        return None, f"invalid JSON ({err.msg} at char {err.pos})"
-    if not isinstance(data, dict):
-        return None, "the JSON is not an object"
-    demographics = data.get("demographics")
-    if not isinstance(demographics, dict):
-        return None, "demographics must be an object"
-    persona: dict[str, Any] = {"demographics": {}}
-    for key in DEMOGRAPHICS:
-        value = demographics.get(key, "NA")
-        if value is None:
-            value = "NA"
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            return None, f"demographics.{key} must be text"
-        persona["demographics"][key] = str(value).strip() or "NA"
-    for name, (low, high) in LIST_SIZES.items():
-        items = data.get(name)
-        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            return None, f"{name} must be a list of strings"
-        items = [i.strip() for i in items if i.strip()]
-        if not low <= len(items) <= high:
-            return None, f"{name} has {len(items)} items; it needs {low} to {high}"
-        persona[name] = items
-    return persona, "ok"
 
 
 def make_chat_backend(
@@ -429,7 +317,7 @@ class _Asker:
                 content_failures += 1
                 if content_failures > content_retries:
                     return None, f"invalid_reply ({problem})"
-                correction = render(_template("persona_retry"), problem=problem)
+                correction = render_retry_prompt(problem)
                 messages = [
                     messages[0],
                     {"role": "assistant", "content": completion.text},
@@ -445,8 +333,3 @@ class _Asker:
             if loop.time() + delay >= deadline:
                 return None, reason
             await asyncio.sleep(delay)
-
-
-def _shorten(text: str, limit: int) -> str:
-    text = " ".join(text.split()) if len(text) > limit else text.strip()
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."

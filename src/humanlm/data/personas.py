@@ -28,14 +28,12 @@ import pyarrow.compute as pc
 
 from humanlm.data.output import HELD_SCHEMA, PERSONA_LOG, read_built, write_built
 from humanlm.data.persona_llm import (
-    PersonaReply,
     PersonaRequest,
-    build_persona_prompt,
     make_chat_backend,
-    persona_prompt_version,
     request_key,
     summarise_personas,
 )
+from humanlm.data.persona_prompt import PersonaReply, build_persona_prompt, persona_prompt_version
 from humanlm.data.splits import SPLIT_NAMES
 from humanlm.errors import ConfigError
 from humanlm.judge.cache import JudgeCache
@@ -139,7 +137,7 @@ def run_personas(
         for name, table in tables.items():
             tables[name] = _with_persona(table, [fixed] * table.num_rows)
         info["personas"] = {"source": "fixed", "users": len(users)}
-        write_built(data_dir, tables=tables, held=None, info=info)
+        info["stats"] = write_built(data_dir, tables=tables, held=None, info=info)
         return PersonaSummary(Path(data_dir), "fixed", users=len(users), info=info)
 
     assert llm is not None
@@ -149,6 +147,7 @@ def run_personas(
     for user, user_replies in sorted(replies.items()):
         prompt = build_persona_prompt(user_replies)
         requests.append(PersonaRequest(user, prompt, request_key(backend, params, prompt)))
+    persona_cache = JudgeCache(cache) if cache else None
     outcome = asyncio.run(
         summarise_personas(
             requests,
@@ -157,10 +156,12 @@ def run_personas(
             concurrency=concurrency,
             retry=retry or RetryPolicy(max_retries=4, timeout_s=600.0, request_timeout_s=300.0),
             content_retries=content_retries,
-            cache=JudgeCache(cache) if cache else None,
+            cache=persona_cache,
             show_progress=show_progress,
         )
     )
+    if persona_cache is not None:
+        persona_cache.close()
     held_parts = []
     for name, table in tables.items():
         row_users = table.column("user_id").to_pylist()
@@ -189,8 +190,7 @@ def run_personas(
         "held_rows": held.num_rows if held is not None else 0,
         "ledger": outcome.ledger.to_dict(),
     }
-    write_built(data_dir, tables=tables, held=held, info=info)
-    info = read_built(data_dir).info
+    info["stats"] = write_built(data_dir, tables=tables, held=held, info=info)
     return PersonaSummary(
         data_dir=Path(data_dir),
         source="llm",
