@@ -110,11 +110,16 @@ class JudgeConfig:
 
 @dataclass
 class WarmupConfig:
-    """An optional SFT warm-up on tagged targets before GRPO.
+    """An optional SFT warm-up on tagged targets before GRPO (ignored by the SFT modes).
 
     A randomly initialised model never writes well-formed tags, so GRPO would see only zero
     rewards; a short SFT on the reference states (where the data has them) and the real reply fixes
     that. Used by the demo; off (``steps: 0``) for real models.
+
+    Attributes:
+        steps: optimizer steps (0 disables the warm-up).
+        learning_rate: AdamW learning rate.
+        batch_size: rows per step.
     """
 
     steps: int = 0
@@ -132,7 +137,9 @@ class TrainConfig:
         seed: seed for data shuffling, state augmentation and the trainer.
         output_root: where run folders go.
         max_unscored_fraction: stop (after a checkpoint) when more of a step is unscored.
-        trainer: passed verbatim to ``trl.GRPOConfig`` or ``trl.SFTConfig``.
+        trainer: passed verbatim to ``trl.GRPOConfig`` or ``trl.SFTConfig`` (options both accept).
+        grpo: options for ``trl.GRPOConfig`` only, merged over ``trainer`` in GRPO modes.
+        sft: options for ``trl.SFTConfig`` only, merged over ``trainer`` in SFT modes.
     """
 
     name: str = "run"
@@ -145,6 +152,8 @@ class TrainConfig:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
     trainer: dict[str, Any] = field(default_factory=dict)
+    grpo: dict[str, Any] = field(default_factory=dict)
+    sft: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         problems = []
@@ -156,8 +165,11 @@ class TrainConfig:
             problems.append(f"model.dtype: {self.model.dtype!r}; use auto, float32, bfloat16, float16")
         if self.warmup.steps < 0:
             problems.append("warmup.steps: must be >= 0")
-        if self.mode in MODES and MODES[self.mode][2] == "sft" and self.warmup.steps:
-            problems.append("warmup.steps: a warm-up only precedes GRPO modes; set it to 0 for SFT")
+        if self.data.val_split and self.data.val_split == self.data.train_split:
+            problems.append("data.val_split: must differ from data.train_split (or be empty)")
+        for key in ("output_dir", "seed"):
+            if key in self.trainer or key in self.grpo or key in self.sft:
+                problems.append(f"trainer.{key}: set by humanlm (run folder, top-level seed); remove it")
         if problems:
             raise ConfigError(problems)
 
@@ -172,6 +184,11 @@ class TrainConfig:
     @property
     def trainer_kind(self) -> str:
         return MODES[self.mode][2]
+
+    @property
+    def trainer_options(self) -> dict[str, Any]:
+        """The TRL options of this mode: ``trainer`` with the mode's own mapping on top."""
+        return {**self.trainer, **(self.grpo if self.trainer_kind == "grpo" else self.sft)}
 
 
 def _coerce(value: Any, annotation: Any, where: str, problems: list[str]) -> Any:

@@ -345,3 +345,27 @@ def test_amazon_python_literal_fields_and_fallbacks():
     assert broken == {"role": "user", "name": "r", "content": "- Details: {broken"}
     bare = render_message("amazon", _msg("r", "just the raw text"), index=0)
     assert bare == {"role": "user", "name": "r", "content": "just the raw text"}
+
+
+def test_author_map_ignores_replies_shared_by_several_users():
+    # Regression: two users posting the same short text at the same depth learned each other's names.
+    from humanlm.data.authors import learn_author_map
+    from humanlm.data.schema import normalize_row
+
+    def row(user, completion, prompt):
+        raw = {"prompt": prompt, "completion": completion, "user_id": user, "post_id": "p1",
+               "turn_id": len(prompt), "persona": "A user."}
+        return normalize_row(raw, file="mem", row=0, dataset="generic")
+
+    post = {"role": "op", "content": "A post"}
+    rows = [
+        row("alice", "NTA", [post]),
+        row("bob", "NTA", [post]),
+        row("carol", "Agreed", [post, {"role": "bob", "content": "NTA"}]),
+        row("dave", "Same", [post, {"role": "erin", "content": "Unique words here"}]),
+        row("erin", "Unique words here", [post]),
+    ]
+    author_map = learn_author_map(rows)
+    assert "alice" not in author_map
+    assert "bob" not in author_map
+    assert author_map["erin"] == {"erin"}

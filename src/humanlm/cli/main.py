@@ -25,12 +25,16 @@ app = typer.Typer(
 def _register() -> None:
     # Sub-apps import lazily-heavy modules inside their commands, so `--help` stays fast.
     from humanlm.cli import data as data_cli
+    from humanlm.cli import eval as eval_cli
     from humanlm.cli import judge as judge_cli
     from humanlm.cli import model as model_cli
+    from humanlm.cli import report as report_cli
 
     app.add_typer(data_cli.app, name="data")
     app.add_typer(model_cli.app, name="model")
     app.command("judge")(judge_cli.judge)
+    app.command("eval")(eval_cli.eval_command)
+    app.command("report")(report_cli.report)
 
 
 def main() -> None:

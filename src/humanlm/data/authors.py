@@ -40,24 +40,29 @@ def learn_author_map(rows: Iterable[SourceRow]) -> dict[str, set[str]]:
         Placeholder names of deleted accounts ("NA", "[deleted]") are never learned.
     """
     replies: dict[_Key, set[str]] = {}
-    authors: dict[_Key, set[str]] = {}
+    authors: dict[_Key, dict[str, set[str]]] = {}
     for row in rows:
         replies.setdefault(_key(row, row.turn_id, row.completion), set()).add(row.user_id)
         # Message 0 is the post itself; replies start at turn 1.
         for index in range(1, len(row.prompt)):
             message = row.prompt[index]
             key = _key(row, index, message["content"])
-            if key in authors:
+            if message["role"] in authors.get(key, {}):
                 continue
             rendered = render_message(row.dataset, message, index=index)
             if rendered["role"] == "user":
-                authors[key] = {message["role"], rendered["name"]}
+                authors.setdefault(key, {})[message["role"]] = {message["role"], rendered["name"]}
     author_map: dict[str, set[str]] = {}
-    for key, names in authors.items():
+    for key, by_role in authors.items():
+        users = replies.get(key, set())
+        # The same short text at the same depth of a thread ("NTA") can come from several people:
+        # a key is evidence only when exactly one user replied it and one author wrote it.
+        if len(users) != 1 or len(by_role) != 1:
+            continue
+        (names,) = by_role.values()
         names = {n for n in names if n.strip().lower() not in PLACEHOLDER_AUTHORS and n != HUMAN}
-        for user_id in replies.get(key, ()):
-            if names:
-                author_map.setdefault(user_id, set()).update(names)
+        if names:
+            author_map.setdefault(next(iter(users)), set()).update(names)
     return author_map
 
 

@@ -1,5 +1,28 @@
-"""User simulators behind one interface: ``hf:``, ``vllm:`` and ``openai:`` backends."""
+"""User simulators behind one interface: ``hf:``, ``vllm:`` and ``openai:`` backends.
 
-from humanlm.simulate.backends import GenerationSettings, Simulator, build_simulator
+- ``build_sim_prompt(example, thinking=...)`` -> ``SimPrompt``: what a simulator is asked;
+- ``build_simulator(spec, settings=GenerationSettings(...))`` -> a ``Simulator``;
+- ``Simulator.generate(prompts)`` (a coroutine) -> ``Generation`` per prompt, or
+  ``generate_all(simulator, prompts)`` from synchronous code.
+"""
 
-__all__ = ["GenerationSettings", "Simulator", "build_simulator"]
+from humanlm.simulate.backends import (
+    Generation,
+    GenerationSettings,
+    Simulator,
+    build_simulator,
+    cut_at_stop,
+    generate_all,
+)
+from humanlm.simulate.prompt import SimPrompt, build_sim_prompt
+
+__all__ = [
+    "Generation",
+    "GenerationSettings",
+    "SimPrompt",
+    "Simulator",
+    "build_sim_prompt",
+    "build_simulator",
+    "cut_at_stop",
+    "generate_all",
+]

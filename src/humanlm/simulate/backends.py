@@ -1,66 +1,145 @@
-"""Simulator backends, chosen by a spec string.
+"""Simulator backends behind one interface, chosen by a spec string.
 
-- ``hf:PATH_OR_ID``: transformers, batched, CPU or GPU, with our chat template and the no-repeat
-  n-gram ban;
-- ``vllm:PATH_OR_ID``: vLLM offline engine (optional import);
-- ``openai:MODEL@URL``: any OpenAI-compatible endpoint, concurrent and retried.
+- ``hf:PATH_OR_ID``: transformers ``generate``, batched with left padding, our chat template, the
+  no-repeat n-gram ban, stopped at the closing tags; CPU or one GPU;
+- ``vllm:PATH_OR_ID``: vLLM's offline engine (GPU machines, optional import; no n-gram ban);
+- ``openai:MODEL[@BASE_URL]``: any OpenAI-compatible chat server, concurrent and retried
+  (``humanlm.simulate.openai_chat``).
 
-Every backend takes rendered prompt text (our template already applied) and returns the raw
-completion text, thinking included, so parsing is the same for all of them.
+Every backend returns the raw completion text (thinking included) so that parsing is the same
+for all of them. ``generate`` is a coroutine: local backends run in a worker thread, so judge
+calls of finished examples go on while the next batch is generated.
 
 Example:
     >>> sim = build_simulator("hf:runs/demo/model", settings=GenerationSettings())  # doctest: +SKIP
-    >>> outputs = sim.generate(["<|im_start|>system ..."])  # doctest: +SKIP
+    >>> generations = generate_all(sim, [build_sim_prompt(example, thinking=True)])  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import random
+import re
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
-from humanlm.errors import ConfigError, HumanlmError
+from humanlm.errors import ConfigError
+from humanlm.judge.limits import RetryPolicy
+from humanlm.simulate.prompt import SimPrompt
 
-__all__ = ["GenerationSettings", "Simulator", "build_simulator"]
+__all__ = [
+    "GenerationSettings",
+    "Generation",
+    "HFSimulator",
+    "Simulator",
+    "VLLMSimulator",
+    "build_simulator",
+    "cut_at_stop",
+    "generate_all",
+]
 
 logger = logging.getLogger(__name__)
+
+_OPENAI_SPEC = re.compile(r"^(?P<model>.+?)@(?P<url>https?://.+)$")
 
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Decoding settings (paper eval protocol by default).
+    """Decoding settings; the defaults are the paper's evaluation protocol (spec section 3).
 
     Attributes:
-        temperature: sampling temperature (0 means greedy).
-        max_new_tokens: generation budget per prompt.
-        no_repeat_ngram_size: ban tokens that would repeat an earlier n-gram of the output (0: off).
-        batch_size: prompts per forward batch (``hf:``) or requests in flight (``openai:``).
+        temperature: sampling temperature (0: greedy).
+        top_p: nucleus sampling mass (1.0: off, so every backend samples the same way).
+        max_new_tokens: generation budget per prompt (the protocol: 1024 with thinking, 512
+            without; ``EvalConfig`` picks it).
+        no_repeat_ngram_size: ban tokens that would repeat an n-gram of the output (0: off).
+        batch_size: prompts per forward pass (``hf:``) or per engine call (``vllm:``).
+        concurrency: requests in flight (``openai:``).
         seed: sampling seed.
-        stop: stop strings (closing tags).
+        stop: stop strings (the closing tag of the requested state); kept in the output.
+        retry: attempts, backoff and deadlines of one ``openai:`` request.
     """
 
     temperature: float = 0.4
+    top_p: float = 1.0
     max_new_tokens: int = 1024
     no_repeat_ngram_size: int = 4
     batch_size: int = 8
+    concurrency: int = 32
     seed: int = 0
     stop: tuple[str, ...] = ("</response>",)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.temperature < 0:
+            problems.append("temperature: must be >= 0 (0 means greedy decoding)")
+        if not 0 < self.top_p <= 1:
+            problems.append("top_p: must be in (0, 1]")
+        if self.max_new_tokens < 1:
+            problems.append("max_new_tokens: must be >= 1")
+        if self.no_repeat_ngram_size < 0:
+            problems.append("no_repeat_ngram_size: must be >= 0 (0 switches the ban off)")
+        if self.batch_size < 1 or self.concurrency < 1:
+            problems.append("batch_size and concurrency: must be >= 1")
+        if problems:
+            raise ConfigError(problems)
 
 
+@dataclass(frozen=True)
+class Generation:
+    """One simulator output.
+
+    Attributes:
+        text: the raw completion (thinking included), or ``None`` when the backend failed.
+        error: why there is no text (``timeout``, ``transport_error``, ``rejected``, ...).
+        finish_reason: ``stop`` or ``length`` when the backend says.
+    """
+
+    text: str | None
+    error: str | None = None
+    finish_reason: str | None = None
+
+
+@runtime_checkable
 class Simulator(Protocol):
-    """Anything that turns rendered prompts into raw completions."""
+    """Anything that turns simulator prompts into raw completions.
+
+    Attributes:
+        spec: the spec it was built from, safe to log (no credentials).
+        batch_size: prompts per ``generate`` call that the backend serves efficiently (the
+            evaluation hands it prompts in chunks of this size).
+        ngram_ban: the no-repeat n-gram size actually applied (0: none), for the results.
+    """
 
     spec: str
+    batch_size: int
+    ngram_ban: int
 
-    def generate(self, prompts: Sequence[str]) -> list[str]: ...
+    async def generate(self, prompts: Sequence[SimPrompt]) -> list[Generation]:
+        """One ``Generation`` per prompt, in order; failures are ``Generation(None, error)``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections or workers."""
+        ...
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Cut ``text`` right after the first stop string (a token may run past it)."""
+    ends = [i + len(s) for s in stop if (i := text.find(s)) >= 0]
+    return text[: min(ends)] if ends else text
 
 
 class HFSimulator:
-    """transformers ``generate`` in batches, left-padded, with the n-gram ban on the output."""
+    """transformers ``generate`` in left-padded batches, one batch at a time.
+
+    Args:
+        path: a local folder or hub id (a causal LM with a tokenizer).
+        settings: decoding settings.
+    """
 
     def __init__(self, path: str, *, settings: GenerationSettings):
         import torch
@@ -68,6 +147,8 @@ class HFSimulator:
 
         self.spec = f"hf:{path}"
         self.settings = settings
+        self.batch_size = settings.batch_size
+        self.ngram_ban = settings.no_repeat_ngram_size
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "left"
@@ -75,150 +156,155 @@ class HFSimulator:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._stopping = self._stop_criteria(settings.stop)
 
-    def generate(self, prompts: Sequence[str]) -> list[str]:
+    def __repr__(self) -> str:
+        return f"HFSimulator(spec={self.spec!r}, device={self.device!r})"
+
+    async def generate(self, prompts: Sequence[SimPrompt]) -> list[Generation]:
+        return await asyncio.to_thread(self._generate, [p.text for p in prompts])
+
+    async def aclose(self) -> None:
+        return None
+
+    def _stop_criteria(self, stop: Sequence[str]) -> Any:
+        # Built once: ``stop_strings=`` would rebuild its vocabulary tables (~1 s) every call.
+        from transformers import StoppingCriteriaList, StopStringCriteria
+
+        if not stop:
+            return StoppingCriteriaList()
+        return StoppingCriteriaList([StopStringCriteria(self.tokenizer, list(stop))])
+
+    def _generate(self, texts: list[str]) -> list[Generation]:
+        with self._lock:  # one batch at a time: the model is not shared across threads
+            out: list[Generation] = []
+            for start in range(0, len(texts), self.batch_size):
+                out.extend(self._batch(texts[start : start + self.batch_size]))
+            return out
+
+    def _batch(self, texts: list[str]) -> list[Generation]:
         import torch
         from transformers import LogitsProcessorList
 
         from humanlm.model.ngram import NoRepeatNGramLogitsProcessor
 
         s = self.settings
-        outputs: list[str] = []
-        torch.manual_seed(s.seed)
-        for start in range(0, len(prompts), s.batch_size):
-            batch = list(prompts[start : start + s.batch_size])
-            enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = {k: v.to(self.device) for k, v in enc.items()}
-            prompt_len = enc["input_ids"].shape[1]
-            processors = LogitsProcessorList()
-            if s.no_repeat_ngram_size:
-                processors.append(
-                    NoRepeatNGramLogitsProcessor(s.no_repeat_ngram_size, prompt_length=prompt_len)
-                )
-            sampling = (
-                {"do_sample": True, "temperature": s.temperature}
-                if s.temperature > 0
-                else {"do_sample": False}
+        # A fresh seed per batch: the same prompts in the same order give the same outputs.
+        torch.manual_seed(s.seed + self._calls)
+        self._calls += 1
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        padded_len = enc["input_ids"].shape[1]
+        processors = LogitsProcessorList()
+        if s.no_repeat_ngram_size:
+            # Counting from the padded length bans repeats within the reply only (and skips pads).
+            processors.append(
+                NoRepeatNGramLogitsProcessor(s.no_repeat_ngram_size, prompt_length=padded_len)
             )
-            with torch.no_grad():
-                out = self.model.generate(
-                    **enc,
-                    max_new_tokens=s.max_new_tokens,
-                    logits_processor=processors,
-                    stop_strings=list(s.stop) or None,
-                    tokenizer=self.tokenizer,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                    **sampling,
-                )
-            for row in out[:, prompt_len:]:
-                outputs.append(self.tokenizer.decode(row, skip_special_tokens=True))
-        return outputs
+        sampling: dict[str, Any] = (
+            {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p, "top_k": 0}
+            if s.temperature > 0
+            else {"do_sample": False}
+        )
+        with torch.no_grad():
+            ids = self.model.generate(
+                **enc,
+                max_new_tokens=s.max_new_tokens,
+                logits_processor=processors,
+                stopping_criteria=self._stopping,
+                pad_token_id=self.tokenizer.pad_token_id,
+                **sampling,
+            )
+        results = []
+        for row in ids[:, padded_len:]:
+            text = self.tokenizer.decode(row, skip_special_tokens=True)
+            results.append(Generation(cut_at_stop(text, s.stop)))
+        return results
 
 
 class VLLMSimulator:
-    """vLLM's offline engine (GPU). The n-gram ban is not available in vLLM V1; we say so."""
+    """vLLM's offline engine on rendered prompts (GPU). vLLM V1 has no per-request logits
+    processors, so the n-gram ban is not applied; the results say so (``ngram_ban`` = 0)."""
 
     def __init__(self, path: str, *, settings: GenerationSettings):
         try:
             from vllm import LLM, SamplingParams
         except ImportError:
             raise ConfigError(
-                "the vllm: backend needs vLLM: pip install 'humanlm[vllm]' (GPU machines only)"
+                "the vllm: simulator needs vLLM (pip install vllm==0.31.0, GPU machines only); "
+                "on CPU use hf:PATH"
             ) from None
         self.spec = f"vllm:{path}"
         self.settings = settings
+        self.batch_size = max(settings.batch_size, 256)  # the engine schedules its own batches
+        self.ngram_ban = 0
         if settings.no_repeat_ngram_size:
-            logger.warning("vLLM V1 has no per-request n-gram ban; generating without it")
+            logger.warning("vllm: no per-request n-gram ban in vLLM V1; generating without it")
         self._llm = LLM(model=path, seed=settings.seed)
         self._params = SamplingParams(
             temperature=settings.temperature,
+            top_p=settings.top_p,
             max_tokens=settings.max_new_tokens,
             stop=list(settings.stop),
             include_stop_str_in_output=True,
             seed=settings.seed,
         )
+        self._lock = threading.Lock()
 
-    def generate(self, prompts: Sequence[str]) -> list[str]:
-        results = self._llm.generate(list(prompts), self._params)
-        return [r.outputs[0].text for r in results]
+    async def generate(self, prompts: Sequence[SimPrompt]) -> list[Generation]:
+        return await asyncio.to_thread(self._generate, [p.text for p in prompts])
 
+    async def aclose(self) -> None:
+        return None
 
-class OpenAISimulator:
-    """Completions from any OpenAI-compatible server, concurrent, retried with backoff."""
-
-    def __init__(
-        self,
-        model: str,
-        *,
-        base_url: str | None,
-        settings: GenerationSettings,
-        api_key_env: str = "OPENAI_API_KEY",
-        timeout_s: float = 120.0,
-        max_retries: int = 4,
-    ):
-        import openai
-
-        self.spec = f"openai:{model}" + (f"@{base_url}" if base_url else "")
-        self.model = model
-        self.settings = settings
-        self.max_retries = max_retries
-        api_key = os.environ.get(api_key_env) or ("EMPTY" if base_url else None)
-        if api_key is None:
-            raise ConfigError(f"the openai: simulator needs an API key in ${api_key_env}")
-        self._make_client = lambda: openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0
-        )
-
-    async def _one(self, client: Any, prompt: str, sem: asyncio.Semaphore) -> str:
-        import openai
-
-        s = self.settings
-        for attempt in range(self.max_retries + 1):
-            try:
-                async with sem:
-                    reply = await client.completions.create(
-                        model=self.model,
-                        prompt=prompt,
-                        temperature=s.temperature,
-                        max_tokens=s.max_new_tokens,
-                        stop=list(s.stop) or None,
-                        seed=s.seed,
-                    )
-                text = reply.choices[0].text or ""
-                # A server stops before the stop string; put the closing tag back for parsing.
-                if getattr(reply.choices[0], "finish_reason", None) == "stop" and s.stop:
-                    opened = [t for t in s.stop if t.replace("</", "<") in text and t not in text]
-                    text += opened[0] if opened else ""
-                return text
-            except (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError,
-                    openai.InternalServerError) as err:
-                if attempt == self.max_retries:
-                    raise HumanlmError(f"simulator {self.spec} failed after retries: {type(err).__name__}") from None
-                await asyncio.sleep(min(8.0, 0.5 * 2**attempt) * (0.5 + random.random()))
-        raise AssertionError("unreachable")
-
-    def generate(self, prompts: Sequence[str]) -> list[str]:
-        async def _all() -> list[str]:
-            client = self._make_client()
-            sem = asyncio.Semaphore(self.settings.batch_size)
-            try:
-                return await asyncio.gather(*(self._one(client, p, sem) for p in prompts))
-            finally:
-                await client.close()
-
-        return asyncio.run(_all())
+    def _generate(self, texts: list[str]) -> list[Generation]:
+        with self._lock:
+            results = self._llm.generate(texts, self._params, use_tqdm=False)
+        return [
+            Generation(r.outputs[0].text, finish_reason=r.outputs[0].finish_reason) for r in results
+        ]
 
 
-def build_simulator(spec: str, *, settings: GenerationSettings, **options: Any) -> Simulator:
-    """Build a simulator from ``hf:PATH``, ``vllm:PATH`` or ``openai:MODEL[@URL]``."""
-    kind, sep, rest = spec.partition(":")
-    if not sep or not rest:
-        raise ConfigError(f"simulator spec {spec!r}: expected hf:PATH, vllm:PATH or openai:MODEL@URL")
+def build_simulator(
+    spec: str, *, settings: GenerationSettings, api_key_env: str | None = None
+) -> Simulator:
+    """Build a simulator from ``hf:PATH``, ``vllm:PATH`` or ``openai:MODEL[@BASE_URL]``.
+
+    Args:
+        spec: which simulator (see the module docstring).
+        settings: decoding settings.
+        api_key_env: variable holding the key of an ``openai:`` server (default
+            ``OPENAI_API_KEY``; a server given by ``@BASE_URL`` may need none).
+
+    Raises:
+        ConfigError: unknown spec, missing key, vLLM not installed.
+    """
+    kind, sep, rest = spec.strip().partition(":")
+    usage = "use hf:PATH, vllm:PATH or openai:MODEL[@BASE_URL]"
+    if not sep or not rest or kind not in ("hf", "vllm", "openai"):
+        raise ConfigError(f"simulator spec {spec!r} is not understood; {usage}")
     if kind == "hf":
         return HFSimulator(rest, settings=settings)
     if kind == "vllm":
         return VLLMSimulator(rest, settings=settings)
-    if kind == "openai":
-        model, _, url = rest.partition("@")
-        return OpenAISimulator(model, base_url=url or None, settings=settings, **options)
-    raise ConfigError(f"simulator spec {spec!r}: unknown backend {kind!r}; use hf, vllm or openai")
+    from humanlm.simulate.openai_chat import OpenAISimulator
+
+    match = _OPENAI_SPEC.match(rest)
+    if match is None and "@" in rest:
+        raise ConfigError(f"simulator spec {spec!r}: the base URL must start with http(s)://")
+    model, base_url = (match["model"], match["url"]) if match else (rest, None)
+    return OpenAISimulator(model, base_url=base_url, settings=settings, api_key_env=api_key_env)
+
+
+def generate_all(simulator: Simulator, prompts: Sequence[SimPrompt]) -> list[Generation]:
+    """Generate for ``prompts`` from synchronous code (runs its own event loop)."""
+
+    async def go() -> list[Generation]:
+        try:
+            return await simulator.generate(prompts)
+        finally:
+            await simulator.aclose()
+
+    return asyncio.run(go())

@@ -13,8 +13,9 @@ from typing import Any
 
 from datasets import Dataset
 
-from humanlm.states import RESPONSE, augment_states, build_messages, get_state_set, is_thinking
-from humanlm.states.template import END_OF_TURN, render_chat
+from humanlm.states import RESPONSE, augment_states, get_state_set, is_thinking
+from humanlm.states.examples import judge_context, render_prompt
+from humanlm.states.template import END_OF_TURN
 
 __all__ = [
     "build_grpo_dataset",
@@ -26,21 +27,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def render_prompt(
-    example: Mapping[str, Any], state: str, *, state_set: str, thinking: bool
-) -> str:
-    """The exact prompt text for one (example, state): template applied, generation prompt added."""
-    return render_chat(
-        build_messages(example, state, state_set=state_set),
-        thinking=is_thinking(state, thinking=thinking),
-    )
-
-
-def judge_context(example: Mapping[str, Any]) -> list[dict[str, str]]:
-    """The context as the judge sees it: ``{name, content}`` per message."""
-    return [{"name": m["name"], "content": m["content"]} for m in example["messages"]]
 
 
 def _reference_states(example: Mapping[str, Any]) -> dict[str, str]:
@@ -96,13 +82,21 @@ def drop_long_prompts(
     kept = []
     for ex in examples:
         longest = max(
-            len(tokenizer(render_prompt(ex, st, state_set=state_set, thinking=thinking))["input_ids"])
+            len(
+                tokenizer(render_prompt(ex, st, state_set=state_set, thinking=thinking))[
+                    "input_ids"
+                ]
+            )
             for st in states
         )
         if longest <= max_tokens:
             kept.append(ex)
     if len(kept) < len(examples):
-        logger.info("dropped %d examples longer than %d prompt tokens", len(examples) - len(kept), max_tokens)
+        logger.info(
+            "dropped %d examples longer than %d prompt tokens",
+            len(examples) - len(kept),
+            max_tokens,
+        )
     return kept
 
 

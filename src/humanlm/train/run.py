@@ -15,17 +15,19 @@ Refuses, before any model loads: unknown keys, unknown modes, a warm-up before S
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from humanlm.config import TrainConfig, to_dict
+from humanlm.data.resolve import resolve_split
 from humanlm.log import make_run_dir, write_run_files
 from humanlm.train.callbacks import MetricsFileCallback
 from humanlm.train.data import build_grpo_dataset, build_sft_dataset, drop_long_prompts
-from humanlm.data.resolve import resolve_split
 from humanlm.train.trainers import build_grpo_trainer, build_sft_trainer
+from humanlm.train.warmup import run_warmup
 
 __all__ = ["TrainResult", "run_train"]
 
@@ -72,33 +74,34 @@ def _peft_config(cfg: TrainConfig) -> Any:
 
 
 def _trainer_options(cfg: TrainConfig) -> dict[str, Any]:
-    options = dict(cfg.trainer)
+    options = cfg.trainer_options
     if cfg.model.gradient_checkpointing:
         options.setdefault("gradient_checkpointing", True)
     return options
 
 
-def _warm_up(cfg: TrainConfig, *, model: Any, tokenizer: Any, examples: list, run_dir: Path) -> None:
-    dataset = build_sft_dataset(examples, state_set=cfg.state_set, thinking=cfg.thinking, seed=cfg.seed)
-    options = {
-        "max_steps": cfg.warmup.steps,
-        "learning_rate": cfg.warmup.learning_rate,
-        "per_device_train_batch_size": cfg.warmup.batch_size,
-        "lr_scheduler_type": "constant",
-        "warmup_steps": 0,
-        "save_strategy": "no",
-        "max_length": None,
-    }
-    trainer = build_sft_trainer(
+def _warm_up(
+    cfg: TrainConfig, *, model: Any, tokenizer: Any, examples: list, run_dir: Path
+) -> None:
+    dataset = build_sft_dataset(
+        examples, state_set=cfg.state_set, thinking=cfg.thinking, seed=cfg.seed
+    )
+    metrics_path = run_dir / "metrics.jsonl"
+
+    def log(record: dict[str, Any]) -> None:
+        with metrics_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"phase": "warmup", **record}) + "\n")
+
+    run_warmup(
         model=model,
         tokenizer=tokenizer,
-        train_dataset=dataset,
-        output_dir=run_dir / "warmup",
-        trainer_options=options,
+        dataset=dataset,
+        steps=cfg.warmup.steps,
+        learning_rate=cfg.warmup.learning_rate,
+        batch_size=cfg.warmup.batch_size,
         seed=cfg.seed,
-        callbacks=[MetricsFileCallback(run_dir / "metrics.jsonl", phase="warmup")],
+        on_log=log,
     )
-    trainer.train()
 
 
 def _state_reward(cfg: TrainConfig, run_dir: Path) -> Any:
@@ -141,12 +144,16 @@ def run_train(cfg: TrainConfig, *, run_dir: Path | None = None) -> TrainResult:
         state_set=cfg.state_set,
         thinking=cfg.thinking,
     )
-    logger.info("mode %s: %d training examples, state set %s", cfg.mode, len(examples), cfg.state_set)
+    logger.info(
+        "mode %s: %d training examples, state set %s", cfg.mode, len(examples), cfg.state_set
+    )
     model = _load_model(model_path, cfg)
     metrics = MetricsFileCallback(run_dir / "metrics.jsonl", phase="train")
 
     if cfg.trainer_kind == "sft":
-        dataset = build_sft_dataset(examples, state_set=cfg.state_set, thinking=cfg.thinking, seed=cfg.seed)
+        dataset = build_sft_dataset(
+            examples, state_set=cfg.state_set, thinking=cfg.thinking, seed=cfg.seed
+        )
         trainer = build_sft_trainer(
             model=model,
             tokenizer=tokenizer,
@@ -161,7 +168,9 @@ def run_train(cfg: TrainConfig, *, run_dir: Path | None = None) -> TrainResult:
         if cfg.warmup.steps:
             _warm_up(cfg, model=model, tokenizer=tokenizer, examples=examples, run_dir=run_dir)
         judge, reward = _state_reward(cfg, run_dir)
-        dataset = build_grpo_dataset(examples, state_set=cfg.state_set, thinking=cfg.thinking, seed=cfg.seed)
+        dataset = build_grpo_dataset(
+            examples, state_set=cfg.state_set, thinking=cfg.thinking, seed=cfg.seed
+        )
         trainer = build_grpo_trainer(
             model=model,
             tokenizer=tokenizer,

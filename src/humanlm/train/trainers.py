@@ -15,7 +15,13 @@ from datasets import Dataset
 from humanlm.errors import ConfigError
 from humanlm.states import STATES
 
-__all__ = ["GRPO_DEFAULTS", "SFT_DEFAULTS", "build_grpo_trainer", "build_sft_trainer", "closing_tags"]
+__all__ = [
+    "GRPO_DEFAULTS",
+    "SFT_DEFAULTS",
+    "build_grpo_trainer",
+    "build_sft_trainer",
+    "closing_tags",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +61,9 @@ def _precision_defaults() -> dict[str, Any]:
     return {"bf16": has_bf16}
 
 
-def _make_args(config_cls: type, defaults: dict[str, Any], user: dict[str, Any], **fixed: Any) -> Any:
+def _make_args(
+    config_cls: type, defaults: dict[str, Any], user: dict[str, Any], **fixed: Any
+) -> Any:
     kwargs = {**_precision_defaults(), **defaults, **user, **fixed}
     try:
         return config_cls(**kwargs)

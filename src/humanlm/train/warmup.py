@@ -11,35 +11,66 @@ every prompt position there; left-padding each batch puts all targets in the las
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 from datasets import Dataset
+
+from humanlm.states import RESPONSE
 
 __all__ = ["run_warmup"]
 
 logger = logging.getLogger(__name__)
 
 
-def _batch(rows: list[dict[str, str]], tokenizer: Any) -> dict[str, Any]:
+# Tags and the end-of-turn token: the format the warm-up is really about.
+_FORMAT_PIECE = re.compile(r"(</?[a-z_]+>|<\|im_end\|>)")
+
+
+def _encode_target(
+    text: str, tokenizer: Any, *, format_weight: float
+) -> tuple[list[int], list[float]]:
+    # Tokenised piece by piece so every token is known to be format or content.
+    ids: list[int] = []
+    weights: list[float] = []
+    for piece in _FORMAT_PIECE.split(text):
+        if not piece:
+            continue
+        piece_ids = tokenizer(piece, add_special_tokens=False)["input_ids"]
+        weight = format_weight if _FORMAT_PIECE.fullmatch(piece) else 1.0
+        ids += piece_ids
+        weights += [weight] * len(piece_ids)
+    return ids, weights
+
+
+def _batch(rows: list[dict[str, str]], tokenizer: Any, *, format_weight: float) -> dict[str, Any]:
     import torch
 
     seqs, targets = [], []
     for row in rows:
         prompt = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
-        target = tokenizer(row["completion"], add_special_tokens=False)["input_ids"]
+        target, weights = _encode_target(row["completion"], tokenizer, format_weight=format_weight)
         seqs.append(prompt + target)
-        targets.append(len(target))
+        targets.append((target, weights))
     width = max(len(s) for s in seqs)
-    keep = max(targets) + 1
+    keep = max(len(t) for t, _ in targets) + 1
     pad = tokenizer.pad_token_id
     input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs])
     attention = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
-    # labels for the last `keep` positions: position i predicts token i+1.
-    labels = torch.full((len(rows), keep - 1), -100)
-    for i, n in enumerate(targets):
-        labels[i, keep - 1 - n :] = input_ids[i, width - n :]
-    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels, "keep": keep}
+    # Targets of the last `keep` positions (position i predicts token i+1); weight 0 elsewhere.
+    labels = torch.zeros((len(rows), keep - 1), dtype=torch.long)
+    weights = torch.zeros((len(rows), keep - 1))
+    for i, (target, w) in enumerate(targets):
+        labels[i, keep - 1 - len(target) :] = torch.tensor(target)
+        weights[i, keep - 1 - len(target) :] = torch.tensor(w)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention,
+        "labels": labels,
+        "weights": weights,
+        "keep": keep,
+    }
 
 
 def run_warmup(
@@ -51,6 +82,7 @@ def run_warmup(
     learning_rate: float,
     batch_size: int,
     seed: int,
+    format_weight: float = 5.0,
     on_log: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[float]:
     """Train ``model`` for ``steps`` batches of prompt/completion rows; return the losses.
@@ -63,36 +95,47 @@ def run_warmup(
         learning_rate: AdamW learning rate (constant).
         batch_size: rows per step.
         seed: order of the rows.
+        format_weight: loss weight of tag and end-of-turn tokens relative to content tokens.
+            A tiny model must find the requested state hundreds of tokens back in the system
+            prompt; weighting the format tokens makes it learn that within a few hundred steps.
         on_log: called with ``{"step", "loss"}`` after every step.
     """
     import torch
     import torch.nn.functional as F
 
     generator = torch.Generator().manual_seed(seed)
-    # One state per batch: states have short targets, the response a long one, and a batch costs
-    # as much as its longest target. Batches cycle through the states in turn.
+    # Latent states have short targets and the response a long one, and a batch costs as much as
+    # its longest target: batches hold either mixed latent states or responses, in proportion.
     pools: dict[str, list[int]] = {}
     for i, state in enumerate(dataset["state"]):
-        pools.setdefault(state, []).append(i)
-    states = sorted(pools)
-    queues: dict[str, list[int]] = {s: [] for s in states}
+        pools.setdefault(RESPONSE if state == RESPONSE else "states", []).append(i)
+    schedule = [
+        name
+        for name, pool in sorted(pools.items())
+        for _ in range(max(1, round(len(pool) / min(map(len, pools.values())))))
+    ]
+    queues: dict[str, list[int]] = {name: [] for name in pools}
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     device = next(model.parameters()).device
     model.train()
     losses = []
     for step in range(1, steps + 1):
-        state = states[(step - 1) % len(states)]
-        queue = queues[state]
+        pool = schedule[(step - 1) % len(schedule)]
+        queue = queues[pool]
         while len(queue) < batch_size:
-            perm = torch.randperm(len(pools[state]), generator=generator).tolist()
-            queue += [pools[state][j] for j in perm]
-        idx, queues[state] = queue[:batch_size], queue[batch_size:]
-        batch = _batch([dataset[i] for i in idx], tokenizer)
+            perm = torch.randperm(len(pools[pool]), generator=generator).tolist()
+            queue += [pools[pool][j] for j in perm]
+        idx, queues[pool] = queue[:batch_size], queue[batch_size:]
+        batch = _batch([dataset[i] for i in idx], tokenizer, format_weight=format_weight)
         keep = batch.pop("keep")
         labels = batch.pop("labels").to(device)
+        weights = batch.pop("weights").to(device)
         out = model(**{k: v.to(device) for k, v in batch.items()}, logits_to_keep=keep)
         logits = out.logits[:, :-1].float()
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100)
+        token_loss = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), labels.reshape(-1), reduction="none"
+        ).view_as(weights)
+        loss = (token_loss * weights).sum() / weights.sum()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -1,0 +1,209 @@
+"""``EvalConfig``: one ``humanlm eval`` run, with the paper's protocol as the defaults.
+
+Protocol (spec sections 1, 3 and 4): the response prompt only, thinking on, temperature 0.4,
+one sample per example, a no-repeat 4-gram ban, at most 1024 new tokens with thinking (512
+without), the first 2,000 test rows (5,000 for reddit), judged by claude-haiku-4-5 at
+temperature 0. Every default can be overridden.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from humanlm.data.sources import DATASETS, resolve_dataset
+from humanlm.errors import ConfigError, HumanlmError
+from humanlm.eval.stats import METRICS
+from humanlm.judge.build import parse_spec
+from humanlm.judge.limits import RetryPolicy
+from humanlm.simulate import GenerationSettings
+from humanlm.states import RESPONSE, STATES
+
+__all__ = ["AUTO_DATASETS", "EvalConfig", "PAPER_JUDGE", "PROTOCOL_VERSION"]
+
+PAPER_JUDGE = "litellm:anthropic/claude-haiku-4-5"
+# Bump when a change to prompts, parsing or scoring makes new records incomparable with old ones.
+PROTOCOL_VERSION = "humanual-eval-v1"
+AUTO_DATASETS = ("auto", "demo")
+_SIMULATOR_KINDS = ("hf", "vllm", "openai")
+# Settings that decide what a sample record holds: a run folder only resumes with equal ones.
+_FINGERPRINT_FIELDS = (
+    "model",
+    "data",
+    "dataset",
+    "split",
+    "thinking",
+    "temperature",
+    "top_p",
+    "max_new_tokens",
+    "no_repeat_ngram",
+    "seed",
+    "judge",
+    "judge_temperature",
+    "judge_max_tokens",
+    "aspects",
+    "embedding",
+)
+
+
+@dataclass
+class EvalConfig:
+    """One evaluation run.
+
+    Attributes:
+        model: the simulator, ``hf:PATH``, ``vllm:PATH`` or ``openai:MODEL[@BASE_URL]``.
+        data: ``demo``, a prepared folder or a raw Humanual source (prepared on the fly).
+        dataset: dataset id (``reddit`` ... or a hub name such as ``opinion``); ``auto`` takes
+            it from each row (mixed data is reported per data source).
+        split: which split to evaluate.
+        limit: evaluate the first N examples (``None``: 2,000, or 5,000 for reddit).
+        name: label of the run in reports (default: the model spec).
+        thinking: let the simulator think before answering.
+        temperature, top_p: sampling.
+        max_new_tokens: generation budget (``None``: 1024 with thinking, 512 without).
+        no_repeat_ngram: no-repeat n-gram ban size (0: off).
+        seed: sampling and bootstrap seed.
+        batch_size: prompts per forward pass for ``hf:``/``vllm:``.
+        judge: judge spec (see ``humanlm.judge.build_judge``).
+        judge_temperature, judge_max_tokens: judge sampling.
+        api_key_env: variable holding the judge's key (default: the backend's own).
+        simulator_api_key_env: variable holding an ``openai:`` simulator's key.
+        concurrency: examples in flight, and requests in flight per server.
+        aspects: score state alignment (one aspects call per example).
+        embedding: score embedding similarity (offline MiniLM).
+        cache: read and write the judge cache.
+        cache_path: judge cache file (default: ``judge_cache.sqlite`` in the run folder).
+        timeout_s: deadline of one judge or simulator request, retries included.
+        max_retries: retries per judge or simulator request.
+        out: run folder (default: ``<output_root>/<timestamp>_eval-<dataset>``, or the newest
+            such folder with the same settings, which is resumed).
+        output_root: where default run folders go.
+        resume: skip examples already in ``samples.jsonl``; off: always start a new folder.
+        bootstrap_resamples: resamples of the 95% interval.
+        max_failed_fraction: fail the run when more examples got no simulator output.
+        progress: show a progress bar.
+    """
+
+    model: str
+    data: str = "demo"
+    dataset: str = "auto"
+    split: str = "test"
+    limit: int | None = None
+    name: str | None = None
+    thinking: bool = True
+    temperature: float = 0.4
+    top_p: float = 1.0
+    max_new_tokens: int | None = None
+    no_repeat_ngram: int = 4
+    seed: int = 0
+    batch_size: int = 8
+    judge: str = PAPER_JUDGE
+    judge_temperature: float = 0.0
+    judge_max_tokens: int | None = None
+    api_key_env: str | None = None
+    simulator_api_key_env: str | None = None
+    concurrency: int = 32
+    aspects: bool = True
+    embedding: bool = True
+    cache: bool = True
+    cache_path: str | None = None
+    timeout_s: float = 120.0
+    max_retries: int = 4
+    out: str | None = None
+    output_root: str = "runs"
+    resume: bool = True
+    bootstrap_resamples: int = 1000
+    max_failed_fraction: float = 0.5
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        kind = self.model.partition(":")[0]
+        if kind not in _SIMULATOR_KINDS or ":" not in self.model:
+            problems.append(
+                f"model {self.model!r}: use hf:PATH, vllm:PATH or openai:MODEL[@BASE_URL]"
+            )
+        if self.dataset not in AUTO_DATASETS:
+            try:
+                self.dataset = resolve_dataset(self.dataset)
+            except HumanlmError as err:
+                problems.append(str(err))
+        try:
+            parse_spec(self.judge)
+        except ConfigError as err:
+            problems.extend(err.problems)
+        if self.limit is not None and self.limit < 1:
+            problems.append("limit: must be >= 1 (leave it unset for the protocol's row count)")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            problems.append("max_new_tokens: must be >= 1")
+        if self.concurrency < 1 or self.batch_size < 1:
+            problems.append("concurrency and batch_size: must be >= 1")
+        if self.bootstrap_resamples < 100:
+            problems.append("bootstrap_resamples: use at least 100 for a usable interval")
+        if not 0 <= self.max_failed_fraction <= 1:
+            problems.append("max_failed_fraction: must be in [0, 1]")
+        if self.timeout_s <= 0 or self.max_retries < 0:
+            problems.append("timeout_s must be > 0 and max_retries >= 0")
+        if problems:
+            raise ConfigError(problems)
+        self.generation_settings()  # validates the decoding settings too
+
+    @property
+    def effective_max_new_tokens(self) -> int:
+        """The generation budget: as set, else 1024 with thinking and 512 without."""
+        if self.max_new_tokens is not None:
+            return self.max_new_tokens
+        return 1024 if self.thinking else STATES[RESPONSE].max_new_tokens
+
+    @property
+    def effective_limit(self) -> int:
+        """How many examples: as set, else the dataset's protocol row count."""
+        if self.limit is not None:
+            return self.limit
+        return int(DATASETS.get(self.dataset, DATASETS["generic"])["eval_rows"])
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metrics this run scores, in report order."""
+        on = {"state_alignment": self.aspects, "embedding_similarity": self.embedding}
+        return [m for m in METRICS if on.get(m, True)]
+
+    @property
+    def label(self) -> str:
+        """The run's name in reports."""
+        return self.name or self.model
+
+    def generation_settings(self) -> GenerationSettings:
+        """The simulator's decoding settings (stops at ``</response>``)."""
+        return GenerationSettings(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_new_tokens=self.effective_max_new_tokens,
+            no_repeat_ngram_size=self.no_repeat_ngram,
+            batch_size=self.batch_size,
+            concurrency=self.concurrency,
+            seed=self.seed,
+            stop=(STATES[RESPONSE].close_tag,),
+            retry=RetryPolicy(
+                max_retries=self.max_retries,
+                timeout_s=self.timeout_s,
+                request_timeout_s=self.timeout_s / 2,
+            ),
+        )
+
+    def resolved(self) -> dict[str, Any]:
+        """Every setting with the derived values filled in (what ``config.yaml`` holds).
+
+        Only names of key variables appear, never keys.
+        """
+        values = dataclasses.asdict(self)
+        values["max_new_tokens"] = self.effective_max_new_tokens
+        values["limit"] = self.effective_limit
+        values["protocol"] = PROTOCOL_VERSION
+        return values
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the folder it continues."""
+        resolved = self.resolved()
+        return {"protocol": PROTOCOL_VERSION, **{k: resolved[k] for k in _FINGERPRINT_FIELDS}}

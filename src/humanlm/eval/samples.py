@@ -1,0 +1,87 @@
+"""``samples.jsonl``: one record per example, appended and flushed as each example finishes.
+
+A run that is interrupted keeps every record written so far; a half-written last line (the
+process died mid-write) is cut off before appending resumes. When an example appears more than
+once (it was evaluated again after its simulator call failed), its last record counts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["SAMPLES_FILE", "SamplesFile", "read_samples"]
+
+logger = logging.getLogger(__name__)
+
+SAMPLES_FILE = "samples.jsonl"
+
+
+def read_samples(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """The last record of each example in a samples file (``{}`` when it does not exist).
+
+    Lines that are not JSON objects (a line cut by a crash) are skipped with a warning.
+    """
+    path = Path(path)
+    if not path.exists():
+        return {}
+    records: dict[str, dict[str, Any]] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                logger.warning("%s: line %d is not complete JSON; ignoring it", path, lineno)
+                continue
+            if isinstance(record, dict) and "example_id" in record:
+                records[str(record["example_id"])] = record
+    return records
+
+
+class SamplesFile:
+    """Append-only writer of ``samples.jsonl`` (use as a context manager).
+
+    Example:
+        >>> with SamplesFile(run_dir / SAMPLES_FILE) as samples:  # doctest: +SKIP
+        ...     samples.append(record)
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._fh: IO[str] | None = None
+
+    def __enter__(self) -> SamplesFile:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_partial_line(self.path)
+        self._fh = self.path.open("a", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record as a line and flush it to the operating system."""
+        if self._fh is None:
+            raise RuntimeError("SamplesFile is not open; use it in a with block")
+        self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._fh.flush()
+
+
+def _drop_partial_line(path: Path) -> None:
+    """Cut a last line without its newline, so the next record starts on a line of its own."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as fh:
+        data = fh.read()
+        if data.endswith(b"\n"):
+            return
+        keep = data.rfind(b"\n") + 1
+        logger.warning("%s: dropping an incomplete last line (%d bytes)", path, len(data) - keep)
+        fh.truncate(keep)

@@ -1,0 +1,10 @@
+"""HumanLM on verl (issue 7): the dataset, agent loop, reward manager, config and launcher.
+
+- ``humanlm.verl.dataset.HumanlmDataset``: one item per (prepared example, state);
+- ``humanlm.verl.agent_loop.HumanlmAgentLoop``: the ``humanlm_agent`` rollout;
+- ``humanlm.verl.reward.HumanlmRewardManager``: one judge call per GRPO group;
+- ``humanlm.verl.train.run_verl``: compose, validate and launch ``config/humanlm_grpo.yaml``.
+
+Every module but ``train`` imports verl (``pip install 'humanlm[verl]'``); verl loads them by
+``pkg://`` paths named in the config.
+"""

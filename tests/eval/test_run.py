@@ -1,0 +1,227 @@
+"""``run_eval`` end to end against scripted simulator and judge servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from humanlm.errors import ConfigError, HumanlmError
+from humanlm.eval import EvalConfig, evaluate_examples, run_eval
+from humanlm.judge import build_judge
+from humanlm.simulate import GenerationSettings, build_simulator
+from humanlm.testing import Reply, faults
+from humanlm.testing.judge_replies import judge_reply_fn, real_reply_in
+
+from .conftest import NO_TAGS_MARKER, echo_reply
+
+
+def samples(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+def test_run_folder_holds_records_results_and_config(make_cfg, sim_server, judge_server):
+    cfg = make_cfg(limit=8)
+    result = run_eval(cfg)
+    run_dir = Path(cfg.out)
+    recs = samples(run_dir)
+    assert len(recs) == 8 == result.examples == result.evaluated
+    for rec in recs:
+        assert rec["schema_version"] == 1
+        for key in ("example_id", "data_source", "user_id", "post_id", "generation", "response"):
+            assert key in rec
+        verdict = rec["verdicts"]["response_alignment"]
+        assert {"score", "reason", "prompt_version", "judge"} <= set(verdict)
+        assert verdict["judge"] == f"openai:judge@{judge_server.base_url}"
+    res = results(run_dir)
+    assert res["schema_version"] == 1 and res["model"] == cfg.model and res["split"] == "test"
+    assert res["counts"] == {"examples": 8, "evaluated_now": 8, "resumed": 0, "failed": 0}
+    assert res["ledger"]["calls"] == len(judge_server.chat_requests)
+    assert res["settings"]["temperature"] == 0.4 and res["settings"]["max_new_tokens"] == 1024
+    assert res["bootstrap"]["resamples"] == 1000
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["judge_temperature"] == 0.0 and config["no_repeat_ngram"] == 4
+    assert (run_dir / "judge_cache.sqlite").exists()
+    # The judge ran at temperature 0 and the simulator at the protocol settings.
+    assert all(r.body["temperature"] == 0.0 for r in judge_server.chat_requests)
+    assert all(r.body["temperature"] == 0.4 for r in sim_server.chat_requests)
+
+
+def test_run_scores_are_means_of_the_records(make_cfg):
+    cfg = make_cfg()
+    run_eval(cfg)
+    recs, res = samples(Path(cfg.out)), results(Path(cfg.out))
+    for metric in ("response_alignment", "state_alignment", "valid_format"):
+        values = [r["scores"][metric] for r in recs]
+        summary = res["metrics"][metric]
+        assert summary["score"] == pytest.approx(100 * sum(values) / len(values), abs=1e-3)
+        assert summary["ci_low"] <= summary["score"] <= summary["ci_high"]
+    # The demo's wildchat examples about enzymes get an untagged reply: a real 0.
+    bad = [r for r in recs if NO_TAGS_MARKER in r["context_last"]["content"]]
+    assert bad and all(r["valid_format"] is False for r in bad)
+    assert all(r["scores"]["response_alignment"] == 0.0 for r in bad)
+    assert all(r["verdicts"]["response_alignment"]["reason"] == "bad_format" for r in bad)
+    assert set(res["by_data_source"]) == {"reddit", "wildchat"}
+
+
+def test_unscored_example_is_counted_not_zero(make_cfg, judge_server, demo_examples):
+    fine = judge_reply_fn(lambda candidate, real: 0.5)
+    target = demo_examples[1]["ground_truth"][:40]  # a reddit example with a valid reply
+
+    def reply(request):
+        if real_reply_in(request.prompt).startswith(target):
+            return Reply(content="I cannot grade this.")  # unparseable, every time
+        return fine(request)
+
+    judge_server.reply_fn = reply
+    cfg = make_cfg(limit=6, aspects=False)
+    run_eval(cfg)
+    recs = samples(Path(cfg.out))
+    unscored = [r for r in recs if r["scores"]["response_alignment"] is None]
+    assert len(unscored) == 1
+    assert unscored[0]["verdicts"]["response_alignment"]["reason"] == "parse_failure"
+    ra = results(Path(cfg.out))["metrics"]["response_alignment"]
+    scored = [r["scores"]["response_alignment"] for r in recs if r not in unscored]
+    assert (ra["scored"], ra["unscored"], ra["examples"]) == (5, 1, 6)
+    assert ra["score"] == pytest.approx(100 * sum(scored) / 5, abs=1e-3)  # not divided by 6
+
+
+def test_rerun_resumes_after_a_truncated_samples_file(make_cfg, sim_server, judge_server):
+    cfg = make_cfg(limit=6)
+    run_eval(cfg)
+    path = Path(cfg.out) / "samples.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    kept = {json.loads(line)["example_id"] for line in lines[:3]}
+    path.write_text("".join(lines[:3]) + lines[3][: len(lines[3]) // 2])  # killed mid-write
+    sim_before, judge_before = len(sim_server.chat_requests), len(judge_server.chat_requests)
+    result = run_eval(cfg)
+    assert (result.resumed, result.evaluated) == (3, 3)
+    assert len(sim_server.chat_requests) - sim_before == 3  # only the missing examples
+    assert len(judge_server.chat_requests) == judge_before  # their verdicts: from the cache
+    recs = samples(Path(cfg.out))
+    assert len(recs) == 6 and len({r["example_id"] for r in recs}) == 6
+    assert kept <= {r["example_id"] for r in recs}
+
+
+def test_interrupted_run_resumes_without_repeating_calls(make_cfg, sim_server, judge_server):
+    answered = []
+
+    def flaky(request):  # the server starts refusing us after three replies: the run stops
+        if len(answered) >= 3:
+            return Reply(status=401)
+        answered.append(request)
+        return echo_reply(request)
+
+    sim_server.reply_fn = flaky
+    cfg = make_cfg(limit=6, concurrency=1, cache=False)
+    with pytest.raises(HumanlmError, match="refused the credentials"):
+        run_eval(cfg)
+    assert len(samples(Path(cfg.out))) == 3  # finished examples were kept
+    judge_before = len(judge_server.chat_requests)
+    sim_server.reply_fn = echo_reply
+    sim_before = len(sim_server.chat_requests)
+    result = run_eval(cfg)
+    assert (result.resumed, result.evaluated) == (3, 3)
+    assert len(sim_server.chat_requests) - sim_before == 3
+    # No cache this time: the judge is asked only about the three new examples.
+    new_judge = len(judge_server.chat_requests) - judge_before
+    recs = samples(Path(cfg.out))[3:]
+    assert new_judge == sum(
+        r["verdicts"]["response_alignment"]["calls"] + r["verdicts"]["state_alignment"]["calls"]
+        for r in recs
+    )
+    assert new_judge <= 6
+
+
+def test_finished_run_makes_no_calls(make_cfg, sim_server, judge_server):
+    cfg = make_cfg(limit=4)
+    first = run_eval(cfg)
+    counts = len(sim_server.chat_requests), len(judge_server.chat_requests)
+    again = run_eval(cfg)
+    assert (len(sim_server.chat_requests), len(judge_server.chat_requests)) == counts
+    assert again.results["metrics"] == first.results["metrics"]
+
+
+def test_simulator_outage_fails_the_run_and_rerun_retries(make_cfg, sim_server):
+    sim_server.reply_fn = lambda request: faults.server_error()
+    cfg = make_cfg(limit=3)
+    with pytest.raises(HumanlmError, match="no simulator output"):
+        run_eval(cfg)
+    res = results(Path(cfg.out))
+    assert res["counts"]["failed"] == 3
+    assert res["metrics"]["response_alignment"]["unscored"] == 3
+    sim_server.reply_fn = echo_reply
+    result = run_eval(cfg)
+    assert (result.evaluated, result.failed) == (3, 0)
+
+
+def test_other_settings_in_the_same_folder_are_refused(make_cfg):
+    run_eval(make_cfg(limit=2))
+    with pytest.raises(ConfigError, match="temperature"):
+        run_eval(make_cfg(limit=2, temperature=1.0))
+
+
+def test_default_folder_is_found_again(make_cfg, tmp_path):
+    cfg = make_cfg(limit=2, out=None, output_root=str(tmp_path / "runs"))
+    first = run_eval(cfg)
+    assert first.run_dir.name.endswith("_eval-auto")
+    second = run_eval(cfg)
+    assert second.run_dir == first.run_dir and second.resumed == 2
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"model": "runs/model"},  # no backend prefix
+        {"dataset": "myspace"},  # unknown dataset
+        {"judge": "claude"},  # not a judge spec
+        {"limit": 0},
+        {"temperature": -1.0},
+    ],
+)
+def test_config_is_validated(bad):
+    settings = {"model": "hf:x", "data": "demo", **bad}
+    with pytest.raises(ConfigError):
+        EvalConfig(**settings)
+
+
+def test_protocol_defaults():
+    cfg = EvalConfig(model="hf:x", dataset="opinion")
+    assert cfg.dataset == "reddit" and cfg.effective_limit == 5000
+    assert EvalConfig(model="hf:x", dataset="amazon").effective_limit == 2000
+    assert cfg.effective_max_new_tokens == 1024
+    assert EvalConfig(model="hf:x", thinking=False).effective_max_new_tokens == 512
+    assert (cfg.temperature, cfg.no_repeat_ngram, cfg.judge_temperature) == (0.4, 4, 0.0)
+    assert cfg.judge == "litellm:anthropic/claude-haiku-4-5"
+
+
+def test_hf_backend_end_to_end(tiny_model_dir, make_cfg, judge_server):
+    cfg = make_cfg(model=f"hf:{tiny_model_dir}", limit=4, max_new_tokens=8, batch_size=2)
+    result = run_eval(cfg)
+    recs = samples(Path(cfg.out))
+    assert len(recs) == 4 and all(isinstance(r["generation"], str) for r in recs)
+    assert result.results["protocol_notes"]["ngram_ban_applied"] == 4
+    # A random tiny model cannot write the format: every output is a real 0, judged by nobody.
+    assert result.results["metrics"]["response_alignment"]["score"] == 0.0
+    assert judge_server.chat_requests == []
+
+
+def test_evaluate_examples_with_a_built_simulator(tiny_model_dir, demo_examples):
+    # How the demo calls it: an hf simulator it already holds and the offline MiniLM judge.
+    sim = build_simulator(
+        f"hf:{tiny_model_dir}", settings=GenerationSettings(max_new_tokens=4, batch_size=4)
+    )
+    judge = build_judge("embedding:minilm")
+    seen = []
+    recs = evaluate_examples(
+        demo_examples[:3], simulator=sim, judge=judge, embedder=judge, on_record=seen.append
+    )
+    assert [r["example_id"] for r in recs] == [ex["example_id"] for ex in demo_examples[:3]]
+    assert len(seen) == 3
+    assert all("embedding_similarity" in r["scores"] for r in recs)

@@ -1,0 +1,122 @@
+"""One example's record: format check, judge verdicts, unscored vs. bad-format zero."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from humanlm.eval.scoring import SimilarityBatcher, score_example
+from humanlm.judge import build_judge
+from humanlm.simulate import Generation
+from humanlm.testing import FakeJudge
+
+EXAMPLE = {
+    "example_id": "ex1",
+    "data_source": "reddit",
+    "user_id": "u1",
+    "post_id": "p1",
+    "turn_id": 1,
+    "messages": [{"role": "user", "name": "OP", "content": "AITA for keeping the deposit?"}],
+    "ground_truth": "NTA, she owes you.",
+}
+
+
+def score(text, judge, **kwargs):
+    return asyncio.run(
+        score_example(EXAMPLE, Generation(text), judge=judge, similarity=None, **kwargs)
+    )
+
+
+def test_valid_output_is_judged():
+    judge = FakeJudge(0.5)
+    rec = score("plan</think>\n\n<response>NTA.</response>", judge)
+    assert rec["valid_format"] is True and rec["response"] == "NTA." and rec["thinking"] == "plan"
+    assert rec["scores"] == {"valid_format": 1.0, "response_alignment": 0.5, "state_alignment": 0.5}
+    assert set(rec["state_scores"]) == {
+        "stance",
+        "emotion",
+        "belief",
+        "value",
+        "goal",
+        "communication",
+    }
+    verdict = rec["verdicts"]["response_alignment"]
+    assert (verdict["reason"], verdict["judge"], verdict["prompt_version"]) == (
+        "ok",
+        "fake",
+        "fake-v1",
+    )
+    assert [g.state for g in judge.groups] == ["response"]
+    assert rec["schema_version"] == 1 and rec["user_id"] == "u1" and rec["post_id"] == "p1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "NTA.",  # no tags
+        "<response>NTA.</response> and more",  # text after the tag
+        "<response></response>",  # empty reply
+        "",  # nothing at all
+    ],
+)
+def test_bad_format_is_a_real_zero_without_a_judge_call(text):
+    judge = FakeJudge(0.9)
+    rec = score(text, judge)
+    assert rec["valid_format"] is False and rec["response"] is None
+    assert rec["scores"]["response_alignment"] == 0.0
+    assert rec["verdicts"]["response_alignment"]["reason"] == "bad_format"
+    assert rec["scores"]["state_alignment"] == 0.0
+    assert judge.groups == []  # the simulator's fault: no judge call
+
+
+def test_judge_failure_is_unscored_not_zero():
+    rec = score("<response>NTA.</response>", FakeJudge(lambda c, t, s: None))
+    assert rec["scores"]["response_alignment"] is None
+    assert rec["scores"]["state_alignment"] is None
+    assert rec["verdicts"]["response_alignment"]["reason"] == "parse_failure"
+
+
+def test_simulator_failure_leaves_everything_unscored():
+    rec = asyncio.run(
+        score_example(
+            EXAMPLE, Generation(None, error="timeout"), judge=FakeJudge(), similarity=None
+        )
+    )
+    assert rec["error"] == "simulator: timeout"
+    assert rec["scores"] == {} and rec["valid_format"] is None
+
+
+def test_aspects_can_be_switched_off():
+    rec = score("<response>NTA.</response>", FakeJudge(0.5), aspects=False)
+    assert "state_alignment" not in rec["scores"] and rec["state_scores"] == {}
+
+
+def test_batched_similarity_equals_the_embedding_judge():
+    embedder = build_judge("embedding:minilm")
+    responses = ["NTA, she owes you money.", "YTA honestly", "", "NTA, she owes you."]
+
+    async def go():
+        batcher = SimilarityBatcher(embedder)
+        try:
+            batched = await asyncio.gather(
+                *(
+                    batcher.score(context=[], ground_truth=EXAMPLE["ground_truth"], response=r)
+                    for r in responses
+                )
+            )
+        finally:
+            batcher.close()
+        single = await embedder.judge_group(
+            context=[],
+            ground_truth=EXAMPLE["ground_truth"],
+            state="response",
+            candidates=responses[:2],
+        )
+        return batched, single
+
+    batched, single = asyncio.run(go())
+    assert [b["score"] for b in batched[:2]] == pytest.approx(single.scores, abs=1e-4)
+    assert (batched[2]["score"], batched[2]["reason"]) == (0.0, "bad_format")
+    assert (batched[3]["score"], batched[3]["reason"]) == (1.0, "exact_copy")
+    assert batched[0]["judge"] == "embedding:minilm"

@@ -1,0 +1,117 @@
+"""Simulator specs, settings, and the ``hf:`` backend on the offline tiny Qwen3."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from humanlm.errors import ConfigError
+from humanlm.model.ngram import NoRepeatNGramLogitsProcessor
+from humanlm.simulate import (
+    GenerationSettings,
+    Simulator,
+    build_sim_prompt,
+    build_simulator,
+    cut_at_stop,
+    generate_all,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<response>a</response>", "<response>a</response>"),  # ends at the stop string
+        ("<response>a</response>>\n", "<response>a</response>"),  # last token ran past it
+        ("<response>a</response> x </response>", "<response>a</response>"),  # first one counts
+        ("<response>unfinished", "<response>unfinished"),  # no stop string: unchanged
+    ],
+)
+def test_cut_at_stop(text, expected):
+    assert cut_at_stop(text, ["</response>"]) == expected
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "runs/model",  # no backend prefix
+        "tgi:model",  # unknown backend
+        "hf:",  # no path
+        "openai:model@ftp://host",  # not an http(s) URL
+    ],
+)
+def test_bad_specs_are_refused(spec):
+    with pytest.raises(ConfigError):
+        build_simulator(spec, settings=GenerationSettings())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
+def test_vllm_without_vllm_says_how_to_install():
+    with pytest.raises(ConfigError, match="vLLM"):
+        build_simulator("vllm:some/model", settings=GenerationSettings())
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"temperature": -0.1},
+        {"top_p": 0.0},
+        {"max_new_tokens": 0},
+        {"no_repeat_ngram_size": -1},
+        {"batch_size": 0},
+    ],
+)
+def test_settings_are_validated(bad):
+    with pytest.raises(ConfigError):
+        GenerationSettings(**bad)
+
+
+@pytest.fixture(scope="module")
+def hf_sim(tiny_model_dir):
+    settings = GenerationSettings(max_new_tokens=6, batch_size=2)
+    return build_simulator(f"hf:{tiny_model_dir}", settings=settings)
+
+
+def test_hf_generates_one_text_per_prompt(hf_sim, demo_examples):
+    assert isinstance(hf_sim, Simulator)
+    assert hf_sim.tokenizer.padding_side == "left"
+    prompts = [build_sim_prompt(ex, thinking=True) for ex in demo_examples[:3]]
+    outs = generate_all(hf_sim, prompts)
+    assert len(outs) == 3
+    for out in outs:
+        assert isinstance(out.text, str) and out.error is None
+        assert "<|im_end|>" not in out.text and "<|endoftext|>" not in out.text
+
+
+def test_hf_passes_protocol_decoding(hf_sim, demo_examples, monkeypatch):
+    seen = {}
+    original = hf_sim.model.generate
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(hf_sim.model, "generate", spy)
+    generate_all(hf_sim, [build_sim_prompt(ex, thinking=False) for ex in demo_examples[:2]])
+    (ban,) = seen["logits_processor"]
+    assert isinstance(ban, NoRepeatNGramLogitsProcessor) and ban.ngram_size == 4
+    assert ban.prompt_length == seen["input_ids"].shape[1]  # the padded prompt length
+    assert seen["do_sample"] and seen["temperature"] == 0.4 and seen["top_p"] == 1.0
+    assert seen["max_new_tokens"] == 6
+    assert seen["stopping_criteria"]  # stops at </response>
+
+
+def test_hf_decodes_without_special_tokens_and_cuts_at_stop(hf_sim, demo_examples, monkeypatch):
+    tok = hf_sim.tokenizer
+    reply = tok("<response>NTA.</response> trailing", add_special_tokens=False)["input_ids"]
+    end = tok.convert_tokens_to_ids("<|im_end|>")
+
+    def fake_generate(**kwargs):
+        ids = kwargs["input_ids"]
+        tail = torch.tensor([[*reply, end]] * ids.shape[0])
+        return torch.cat([ids, tail], dim=1)
+
+    monkeypatch.setattr(hf_sim.model, "generate", fake_generate)
+    (out,) = generate_all(hf_sim, [build_sim_prompt(demo_examples[0], thinking=False)])
+    assert out.text == "<response>NTA.</response>"
