@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install --quiet -c requirements.lock -e '.[dev]'
+	$(PIP) install --quiet -c requirements.lock -e '.[dev,verl]'
 	touch $@
 
 install: $(VENV)/.installed

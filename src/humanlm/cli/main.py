@@ -29,12 +29,15 @@ def _register() -> None:
     from humanlm.cli import judge as judge_cli
     from humanlm.cli import model as model_cli
     from humanlm.cli import report as report_cli
+    from humanlm.cli import train as train_cli
 
     app.add_typer(data_cli.app, name="data")
     app.add_typer(model_cli.app, name="model")
     app.command("judge")(judge_cli.judge)
     app.command("eval")(eval_cli.eval_command)
     app.command("report")(report_cli.report)
+    app.command("train")(train_cli.train)
+    app.command("demo")(train_cli.demo)
 
 
 def main() -> None:

@@ -38,3 +38,36 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+class UnscoredGuard(TrainerCallback):
+    """Stop training, after a checkpoint, when too much of a step went unscored by the judge.
+
+    Unscored groups are already left out of the update (reward ``None``); this guard catches a
+    judge that is failing wholesale. After ``trainer.train()`` returns, ``error`` holds the message
+    to raise (naming the judge and its last failure reasons), or ``None``.
+    """
+
+    def __init__(self, *, ledger: Any, judge_name: str, max_fraction: float, run_dir: Path):
+        self.ledger = ledger
+        self.judge_name = judge_name
+        self.max_fraction = max_fraction
+        self.run_dir = Path(run_dir)
+        self.error: str | None = None
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any):
+        fraction = self.ledger.last_batch_unscored_frac
+        if self.ledger.calls or self.ledger.failures:
+            self.ledger.write(self.run_dir)
+        if fraction is None or fraction <= self.max_fraction or self.error:
+            return control
+        reasons = ", ".join(f"{k} x{v}" for k, v in sorted(self.ledger.last_batch_failures.items()))
+        self.error = (
+            f"judge {self.judge_name} left {fraction:.0%} of step {state.global_step} unscored "
+            f"(limit {self.max_fraction:.0%}; last reasons: {reasons or 'none recorded'}). "
+            f"A checkpoint was saved in {args.output_dir}; fix the judge, then resume with "
+            f"`humanlm train --resume {self.run_dir}`."
+        )
+        control.should_save = True
+        control.should_training_stop = True
+        return control

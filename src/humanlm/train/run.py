@@ -23,13 +23,15 @@ from typing import Any
 
 from humanlm.config import TrainConfig, to_dict
 from humanlm.data.resolve import resolve_split
+from humanlm.errors import ConfigError, HumanlmError
 from humanlm.log import make_run_dir, write_run_files
-from humanlm.train.callbacks import MetricsFileCallback
+from humanlm.train.callbacks import MetricsFileCallback, UnscoredGuard
+from humanlm.train.cpu import enable_compact_lm_head_on_cpu
 from humanlm.train.data import build_grpo_dataset, build_sft_dataset, drop_long_prompts
 from humanlm.train.trainers import build_grpo_trainer, build_sft_trainer
 from humanlm.train.warmup import run_warmup
 
-__all__ = ["TrainResult", "run_train"]
+__all__ = ["TrainResult", "latest_checkpoint", "resume_train", "run_train"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,14 +121,59 @@ def _state_reward(cfg: TrainConfig, run_dir: Path) -> Any:
     return judge, functools.partial(state_reward, judge=judge, tagged=True)
 
 
-def run_train(cfg: TrainConfig, *, run_dir: Path | None = None) -> TrainResult:
-    """Train one model as ``cfg`` says and write everything into its run folder."""
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest ``checkpoints/checkpoint-N`` folder of a run, or None."""
+    found = [
+        (int(p.name.rsplit("-", 1)[1]), p)
+        for p in (Path(run_dir) / "checkpoints").glob("checkpoint-*")
+        if p.name.rsplit("-", 1)[1].isdigit()
+    ]
+    return max(found)[1] if found else None
+
+
+def resume_train(run_dir: str | Path, *, overrides: list[str] | None = None) -> TrainResult:
+    """Continue a run from its latest checkpoint: same folder, same config, step count kept.
+
+    ``overrides`` may raise the step budget (e.g. ``trainer.max_steps=50``).
+    """
+    from humanlm.config import load_config
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"--resume {run_dir}: no config.yaml there; is it a humanlm run folder?")
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise ConfigError(f"--resume {run_dir}: no checkpoints/checkpoint-N folder to resume from")
+    cfg = load_config(run_dir / "config.yaml", overrides)
+    return run_train(cfg, run_dir=run_dir, resume_from=checkpoint)
+
+
+def run_train(
+    cfg: TrainConfig, *, run_dir: Path | None = None, resume_from: Path | None = None
+) -> TrainResult:
+    """Train one model as ``cfg`` says and write everything into its run folder.
+
+    Args:
+        cfg: the validated run config.
+        run_dir: the run folder (default: a new ``<output_root>/<timestamp>_<name>``).
+        resume_from: a checkpoint folder of this run to continue from (no warm-up then).
+
+    Raises:
+        HumanlmError: the judge left more than ``max_unscored_fraction`` of a step unscored
+            (raised after a checkpoint was saved).
+    """
     from transformers import AutoTokenizer, set_seed
 
     run_dir = Path(run_dir) if run_dir else make_run_dir(cfg.output_root, cfg.name)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_files(run_dir, config=to_dict(cfg), seed=cfg.seed, extra={"mode": cfg.mode})
+    write_run_files(
+        run_dir,
+        config=to_dict(cfg),
+        seed=cfg.seed,
+        extra={"mode": cfg.mode, "resumed_from": str(resume_from) if resume_from else None},
+    )
     set_seed(cfg.seed)
+    enable_compact_lm_head_on_cpu()
 
     model_path = _resolve_model(cfg, run_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
@@ -149,6 +196,7 @@ def run_train(cfg: TrainConfig, *, run_dir: Path | None = None) -> TrainResult:
     )
     model = _load_model(model_path, cfg)
     metrics = MetricsFileCallback(run_dir / "metrics.jsonl", phase="train")
+    guard = None
 
     if cfg.trainer_kind == "sft":
         dataset = build_sft_dataset(
@@ -165,9 +213,15 @@ def run_train(cfg: TrainConfig, *, run_dir: Path | None = None) -> TrainResult:
             peft_config=_peft_config(cfg),
         )
     else:
-        if cfg.warmup.steps:
+        if cfg.warmup.steps and resume_from is None:
             _warm_up(cfg, model=model, tokenizer=tokenizer, examples=examples, run_dir=run_dir)
         judge, reward = _state_reward(cfg, run_dir)
+        guard = UnscoredGuard(
+            ledger=judge.ledger,
+            judge_name=judge.name,
+            max_fraction=cfg.max_unscored_fraction,
+            run_dir=run_dir,
+        )
         dataset = build_grpo_dataset(
             examples, state_set=cfg.state_set, thinking=cfg.thinking, seed=cfg.seed
         )
@@ -179,10 +233,15 @@ def run_train(cfg: TrainConfig, *, run_dir: Path | None = None) -> TrainResult:
             output_dir=run_dir / "checkpoints",
             trainer_options=_trainer_options(cfg),
             seed=cfg.seed,
-            callbacks=[metrics],
+            callbacks=[metrics, guard],
             peft_config=_peft_config(cfg),
         )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if guard is not None:
+        guard.ledger.write(run_dir)
+        logger.info("judge: %s", guard.ledger.summary())
+        if guard.error:
+            raise HumanlmError(guard.error)
 
     model_dir = run_dir / "model"
     trainer.save_model(str(model_dir))

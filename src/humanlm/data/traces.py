@@ -1,0 +1,421 @@
+"""Thinking traces for SFT-think: an LLM writes the reasoning that leads to each real reply.
+
+Run it from the command line on a prepared folder:
+
+    humanlm data traces --input data/reddit --out data/reddit_think --llm openai:gpt-5-mini
+
+For every example the model sees the persona, the context and the real reply, and writes 2-4
+first-person sentences (stance, emotion, what to say, tone) that lead to the reply without
+quoting it. The traces go into the ``trace`` column of ``OUT/<split>.parquet`` (same schema as
+``humanlm data prepare``), where ``sft-think`` turns them into
+``<trace>\\n</think>\\n\\n<response>reply</response>`` targets.
+
+Each finished example is appended to ``OUT/traces.jsonl`` (flushed and synced), so a rerun skips
+it and a crash loses only the examples in flight. A reply that is empty or breaks the rules is
+sent back with the problem a bounded number of times; an example that still fails is reported
+and written with an empty trace, which sft-think skips (never an empty ``<think>`` block).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from humanlm.data.llm_calls import (
+    ChatAsker,
+    append_log,
+    data_prompt_version,
+    load_data_template,
+    load_log,
+    make_chat_backend,
+    run_bounded,
+)
+from humanlm.data.prepare import PREPARED_SCHEMA, load_prepared
+from humanlm.errors import ConfigError, DataError
+from humanlm.files import atomic_path, write_json
+from humanlm.judge.build import parse_spec
+from humanlm.judge.ledger import Ledger
+from humanlm.judge.limits import RetryPolicy
+from humanlm.judge.prompt import render_context, sanitise
+from humanlm.states.render import render
+
+__all__ = [
+    "TRACE_LOG",
+    "TRACE_SUMMARY",
+    "SplitTraces",
+    "TraceSummary",
+    "build_trace_prompt",
+    "parse_trace_reply",
+    "run_traces",
+    "trace_prompt_version",
+]
+
+logger = logging.getLogger(__name__)
+
+TRACE_LOG = "traces.jsonl"
+TRACE_SUMMARY = "traces_summary.json"
+
+# The prompt asks for 2-4 sentences; the check leaves slack for abbreviations ("e.g.") and the
+# odd extra clause, but refuses one-liners and essays.
+_MIN_SENTENCES, _MAX_SENTENCES, _MAX_WORDS = 2, 6, 160
+# A run of this many reply words inside the trace counts as quoting the reply.
+_QUOTE_WORDS = 12
+_MAX_CONTEXT_MESSAGES = 20
+_MAX_MESSAGE_CHARS = 3000
+_MAX_REPLY_CHARS = 4000
+_FENCE = re.compile(r"^\s*```[a-zA-Z]*\s*|\s*```\s*$")
+_TAG = re.compile(r"</?\s*[A-Za-z_][\w-]*\s*/?>")
+_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?:\s+|$)")
+
+
+def trace_prompt_version() -> str:
+    """Version of the trace prompt (``trace-v<N>``), from ``data/prompts/VERSIONS``."""
+    return f"trace-v{data_prompt_version('trace')}"
+
+
+def build_trace_prompt(example: Mapping[str, Any]) -> str:
+    """The trace prompt of one prepared example: persona, context and real reply, sanitised.
+
+    Long contexts keep their last messages; very long messages and replies are shortened.
+    """
+    messages = list(example.get("messages") or [])
+    left_out = max(0, len(messages) - _MAX_CONTEXT_MESSAGES)
+    shown = [
+        {**m, "content": _shorten(str(m.get("content") or ""), _MAX_MESSAGE_CHARS)}
+        for m in messages[left_out:]
+    ]
+    context = render_context(shown)
+    if left_out:
+        context = f"({left_out} earlier messages left out)\n\n{context}"
+    persona = sanitise(str(example.get("persona") or "")).strip() or "(no profile)"
+    reply = _shorten(sanitise(str(example["ground_truth"])), _MAX_REPLY_CHARS)
+    return render(load_data_template("trace"), persona=persona, context=context, reply=reply)
+
+
+def parse_trace_reply(text: str | None, *, reply: str) -> tuple[str | None, str]:
+    """Read the trace from a model reply ``{"trace": "..."}`` and check it.
+
+    The trace must be non-empty, about 2-4 sentences (2 to 6 counted, at most 160 words), free
+    of tags such as ``<think>`` or ``</response>``, and must not repeat or quote ``reply``.
+    Whitespace is collapsed to single spaces.
+
+    Returns:
+        ``(trace, "ok")``, or ``(None, problem)`` naming what is wrong.
+    """
+    body = _FENCE.sub("", (text or "").strip())
+    if not body:
+        return None, "the reply was empty"
+    start, end = body.find("{"), body.rfind("}")
+    if start < 0 or end <= start:
+        return None, 'no JSON object {"trace": "..."} in the reply'
+    try:
+        data = json.loads(body[start : end + 1])
+    except json.JSONDecodeError as err:
+        return None, f"invalid JSON ({err.msg} at char {err.pos})"
+    if not isinstance(data, dict) or not isinstance(data.get("trace"), str):
+        return None, 'the JSON needs a "trace" text field'
+    trace = " ".join(data["trace"].split())
+    if not trace:
+        return None, "the trace is empty"
+    if _TAG.search(trace):
+        return None, "the trace contains tags or markup"
+    sentences = len([s for s in _SENTENCE_END.split(trace) if s.strip()])
+    if not _MIN_SENTENCES <= sentences <= _MAX_SENTENCES:
+        return None, f"the trace has {sentences} sentence(s); it needs 2 to 4"
+    if len(trace.split()) > _MAX_WORDS:
+        return None, f"the trace has {len(trace.split())} words; keep it under {_MAX_WORDS}"
+    if _quotes(trace, reply):
+        return None, "the trace quotes the reply word for word"
+    return trace, "ok"
+
+
+def render_trace_retry(problem: str) -> str:
+    """The follow-up message that sends an unusable reply's problem back to the model."""
+    return render(load_data_template("trace_retry"), problem=problem)
+
+
+@dataclass
+class SplitTraces:
+    """Rows of one split by where their trace came from.
+
+    Attributes:
+        kept: rows whose input trace was kept (no ``--overwrite``).
+        cached: traces taken from ``traces.jsonl`` without a call.
+        generated: traces written by a call in this run.
+        failed: rows written with an empty trace after all retries.
+    """
+
+    split: str
+    path: Path
+    rows: int = 0
+    kept: int = 0
+    cached: int = 0
+    generated: int = 0
+    failed: int = 0
+
+
+@dataclass
+class TraceSummary:
+    """The outcome of `run_traces`.
+
+    Attributes:
+        out_dir: the output folder.
+        llm: the trace model (``kind:model``, no URL).
+        prompt_version: the trace prompt version.
+        splits: counts per split.
+        failed: example id -> why no trace was written.
+        ledger: calls, tokens and failed attempts of this run.
+    """
+
+    out_dir: Path
+    llm: str
+    prompt_version: str
+    splits: list[SplitTraces] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    ledger: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """Lines per split, the calls made, and the failed examples."""
+        lines = [f"traces by {self.llm} ({self.prompt_version}) in {self.out_dir}"]
+        for s in self.splits:
+            lines.append(
+                f"  {s.split}: {s.rows:,} rows: {s.generated:,} generated, {s.cached:,} cached, "
+                f"{s.kept:,} kept, {s.failed:,} failed -> {s.path}"
+            )
+        lines.append(
+            f"calls: {self.ledger.get('calls', 0):,}, tokens: "
+            f"{self.ledger.get('input_tokens', 0):,} + {self.ledger.get('output_tokens', 0):,}"
+        )
+        if self.failed:
+            shown = ", ".join(sorted(self.failed)[:20]) + (" ..." if len(self.failed) > 20 else "")
+            lines.append(
+                f"FAILED for {len(self.failed):,} examples ({shown}): written with an empty "
+                f"trace, which sft-think skips; rerun to retry them (see {TRACE_SUMMARY})"
+            )
+        return "\n".join(lines)
+
+
+def run_traces(
+    *,
+    input_dir: str | Path,
+    out_dir: str | Path,
+    llm: str,
+    splits: list[str] | None = None,
+    overwrite: bool = False,
+    concurrency: int = 8,
+    api_key_env: str | None = None,
+    temperature: float | None = None,
+    retry: RetryPolicy | None = None,
+    content_retries: int = 2,
+    show_progress: bool = False,
+) -> TraceSummary:
+    """Fill the ``trace`` column of a prepared folder and write it to ``out_dir``.
+
+    Example:
+        >>> run_traces(input_dir="data/reddit", out_dir="data/reddit_think",
+        ...            llm="openai:gpt-5-mini").describe()  # doctest: +SKIP
+
+    One trace per example id (an id in two splits is asked once). Traces in ``traces.jsonl``
+    count only for the same model and prompt version; ``--overwrite`` replaces traces that came
+    with the input but still reuses that log (delete it to start over).
+
+    Args:
+        input_dir: a folder of ``<split>.parquet`` files written by ``humanlm data prepare``.
+        out_dir: where ``<split>.parquet``, ``traces.jsonl`` and ``traces_summary.json`` go
+            (may be ``input_dir``; files are replaced atomically).
+        llm: the trace model: ``openai:MODEL``, ``openai:MODEL@URL`` or ``litellm:P/M``.
+        splits: the splits to do (default: every ``*.parquet`` in ``input_dir``).
+        overwrite: regenerate traces that the input rows already have.
+        concurrency: calls in flight.
+        api_key_env: environment variable with the API key (default ``OPENAI_API_KEY``).
+        temperature: sampling temperature (``None``: the server's default).
+        retry: transport retries (429, 5xx, timeouts), backoff and the deadline per example;
+            default 4 retries within 5 minutes.
+        content_retries: re-asks per example after an empty or invalid reply.
+        show_progress: a tqdm bar over examples.
+
+    Returns:
+        Counts per split, failed example ids with reasons, and the call ledger.
+
+    Raises:
+        DataError: the input folder, a split file or its columns are missing.
+        ConfigError: a bad model spec, a missing API key or bad numbers.
+        JudgeUnavailableError: the model refused the key or is unknown (finished traces stay in
+            ``traces.jsonl``).
+    """
+    if concurrency < 1 or content_retries < 0:
+        raise ConfigError("traces: need --concurrency >= 1 and content retries >= 0")
+    tables = {name: load_prepared(path) for name, path in _split_files(input_dir, splits).items()}
+    spec = parse_spec(llm)
+    llm_id, version = f"{spec.kind}:{spec.model}", trace_prompt_version()
+    out = Path(out_dir)
+    log_path = out / TRACE_LOG
+    done = {
+        eid: record["trace"]
+        for eid, record in load_log(log_path, key="example_id").items()
+        if record.get("llm") == llm_id
+        and record.get("prompt_version") == version
+        and isinstance(record.get("trace"), str)
+        and record["trace"].strip()
+    }
+    pending: dict[str, dict[str, Any]] = {}
+    for rows in tables.values():
+        for row in rows:
+            eid = row["example_id"]
+            has_trace = bool((row["trace"] or "").strip()) and not overwrite
+            if not has_trace and eid not in done and eid not in pending:
+                pending[eid] = row
+    logger.info("traces: %d examples to ask, %d in %s", len(pending), len(done), log_path)
+
+    ledger = Ledger(model=spec.model)
+    new: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    if pending:
+        backend, _ = make_chat_backend(
+            llm, api_key_env=api_key_env, temperature=temperature, purpose="trace"
+        )
+        policy = retry or RetryPolicy(max_retries=4, timeout_s=300.0, request_timeout_s=120.0)
+        new, failed = asyncio.run(
+            _ask_all(
+                list(pending.values()),
+                asker=ChatAsker(backend, retry=policy, ledger=ledger),
+                log_path=log_path,
+                record={"prompt_version": version, "llm": llm_id},
+                concurrency=concurrency,
+                content_retries=content_retries,
+                show_progress=show_progress,
+            )
+        )
+    summary = TraceSummary(out, llm_id, version, failed=dict(sorted(failed.items())))
+    for name, rows in tables.items():
+        counts = SplitTraces(name, out / f"{name}.parquet", rows=len(rows))
+        for row in rows:
+            eid = row["example_id"]
+            if (row["trace"] or "").strip() and not overwrite:
+                counts.kept += 1
+            elif eid in new:
+                row["trace"], counts.generated = new[eid], counts.generated + 1
+            elif eid in done:
+                row["trace"], counts.cached = done[eid], counts.cached + 1
+            else:
+                row["trace"], counts.failed = "", counts.failed + 1
+        with atomic_path(counts.path) as tmp:
+            pq.write_table(pa.Table.from_pylist(rows, schema=PREPARED_SCHEMA), tmp)
+        summary.splits.append(counts)
+    summary.ledger = ledger.to_dict()
+    write_json(out / TRACE_SUMMARY, _summary_record(summary))
+    return summary
+
+
+async def _ask_all(
+    examples: list[dict[str, Any]],
+    *,
+    asker: ChatAsker,
+    log_path: Path,
+    record: dict[str, str],
+    concurrency: int,
+    content_retries: int,
+    show_progress: bool,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Ask for every example's trace; return (example id -> trace, example id -> failure)."""
+    traces: dict[str, str] = {}
+    failed: dict[str, str] = {}
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        open(log_path, "a", encoding="utf-8") as log,
+        tqdm(total=len(examples), desc="traces", unit="example", disable=not show_progress) as bar,
+    ):
+
+        async def handle(example: dict[str, Any]) -> None:
+            eid = example["example_id"]
+            trace, reason = await asker.ask(
+                build_trace_prompt(example),
+                parse=partial(parse_trace_reply, reply=example["ground_truth"]),
+                retry_prompt=render_trace_retry,
+                content_retries=content_retries,
+            )
+            if trace is None:
+                failed[eid] = reason
+                logger.warning("trace of example %s failed: %s", eid, reason)
+            else:
+                append_log(log, {"example_id": eid, "trace": trace, **record})
+                traces[eid] = trace
+            bar.update(1)
+            bar.set_postfix(failed=len(failed), refresh=False)
+
+        try:
+            await run_bounded(examples, handle, concurrency=concurrency)
+        finally:
+            await asker.backend.aclose()
+    return traces, failed
+
+
+def _split_files(input_dir: str | Path, splits: list[str] | None) -> dict[str, Path]:
+    folder = Path(input_dir)
+    if not folder.is_dir():
+        raise DataError(
+            "no such folder; give a folder written by `humanlm data prepare`", file=str(folder)
+        )
+    if splits:
+        files = {name: folder / f"{name}.parquet" for name in dict.fromkeys(splits)}
+        missing = [name for name, path in files.items() if not path.is_file()]
+        if missing:
+            raise DataError(
+                f"no {', '.join(m + '.parquet' for m in missing)} in this folder", file=str(folder)
+            )
+        return files
+    files = {p.stem: p for p in sorted(folder.glob("*.parquet")) if not p.name.startswith(".")}
+    if not files:
+        raise DataError(
+            "no <split>.parquet files; run `humanlm data prepare` first", file=str(folder)
+        )
+    return files
+
+
+def _summary_record(summary: TraceSummary) -> dict[str, Any]:
+    return {
+        "llm": summary.llm,
+        "prompt_version": summary.prompt_version,
+        "splits": {
+            s.split: {k: v for k, v in asdict(s).items() if k not in ("split", "path")}
+            for s in summary.splits
+        },
+        "failed": summary.failed,
+        "failure_reasons": dict(Counter(r.split(" (")[0] for r in summary.failed.values())),
+        "ledger": summary.ledger,
+    }
+
+
+def _quotes(trace: str, reply: str) -> bool:
+    """Whether the trace repeats the reply or a run of `_QUOTE_WORDS` of its words."""
+    trace_words, reply_words = _words(trace), _words(reply)
+    if not reply_words:
+        return False
+    if trace_words == reply_words:
+        return True
+    n = min(len(reply_words), _QUOTE_WORDS)
+    if n < 6:  # a short reply ("Yes.") may well appear in an honest trace
+        return False
+    grams = {tuple(reply_words[i : i + n]) for i in range(len(reply_words) - n + 1)}
+    return any(tuple(trace_words[i : i + n]) in grams for i in range(len(trace_words) - n + 1))
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^\w\s]", " ", text.casefold()).split()
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."

@@ -1,0 +1,1 @@
+"""Packaged run presets (the demo config also appears as configs/demo.yaml)."""

@@ -1,0 +1,58 @@
+"""Every shipped config validates (recursive glob, so nested folders are never skipped)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from humanlm.config import MODES, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if "accelerate" not in p.parts)
+ACCELERATE_CONFIGS = sorted((ROOT / "configs" / "accelerate").rglob("*.yaml"))
+
+
+def test_the_globs_find_configs():
+    assert len(RUN_CONFIGS) >= 31  # demo + 6 datasets x 5 modes
+    assert len(ACCELERATE_CONFIGS) >= 3
+
+
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_run_config_validates(path):
+    cfg = load_config(path)
+    assert cfg.mode in MODES
+    first_line = path.read_text().splitlines()[0]
+    assert first_line.startswith("#"), "each config opens with what it runs"
+    assert "Launch:" in path.read_text()
+
+
+@pytest.mark.parametrize("path", ACCELERATE_CONFIGS, ids=lambda p: p.name)
+def test_accelerate_config_parses(path):
+    data = yaml.safe_load(path.read_text())
+    assert data["distributed_type"] in {"MULTI_GPU", "FSDP", "DEEPSPEED"}
+    assert data["num_processes"] >= 8
+
+
+def test_paper_presets_carry_the_paper_settings():
+    cfg = load_config(ROOT / "configs" / "paper" / "reddit_humanlm.yaml")
+    options = cfg.trainer_options
+    assert cfg.model.path == "Qwen/Qwen3-8B" and cfg.state_set == "sebvgcr" and cfg.thinking
+    assert options["num_generations"] == 4 and options["learning_rate"] == 1e-6
+    assert options["beta"] == 0.001 and options["use_bias_correction_kl"] is False
+    assert options["temperature"] == 0.8 and options["max_completion_length"] == 1024
+    # 32 prompts x 4 rollouts per generation, 16 rollouts (4 prompts) per optimizer step on 8 GPUs.
+    rows_per_step = options["per_device_train_batch_size"] * 8
+    assert rows_per_step == 16 and rows_per_step * options["steps_per_generation"] == 128
+    assert cfg.judge.spec == "openai:gpt-5-mini" and cfg.judge.temperature == 1.0
+    assert (
+        load_config(ROOT / "configs" / "paper" / "reddit_grpo.yaml").trainer_options[
+            "max_completion_length"
+        ]
+        == 512
+    )
+
+
+def test_demo_config_is_the_packaged_preset():
+    from humanlm.demo import demo_config_path
+
+    assert (ROOT / "configs" / "demo.yaml").read_text() == demo_config_path().read_text()

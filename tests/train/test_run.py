@@ -1,0 +1,161 @@
+"""`humanlm train` end to end on the tiny model: every mode, checkpoints, metrics, resume, failures.
+
+These are real TRL runs (GRPOTrainer / SFTTrainer) on a ~10M-parameter model, a few steps each.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from humanlm.config import load_config
+from humanlm.demo import demo_config_path
+from humanlm.errors import HumanlmError
+from humanlm.testing.judge_replies import judge_reply_fn
+from humanlm.testing.server import ScriptedServer
+from humanlm.train.callbacks import read_metrics
+from humanlm.train.run import latest_checkpoint, resume_train, run_train
+
+pytestmark = pytest.mark.slow
+
+SMALL = [
+    "trainer.max_steps=2",
+    "trainer.save_steps=1",
+    "trainer.per_device_train_batch_size=4",
+    "warmup.steps=3",
+    "data.limit=6",
+    "grpo.max_completion_length=24",
+    "sft.max_length=1536",
+]
+
+
+def _config(tiny_model_dir, *extra):
+    return load_config(demo_config_path(), [*SMALL, f"model.path={tiny_model_dir}", *extra])
+
+
+def _weights(model_dir):
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(model_dir) / "model.safetensors"))
+
+
+@pytest.mark.parametrize("mode", ["humanlm", "grpo", "grpo-think", "sft", "sft-think"])
+def test_every_mode_trains_checkpoints_and_logs(mode, tiny_model_dir, tmp_path):
+    result = run_train(_config(tiny_model_dir, f"mode={mode}"), run_dir=tmp_path / "run")
+
+    assert result.global_step == 2
+    assert latest_checkpoint(result.run_dir).name == "checkpoint-2"
+    assert (result.run_dir / "config.yaml").is_file()
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert (
+        manifest["seed"] == 0
+        and manifest["mode"] == mode
+        and "system" in manifest["prompt_versions"]
+    )
+    train_logs = [
+        m for m in read_metrics(result.metrics_path) if m["phase"] == "train" and "loss" in m
+    ]
+    assert [m["step"] for m in train_logs] == [1, 2]
+    if mode in ("humanlm", "grpo", "grpo-think"):
+        assert all("reward" in m for m in train_logs)
+        assert any(key.startswith("valid_format/") for key in train_logs[0])
+    before, after = _weights(tiny_model_dir), _weights(result.model_dir)
+    assert any(not (before[k] == after[k]).all() for k in before), "training changed no weight"
+
+
+def test_grpo_with_a_local_llm_judge_gets_real_rewards(tiny_model_dir, tmp_path):
+    # Score every candidate 0.5: a format-valid rollout is rewarded 0.5, a broken one 0 (no call).
+    with ScriptedServer(reply_fn=judge_reply_fn(lambda cand, real: 0.5)) as server:
+        cfg = _config(
+            tiny_model_dir,
+            "mode=humanlm",
+            "warmup.steps=0",
+            f"judge.spec=openai:scripted@{server.base_url}",
+            "judge.timeout_s=10",
+        )
+        result = run_train(cfg, run_dir=tmp_path / "run")
+    ledger = json.loads((result.run_dir / "judge_ledger.json").read_text())
+    assert ledger["failures"] == {} or sum(ledger["failures"].values()) == 0
+    rewards = [m["reward"] for m in read_metrics(result.metrics_path) if "reward" in m]
+    assert all(r in (0.0, 0.5) or 0.0 <= r <= 0.5 for r in rewards)
+
+
+def test_failing_judge_stops_after_a_checkpoint_and_names_the_judge(tiny_model_dir, tmp_path):
+    # A judge that answers 500 to everything: every judgeable group is unscored.
+    with ScriptedServer() as server:
+        cfg = _config(
+            tiny_model_dir,
+            "mode=grpo",
+            "warmup.steps=40",  # enough format for some candidates to need the judge
+            "trainer.max_steps=5",
+            f"judge.spec=openai:scripted@{server.base_url}",
+            "judge.timeout_s=3",
+            "judge.max_retries=0",
+            "max_unscored_fraction=0.0",
+        )
+        run_dir = tmp_path / "run"
+        try:
+            run_train(cfg, run_dir=run_dir)
+        except HumanlmError as err:
+            assert "openai:scripted" in str(err) or "scripted" in str(err)
+            assert "unscored" in str(err)
+            assert latest_checkpoint(run_dir) is not None
+        else:
+            # Every rollout broke the format, so the judge was never needed: nothing to stop.
+            ledger = json.loads((run_dir / "judge_ledger.json").read_text())
+            assert ledger["calls"] == 0
+
+
+def test_killed_run_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "humanlm.cli.main",
+        "train",
+        "--config",
+        str(demo_config_path()),
+        *SMALL,
+        "trainer.max_steps=50",
+        "mode=grpo",
+        "warmup.steps=0",
+        f"model.path={tiny_model_dir}",
+        f"output_root={tmp_path}",
+        "name=killed",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            runs = list(tmp_path.glob("*_killed"))
+            if (
+                runs
+                and latest_checkpoint(runs[0]) is not None
+                and latest_checkpoint(runs[0]).name != "checkpoint-1"
+            ):
+                break
+            assert proc.poll() is None, "training ended before it could be killed"
+            time.sleep(0.5)
+        else:
+            pytest.fail("no checkpoint within 240 s")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    run_dir = runs[0]
+    saved = int(latest_checkpoint(run_dir).name.split("-")[1])
+    result = resume_train(run_dir, overrides=[f"trainer.max_steps={saved + 2}"])
+    assert result.global_step == saved + 2
+    steps = [
+        m["step"]
+        for m in read_metrics(result.metrics_path)
+        if m["phase"] == "train" and "loss" in m
+    ]
+    assert steps[-2:] == [saved + 1, saved + 2]
