@@ -5,6 +5,7 @@ Examples:
     humanlm data personas --input data/mine --llm openai:gpt-5-mini --concurrency 16
     humanlm data validate data/mine
     humanlm data prepare --input snap-stanford/humanual-opinion --dataset reddit --out data/reddit
+    humanlm data traces --input data/reddit --out data/reddit_think --llm openai:gpt-5-mini
     humanlm data show data/reddit/test.parquet --row 0 --state response
 """
 
@@ -328,3 +329,55 @@ def validate(
     typer.echo(report.describe(max_problems=show))
     if not report.ok:
         raise typer.Exit(1)
+
+
+_TRACES_EXAMPLES = """Examples:
+
+humanlm data traces --input data/reddit --out data/reddit_think --llm openai:gpt-5-mini
+
+humanlm data traces -i data/reddit -o data/reddit_think --llm openai:Qwen/Qwen3-32B@http://127.0.0.1:8000/v1 --concurrency 32
+
+humanlm data traces -i data/mail -o data/mail_think --llm litellm:anthropic/claude-haiku-4-5 --api-key-env ANTHROPIC_API_KEY --split train --split val
+
+Rerun the same command to resume: examples in OUT/traces.jsonl are not asked again. See docs/data_build.md.
+"""
+
+
+@app.command(name="traces", epilog=_TRACES_EXAMPLES)
+def traces_command(
+    input: Annotated[
+        Path, typer.Option("--input", "-i", help="A folder written by `data prepare`.")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="Output folder: <split>.parquet, traces.jsonl, traces_summary.json."
+        ),
+    ],
+    llm: Annotated[
+        str, typer.Option(help="Trace model: openai:MODEL, openai:MODEL@URL or litellm:P/M.")
+    ],
+    concurrency: Annotated[int, typer.Option(min=1, help="Calls in flight.")] = 8,
+    api_key_env: Annotated[str | None, typer.Option(help="Variable holding the API key.")] = None,
+    split: Annotated[
+        list[str] | None,
+        typer.Option("--split", help="Only this split (repeatable; default: every file)."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Regenerate traces that input rows already have.")
+    ] = False,
+) -> None:
+    """Write a 2-4 sentence thinking trace per example (for sft-think); resumable."""
+    from humanlm.data.traces import run_traces
+
+    summary = run_traces(
+        input_dir=input,
+        out_dir=out,
+        llm=llm,
+        splits=split,
+        overwrite=overwrite,
+        concurrency=concurrency,
+        api_key_env=api_key_env,
+        show_progress=True,
+    )
+    typer.echo(summary.describe())

@@ -42,7 +42,7 @@ from humanlm.data.llm_calls import (
     make_chat_backend,
     run_bounded,
 )
-from humanlm.data.prepare import PREPARED_SCHEMA, load_prepared
+from humanlm.data.prepare import PREPARED_COLUMNS, PREPARED_SCHEMA
 from humanlm.errors import ConfigError, DataError
 from humanlm.files import atomic_path, write_json
 from humanlm.judge.build import parse_spec
@@ -131,13 +131,14 @@ def parse_trace_reply(text: str | None, *, reply: str) -> tuple[str | None, str]
         return None, "the trace is empty"
     if _TAG.search(trace):
         return None, "the trace contains tags or markup"
-    sentences = len([s for s in _SENTENCE_END.split(trace) if s.strip()])
-    if not _MIN_SENTENCES <= sentences <= _MAX_SENTENCES:
-        return None, f"the trace has {sentences} sentence(s); it needs 2 to 4"
-    if len(trace.split()) > _MAX_WORDS:
-        return None, f"the trace has {len(trace.split())} words; keep it under {_MAX_WORDS}"
     if _quotes(trace, reply):
         return None, "the trace quotes the reply word for word"
+    sentences = len([s for s in _SENTENCE_END.split(trace) if s.strip()])
+    if not _MIN_SENTENCES <= sentences <= _MAX_SENTENCES:
+        plural = "" if sentences == 1 else "s"
+        return None, f"the trace has {sentences} sentence{plural}; it needs 2 to 4"
+    if len(trace.split()) > _MAX_WORDS:
+        return None, f"the trace has {len(trace.split())} words; keep it under {_MAX_WORDS}"
     return trace, "ok"
 
 
@@ -206,6 +207,21 @@ class TraceSummary:
             )
         return "\n".join(lines)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The content of ``traces_summary.json``."""
+        reasons = Counter(reason.split(" (")[0] for reason in self.failed.values())
+        return {
+            "llm": self.llm,
+            "prompt_version": self.prompt_version,
+            "splits": {
+                s.split: {k: v for k, v in asdict(s).items() if k not in ("split", "path")}
+                for s in self.splits
+            },
+            "failed": self.failed,
+            "failure_reasons": dict(reasons),
+            "ledger": self.ledger,
+        }
+
 
 def run_traces(
     *,
@@ -257,41 +273,44 @@ def run_traces(
     """
     if concurrency < 1 or content_retries < 0:
         raise ConfigError("traces: need --concurrency >= 1 and content retries >= 0")
-    tables = {name: load_prepared(path) for name, path in _split_files(input_dir, splits).items()}
+    tables = {name: _read_split(path) for name, path in _split_files(input_dir, splits).items()}
     spec = parse_spec(llm)
     llm_id, version = f"{spec.kind}:{spec.model}", trace_prompt_version()
     out = Path(out_dir)
-    log_path = out / TRACE_LOG
     done = {
         eid: record["trace"]
-        for eid, record in load_log(log_path, key="example_id").items()
+        for eid, record in load_log(out / TRACE_LOG, key="example_id").items()
         if record.get("llm") == llm_id
         and record.get("prompt_version") == version
         and isinstance(record.get("trace"), str)
         and record["trace"].strip()
     }
-    pending: dict[str, dict[str, Any]] = {}
-    for rows in tables.values():
-        for row in rows:
-            eid = row["example_id"]
-            has_trace = bool((row["trace"] or "").strip()) and not overwrite
-            if not has_trace and eid not in done and eid not in pending:
-                pending[eid] = row
-    logger.info("traces: %d examples to ask, %d in %s", len(pending), len(done), log_path)
+    ids = {name: table.column("example_id").to_pylist() for name, table in tables.items()}
+    given = {
+        name: [(t or "").strip() != "" and not overwrite for t in table.column("trace").to_pylist()]
+        for name, table in tables.items()
+    }
+    pending: dict[str, tuple[str, int]] = {}  # example id -> (split, row) of its first row
+    for name in tables:
+        for i, eid in enumerate(ids[name]):
+            if not given[name][i] and eid not in done and eid not in pending:
+                pending[eid] = (name, i)
+    logger.info("traces: %d examples to ask, %d in %s", len(pending), len(done), TRACE_LOG)
 
-    ledger = Ledger(model=spec.model)
+    backend, _ = make_chat_backend(
+        llm, api_key_env=api_key_env, temperature=temperature, purpose="trace"
+    )
+    ledger = Ledger(model=backend.model)
     new: dict[str, str] = {}
     failed: dict[str, str] = {}
     if pending:
-        backend, _ = make_chat_backend(
-            llm, api_key_env=api_key_env, temperature=temperature, purpose="trace"
-        )
         policy = retry or RetryPolicy(max_retries=4, timeout_s=300.0, request_timeout_s=120.0)
+        rows = [(tables[name], i) for name, i in pending.values()]
         new, failed = asyncio.run(
             _ask_all(
-                list(pending.values()),
+                rows,
                 asker=ChatAsker(backend, retry=policy, ledger=ledger),
-                log_path=log_path,
+                log_path=out / TRACE_LOG,
                 record={"prompt_version": version, "llm": llm_id},
                 concurrency=concurrency,
                 content_retries=content_retries,
@@ -299,28 +318,29 @@ def run_traces(
             )
         )
     summary = TraceSummary(out, llm_id, version, failed=dict(sorted(failed.items())))
-    for name, rows in tables.items():
-        counts = SplitTraces(name, out / f"{name}.parquet", rows=len(rows))
-        for row in rows:
-            eid = row["example_id"]
-            if (row["trace"] or "").strip() and not overwrite:
+    for name, table in tables.items():
+        counts = SplitTraces(name, out / f"{name}.parquet", rows=table.num_rows)
+        traces = table.column("trace").to_pylist()
+        for i, eid in enumerate(ids[name]):
+            if given[name][i]:
                 counts.kept += 1
             elif eid in new:
-                row["trace"], counts.generated = new[eid], counts.generated + 1
+                traces[i], counts.generated = new[eid], counts.generated + 1
             elif eid in done:
-                row["trace"], counts.cached = done[eid], counts.cached + 1
+                traces[i], counts.cached = done[eid], counts.cached + 1
             else:
-                row["trace"], counts.failed = "", counts.failed + 1
+                traces[i], counts.failed = "", counts.failed + 1
+        column = table.schema.get_field_index("trace")
         with atomic_path(counts.path) as tmp:
-            pq.write_table(pa.Table.from_pylist(rows, schema=PREPARED_SCHEMA), tmp)
+            pq.write_table(table.set_column(column, "trace", pa.array(traces, pa.string())), tmp)
         summary.splits.append(counts)
     summary.ledger = ledger.to_dict()
-    write_json(out / TRACE_SUMMARY, _summary_record(summary))
+    write_json(out / TRACE_SUMMARY, summary.to_dict())
     return summary
 
 
 async def _ask_all(
-    examples: list[dict[str, Any]],
+    rows: list[tuple[pa.Table, int]],
     *,
     asker: ChatAsker,
     log_path: Path,
@@ -329,16 +349,17 @@ async def _ask_all(
     content_retries: int,
     show_progress: bool,
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Ask for every example's trace; return (example id -> trace, example id -> failure)."""
+    """Ask for the trace of each (table, row); return (id -> trace, id -> failure reason)."""
     traces: dict[str, str] = {}
     failed: dict[str, str] = {}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with (
         open(log_path, "a", encoding="utf-8") as log,
-        tqdm(total=len(examples), desc="traces", unit="example", disable=not show_progress) as bar,
+        tqdm(total=len(rows), desc="traces", unit="example", disable=not show_progress) as bar,
     ):
 
-        async def handle(example: dict[str, Any]) -> None:
+        async def handle(row: tuple[pa.Table, int]) -> None:
+            example = row[0].slice(row[1], 1).to_pylist()[0]
             eid = example["example_id"]
             trace, reason = await asker.ask(
                 build_trace_prompt(example),
@@ -356,7 +377,7 @@ async def _ask_all(
             bar.set_postfix(failed=len(failed), refresh=False)
 
         try:
-            await run_bounded(examples, handle, concurrency=concurrency)
+            await run_bounded(rows, handle, concurrency=concurrency)
         finally:
             await asker.backend.aclose()
     return traces, failed
@@ -384,18 +405,25 @@ def _split_files(input_dir: str | Path, splits: list[str] | None) -> dict[str, P
     return files
 
 
-def _summary_record(summary: TraceSummary) -> dict[str, Any]:
-    return {
-        "llm": summary.llm,
-        "prompt_version": summary.prompt_version,
-        "splits": {
-            s.split: {k: v for k, v in asdict(s).items() if k not in ("split", "path")}
-            for s in summary.splits
-        },
-        "failed": summary.failed,
-        "failure_reasons": dict(Counter(r.split(" (")[0] for r in summary.failed.values())),
-        "ledger": summary.ledger,
-    }
+def _read_split(path: Path) -> pa.Table:
+    """A prepared split as a table with exactly the prepared schema (see `load_prepared`)."""
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise DataError(f"not a readable parquet file ({err})", file=str(path)) from None
+    missing = [c for c in PREPARED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise DataError(
+            f"not a prepared file: missing columns {', '.join(missing)}; "
+            "run `humanlm data prepare` to build one",
+            file=str(path),
+        )
+    try:
+        return table.select(list(PREPARED_COLUMNS)).cast(PREPARED_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise DataError(
+            f"columns do not match the prepared schema ({err})", file=str(path)
+        ) from None
 
 
 def _quotes(trace: str, reply: str) -> bool:
