@@ -162,14 +162,18 @@ class TrainConfig:
         if not 0.0 <= self.max_unscored_fraction <= 1.0:
             problems.append("max_unscored_fraction: must lie in [0, 1]")
         if self.model.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            problems.append(f"model.dtype: {self.model.dtype!r}; use auto, float32, bfloat16, float16")
+            problems.append(
+                f"model.dtype: {self.model.dtype!r}; use auto, float32, bfloat16, float16"
+            )
         if self.warmup.steps < 0:
             problems.append("warmup.steps: must be >= 0")
         if self.data.val_split and self.data.val_split == self.data.train_split:
             problems.append("data.val_split: must differ from data.train_split (or be empty)")
         for key in ("output_dir", "seed"):
             if key in self.trainer or key in self.grpo or key in self.sft:
-                problems.append(f"trainer.{key}: set by humanlm (run folder, top-level seed); remove it")
+                problems.append(
+                    f"trainer.{key}: set by humanlm (run folder, top-level seed); remove it"
+                )
         if problems:
             raise ConfigError(problems)
 
@@ -200,7 +204,9 @@ def _coerce(value: Any, annotation: Any, where: str, problems: list[str]) -> Any
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if annotation is bool and not isinstance(value, bool):
         problems.append(f"{where}: expected true/false, got {value!r}")
-    elif annotation in (int, float) and (isinstance(value, bool) or not isinstance(value, int | float)):
+    elif annotation in (int, float) and (
+        isinstance(value, bool) or not isinstance(value, int | float)
+    ):
         problems.append(f"{where}: expected a number, got {value!r}")
     elif annotation is int and isinstance(value, float) and not value.is_integer():
         problems.append(f"{where}: expected an integer, got {value!r}")

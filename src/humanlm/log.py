@@ -17,7 +17,16 @@ from humanlm.files import write_json, write_text
 
 __all__ = ["get_logger", "log_rank_zero", "make_run_dir", "package_versions", "write_run_files"]
 
-_TRACKED_PACKAGES = ("humanlm", "torch", "transformers", "trl", "accelerate", "peft", "datasets", "openai")
+_TRACKED_PACKAGES = (
+    "humanlm",
+    "torch",
+    "transformers",
+    "trl",
+    "accelerate",
+    "peft",
+    "datasets",
+    "openai",
+)
 
 
 def get_logger(name: str) -> logging.Logger:

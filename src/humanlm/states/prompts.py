@@ -68,8 +68,7 @@ def build_messages(
         "content": build_system_prompt(example["persona"], state, state_set=state_set),
     }
     context = [
-        {"role": m["role"], "name": m["name"], "content": m["content"]}
-        for m in example["messages"]
+        {"role": m["role"], "name": m["name"], "content": m["content"]} for m in example["messages"]
     ]
     return [system, *context]
 

@@ -37,7 +37,12 @@ def _reference_states(example: Mapping[str, Any]) -> dict[str, str]:
 
 
 def sft_target(
-    example: Mapping[str, Any], state: str, *, state_set: str, thinking: bool
+    example: Mapping[str, Any],
+    state: str,
+    *,
+    state_set: str,
+    thinking: bool,
+    use_trace: bool = True,
 ) -> str | None:
     """The supervised completion for one (example, state), or None when the data has no target.
 
@@ -46,6 +51,9 @@ def sft_target(
       already opened ``<think>``); examples without a trace have no target;
     - tagged response without thinking: ``<response>reply</response>``;
     - a latent state: ``<state>reference</state>`` from the example's reference states.
+
+    With ``use_trace=False`` a thinking response gets an empty think block instead of the trace
+    (the format warm-up before GRPO, where the thinking is left to the policy).
     """
     spec = get_state_set(state_set)
     reply = example["ground_truth"]
@@ -54,9 +62,10 @@ def sft_target(
             body = reply
         elif is_thinking(state, thinking=thinking):
             trace = (example.get("trace") or "").strip()
-            if not trace:
+            if use_trace and not trace:
                 return None
-            body = f"{trace}\n</think>\n\n<response>{reply}</response>"
+            thought = f"{trace}\n" if use_trace else ""
+            body = f"{thought}</think>\n\n<response>{reply}</response>"
         else:
             body = f"<response>{reply}</response>"
     else:
@@ -123,12 +132,17 @@ def build_grpo_dataset(
 
 
 def build_sft_dataset(
-    examples: Sequence[Mapping[str, Any]], *, state_set: str, thinking: bool, seed: int = 0
+    examples: Sequence[Mapping[str, Any]],
+    *,
+    state_set: str,
+    thinking: bool,
+    seed: int = 0,
+    use_trace: bool = True,
 ) -> Dataset:
     """Prompt/completion rows for SFT (loss on the completion only); rows without a target are skipped."""
     rows = []
     for ex, st in augment_states(examples, state_set=state_set, seed=seed):
-        target = sft_target(ex, st, state_set=state_set, thinking=thinking)
+        target = sft_target(ex, st, state_set=state_set, thinking=thinking, use_trace=use_trace)
         if target is not None:
             rows.append(
                 {

@@ -86,7 +86,7 @@ def _warm_up(
     cfg: TrainConfig, *, model: Any, tokenizer: Any, examples: list, run_dir: Path
 ) -> None:
     dataset = build_sft_dataset(
-        examples, state_set=cfg.state_set, thinking=cfg.thinking, seed=cfg.seed
+        examples, state_set=cfg.state_set, thinking=cfg.thinking, seed=cfg.seed, use_trace=False
     )
     metrics_path = run_dir / "metrics.jsonl"
 
@@ -122,11 +122,15 @@ def _state_reward(cfg: TrainConfig, run_dir: Path) -> Any:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest ``checkpoints/checkpoint-N`` folder of a run, or None."""
+    """The newest complete ``checkpoints/checkpoint-N`` folder of a run, or None.
+
+    A run killed while saving leaves a folder without ``trainer_state.json`` (the Trainer writes
+    it after the weights, optimizer and RNG states); such a folder is skipped.
+    """
     found = [
         (int(p.name.rsplit("-", 1)[1]), p)
         for p in (Path(run_dir) / "checkpoints").glob("checkpoint-*")
-        if p.name.rsplit("-", 1)[1].isdigit()
+        if p.name.rsplit("-", 1)[1].isdigit() and (p / "trainer_state.json").is_file()
     ]
     return max(found)[1] if found else None
 

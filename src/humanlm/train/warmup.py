@@ -17,8 +17,6 @@ from typing import Any
 
 from datasets import Dataset
 
-from humanlm.states import RESPONSE
-
 __all__ = ["run_warmup"]
 
 logger = logging.getLogger(__name__)
@@ -90,8 +88,8 @@ def run_warmup(
     Args:
         model: a causal LM whose forward accepts ``logits_to_keep``.
         tokenizer: its tokenizer (pad token set).
-        dataset: rows with ``prompt`` (rendered text), ``completion`` (target text) and ``state``.
-        steps: optimizer steps; each state's rows are cycled in a seeded order.
+        dataset: rows with ``prompt`` (rendered text) and ``completion`` (target text).
+        steps: optimizer steps; the rows are cycled in a seeded random order.
         learning_rate: AdamW learning rate (constant).
         batch_size: rows per step.
         seed: order of the rows.
@@ -104,28 +102,15 @@ def run_warmup(
     import torch.nn.functional as F
 
     generator = torch.Generator().manual_seed(seed)
-    # Latent states have short targets and the response a long one, and a batch costs as much as
-    # its longest target: batches hold either mixed latent states or responses, in proportion.
-    pools: dict[str, list[int]] = {}
-    for i, state in enumerate(dataset["state"]):
-        pools.setdefault(RESPONSE if state == RESPONSE else "states", []).append(i)
-    schedule = [
-        name
-        for name, pool in sorted(pools.items())
-        for _ in range(max(1, round(len(pool) / min(map(len, pools.values())))))
-    ]
-    queues: dict[str, list[int]] = {name: [] for name in pools}
+    order: list[int] = []
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     device = next(model.parameters()).device
     model.train()
     losses = []
     for step in range(1, steps + 1):
-        pool = schedule[(step - 1) % len(schedule)]
-        queue = queues[pool]
-        while len(queue) < batch_size:
-            perm = torch.randperm(len(pools[pool]), generator=generator).tolist()
-            queue += [pools[pool][j] for j in perm]
-        idx, queues[pool] = queue[:batch_size], queue[batch_size:]
+        if len(order) < batch_size:
+            order += torch.randperm(len(dataset), generator=generator).tolist()
+        idx, order = order[:batch_size], order[batch_size:]
         batch = _batch([dataset[i] for i in idx], tokenizer, format_weight=format_weight)
         keep = batch.pop("keep")
         labels = batch.pop("labels").to(device)
