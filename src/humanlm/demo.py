@@ -198,7 +198,7 @@ def run_demo(
             judge="embedding:minilm",
             aspects=False,
             max_new_tokens=int(cfg.trainer_options.get("max_completion_length", 160)),
-            out=out / "eval",
+            out=str(out / "eval"),
             progress=False,
         )
     )
