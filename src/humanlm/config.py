@@ -137,6 +137,10 @@ class TrainConfig:
         seed: seed for data shuffling, state augmentation and the trainer.
         output_root: where run folders go.
         max_unscored_fraction: stop (after a checkpoint) when more of a step is unscored.
+        val_every: validate every N optimizer steps on ``data.val_split`` (0: never).
+        val_limit: validation examples per run of the validation.
+        eval_judge: the judge of the validation (response alignment; paper: claude-haiku-4-5 at
+            temperature 0, a different family than the train judge on purpose).
         trainer: passed verbatim to ``trl.GRPOConfig`` or ``trl.SFTConfig`` (options both accept).
         grpo: options for ``trl.GRPOConfig`` only, merged over ``trainer`` in GRPO modes.
         sft: options for ``trl.SFTConfig`` only, merged over ``trainer`` in SFT modes.
@@ -147,9 +151,12 @@ class TrainConfig:
     seed: int = 0
     output_root: str = "runs"
     max_unscored_fraction: float = 0.5
+    val_every: int = 0
+    val_limit: int = 64
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    eval_judge: JudgeConfig = field(default_factory=lambda: JudgeConfig(temperature=0.0))
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
     trainer: dict[str, Any] = field(default_factory=dict)
     grpo: dict[str, Any] = field(default_factory=dict)
@@ -165,6 +172,10 @@ class TrainConfig:
             problems.append(
                 f"model.dtype: {self.model.dtype!r}; use auto, float32, bfloat16, float16"
             )
+        if self.val_every < 0 or self.val_limit < 1:
+            problems.append("val_every must be >= 0 and val_limit >= 1")
+        if self.val_every and not self.data.val_split:
+            problems.append("val_every: validation needs data.val_split")
         if self.warmup.steps < 0:
             problems.append("warmup.steps: must be >= 0")
         if self.data.val_split and self.data.val_split == self.data.train_split:

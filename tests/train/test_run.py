@@ -159,3 +159,13 @@ def test_killed_run_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):
         if m["phase"] == "train" and "loss" in m
     ]
     assert steps[-2:] == [saved + 1, saved + 2]
+
+
+def test_validation_logs_response_alignment_per_dataset(tiny_model_dir, tmp_path):
+    cfg = _config(tiny_model_dir, "mode=grpo", "val_every=1", "val_limit=4", "trainer.max_steps=1")
+    result = run_train(cfg, run_dir=tmp_path / "run")
+    val = [m for m in read_metrics(result.metrics_path) if m["phase"] == "val"]
+    assert [m["step"] for m in val] == [1]
+    keys = [k for k in val[0] if k.startswith("val/")]
+    assert keys and all(k.endswith("/response") for k in keys)
+    assert all(0.0 <= val[0][k] <= 1.0 for k in keys)

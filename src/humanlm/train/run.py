@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from humanlm.config import TrainConfig, to_dict
+from humanlm.config import JudgeConfig, TrainConfig, to_dict
 from humanlm.data.resolve import resolve_split
 from humanlm.errors import ConfigError, HumanlmError
 from humanlm.log import make_run_dir, write_run_files
@@ -106,19 +106,51 @@ def _warm_up(
     )
 
 
-def _state_reward(cfg: TrainConfig, run_dir: Path) -> Any:
-    from humanlm.judge import build_judge, state_reward
+def _build_judge(judge_cfg: JudgeConfig) -> Any:
+    from humanlm.judge import build_judge
 
-    judge = build_judge(
-        cfg.judge.spec,
-        temperature=cfg.judge.temperature,
-        api_key_env=cfg.judge.api_key_env,
-        concurrency=cfg.judge.concurrency,
-        timeout_s=cfg.judge.timeout_s,
-        max_retries=cfg.judge.max_retries,
-        cache=cfg.judge.cache or None,
+    return build_judge(
+        judge_cfg.spec,
+        temperature=judge_cfg.temperature,
+        api_key_env=judge_cfg.api_key_env,
+        concurrency=judge_cfg.concurrency,
+        timeout_s=judge_cfg.timeout_s,
+        max_retries=judge_cfg.max_retries,
+        cache=judge_cfg.cache or None,
     )
+
+
+def _state_reward(cfg: TrainConfig) -> Any:
+    from humanlm.judge import state_reward
+
+    judge = _build_judge(cfg.judge)
     return judge, functools.partial(state_reward, judge=judge, tagged=True)
+
+
+def _validation(cfg: TrainConfig, *, tokenizer: Any, run_dir: Path) -> list[Any]:
+    if not cfg.val_every:
+        return []
+    from humanlm.train.validation import ValidationCallback
+
+    examples = resolve_split(
+        cfg.data.source,
+        dataset=cfg.data.dataset,
+        split=cfg.data.val_split,
+        work_dir=run_dir / "data",
+        limit=cfg.val_limit,
+    )
+    return [
+        ValidationCallback(
+            every=cfg.val_every,
+            metrics_path=run_dir / "metrics.jsonl",
+            examples=examples,
+            tokenizer=tokenizer,
+            judge=_build_judge(cfg.eval_judge),
+            state_set=cfg.state_set,
+            thinking=cfg.thinking,
+            max_new_tokens=int(cfg.trainer_options.get("max_completion_length", 512)),
+        )
+    ]
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -200,6 +232,7 @@ def run_train(
     )
     model = _load_model(model_path, cfg)
     metrics = MetricsFileCallback(run_dir / "metrics.jsonl", phase="train")
+    validation = _validation(cfg, tokenizer=tokenizer, run_dir=run_dir)
     guard = None
 
     if cfg.trainer_kind == "sft":
@@ -213,13 +246,13 @@ def run_train(
             output_dir=run_dir / "checkpoints",
             trainer_options=_trainer_options(cfg),
             seed=cfg.seed,
-            callbacks=[metrics],
+            callbacks=[metrics, *validation],
             peft_config=_peft_config(cfg),
         )
     else:
         if cfg.warmup.steps and resume_from is None:
             _warm_up(cfg, model=model, tokenizer=tokenizer, examples=examples, run_dir=run_dir)
-        judge, reward = _state_reward(cfg, run_dir)
+        judge, reward = _state_reward(cfg)
         guard = UnscoredGuard(
             ledger=judge.ledger,
             judge_name=judge.name,
@@ -237,7 +270,7 @@ def run_train(
             output_dir=run_dir / "checkpoints",
             trainer_options=_trainer_options(cfg),
             seed=cfg.seed,
-            callbacks=[metrics, guard],
+            callbacks=[metrics, guard, *validation],
             peft_config=_peft_config(cfg),
         )
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
