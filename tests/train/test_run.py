@@ -169,3 +169,10 @@ def test_validation_logs_response_alignment_per_dataset(tiny_model_dir, tmp_path
     keys = [k for k in val[0] if k.startswith("val/")]
     assert keys and all(k.endswith("/response") for k in keys)
     assert all(0.0 <= val[0][k] <= 1.0 for k in keys)
+
+
+def test_lora_trains_adapters_only(tiny_model_dir, tmp_path):
+    cfg = _config(tiny_model_dir, "mode=sft", "model.lora=true", "model.lora_r=4", "trainer.max_steps=1")
+    result = run_train(cfg, run_dir=tmp_path / "run")
+    assert (result.model_dir / "adapter_model.safetensors").is_file()
+    assert not (result.model_dir / "model.safetensors").exists()

@@ -10,7 +10,7 @@
 """
 
 from humanlm.judge.batch import JudgeRunResult, run_judge
-from humanlm.judge.build import Judge, JudgeSpec, build_judge, parse_spec
+from humanlm.judge.build import Judge, JudgeSpec, build_judge, build_judge_from_config, parse_spec
 from humanlm.judge.cache import JudgeCache
 from humanlm.judge.ledger import DEFAULT_PRICES, Ledger, Price
 from humanlm.judge.limits import RateLimiter, RetryPolicy
@@ -31,6 +31,7 @@ __all__ = [
     "RetryPolicy",
     "Verdict",
     "build_judge",
+    "build_judge_from_config",
     "parse_spec",
     "run_judge",
     "state_reward",

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
+from humanlm.config import JudgeConfig
 from humanlm.errors import ConfigError
 from humanlm.judge.backends import LiteLLMBackend, OpenAIBackend
 from humanlm.judge.cache import JudgeCache
@@ -38,7 +39,7 @@ from humanlm.judge.limits import RateLimiter, RetryPolicy
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict
 from humanlm.states import LATENT_STATES
 
-__all__ = ["Judge", "JudgeSpec", "build_judge", "parse_spec"]
+__all__ = ["Judge", "JudgeSpec", "build_judge", "build_judge_from_config", "parse_spec"]
 
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
 _DUMMY_KEY = "EMPTY"
@@ -244,4 +245,20 @@ def build_judge(
         ledger=Ledger(model=parsed.model, prices=table),
         params=params,
         seed=seed,
+    )
+
+
+def build_judge_from_config(cfg: JudgeConfig) -> Judge:
+    """``build_judge`` with the settings of a run config's ``judge:`` (or ``eval_judge:``) block.
+
+    The TRL trainer, its validation and the verl reward manager all build their judge here.
+    """
+    return build_judge(
+        cfg.spec,
+        temperature=cfg.temperature,
+        api_key_env=cfg.api_key_env,
+        concurrency=cfg.concurrency,
+        timeout_s=cfg.timeout_s,
+        max_retries=cfg.max_retries,
+        cache=cfg.cache or None,
     )

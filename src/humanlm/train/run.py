@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from humanlm.config import JudgeConfig, TrainConfig, to_dict
+from humanlm.config import TrainConfig, to_dict
 from humanlm.data.resolve import resolve_split
 from humanlm.errors import ConfigError, HumanlmError
 from humanlm.log import make_run_dir, write_run_files
@@ -106,30 +106,17 @@ def _warm_up(
     )
 
 
-def _build_judge(judge_cfg: JudgeConfig) -> Any:
-    from humanlm.judge import build_judge
-
-    return build_judge(
-        judge_cfg.spec,
-        temperature=judge_cfg.temperature,
-        api_key_env=judge_cfg.api_key_env,
-        concurrency=judge_cfg.concurrency,
-        timeout_s=judge_cfg.timeout_s,
-        max_retries=judge_cfg.max_retries,
-        cache=judge_cfg.cache or None,
-    )
-
-
 def _state_reward(cfg: TrainConfig) -> Any:
-    from humanlm.judge import state_reward
+    from humanlm.judge import build_judge_from_config, state_reward
 
-    judge = _build_judge(cfg.judge)
+    judge = build_judge_from_config(cfg.judge)
     return judge, functools.partial(state_reward, judge=judge, tagged=True)
 
 
 def _validation(cfg: TrainConfig, *, tokenizer: Any, run_dir: Path) -> list[Any]:
     if not cfg.val_every:
         return []
+    from humanlm.judge import build_judge_from_config
     from humanlm.train.validation import ValidationCallback
 
     examples = resolve_split(
@@ -145,7 +132,7 @@ def _validation(cfg: TrainConfig, *, tokenizer: Any, run_dir: Path) -> list[Any]
             metrics_path=run_dir / "metrics.jsonl",
             examples=examples,
             tokenizer=tokenizer,
-            judge=_build_judge(cfg.eval_judge),
+            judge=build_judge_from_config(cfg.eval_judge),
             state_set=cfg.state_set,
             thinking=cfg.thinking,
             max_new_tokens=int(cfg.trainer_options.get("max_completion_length", 512)),

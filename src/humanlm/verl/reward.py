@@ -45,7 +45,7 @@ from verl.protocol import DataProto
 
 from humanlm.config import JudgeConfig
 from humanlm.errors import ConfigError
-from humanlm.judge import Judge, build_judge
+from humanlm.judge import Judge, build_judge_from_config
 from humanlm.judge.reward import extract_candidate
 from humanlm.states import STATE_NAMES, get_state
 from humanlm.verl.agent_loop import cut_at_stop
@@ -115,15 +115,7 @@ def reward_settings(reward_kwargs: Mapping[str, Any] | None) -> RewardSettings:
 
 def build_reward_judge(cfg: JudgeConfig) -> Judge:
     """The judge of the reward, built as the TRL path builds it."""
-    return build_judge(
-        cfg.spec,
-        temperature=cfg.temperature,
-        api_key_env=cfg.api_key_env,
-        concurrency=cfg.concurrency,
-        timeout_s=cfg.timeout_s,
-        max_retries=cfg.max_retries,
-        cache=cfg.cache or None,
-    )
+    return build_judge_from_config(cfg)
 
 
 @dataclass(frozen=True)
