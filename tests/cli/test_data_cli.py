@@ -91,8 +91,9 @@ def test_show_prints_exactly_the_model_text(prepared_file, row, state):
 
 
 def test_show_with_a_tokenizer_matches_the_bundled_template(prepared_file, tmp_path):
-    tokenizers = pytest.importorskip("tokenizers")
-    transformers = pytest.importorskip("transformers")
+    import tokenizers
+    import transformers
+
     model = tokenizers.models.WordLevel({"[UNK]": 0}, unk_token="[UNK]")
     tok = transformers.PreTrainedTokenizerFast(
         tokenizer_object=tokenizers.Tokenizer(model),

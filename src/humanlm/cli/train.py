@@ -22,7 +22,8 @@ Examples:
   humanlm train --config configs/demo.yaml mode=sft-think trainer.max_steps=2 name=smoke
   humanlm train --config configs/paper/reddit_humanlm.yaml judge.spec=openai:gpt-5-mini
   humanlm train --resume runs/20261128-101500_demo
-  humanlm train --engine verl --dry-run
+  humanlm train --engine verl --dry-run data.train_files=data/reddit/train.parquet \
+      data.val_files=data/reddit/val.parquet actor_rollout_ref.model.path=Qwen/Qwen3-8B
 """
 
 
