@@ -64,13 +64,8 @@ def resolve_split(
     if is_prepared_dir(source):
         path = Path(source) / f"{split}.parquet"
     else:
-        single_file = Path(source).is_file()
-        summary = run_prepare(
-            source=source,
-            dataset=dataset,
-            out_dir=work_dir,
-            split=split if not single_file else split,
-        )
+        # A single file is prepared as `split`; a folder or hub source keeps only that split.
+        summary = run_prepare(source=source, dataset=dataset, out_dir=work_dir, split=split)
         logger.info("prepared %s: %s", source, summary.describe().replace("\n", "; "))
         path = Path(work_dir) / f"{split}.parquet"
     examples = load_prepared(path)

@@ -1,7 +1,7 @@
 """Validation during training: generate on the val split with the current policy, judge the response.
 
 Every ``val_every`` optimizer steps, the response prompt of up to ``val_limit`` validation examples
-is generated greedily-ish (temperature 0.4, as in evaluation), parsed strictly, and scored by the
+is sampled at temperature 0.4 (as in evaluation), parsed strictly, and scored by the
 eval judge with one candidate per example (a broken format is a real 0, an unscored example is
 left out). The mean per dataset goes into ``metrics.jsonl`` as ``val/<dataset>/response`` on the
 0-1 scale: one metric, never a sum of several.
