@@ -233,6 +233,15 @@ def load_prepared(path: str | Path) -> list[dict[str, Any]]:
     Raises:
         DataError: the file is missing, not parquet, or lacks prepared columns.
     """
+    return read_prepared_table(path).to_pylist()
+
+
+def read_prepared_table(path: str | Path) -> pa.Table:
+    """Read a prepared parquet file as an Arrow table, checking it has the prepared columns.
+
+    Raises:
+        DataError: the file is missing, not parquet, or lacks prepared columns.
+    """
     file = Path(path)
     if not file.is_file():
         raise DataError("no such prepared file; run `humanlm data prepare` first", file=str(file))
@@ -247,7 +256,7 @@ def load_prepared(path: str | Path) -> list[dict[str, Any]]:
             "run `humanlm data prepare` to build one",
             file=str(file),
         )
-    return table.to_pylist()
+    return table
 
 
 def build_example_id(*, dataset: str, post_id: str, user_id: str, turn_id: int, reply: str) -> str:

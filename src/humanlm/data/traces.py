@@ -42,7 +42,7 @@ from humanlm.data.llm_calls import (
     make_chat_backend,
     run_bounded,
 )
-from humanlm.data.prepare import PREPARED_COLUMNS, PREPARED_SCHEMA
+from humanlm.data.prepare import PREPARED_COLUMNS, PREPARED_SCHEMA, read_prepared_table
 from humanlm.errors import ConfigError, DataError
 from humanlm.files import atomic_path, write_json
 from humanlm.judge.build import parse_spec
@@ -407,17 +407,7 @@ def _split_files(input_dir: str | Path, splits: list[str] | None) -> dict[str, P
 
 def _read_split(path: Path) -> pa.Table:
     """A prepared split as a table with exactly the prepared schema (see `load_prepared`)."""
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise DataError(f"not a readable parquet file ({err})", file=str(path)) from None
-    missing = [c for c in PREPARED_COLUMNS if c not in table.column_names]
-    if missing:
-        raise DataError(
-            f"not a prepared file: missing columns {', '.join(missing)}; "
-            "run `humanlm data prepare` to build one",
-            file=str(path),
-        )
+    table = read_prepared_table(path)
     try:
         return table.select(list(PREPARED_COLUMNS)).cast(PREPARED_SCHEMA)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
