@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from humanlm.errors import ConfigError
+from humanlm.states.modes import MODES, Mode
 
 __all__ = [
     "MODES",
@@ -31,15 +32,6 @@ __all__ = [
     "load_config",
     "to_dict",
 ]
-
-# mode -> (state set, thinking for the response, trainer kind)
-MODES: dict[str, tuple[str, bool, str]] = {
-    "humanlm": ("sebvgcr", True, "grpo"),
-    "grpo": ("r", False, "grpo"),
-    "grpo-think": ("r", True, "grpo"),
-    "sft": ("r_no_tag", False, "sft"),
-    "sft-think": ("think_r", True, "sft"),
-}
 
 
 @dataclass
@@ -189,16 +181,21 @@ class TrainConfig:
             raise ConfigError(problems)
 
     @property
+    def mode_spec(self) -> Mode:
+        """The training mode as a ``Mode`` (state set, thinking, algorithm)."""
+        return MODES[self.mode]
+
+    @property
     def state_set(self) -> str:
-        return MODES[self.mode][0]
+        return MODES[self.mode].state_set
 
     @property
     def thinking(self) -> bool:
-        return MODES[self.mode][1]
+        return MODES[self.mode].thinking
 
     @property
     def trainer_kind(self) -> str:
-        return MODES[self.mode][2]
+        return MODES[self.mode].algorithm
 
     @property
     def trainer_options(self) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The latent user states: registry, prompts and templates. The project's core vocabulary."""
 
+from humanlm.states.modes import MODES, Mode, get_mode
 from humanlm.states.prompts import (
     augment_states,
     build_messages,
@@ -22,6 +23,8 @@ from humanlm.states.render import prompt_versions, render
 
 __all__ = [
     "LATENT_STATES",
+    "MODES",
+    "Mode",
     "RESPONSE",
     "STATES",
     "STATE_NAMES",
@@ -34,6 +37,7 @@ __all__ = [
     "build_task",
     "get_state",
     "get_state_set",
+    "get_mode",
     "is_thinking",
     "prompt_versions",
     "render",

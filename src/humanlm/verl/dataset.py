@@ -16,7 +16,7 @@ Each item carries what the agent loop and the reward manager read:
 - ``agent_name``: ``humanlm_agent``.
 
 Our settings live under ``data.humanlm``: ``mode`` (``humanlm``, ``grpo`` or ``grpo-think``, as in
-``humanlm.config.MODES``) and ``seed`` (the state-mixing shuffle). With
+``humanlm.states.MODES``) and ``seed`` (the state-mixing shuffle). With
 ``data.filter_overlong_prompts`` an example is dropped when its longest per-state prompt, rendered
 with our template and counted with the tokenizer, exceeds ``data.max_prompt_length``.
 """
@@ -34,11 +34,11 @@ import torch
 from omegaconf import DictConfig, ListConfig
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
-from humanlm.config import MODES
 from humanlm.data.prepare import load_prepared
 from humanlm.errors import ConfigError, DataError
 from humanlm.states import RESPONSE, augment_states, build_messages, get_state_set, is_thinking
 from humanlm.states.examples import judge_context, render_prompt
+from humanlm.states.modes import MODES
 from humanlm.verl.agent_loop import AGENT_NAME
 
 __all__ = ["GRPO_MODES", "HumanlmDataset", "dataset_settings"]
@@ -46,7 +46,7 @@ __all__ = ["GRPO_MODES", "HumanlmDataset", "dataset_settings"]
 logger = logging.getLogger(__name__)
 
 # The HumanLM modes that train with GRPO (the SFT modes have no rollouts to reward).
-GRPO_MODES: tuple[str, ...] = tuple(m for m, (_, _, kind) in MODES.items() if kind == "grpo")
+GRPO_MODES: tuple[str, ...] = tuple(m.name for m in MODES.values() if m.algorithm == "grpo")
 _TOKENIZE_CHUNK = 256
 
 
@@ -62,8 +62,7 @@ def dataset_settings(data_config: Mapping[str, Any]) -> tuple[str, bool, int]:
         raise ConfigError(
             f"data.humanlm.mode: {mode!r} cannot train on verl; use one of {', '.join(GRPO_MODES)}"
         )
-    state_set, thinking, _kind = MODES[mode]
-    return state_set, thinking, int(settings.get("seed", 0))
+    return MODES[mode].state_set, MODES[mode].thinking, int(settings.get("seed", 0))
 
 
 def _file_list(files: Any) -> list[str]:
