@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from humanlm.judge.parse import extract_json, parse_aspects_reply, parse_group_reply
+from humanlm.judge.parse import parse_aspects_reply, parse_group_reply
+from humanlm.llm.jsonreply import extract_json
 from humanlm.testing.judge_replies import aspects_reply, group_reply
 
 GOOD = {"1": 0.2, "2": 0.5, "3": 0.9}
@@ -69,4 +70,4 @@ def test_parse_aspects_reply(text: str, reason: str, scores: dict | None) -> Non
 
 def test_extract_json_prefers_the_object_with_scores() -> None:
     text = 'Example: {"a": 1}. Answer: {"scores": {"1": 0.5}} done'
-    assert extract_json(text) == {"scores": {"1": 0.5}}
+    assert extract_json(text, prefer="scores") == {"scores": {"1": 0.5}}

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from humanlm.errors import ConfigError, HumanlmError
-from humanlm.judge.limits import RetryPolicy
+from humanlm.llm.limits import RetryPolicy
 from humanlm.simulate import GenerationSettings, build_sim_prompt, build_simulator, generate_all
 from humanlm.simulate.openai_chat import to_chat_messages
 from humanlm.testing import Reply, faults

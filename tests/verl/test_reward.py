@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("verl", reason="verl is not installed (pip install 'humanlm[verl]')")
 
 from humanlm.errors import ConfigError  # noqa: E402
-from humanlm.judge.ledger import Ledger  # noqa: E402
+from humanlm.llm.ledger import Ledger  # noqa: E402
 from humanlm.states import STATE_NAMES  # noqa: E402
 from humanlm.testing import ScriptedServer, faults  # noqa: E402
 from humanlm.testing.judge_replies import (  # noqa: E402

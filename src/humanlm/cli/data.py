@@ -242,9 +242,9 @@ def build(
     ] = None,
 ) -> None:
     """Build train/val/test Humanual rows (with personas and a dataset card) from raw items."""
-    from humanlm.data.build import run_build
-    from humanlm.data.raw_formats import parse_columns
-    from humanlm.data.splits import parse_ratios
+    from humanlm.build.dataset import run_build
+    from humanlm.build.raw_formats import parse_columns
+    from humanlm.build.splits import parse_ratios
 
     summary = run_build(
         inputs=input,
@@ -293,7 +293,7 @@ def personas_command(
     cache: Annotated[Path | None, typer.Option(help="SQLite cache shared across folders.")] = None,
 ) -> None:
     """(Re)write the personas of a built folder; resumes from its personas.jsonl."""
-    from humanlm.data.personas import run_personas
+    from humanlm.enrich.personas import run_personas
 
     summary = run_personas(
         data_dir=input,
@@ -368,7 +368,7 @@ def traces_command(
     ] = False,
 ) -> None:
     """Write a 2-4 sentence thinking trace per example (for sft-think); resumable."""
-    from humanlm.data.traces import run_traces
+    from humanlm.enrich.traces import run_traces
 
     summary = run_traces(
         input_dir=input,

@@ -16,7 +16,7 @@ from humanlm.data.sources import DATASETS, resolve_dataset
 from humanlm.errors import ConfigError, HumanlmError
 from humanlm.eval.stats import METRICS
 from humanlm.judge.build import parse_spec
-from humanlm.judge.limits import RetryPolicy
+from humanlm.llm.limits import RetryPolicy
 from humanlm.simulate import GenerationSettings
 from humanlm.states import RESPONSE, STATES
 

@@ -1,6 +1,6 @@
 """Score one simulated reply: format, response alignment, state alignment, embedding similarity.
 
-- valid format: the strict parse of the response format (``humanlm.parsing.parse_output``);
+- valid format: the strict parse of the response format (``humanlm.states.parsing.parse_output``);
 - response alignment: the group judge with one candidate (state ``response``);
 - state alignment: the aspects judge, six latent states from one call; the example's score is
   their mean;
@@ -22,10 +22,10 @@ from humanlm.judge.build import Judge
 from humanlm.judge.embedding import EmbeddingJudge
 from humanlm.judge.group import plan_group
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
-from humanlm.parsing import extract_response, parse_output
 from humanlm.simulate import Generation
 from humanlm.states import LATENT_STATES, RESPONSE
 from humanlm.states.examples import judge_context
+from humanlm.states.parsing import extract_response, parse_output
 
 __all__ = ["SAMPLE_SCHEMA_VERSION", "SimilarityBatcher", "score_example"]
 

@@ -11,18 +11,18 @@
 
 from humanlm.judge.batch import JudgeRunResult, run_judge
 from humanlm.judge.build import Judge, JudgeSpec, build_judge, build_judge_from_config, parse_spec
-from humanlm.judge.cache import JudgeCache
-from humanlm.judge.ledger import DEFAULT_PRICES, Ledger, Price
-from humanlm.judge.limits import RateLimiter, RetryPolicy
 from humanlm.judge.reward import state_reward
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
+from humanlm.llm.cache import LLMCache
+from humanlm.llm.ledger import DEFAULT_PRICES, Ledger, Price
+from humanlm.llm.limits import RateLimiter, RetryPolicy
 
 __all__ = [
     "DEFAULT_PRICES",
     "AspectVerdict",
     "GroupVerdict",
     "Judge",
-    "JudgeCache",
+    "LLMCache",
     "JudgeRunResult",
     "JudgeSpec",
     "Ledger",

@@ -30,13 +30,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from humanlm.config import JudgeConfig
 from humanlm.errors import ConfigError
-from humanlm.judge.backends import LiteLLMBackend, OpenAIBackend
-from humanlm.judge.cache import JudgeCache
 from humanlm.judge.client import LLMJudge
 from humanlm.judge.embedding import EmbeddingJudge
-from humanlm.judge.ledger import DEFAULT_PRICES, Ledger, Price
-from humanlm.judge.limits import RateLimiter, RetryPolicy
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict
+from humanlm.llm.backends import LiteLLMBackend, OpenAIBackend
+from humanlm.llm.cache import LLMCache
+from humanlm.llm.ledger import DEFAULT_PRICES, Ledger, Price
+from humanlm.llm.limits import RateLimiter, RetryPolicy
 from humanlm.states import LATENT_STATES
 
 __all__ = ["Judge", "JudgeSpec", "build_judge", "build_judge_from_config", "parse_spec"]
@@ -172,7 +172,7 @@ def build_judge(
     backoff_max_s: float = 8.0,
     rpm: float | None = None,
     tpm: float | None = None,
-    cache: str | os.PathLike[str] | JudgeCache | None = None,
+    cache: str | os.PathLike[str] | LLMCache | None = None,
     prices: Mapping[str, Price | tuple[float, float]] | None = None,
     extra_params: Mapping[str, Any] | None = None,
     seed: int | None = None,
@@ -192,7 +192,7 @@ def build_judge(
         max_retries: re-attempts per call after transport or content failures.
         backoff_s, backoff_max_s: first and largest backoff delay.
         rpm, tpm: requests / tokens per minute limits (``None``: unlimited).
-        cache: SQLite cache path (``""`` or ``None``: no cache) or an open ``JudgeCache``.
+        cache: SQLite cache path (``""`` or ``None``: no cache) or an open ``LLMCache``.
             The embedding judge ignores it (it is cheaper than a lookup).
         prices: per-model ``Price`` (or ``(input, output)`` USD per 1M tokens) merged over
             ``DEFAULT_PRICES`` for the ledger's cost estimate.
@@ -234,14 +234,14 @@ def build_judge(
     else:
         backend = LiteLLMBackend(parsed.model, api_key=key, params=params)
     if isinstance(cache, str | os.PathLike) and str(cache):
-        cache = JudgeCache(cache)
+        cache = LLMCache(cache)
     return LLMJudge(
         backend,
         name=parsed.display,
         concurrency=concurrency,
         retry=retry,
         limiter=RateLimiter(rpm=rpm, tpm=tpm),
-        cache=cache if isinstance(cache, JudgeCache) else None,
+        cache=cache if isinstance(cache, LLMCache) else None,
         ledger=Ledger(model=parsed.model, prices=table),
         params=params,
         seed=seed,

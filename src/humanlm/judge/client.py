@@ -1,28 +1,19 @@
 """The LLM judge: one bounded, retried, cached chat call per (example, state) group.
 
-``LLMJudge`` turns a group of candidates into a prompt (``judge.prompt``), asks a chat backend
-(``judge.backends``) under a concurrency limit, an RPM/TPM limiter and an overall deadline,
-retries transport and content failures with backoff, and reads the answer by candidate number
+``LLMJudge`` turns a group of candidates into a prompt (``judge.prompt``), asks the chat model
+through the LLM layer (``humanlm.llm.ChatClient``: concurrency limit, RPM/TPM limiter, overall
+deadline, transport and content retries) and reads the answer by candidate number
 (``judge.parse``). After the retries a group is unscored with a reason: it never hangs and never
 becomes 0.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
-import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from humanlm.errors import HumanlmError
-from humanlm.judge.backends import ChatBackend, Completion, TransportError
-from humanlm.judge.cache import JudgeCache, cache_key
 from humanlm.judge.group import finish_group, plan_group
-from humanlm.judge.ledger import Ledger
-from humanlm.judge.limits import RateLimiter, RetryPolicy, backoff_delay
 from humanlm.judge.parse import ParsedReply, parse_aspects_reply, parse_group_reply
 from humanlm.judge.prompt import (
     aspects_prompt_version,
@@ -31,15 +22,21 @@ from humanlm.judge.prompt import (
     group_prompt_version,
 )
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
+from humanlm.llm.backends import ChatBackend
+from humanlm.llm.cache import LLMCache, cache_key
+from humanlm.llm.client import ChatClient
+from humanlm.llm.ledger import Ledger
+from humanlm.llm.limits import RateLimiter, RetryPolicy
 from humanlm.states import LATENT_STATES
 
 __all__ = ["LLMJudge"]
 
 logger = logging.getLogger(__name__)
 
-# Rough prompt-size guess for the TPM limiter before the server reports real usage.
-_CHARS_PER_TOKEN = 4
+# Output-size guess for the TPM limiter before the server reports real usage.
 _OUTPUT_GUESS = 400
+# Transport failure kinds as verdict reasons.
+_TRANSPORT = {"timeout": "timeout", "rejected": "rejected"}
 
 
 class _Outcome(NamedTuple):
@@ -50,15 +47,6 @@ class _Outcome(NamedTuple):
     raw: str | None
     calls: int
     cached: bool = False
-
-
-class _Sent(NamedTuple):
-    """One request's result: a completion, or why there is none and whether to retry."""
-
-    completion: Completion | None
-    reason: str
-    retry_after: float | None = None
-    retryable: bool = True
 
 
 class LLMJudge:
@@ -84,7 +72,7 @@ class LLMJudge:
         concurrency: int = 16,
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
-        cache: JudgeCache | None = None,
+        cache: LLMCache | None = None,
         ledger: Ledger | None = None,
         params: Mapping[str, Any] | None = None,
         seed: int | None = None,
@@ -97,8 +85,16 @@ class LLMJudge:
         self.cache = cache
         self.ledger = ledger if ledger is not None else Ledger(model=backend.model)
         self.params = dict(params or {})
-        self._rng = random.Random(seed)
-        self._slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+        self.client = ChatClient(
+            backend,
+            name=name,
+            retry=self.retry,
+            limiter=self.limiter,
+            ledger=self.ledger,
+            concurrency=concurrency,
+            output_guess=_OUTPUT_GUESS,
+            seed=seed,
+        )
 
     def __repr__(self) -> str:
         return f"LLMJudge(name={self.name!r}, concurrency={self.concurrency}, cache={self.cache!r})"
@@ -106,13 +102,6 @@ class LLMJudge:
     @property
     def prompt_version(self) -> str:
         return group_prompt_version()
-
-    def _slot(self) -> asyncio.Semaphore:
-        # A semaphore belongs to one event loop; TRL and tests may use several in turn.
-        loop = asyncio.get_running_loop()
-        if loop not in self._slots:
-            self._slots[loop] = asyncio.Semaphore(self.concurrency)
-        return self._slots[loop]
 
     async def judge_group(
         self,
@@ -236,8 +225,7 @@ class LLMJudge:
         if cache is not None and (hit := _from_cache(cache, key)) is not None:
             self.ledger.cache_hits += 1
             return hit
-        async with self._slot():
-            outcome = await self._attempts(prompt, parse)
+        outcome = await self._attempts(prompt, parse)
         if outcome.parsed is None:
             self.ledger.record_unscored(outcome.reason)
             logger.warning("judge %s: call unscored (%s)", self.name, outcome.reason)
@@ -246,72 +234,20 @@ class LLMJudge:
         return outcome
 
     async def _attempts(self, prompt: str, parse: Callable[[str], ParsedReply]) -> _Outcome:
-        """Try until a reply parses, the retries are spent or the deadline passes."""
-        messages = [{"role": "user", "content": prompt}]
-        estimate = len(prompt) // _CHARS_PER_TOKEN + _OUTPUT_GUESS
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.retry.timeout_s
-        reason, raw, calls = "timeout", None, 0
-        for attempt in range(self.retry.max_retries + 1):
-            deadline += await self.limiter.acquire(estimate)
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            calls += 1
-            sent = await self._send(messages, estimate, remaining)
-            if sent.completion is not None:
-                raw = sent.completion.text
-                parsed = parse(raw)
-                if parsed.reason == "ok":
-                    return _Outcome("ok", parsed, raw, calls)
-                reason = parsed.reason
-                self.ledger.record_attempt_failure(reason, sent=False)
-                logger.debug("judge %s: unusable reply (%s), attempt %d", self.name, reason, calls)
-                continue  # a content failure is retried at once: the server is fine
-            reason = sent.reason
-            if not sent.retryable or attempt == self.retry.max_retries:
-                break
-            delay = backoff_delay(attempt, self.retry, retry_after=sent.retry_after, rng=self._rng)
-            if loop.time() + delay >= deadline:
-                break  # waiting would outlive the deadline: give up now rather than hang
-            logger.debug("judge %s: %s, retrying in %.2fs", self.name, reason, delay)
-            await asyncio.sleep(delay)
-        return _Outcome(reason, None, raw, calls)
+        """Ask through the LLM layer until a reply parses, the retries or the deadline run out."""
 
-    async def _send(self, messages: list[dict[str, str]], estimate: int, remaining: float) -> _Sent:
-        """One request, bounded by ``remaining`` seconds; every outcome is counted in the ledger."""
-        started = time.monotonic()
-        try:
-            completion = await asyncio.wait_for(
-                self.backend.complete(
-                    messages, timeout_s=min(self.retry.request_timeout_s, remaining)
-                ),
-                timeout=remaining,
-            )
-        except (asyncio.TimeoutError, TimeoutError):
-            self.ledger.record_attempt_failure("timeout")
-            return _Sent(None, "timeout")
-        except TransportError as err:
-            self.ledger.record_attempt_failure(err.kind)
-            reason = {"timeout": "timeout", "rejected": "rejected"}.get(err.kind, "transport_error")
-            return _Sent(None, reason, err.retry_after, err.is_retryable)
-        except HumanlmError:
-            raise  # bad credentials or endpoint: retrying cannot fix configuration
-        except Exception:  # the call boundary: anything else becomes a recorded failure
-            logger.warning("judge %s: unexpected error in a request", self.name, exc_info=True)
-            self.ledger.record_attempt_failure("unexpected_error")
-            return _Sent(None, "transport_error")
-        used = completion.input_tokens + completion.output_tokens
-        self.limiter.settle(estimate, used or estimate)
-        self.ledger.record_call(
-            latency_s=time.monotonic() - started,
-            input_tokens=completion.input_tokens,
-            output_tokens=completion.output_tokens,
-        )
-        return _Sent(completion, "ok")
+        def accept(text: str) -> tuple[ParsedReply | None, str]:
+            parsed = parse(text)
+            return (parsed, "ok") if parsed.reason == "ok" else (None, parsed.reason)
+
+        answer = await self.client.ask([{"role": "user", "content": prompt}], parse=accept)
+        if answer.ok:
+            return _Outcome("ok", answer.value, answer.raw, answer.calls)
+        reason = answer.reason if answer.content_failure else _TRANSPORT.get(answer.reason)
+        return _Outcome(reason or "transport_error", None, answer.raw, answer.calls)
 
 
-def _from_cache(cache: JudgeCache, key: str) -> _Outcome | None:
+def _from_cache(cache: LLMCache, key: str) -> _Outcome | None:
     """A cached judgement, or ``None`` for a miss or an entry this version cannot read."""
     entry = cache.get(key)
     if entry is None:

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from humanlm.judge.group import finish_group, plan_group
-from humanlm.judge.ledger import Ledger
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
+from humanlm.llm.ledger import Ledger
 from humanlm.states import LATENT_STATES
 
 __all__ = ["EMBEDDING_VERSION", "EmbeddingJudge", "MiniLMEncoder"]

@@ -8,17 +8,16 @@ it cannot align as a failure reason instead of guessing.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ParsedReply", "extract_json", "parse_aspects_reply", "parse_group_reply"]
+from humanlm.llm.jsonreply import extract_json
 
-_FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", flags=re.DOTALL)
-_TRAILING_COMMA = re.compile(r",(\s*[}\]])")
+__all__ = ["ParsedReply", "parse_aspects_reply", "parse_group_reply"]
+
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _KEY_NUMBER = re.compile(r"^\D{0,12}?(\d+)\D{0,3}$")
 _ID_FIELDS = ("candidate", "id", "number", "index", "key", "name", "state", "dimension")
@@ -58,59 +57,6 @@ class ParsedReply:
             dict(data.get("thoughts") or {}),
             tuple(data.get("key_points") or ()),
         )
-
-
-def _loads(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return json.loads(_TRAILING_COMMA.sub(r"\1", text))
-    except ValueError:
-        return None
-
-
-def _objects_in(text: str) -> list[dict[str, Any]]:
-    """Every JSON object that starts at a ``{`` of ``text`` (outermost first), repaired if needed."""
-    found = []
-    decoder = json.JSONDecoder()
-    repaired = _TRAILING_COMMA.sub(r"\1", text)
-    for candidate in (text, repaired) if repaired != text else (text,):
-        for start in (i for i, ch in enumerate(candidate) if ch == "{"):
-            try:
-                obj, _end = decoder.raw_decode(candidate, start)
-            except ValueError:
-                continue
-            if isinstance(obj, dict):
-                found.append(obj)
-        if found:
-            break
-    return found
-
-
-def extract_json(text: str) -> dict[str, Any] | None:
-    """Find the JSON object in a judge reply.
-
-    Tries, in order: the whole text, each fenced code block, then every ``{`` position (prose
-    before or after the object is ignored). Trailing commas are repaired. An object with a
-    ``scores`` field is preferred over any other object.
-
-    Returns:
-        The object, or ``None`` when the reply holds no complete JSON object.
-    """
-    pieces = [text.strip(), *(m.group(1).strip() for m in _FENCE.finditer(text))]
-    objects: list[dict[str, Any]] = []
-    for piece in pieces:
-        obj = _loads(piece)
-        if isinstance(obj, dict):
-            objects.append(obj)
-    if not objects:
-        objects = _objects_in(text)
-    for obj in objects:
-        if "scores" in obj:
-            return obj
-    return objects[0] if objects else None
 
 
 def _as_score(value: Any) -> float | None:
@@ -196,7 +142,7 @@ def parse_group_reply(text: str | None, count: int) -> ParsedReply:
     """
     if text is None or not text.strip():
         return ParsedReply("empty")
-    obj = extract_json(text)
+    obj = extract_json(text, prefer="scores")
     if obj is None:
         return ParsedReply("parse_failure")
     wanted = [str(i) for i in range(1, count + 1)]
@@ -216,7 +162,7 @@ def parse_aspects_reply(text: str | None, states: Sequence[str]) -> ParsedReply:
     """
     if text is None or not text.strip():
         return ParsedReply("empty")
-    obj = extract_json(text)
+    obj = extract_json(text, prefer="scores")
     if obj is None:
         return ParsedReply("parse_failure")
     if "scores" not in obj and any(str(k).strip().lower() in states for k in obj):

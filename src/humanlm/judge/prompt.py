@@ -15,14 +15,11 @@ Output shapes the judge is asked for:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from functools import cache
-from importlib import resources
 
-from humanlm.errors import ConfigError
+from humanlm.llm.templates import PromptFolder
 from humanlm.states import RESPONSE, get_state
 from humanlm.states.render import render
 
@@ -46,37 +43,26 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPEAKER_LINE = re.compile(r"^(\s*)\*\*", flags=re.MULTILINE)
 
 
-def _prompts_dir():  # noqa: ANN202 - importlib Traversable
-    return resources.files("humanlm.judge") / "prompts"
+PROMPTS = PromptFolder("humanlm.judge")
 
 
-@cache
 def load_template(name: str) -> str:
     """Return the text of ``judge/prompts/<name>.md`` (trailing newlines removed).
 
     Raises:
         ConfigError: there is no such template.
     """
-    path = _prompts_dir() / f"{name}.md"
-    if not path.is_file():
-        raise ConfigError(f"no judge prompt template named {name!r} in humanlm/judge/prompts/")
-    return path.read_text(encoding="utf-8").rstrip("\n")
+    return PROMPTS.load(name)
 
 
 def template_hash(name: str) -> str:
     """First 12 hex digits of the sha256 of a template's text."""
-    return hashlib.sha256(load_template(name).encode("utf-8")).hexdigest()[:12]
+    return PROMPTS.hash(name)
 
 
-@cache
 def prompt_versions() -> dict[str, str]:
     """Map template name -> version string, read from ``judge/prompts/VERSIONS``."""
-    versions = {}
-    for line in (_prompts_dir() / "VERSIONS").read_text("utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, version, _digest = line.split()
-            versions[name] = version
-    return versions
+    return PROMPTS.versions()
 
 
 def group_prompt_version() -> str:

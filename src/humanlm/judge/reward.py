@@ -20,8 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from humanlm.judge.build import Judge
-from humanlm.parsing import extract_response, parse_output
 from humanlm.states import get_state
+from humanlm.states.parsing import extract_response, parse_output
 
 __all__ = ["completion_text", "extract_candidate", "state_reward"]
 

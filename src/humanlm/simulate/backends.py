@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from humanlm.errors import ConfigError
-from humanlm.judge.limits import RetryPolicy
+from humanlm.llm.limits import RetryPolicy
 from humanlm.simulate.prompt import SimPrompt
 
 __all__ = [

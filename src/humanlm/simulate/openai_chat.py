@@ -16,7 +16,7 @@ of the reply as a think block, so the raw output has the same shape as with loca
 The no-repeat n-gram ban cannot be requested through this API (``ngram_ban`` = 0).
 
 Requests run concurrently (at most ``settings.concurrency`` at once) and are retried with the
-judge's policy and backoff (``humanlm.judge.limits``); errors are classified as for the judge.
+judge's policy and backoff (``humanlm.llm.limits``); errors are classified as for the judge.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from typing import Any
 import openai
 
 from humanlm.errors import ConfigError, HumanlmError
-from humanlm.judge.backends import TransportError, classify_error
-from humanlm.judge.limits import backoff_delay
+from humanlm.llm.backends import TransportError, classify_error
+from humanlm.llm.limits import backoff_delay
 from humanlm.simulate.backends import Generation, GenerationSettings
 from humanlm.simulate.prompt import SimPrompt
 from humanlm.states.template import HUMAN

@@ -6,25 +6,22 @@ template to a version and a content hash; a test fails when a template changes w
 
 from __future__ import annotations
 
-import hashlib
 import re
-from functools import cache
-from importlib import resources
 
 from humanlm.errors import ConfigError
+from humanlm.llm.templates import PromptFolder
 
-__all__ = ["load_template", "prompt_versions", "render", "template_hash"]
+__all__ = ["PROMPTS", "load_template", "prompt_versions", "render", "template_hash"]
 
 _FIELD = re.compile(r"\{([a-z_]+)\}")
 
 
-@cache
+PROMPTS = PromptFolder("humanlm.states")
+
+
 def load_template(name: str) -> str:
     """Return the text of ``prompts/<name>.md`` (trailing newline removed)."""
-    path = resources.files("humanlm.states") / "prompts" / f"{name}.md"
-    if not path.is_file():
-        raise ConfigError(f"no prompt template named {name!r} in humanlm/states/prompts/")
-    return path.read_text(encoding="utf-8").rstrip("\n")
+    return PROMPTS.load(name)
 
 
 def render(template: str, **fields: object) -> str:
@@ -46,16 +43,9 @@ def render(template: str, **fields: object) -> str:
 
 def template_hash(name: str) -> str:
     """First 12 hex digits of the sha256 of a template's text."""
-    return hashlib.sha256(load_template(name).encode("utf-8")).hexdigest()[:12]
+    return PROMPTS.hash(name)
 
 
-@cache
 def prompt_versions() -> dict[str, str]:
     """Map template name -> version string, read from ``prompts/VERSIONS``."""
-    text = (resources.files("humanlm.states") / "prompts" / "VERSIONS").read_text("utf-8")
-    versions = {}
-    for line in text.splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, version, _digest = line.split()
-            versions[name] = version
-    return versions
+    return PROMPTS.versions()

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from humanlm.judge.group import finish_group, plan_group
-from humanlm.judge.ledger import Ledger
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
+from humanlm.llm.ledger import Ledger
 from humanlm.states import LATENT_STATES
 
 __all__ = ["FakeJudge", "JudgedGroup"]

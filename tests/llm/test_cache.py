@@ -11,12 +11,11 @@ import textwrap
 import time
 from pathlib import Path
 
-from humanlm.judge import JudgeCache
-from humanlm.judge.cache import cache_key
+from humanlm.judge import LLMCache
+from humanlm.llm.cache import cache_key
 from humanlm.testing import faults
 from humanlm.testing.judge_replies import group_reply, judge_reply_fn
-
-from .conftest import CONTEXT, TRUTH, run
+from tests.judge.conftest import CONTEXT, TRUTH, run
 
 
 def judge_once(judge, state="stance", **kw):
@@ -58,14 +57,14 @@ def test_failures_are_not_cached(server, make_judge, tmp_path: Path) -> None:
     assert judge_once(make_judge(cache=path, max_retries=0)).scores == [None, None]
     server.enqueue(group_reply([0.1, 0.2]))
     assert judge_once(make_judge(cache=path)).scores == [0.1, 0.2]
-    assert len(JudgeCache(path)) == 1
+    assert len(LLMCache(path)) == 1
 
 
 _WRITER = textwrap.dedent(
     """
     import sys
-    from humanlm.judge.cache import JudgeCache
-    cache = JudgeCache(sys.argv[1])
+    from humanlm.llm.cache import LLMCache
+    cache = LLMCache(sys.argv[1])
     tag, count = sys.argv[2], int(sys.argv[3])
     i = 0
     while count < 0 or i < count:
@@ -81,11 +80,11 @@ def _writer(path: Path, tag: str, count: int) -> subprocess.Popen:
 
 def test_two_processes_write_concurrently(tmp_path: Path) -> None:
     path = tmp_path / "shared.sqlite"
-    JudgeCache(path).close()
+    LLMCache(path).close()
     procs = [_writer(path, tag, 300) for tag in ("p", "q")]
     for proc in procs:
         assert proc.wait(timeout=60) == 0
-    cache = JudgeCache(path)
+    cache = LLMCache(path)
     assert len(cache) == 600
     assert cache.get("q-299")["scores"] == {"1": 299 / 1e6}
     assert cache.get("p-0") is not None
@@ -93,17 +92,17 @@ def test_two_processes_write_concurrently(tmp_path: Path) -> None:
 
 def test_killed_writer_leaves_a_usable_cache(tmp_path: Path) -> None:
     path = tmp_path / "killed.sqlite"
-    JudgeCache(path).close()
+    LLMCache(path).close()
     proc = _writer(path, "k", -1)
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and len(JudgeCache(path)) < 50:
+    while time.monotonic() < deadline and len(LLMCache(path)) < 50:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    cache = JudgeCache(path)
+    cache = LLMCache(path)
     stored = len(cache)
     assert stored >= 50 and cache.get("k-0") is not None
     cache.put("after-kill", {"scores": {}})

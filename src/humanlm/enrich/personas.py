@@ -26,18 +26,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from humanlm.data.output import HELD_SCHEMA, PERSONA_LOG, read_built, write_built
-from humanlm.data.persona_llm import (
+from humanlm.build.output import HELD_SCHEMA, PERSONA_LOG, read_built, write_built
+from humanlm.build.splits import SPLIT_NAMES
+from humanlm.enrich.persona_calls import (
     PersonaRequest,
-    make_chat_backend,
     request_key,
     summarise_personas,
 )
-from humanlm.data.persona_prompt import PersonaReply, build_persona_prompt, persona_prompt_version
-from humanlm.data.splits import SPLIT_NAMES
+from humanlm.enrich.persona_prompt import PersonaReply, build_persona_prompt, persona_prompt_version
 from humanlm.errors import ConfigError
-from humanlm.judge.cache import JudgeCache
-from humanlm.judge.limits import RetryPolicy
+from humanlm.llm.build import build_backend
+from humanlm.llm.cache import LLMCache
+from humanlm.llm.limits import RetryPolicy
 
 __all__ = ["PersonaSummary", "run_personas"]
 
@@ -141,13 +141,14 @@ def run_personas(
         return PersonaSummary(Path(data_dir), "fixed", users=len(users), info=info)
 
     assert llm is not None
-    backend, params = make_chat_backend(llm, api_key_env=api_key_env, temperature=temperature)
+    params = {"temperature": temperature} if temperature is not None else {}
+    backend = build_backend(llm, role="persona model", api_key_env=api_key_env, params=params)
     replies = _persona_replies(tables, k)
     requests = []
     for user, user_replies in sorted(replies.items()):
         prompt = build_persona_prompt(user_replies)
         requests.append(PersonaRequest(user, prompt, request_key(backend, params, prompt)))
-    persona_cache = JudgeCache(cache) if cache else None
+    persona_cache = LLMCache(cache) if cache else None
     outcome = asyncio.run(
         summarise_personas(
             requests,

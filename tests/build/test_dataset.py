@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from humanlm.data.build import run_build
-from humanlm.data.output import SUMMARY_FILE
+from humanlm.build.dataset import run_build
+from humanlm.build.output import SUMMARY_FILE
 from humanlm.data.prepare import load_prepared, run_prepare
-from humanlm.data.raw_formats import parse_columns, parse_timestamp, read_items
+from humanlm.build.raw_formats import parse_columns, parse_timestamp, read_items
 from humanlm.data.validate import validate_source
 from humanlm.errors import ConfigError, DataError
 

@@ -19,7 +19,6 @@ and written with an empty trace, which sft-think skips (never an empty ``<think>
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections import Counter
@@ -33,22 +32,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from humanlm.data.llm_calls import (
-    ChatAsker,
-    append_log,
-    data_prompt_version,
-    load_data_template,
-    load_log,
-    make_chat_backend,
-    run_bounded,
-)
 from humanlm.data.prepare import PREPARED_COLUMNS, PREPARED_SCHEMA, read_prepared_table
 from humanlm.errors import ConfigError, DataError
-from humanlm.files import atomic_path, write_json
-from humanlm.judge.build import parse_spec
-from humanlm.judge.ledger import Ledger
-from humanlm.judge.limits import RetryPolicy
+from humanlm.files import append_jsonl, atomic_path, read_jsonl, write_json
 from humanlm.judge.prompt import render_context, sanitise
+from humanlm.llm.build import build_backend
+from humanlm.llm.client import ChatClient, ask_item, run_bounded
+from humanlm.llm.jsonreply import read_json_object
+from humanlm.llm.ledger import Ledger
+from humanlm.llm.limits import RetryPolicy
+from humanlm.llm.specs import parse_spec
+from humanlm.llm.templates import PromptFolder
 from humanlm.states.render import render
 
 __all__ = [
@@ -64,6 +58,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+PROMPTS = PromptFolder("humanlm.enrich")
+
 TRACE_LOG = "traces.jsonl"
 TRACE_SUMMARY = "traces_summary.json"
 
@@ -75,14 +71,13 @@ _QUOTE_WORDS = 12
 _MAX_CONTEXT_MESSAGES = 20
 _MAX_MESSAGE_CHARS = 3000
 _MAX_REPLY_CHARS = 4000
-_FENCE = re.compile(r"^\s*```[a-zA-Z]*\s*|\s*```\s*$")
 _TAG = re.compile(r"</?\s*[A-Za-z_][\w-]*\s*/?>")
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?:\s+|$)")
 
 
 def trace_prompt_version() -> str:
     """Version of the trace prompt (``trace-v<N>``), from ``data/prompts/VERSIONS``."""
-    return f"trace-v{data_prompt_version('trace')}"
+    return f"trace-v{PROMPTS.version('trace')}"
 
 
 def build_trace_prompt(example: Mapping[str, Any]) -> str:
@@ -101,7 +96,7 @@ def build_trace_prompt(example: Mapping[str, Any]) -> str:
         context = f"({left_out} earlier messages left out)\n\n{context}"
     persona = sanitise(str(example.get("persona") or "")).strip() or "(no profile)"
     reply = _shorten(sanitise(str(example["ground_truth"])), _MAX_REPLY_CHARS)
-    return render(load_data_template("trace"), persona=persona, context=context, reply=reply)
+    return render(PROMPTS.load("trace"), persona=persona, context=context, reply=reply)
 
 
 def parse_trace_reply(text: str | None, *, reply: str) -> tuple[str | None, str]:
@@ -114,17 +109,12 @@ def parse_trace_reply(text: str | None, *, reply: str) -> tuple[str | None, str]
     Returns:
         ``(trace, "ok")``, or ``(None, problem)`` naming what is wrong.
     """
-    body = _FENCE.sub("", (text or "").strip())
-    if not body:
+    if not (text or "").strip().strip("`").strip():
         return None, "the reply was empty"
-    start, end = body.find("{"), body.rfind("}")
-    if start < 0 or end <= start:
-        return None, 'no JSON object {"trace": "..."} in the reply'
-    try:
-        data = json.loads(body[start : end + 1])
-    except json.JSONDecodeError as err:
-        return None, f"invalid JSON ({err.msg} at char {err.pos})"
-    if not isinstance(data, dict) or not isinstance(data.get("trace"), str):
+    data, problem = read_json_object(text, what='JSON object {"trace": "..."}')
+    if data is None:
+        return None, problem
+    if not isinstance(data.get("trace"), str):
         return None, 'the JSON needs a "trace" text field'
     trace = " ".join(data["trace"].split())
     if not trace:
@@ -144,7 +134,7 @@ def parse_trace_reply(text: str | None, *, reply: str) -> tuple[str | None, str]
 
 def render_trace_retry(problem: str) -> str:
     """The follow-up message that sends an unusable reply's problem back to the model."""
-    return render(load_data_template("trace_retry"), problem=problem)
+    return render(PROMPTS.load("trace_retry"), problem=problem)
 
 
 @dataclass
@@ -274,12 +264,14 @@ def run_traces(
     if concurrency < 1 or content_retries < 0:
         raise ConfigError("traces: need --concurrency >= 1 and content retries >= 0")
     tables = {name: _read_split(path) for name, path in _split_files(input_dir, splits).items()}
-    spec = parse_spec(llm)
+    spec = parse_spec(llm, role="trace model", kinds=("openai", "litellm"))
     llm_id, version = f"{spec.kind}:{spec.model}", trace_prompt_version()
     out = Path(out_dir)
     done = {
         eid: record["trace"]
-        for eid, record in load_log(out / TRACE_LOG, key="example_id").items()
+        for eid, record in {
+            str(r["example_id"]): r for r in read_jsonl(out / TRACE_LOG) if "example_id" in r
+        }.items()
         if record.get("llm") == llm_id
         and record.get("prompt_version") == version
         and isinstance(record.get("trace"), str)
@@ -297,8 +289,11 @@ def run_traces(
                 pending[eid] = (name, i)
     logger.info("traces: %d examples to ask, %d in %s", len(pending), len(done), TRACE_LOG)
 
-    backend, _ = make_chat_backend(
-        llm, api_key_env=api_key_env, temperature=temperature, purpose="trace"
+    backend = build_backend(
+        llm,
+        role="trace model",
+        api_key_env=api_key_env,
+        params={"temperature": temperature} if temperature is not None else None,
     )
     ledger = Ledger(model=backend.model)
     new: dict[str, str] = {}
@@ -309,7 +304,9 @@ def run_traces(
         new, failed = asyncio.run(
             _ask_all(
                 rows,
-                asker=ChatAsker(backend, retry=policy, ledger=ledger),
+                client=ChatClient(
+                    backend, name=llm_id, retry=policy, ledger=ledger, output_guess=800
+                ),
                 log_path=out / TRACE_LOG,
                 record={"prompt_version": version, "llm": llm_id},
                 concurrency=concurrency,
@@ -342,7 +339,7 @@ def run_traces(
 async def _ask_all(
     rows: list[tuple[pa.Table, int]],
     *,
-    asker: ChatAsker,
+    client: ChatClient,
     log_path: Path,
     record: dict[str, str],
     concurrency: int,
@@ -361,17 +358,18 @@ async def _ask_all(
         async def handle(row: tuple[pa.Table, int]) -> None:
             example = row[0].slice(row[1], 1).to_pylist()[0]
             eid = example["example_id"]
-            trace, reason = await asker.ask(
+            trace, reason = await ask_item(
+                client,
                 build_trace_prompt(example),
                 parse=partial(parse_trace_reply, reply=example["ground_truth"]),
-                retry_prompt=render_trace_retry,
+                follow_up=render_trace_retry,
                 content_retries=content_retries,
             )
             if trace is None:
                 failed[eid] = reason
                 logger.warning("trace of example %s failed: %s", eid, reason)
             else:
-                append_log(log, {"example_id": eid, "trace": trace, **record})
+                append_jsonl(log, {"example_id": eid, "trace": trace, **record})
                 traces[eid] = trace
             bar.update(1)
             bar.set_postfix(failed=len(failed), refresh=False)
@@ -379,7 +377,7 @@ async def _ask_all(
         try:
             await run_bounded(rows, handle, concurrency=concurrency)
         finally:
-            await asker.backend.aclose()
+            await client.aclose()
     return traces, failed
 
 

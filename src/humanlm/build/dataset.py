@@ -18,19 +18,21 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from humanlm.data.output import HUMANUAL_SCHEMA, write_built
-from humanlm.data.personas import PersonaSummary, run_personas
-from humanlm.data.raw_formats import Items, read_items
-from humanlm.data.splits import DEFAULT_RATIOS, SPLIT_NAMES, SplitPlan, assign_splits
-from humanlm.data.threads import Replies, build_replies
+from humanlm.build.output import HUMANUAL_SCHEMA, write_built
+from humanlm.build.raw_formats import Items, read_items
+from humanlm.build.splits import DEFAULT_RATIOS, SPLIT_NAMES, SplitPlan, assign_splits
+from humanlm.build.threads import Replies, build_replies
 from humanlm.data.validate import validate_source
 from humanlm.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from humanlm.enrich.personas import PersonaSummary
 
 __all__ = ["BuildSummary", "run_build"]
 
@@ -213,6 +215,9 @@ def run_build(
     info["stats"] = write_built(out_dir, tables=tables, held=None, info=info)
     persona_summary = None
     if llm:
+        # enrich reads the folder format of build; the persona step comes last, so import late.
+        from humanlm.enrich.personas import run_personas
+
         persona_summary = run_personas(
             data_dir=out_dir,
             llm=llm,

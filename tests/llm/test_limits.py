@@ -11,9 +11,8 @@ import pytest
 
 from humanlm.errors import ConfigError
 from humanlm.judge import RateLimiter, RetryPolicy
-from humanlm.judge.limits import backoff_delay, parse_retry_after
-
-from .conftest import run
+from humanlm.llm.limits import backoff_delay, parse_retry_after
+from tests.judge.conftest import run
 
 RETRY_AFTER_CASES = [
     ({"Retry-After": "2"}, 2.0),  # seconds

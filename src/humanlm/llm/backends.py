@@ -1,8 +1,8 @@
 """Chat backends: one request in, one ``Completion`` out, failures as ``TransportError``.
 
-Backends do no retrying (the SDK's own retries are switched off): ``LLMJudge`` retries, so that
-every attempt is counted in the ledger, ``Retry-After`` is honoured and the overall deadline of a
-call holds. Credentials live only inside the SDK client; they never appear in a ``repr``, a log
+Backends do no retrying (the SDK's own retries are switched off): ``humanlm.llm.ChatClient``
+retries, so that every attempt is counted in the ledger, ``Retry-After`` is honoured and the
+overall deadline of a call holds. Credentials live only inside the SDK client; they never appear in a ``repr``, a log
 line or an exception message.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import openai
 
 from humanlm.errors import ConfigError, JudgeUnavailableError
-from humanlm.judge.limits import parse_retry_after
+from humanlm.llm.limits import parse_retry_after
 
 __all__ = [
     "ChatBackend",
@@ -36,11 +36,14 @@ LITELLM_HINT = "pip install 'humanlm[litellm]'"
 
 @dataclass(frozen=True)
 class Completion:
-    """The text of one chat reply and its token usage (0 when the server reported none)."""
+    """One chat reply: its text, token usage (0 when the server reported none), why it ended
+    (``stop``, ``length`` ...) and any reasoning the server returned apart from the text."""
 
     text: str
     input_tokens: int = 0
     output_tokens: int = 0
+    finish_reason: str | None = None
+    reasoning: str | None = None
 
 
 class TransportError(Exception):
@@ -63,7 +66,7 @@ class TransportError(Exception):
 
 
 class ChatBackend(Protocol):
-    """What ``LLMJudge`` needs from a chat API."""
+    """What ``ChatClient`` needs from a chat API."""
 
     model: str
 
@@ -71,8 +74,16 @@ class ChatBackend(Protocol):
         """What identifies the answering model for the cache (no secrets)."""
         ...
 
-    async def complete(self, messages: list[dict[str, str]], *, timeout_s: float) -> Completion:
-        """Send one chat request. Raises ``TransportError`` or ``JudgeUnavailableError``."""
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        timeout_s: float,
+        params: dict[str, Any] | None = None,
+    ) -> Completion:
+        """Send one chat request (``params`` added to the backend's own request fields).
+
+        Raises ``TransportError`` or ``JudgeUnavailableError``."""
         ...
 
     async def aclose(self) -> None: ...
@@ -84,7 +95,7 @@ def _headers_of(exc: BaseException) -> dict[str, str] | None:
     return dict(headers) if headers is not None else None
 
 
-def classify_error(exc: BaseException, *, where: str) -> Exception:
+def classify_error(exc: BaseException, *, where: str, role: str = "judge") -> Exception:
     """Turn an SDK exception into ``TransportError`` or ``JudgeUnavailableError``.
 
     Works for openai exceptions and litellm's (which subclass them or carry ``status_code``).
@@ -108,11 +119,11 @@ def classify_error(exc: BaseException, *, where: str) -> Exception:
     retry_after = parse_retry_after(_headers_of(exc))
     if status in (401, 403):
         return JudgeUnavailableError(
-            f"judge {where} refused the credentials (HTTP {status}); check the API key variable"
+            f"{role} {where} refused the credentials (HTTP {status}); check the API key variable"
         )
     if status == 404:
         return JudgeUnavailableError(
-            f"judge {where} answered HTTP 404: unknown model or wrong base URL"
+            f"{role} {where} answered HTTP 404: unknown model or wrong base URL"
         )
     if status == 429:
         return TransportError("rate_limited", retry_after=retry_after, status=status)
@@ -130,11 +141,22 @@ def _usage(response: Any) -> tuple[int, int]:
     )
 
 
-def _text(response: Any) -> str:
+def _completion(response: Any) -> Completion:
+    input_tokens, output_tokens = _usage(response)
     choices = getattr(response, "choices", None) or []
     if not choices:
-        return ""
-    return getattr(choices[0].message, "content", None) or ""
+        return Completion("", input_tokens, output_tokens)
+    choice = choices[0]
+    message = getattr(choice, "message", None)
+    text = getattr(message, "content", None) or ""
+    reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
+    return Completion(
+        text,
+        input_tokens,
+        output_tokens,
+        finish_reason=getattr(choice, "finish_reason", None),
+        reasoning=reasoning if isinstance(reasoning, str) and reasoning.strip() else None,
+    )
 
 
 class OpenAIBackend:
@@ -156,8 +178,10 @@ class OpenAIBackend:
         api_key: str,
         base_url: str | None = None,
         params: dict[str, Any] | None = None,
+        role: str = "judge",
     ):
         self.model = model
+        self.role = role
         self.base_url = base_url
         self.params = dict(params or {})
         # A plain SDK http client: the default wrapper schedules its own close on whatever loop
@@ -187,18 +211,26 @@ class OpenAIBackend:
             client = self._clients[loop] = self._make_client()
         return client
 
-    async def complete(self, messages: list[dict[str, str]], *, timeout_s: float) -> Completion:
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        timeout_s: float,
+        params: dict[str, Any] | None = None,
+    ) -> Completion:
         where = f"openai:{self.model}"
         try:
             response = await self._client().chat.completions.create(
-                model=self.model, messages=messages, timeout=timeout_s, **self.params
+                model=self.model,
+                messages=messages,
+                timeout=timeout_s,
+                **{**self.params, **(params or {})},
             )
         except openai.OpenAIError as exc:
-            raise classify_error(exc, where=where) from None
+            raise classify_error(exc, where=where, role=self.role) from None
         except ValueError:  # a 2xx whose body is not JSON
             raise TransportError("server_error") from None
-        input_tokens, output_tokens = _usage(response)
-        return Completion(_text(response), input_tokens, output_tokens)
+        return _completion(response)
 
     async def aclose(self) -> None:
         client = self._clients.pop(asyncio.get_running_loop(), None)
@@ -219,17 +251,25 @@ class LiteLLMBackend:
         ConfigError: litellm is not installed.
     """
 
-    def __init__(self, model: str, *, api_key: str | None, params: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None,
+        params: dict[str, Any] | None = None,
+        role: str = "judge",
+    ):
         # Offline machines cannot fetch litellm's remote price map at import time.
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         try:
             import litellm
         except ImportError:
             raise ConfigError(
-                f"judge 'litellm:{model}' needs the optional litellm package: {LITELLM_HINT}"
+                f"{role} 'litellm:{model}' needs the optional litellm package: {LITELLM_HINT}"
             ) from None
         self._litellm = litellm
         self.model = model
+        self.role = role
         self.params = dict(params or {})
         self._api_key = api_key
 
@@ -239,7 +279,13 @@ class LiteLLMBackend:
     def identity(self) -> dict[str, Any]:
         return {"backend": "litellm", "model": self.model}
 
-    async def complete(self, messages: list[dict[str, str]], *, timeout_s: float) -> Completion:
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        timeout_s: float,
+        params: dict[str, Any] | None = None,
+    ) -> Completion:
         extra = {"api_key": self._api_key} if self._api_key else {}
         try:
             response = await self._litellm.acompletion(
@@ -248,12 +294,11 @@ class LiteLLMBackend:
                 timeout=timeout_s,
                 num_retries=0,
                 **extra,
-                **self.params,
+                **{**self.params, **(params or {})},
             )
         except Exception as exc:  # litellm raises many types; all become a classified failure
-            raise classify_error(exc, where=f"litellm:{self.model}") from None
-        input_tokens, output_tokens = _usage(response)
-        return Completion(_text(response), input_tokens, output_tokens)
+            raise classify_error(exc, where=f"litellm:{self.model}", role=self.role) from None
+        return _completion(response)
 
     async def aclose(self) -> None:
         return None

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import subprocess
 import sys
 import threading
 import time
-from importlib import resources
 
 import pyarrow.parquet as pq
 import pytest
 
-from humanlm.data.build import run_build
-from humanlm.data.output import HELD_FILE, PERSONA_LOG
+from humanlm.build.dataset import run_build
+from humanlm.build.output import HELD_FILE, PERSONA_LOG
 from humanlm.data.persona import count_persona_items
-from humanlm.data.persona_prompt import parse_persona_reply
-from humanlm.data.personas import run_personas
 from humanlm.data.prepare import load_prepared, run_prepare
 from humanlm.data.validate import validate_source
+from humanlm.enrich.persona_prompt import parse_persona_reply
+from humanlm.enrich.personas import run_personas
 from humanlm.errors import ConfigError, JudgeUnavailableError
-from humanlm.judge.limits import RetryPolicy
+from humanlm.llm.limits import RetryPolicy
 from humanlm.testing import Reply, ScriptedServer, faults
-from tests.data.test_build import USERS, forum_items, rows_of, write_items
+from tests.build.test_dataset import USERS, forum_items, rows_of, write_items
 
 FAST = RetryPolicy(
     max_retries=3, timeout_s=5.0, request_timeout_s=2.0, backoff_s=0.01, backoff_max_s=0.02
@@ -103,16 +101,6 @@ def test_missing_demographics_become_na():
         "nationality": "NA",
         "other": "NA",
     }
-
-
-def test_prompt_templates_match_their_versions():
-    # Changing a template's text requires a version bump and a new hash in prompts/VERSIONS.
-    folder = resources.files("humanlm.data") / "prompts"
-    for line in (folder / "VERSIONS").read_text("utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _version, digest = line.split()
-            text = (folder / f"{name}.md").read_text("utf-8").rstrip("\n")
-            assert hashlib.sha256(text.encode()).hexdigest()[:12] == digest, name
 
 
 def test_build_with_llm_personas_then_prepare(tmp_path):
@@ -218,7 +206,7 @@ def test_an_interrupted_run_resumes_from_the_log(built):
 
     with ScriptedServer(reply_fn=reply) as server:
         code = (
-            "from humanlm.data.personas import run_personas\n"
+            "from humanlm.enrich.personas import run_personas\n"
             f"run_personas(data_dir={str(built)!r}, llm={spec(server)!r}, concurrency=1)\n"
         )
         child = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)

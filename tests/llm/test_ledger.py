@@ -7,7 +7,7 @@ import json
 import pytest
 
 from humanlm.judge import DEFAULT_PRICES, Ledger, Price
-from humanlm.judge.ledger import find_price
+from humanlm.llm.ledger import find_price
 
 PRICE_CASES = [
     ("gpt-5-mini", DEFAULT_PRICES["gpt-5-mini"]),  # exact

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from humanlm.data.splits import assign_splits, parse_ratios
+from humanlm.build.splits import assign_splits, parse_ratios
 from humanlm.errors import ConfigError
-from tests.data.test_build import START, build, forum_items, rows_of
+from tests.build.test_dataset import START, build, forum_items, rows_of
 
 
 @pytest.mark.parametrize(

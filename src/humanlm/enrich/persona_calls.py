@@ -1,6 +1,6 @@
 """LLM persona calls: bounded, retried, logged and resumable, one per user.
 
-One chat call per user through the judge package's backends (``openai:MODEL[@URL]`` or
+One chat call per user through the LLM layer (``humanlm.llm``: ``openai:MODEL[@URL]`` or
 ``litellm:PROVIDER/MODEL``), at most ``concurrency`` in flight. Each reply is parsed and checked
 against the persona schema; an unusable reply is sent back with the problem (content retries),
 while 429s, 5xx, timeouts and dropped connections are retried with the shared `RetryPolicy`.
@@ -8,8 +8,8 @@ while 429s, 5xx, timeouts and dropped connections are retried with the shared `R
 Finished users are appended to a JSON-lines log (``personas.jsonl``), flushed and synced one
 user at a time; a new run skips every user whose log entry has the same request key (model,
 sampling parameters, prompt version and prompt), so a crash loses only the users in flight.
-The prompt and the reply check live in `humanlm.data.persona_prompt`; the backend, the retried
-call and the log helpers in `humanlm.data.llm_calls` (shared with the thinking traces).
+The prompt and the reply check live in `humanlm.enrich.persona_prompt`; the retried call is
+`humanlm.llm.ask_item` and the log helpers are in `humanlm.files` (shared with the traces).
 
 Example:
     >>> outcome = asyncio.run(summarise_personas(requests, backend=b, log_path="personas.jsonl"))
@@ -27,34 +27,30 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from humanlm.data.llm_calls import (
-    ChatAsker,
-    append_log,
-    load_log,
-    make_chat_backend,
-    run_bounded,
-)
-from humanlm.data.persona_prompt import (
+from humanlm.enrich.persona_prompt import (
     parse_persona_reply,
     persona_prompt_version,
     render_retry_prompt,
 )
 from humanlm.errors import ConfigError
-from humanlm.judge.backends import ChatBackend
-from humanlm.judge.cache import JudgeCache, cache_key
-from humanlm.judge.ledger import Ledger
-from humanlm.judge.limits import RateLimiter, RetryPolicy
+from humanlm.files import append_jsonl, read_jsonl
+from humanlm.llm.backends import ChatBackend
+from humanlm.llm.cache import LLMCache, cache_key
+from humanlm.llm.client import ChatClient, ask_item, run_bounded
+from humanlm.llm.ledger import Ledger
+from humanlm.llm.limits import RateLimiter, RetryPolicy
 
 __all__ = [
     "PersonaOutcome",
     "PersonaRequest",
     "load_persona_log",
-    "make_chat_backend",
     "request_key",
     "summarise_personas",
 ]
 
 logger = logging.getLogger(__name__)
+
+_OUTPUT_GUESS = 800  # tokens of a persona reply, for the TPM limiter before usage is known
 
 
 @dataclass(frozen=True)
@@ -102,7 +98,7 @@ def load_persona_log(path: str | Path) -> dict[str, dict[str, Any]]:
 
     A line that does not parse (the tail of a run killed mid-write) is skipped with a warning.
     """
-    return load_log(path, key="user_id")
+    return {str(r["user_id"]): r for r in read_jsonl(path) if "user_id" in r}
 
 
 async def summarise_personas(
@@ -114,7 +110,7 @@ async def summarise_personas(
     retry: RetryPolicy | None = None,
     content_retries: int = 2,
     limiter: RateLimiter | None = None,
-    cache: JudgeCache | None = None,
+    cache: LLMCache | None = None,
     seed: int = 0,
     show_progress: bool = False,
 ) -> PersonaOutcome:
@@ -155,8 +151,14 @@ async def summarise_personas(
     logger.info("personas: %d reused, %d to summarise", outcome.reused, len(pending))
     if not pending:
         return outcome
-    asker = ChatAsker(
-        backend, retry=retry or RetryPolicy(), ledger=outcome.ledger, limiter=limiter, seed=seed
+    client = ChatClient(
+        backend,
+        name=backend.model,
+        retry=retry or RetryPolicy(),
+        ledger=outcome.ledger,
+        limiter=limiter,
+        output_guess=_OUTPUT_GUESS,
+        seed=seed,
     )
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with (
@@ -165,10 +167,11 @@ async def summarise_personas(
     ):
 
         async def handle(request: PersonaRequest) -> None:
-            persona, reason = await asker.ask(
+            persona, reason = await ask_item(
+                client,
                 request.prompt,
                 parse=parse_persona_reply,
-                retry_prompt=render_retry_prompt,
+                follow_up=render_retry_prompt,
                 content_retries=content_retries,
             )
             if persona is None:
@@ -198,4 +201,4 @@ def _append(log: IO[str], request: PersonaRequest, persona: str, model: str) -> 
         "prompt_version": persona_prompt_version(),
         "persona": persona,
     }
-    append_log(log, record)
+    append_jsonl(log, record)

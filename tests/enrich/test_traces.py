@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from humanlm.cli.data import app
 from humanlm.data.prepare import PREPARED_SCHEMA, build_example_id, load_prepared
-from humanlm.data.traces import (
+from humanlm.enrich.traces import (
     TRACE_LOG,
     TRACE_SUMMARY,
     build_trace_prompt,
@@ -24,7 +24,7 @@ from humanlm.data.traces import (
     trace_prompt_version,
 )
 from humanlm.errors import ConfigError, DataError, JudgeUnavailableError
-from humanlm.judge.limits import RetryPolicy
+from humanlm.llm.limits import RetryPolicy
 from humanlm.testing import Reply, ScriptedServer
 from humanlm.train.data import build_sft_dataset
 
@@ -238,7 +238,7 @@ def test_an_interrupted_run_resumes_from_the_log(prepared, tmp_path):
 
     with ScriptedServer(reply_fn=reply) as server:
         code = (
-            "from humanlm.data.traces import run_traces\n"
+            "from humanlm.enrich.traces import run_traces\n"
             f"run_traces(input_dir={str(prepared)!r}, out_dir={str(out)!r}, "
             f"llm={spec(server)!r}, concurrency=1)\n"
         )
@@ -291,7 +291,7 @@ def test_unusable_input_or_config_is_an_error(prepared, tmp_path):
         )
     with pytest.raises(DataError, match="no val.parquet"):
         run_traces(input_dir=prepared, out_dir=out, llm="openai:m", splits=["train", "val"])
-    with pytest.raises(ConfigError, match="traces need a chat model"):
+    with pytest.raises(ConfigError, match="trace model needs a chat model"):
         run_traces(input_dir=prepared, out_dir=out, llm="embedding:minilm")
     pq.write_table(pa.table({"example_id": ["a"]}), tmp_path / "bad.parquet")
     with pytest.raises(DataError, match="missing columns"):

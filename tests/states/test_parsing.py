@@ -1,4 +1,4 @@
-"""Tests for humanlm.parsing: edge-case tables plus property tests on random text and tag soups."""
+"""Tests for humanlm.states.parsing: edge-case tables plus property tests on random text and tag soups."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from humanlm.parsing import THINK_CLOSE, THINK_OPEN, ParsedOutput, extract_response, parse_output
+from humanlm.states.parsing import (
+    THINK_CLOSE,
+    THINK_OPEN,
+    ParsedOutput,
+    extract_response,
+    parse_output,
+)
 from humanlm.states.registry import STATE_NAMES, STATES
 
 ALL_TAGS = [tag for s in STATES.values() for tag in (s.open_tag, s.close_tag)]

@@ -7,7 +7,7 @@ The documented input is one record per item (a post or a reply)::
 
 Other layouts are read through a column mapping: for each of our fields, a source expression
 where ``a|b`` means "column ``a``, or ``b`` when ``a`` is missing or empty" and ``a+b`` joins the
-non-empty columns with a blank line. `humanlm.data.layouts.LAYOUTS` holds named mappings for the
+non-empty columns with a blank line. `humanlm.build.layouts.LAYOUTS` holds named mappings for the
 six platforms behind Humanual; ``--columns`` overrides single fields.
 
 Example:
@@ -34,7 +34,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from humanlm.data.layouts import ASSISTANT, FIELDS, LAYOUTS, Layout
+from humanlm.build.layouts import ASSISTANT, FIELDS, LAYOUTS, Layout
 from humanlm.data.render import PLACEHOLDER_AUTHORS
 from humanlm.errors import ConfigError, DataError
 

@@ -1,4 +1,4 @@
-"""On-disk cache of successful judge verdicts (SQLite, WAL mode).
+"""On-disk cache of successful LLM calls: judge verdicts, personas, traces (SQLite, WAL mode).
 
 Keys hash everything that decides a verdict: backend kind, model name, sampling parameters,
 prompt version and the prompt itself (context, real reply, state, candidates). The endpoint is
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JudgeCache", "cache_key"]
+__all__ = ["LLMCache", "cache_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def cache_key(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-class JudgeCache:
+class LLMCache:
     """A key -> JSON value store in one SQLite file, safe for concurrent processes.
 
     Args:
@@ -50,7 +50,7 @@ class JudgeCache:
         busy_timeout_s: how long a writer waits for another writer's lock.
 
     Example:
-        >>> cache = JudgeCache("runs/judge_cache.sqlite")  # doctest: +SKIP
+        >>> cache = LLMCache("runs/judge_cache.sqlite")  # doctest: +SKIP
         >>> cache.put(key, {"scores": {"1": 0.4}})  # doctest: +SKIP
     """
 
@@ -69,7 +69,7 @@ class JudgeCache:
         self._conn.execute(_SCHEMA)
 
     def __repr__(self) -> str:
-        return f"JudgeCache({str(self.path)!r})"
+        return f"LLMCache({str(self.path)!r})"
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The stored value of ``key``, or ``None``."""

@@ -12,17 +12,14 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-import json
-import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from humanlm.data.persona import DEMOGRAPHICS
-from humanlm.errors import ConfigError
+from humanlm.llm.jsonreply import read_json_object
+from humanlm.llm.templates import PromptFolder
 from humanlm.states.render import render
 
 __all__ = [
@@ -43,7 +40,6 @@ LIST_SIZES: dict[str, tuple[int, int]] = {
 }
 _MAX_REPLY_CHARS = 1500
 _MAX_EXCERPT_CHARS = 200
-_FENCE = re.compile(r"^\s*```[a-zA-Z]*\s*|\s*```\s*$")
 
 
 @dataclass(frozen=True)
@@ -56,22 +52,16 @@ class PersonaReply:
     answered_text: str = ""
 
 
-def _prompts_dir():  # noqa: ANN202 - importlib Traversable
-    return resources.files("humanlm.data") / "prompts"
+PROMPTS = PromptFolder("humanlm.enrich")
 
 
-@cache
 def _template(name: str) -> str:
-    return (_prompts_dir() / f"{name}.md").read_text(encoding="utf-8").rstrip("\n")
+    return PROMPTS.load(name)
 
 
-@cache
 def persona_prompt_version() -> str:
-    """Version of the persona prompt, from ``data/prompts/VERSIONS``."""
-    for line in (_prompts_dir() / "VERSIONS").read_text("utf-8").splitlines():
-        if line.startswith("persona "):
-            return line.split()[1]
-    raise ConfigError("data/prompts/VERSIONS lists no persona template")
+    """Version of the persona prompt, from ``enrich/prompts/VERSIONS``."""
+    return PROMPTS.version("persona")
 
 
 def build_persona_prompt(replies: Sequence[PersonaReply]) -> str:
@@ -109,16 +99,9 @@ def parse_persona_reply(text: str | None) -> tuple[dict[str, Any] | None, str]:
     Returns:
         ``(persona, "ok")``, or ``(None, problem)`` naming what is wrong.
     """
-    body = _FENCE.sub("", (text or "").strip())
-    start, end = body.find("{"), body.rfind("}")
-    if start < 0 or end <= start:
-        return None, "no JSON object in the reply"
-    try:
-        data = json.loads(body[start : end + 1])
-    except json.JSONDecodeError as err:
-        return None, f"invalid JSON ({err.msg} at char {err.pos})"
-    if not isinstance(data, dict):
-        return None, "the JSON is not an object"
+    data, problem = read_json_object(text)
+    if data is None:
+        return None, problem
     demographics = data.get("demographics")
     if not isinstance(demographics, dict):
         return None, "demographics must be an object"

@@ -1,0 +1,312 @@
+"""``ChatClient``: the one retry loop every LLM call in humanlm goes through.
+
+A call is a list of chat messages and, optionally, a ``parse`` function that accepts or refuses
+the reply text. The client sends it under a concurrency limit and the RPM/TPM limiter, bounds it
+by an overall deadline, and retries:
+
+- **transport failures** (429, 5xx, timeouts, dropped connections) with jittered exponential
+  backoff that never comes back before a server's ``Retry-After``;
+- **content failures** (``parse`` refused the reply) at once, optionally sending the reply and a
+  follow-up message that names the problem;
+- never a refused key or an unknown model (``JudgeUnavailableError``, raised at once).
+
+Retries of both kinds share one budget (``RetryPolicy.max_retries``); content retries may be
+capped lower. Every attempt is counted in the ``Ledger``. After the budget or the deadline a call
+ends with a reason, never an exception and never a made-up value.
+
+We keep our own loop rather than tenacity: each attempt must land in the ledger, the limiter's
+wait extends the deadline, and a backoff that would outlive the deadline ends the call at once.
+
+Example:
+    >>> client = ChatClient(backend, name="openai:m", retry=RetryPolicy())  # doctest: +SKIP
+    >>> answer = await client.ask([{"role": "user", "content": "hi"}])  # doctest: +SKIP
+    >>> answer.ok, answer.text  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from humanlm.errors import HumanlmError
+from humanlm.llm.backends import ChatBackend, Completion, TransportError
+from humanlm.llm.ledger import Ledger
+from humanlm.llm.limits import RateLimiter, RetryPolicy, backoff_delay
+
+__all__ = ["Answer", "ChatClient", "Parse", "ask_item", "run_bounded"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# reply text -> (value, "ok") or (None, problem)
+Parse = Callable[[str], "tuple[Any | None, str]"]
+
+_CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The end of one call.
+
+    Attributes:
+        value: what ``parse`` made of the reply (the text itself without ``parse``), or ``None``.
+        reason: ``ok``; a content problem (``parse``'s); ``timeout``; or a transport kind
+            (``rate_limited``, ``server_error``, ``connection_error``, ``rejected``).
+        raw: the text of the last reply seen, if any.
+        calls: requests that got an answer or were sent.
+        completion: the last completion (usage, finish reason, reasoning), if any.
+        content_failure: whether the call ended on refused replies rather than transport.
+    """
+
+    value: Any
+    reason: str
+    raw: str | None = None
+    calls: int = 0
+    completion: Completion | None = None
+    content_failure: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == "ok"
+
+
+def _accept(text: str) -> tuple[str, str]:
+    return text, "ok"
+
+
+@dataclass
+class _Call:
+    messages: list[dict[str, str]]
+    parse: Parse
+    follow_up: Callable[[str], str] | None
+    content_retries: int | None
+    params: dict[str, Any] | None
+    content_label: str | None = None
+
+
+class ChatClient:
+    """One chat model, called with bounded, retried, counted requests.
+
+    Args:
+        backend: the chat API (``humanlm.llm.backends``).
+        name: the spec shown in logs and results (no credentials).
+        retry: attempts, backoff and deadlines.
+        limiter: requests/tokens per minute (``None``: unlimited).
+        ledger: where calls, tokens and failures are counted.
+        concurrency: calls in flight at once (``None``: unbounded; the caller bounds them).
+        output_guess: tokens a reply is assumed to take before the server reports usage.
+        seed: seed of the backoff jitter.
+    """
+
+    def __init__(
+        self,
+        backend: ChatBackend,
+        *,
+        name: str,
+        retry: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        ledger: Ledger | None = None,
+        concurrency: int | None = None,
+        output_guess: int = 400,
+        seed: int | None = None,
+    ):
+        self.backend = backend
+        self.name = name
+        self.retry = retry or RetryPolicy()
+        self.limiter = limiter or RateLimiter()
+        self.ledger = ledger if ledger is not None else Ledger(model=backend.model)
+        self.concurrency = concurrency
+        self.output_guess = output_guess
+        self._rng = random.Random(seed)
+        self._slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        return f"ChatClient(name={self.name!r}, concurrency={self.concurrency})"
+
+    def _slot(self) -> asyncio.Semaphore | None:
+        # A semaphore belongs to one event loop; TRL and tests may use several in turn.
+        if self.concurrency is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if loop not in self._slots:
+            self._slots[loop] = asyncio.Semaphore(self.concurrency)
+        return self._slots[loop]
+
+    async def ask(
+        self,
+        messages: Sequence[dict[str, str]],
+        *,
+        parse: Parse | None = None,
+        follow_up: Callable[[str], str] | None = None,
+        content_retries: int | None = None,
+        params: dict[str, Any] | None = None,
+        content_label: str | None = None,
+    ) -> Answer:
+        """Ask until a reply is accepted, the retries are spent or the deadline passes.
+
+        Args:
+            messages: the chat messages.
+            parse: reply text -> ``(value, "ok")`` or ``(None, problem)`` (default: accept any).
+            follow_up: problem -> a user message asking again; the refused reply and this message
+                are appended to the first message (default: resend the same messages).
+            content_retries: re-asks after a refused reply (default and cap: the retry budget).
+            params: request fields for this call only (``temperature``, ``stop`` ...).
+            content_label: the ledger's name for a refused reply (default: the problem itself).
+
+        Returns:
+            An ``Answer``; ``answer.ok`` tells whether ``answer.value`` holds a parsed reply.
+
+        Raises:
+            JudgeUnavailableError: the server refused the key or does not know the model.
+        """
+        call = _Call(list(messages), parse or _accept, follow_up, content_retries, params)
+        call.content_label = content_label
+        slot = self._slot()
+        if slot is None:
+            return await self._attempts(call)
+        async with slot:  # the deadline starts once the request may go out
+            return await self._attempts(call)
+
+    async def _attempts(self, call: _Call) -> Answer:
+        messages, parse, follow_up, params = call.messages, call.parse, call.follow_up, call.params
+        budget = self.retry.max_retries
+        content_cap = budget if call.content_retries is None else min(call.content_retries, budget)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry.timeout_s
+        reason, raw, calls, content_failures = "timeout", None, 0, 0
+        last: Completion | None = None
+        on_content = False
+        first = messages[0] if messages else None
+        for attempt in range(budget + 1):
+            estimate = sum(len(m["content"]) for m in messages) // _CHARS_PER_TOKEN
+            estimate += self.output_guess
+            deadline += await self.limiter.acquire(estimate)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                reason = "timeout"
+                break
+            calls += 1
+            completion, error = await self._send(messages, estimate, remaining, params)
+            if completion is not None:
+                last, raw = completion, completion.text
+                value, problem = parse(completion.text)
+                if problem == "ok":
+                    return Answer(value, "ok", raw, calls, completion)
+                reason, on_content = problem, True
+                content_failures += 1
+                self.ledger.record_attempt_failure(call.content_label or problem, sent=False)
+                logger.debug("%s: unusable reply (%s), attempt %d", self.name, problem, calls)
+                if content_failures > content_cap:
+                    return Answer(None, reason, raw, calls, last, content_failure=True)
+                if follow_up is not None and first is not None:
+                    messages = [
+                        first,
+                        {"role": "assistant", "content": completion.text},
+                        {"role": "user", "content": follow_up(problem)},
+                    ]
+                continue  # a content failure is retried at once: the server is fine
+            assert error is not None
+            reason, on_content = error.kind, False
+            if not error.is_retryable or attempt == budget:
+                break
+            delay = backoff_delay(attempt, self.retry, retry_after=error.retry_after, rng=self._rng)
+            if loop.time() + delay >= deadline:
+                break  # waiting would outlive the deadline: give up now rather than hang
+            logger.debug("%s: %s, retrying in %.2fs", self.name, reason, delay)
+            await asyncio.sleep(delay)
+        return Answer(None, reason, raw, calls, last, content_failure=on_content)
+
+    async def _send(
+        self,
+        messages: list[dict[str, str]],
+        estimate: int,
+        remaining: float,
+        params: dict[str, Any] | None,
+    ) -> tuple[Completion | None, TransportError | None]:
+        """One request bounded by ``remaining`` seconds; every outcome is counted."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        timeout_s = min(self.retry.request_timeout_s, remaining)
+        try:
+            if params:
+                request = self.backend.complete(messages, timeout_s=timeout_s, params=params)
+            else:
+                request = self.backend.complete(messages, timeout_s=timeout_s)
+            completion = await asyncio.wait_for(request, timeout=remaining)
+        except (asyncio.TimeoutError, TimeoutError):
+            self.ledger.record_attempt_failure("timeout")
+            return None, TransportError("timeout")
+        except TransportError as err:
+            self.ledger.record_attempt_failure(err.kind)
+            return None, err
+        except HumanlmError:
+            raise  # bad credentials or endpoint: retrying cannot fix configuration
+        except Exception:  # the call boundary: anything else becomes a recorded failure
+            logger.warning("%s: unexpected error in a request", self.name, exc_info=True)
+            self.ledger.record_attempt_failure("unexpected_error")
+            return None, TransportError("server_error")
+        used = completion.input_tokens + completion.output_tokens
+        self.limiter.settle(estimate, used or estimate)
+        self.ledger.record_call(
+            latency_s=loop.time() - started,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+        )
+        return completion, None
+
+    async def aclose(self) -> None:
+        """Release the backend's connections for the running event loop."""
+        await self.backend.aclose()
+
+
+async def run_bounded(
+    items: Sequence[T], handle: Callable[[T], Awaitable[None]], *, concurrency: int
+) -> None:
+    """Await ``handle(item)`` for every item, in order, with at most ``concurrency`` in flight.
+
+    The first exception cancels the other workers and propagates.
+    """
+    queue: asyncio.Queue[T] = asyncio.Queue()
+    for item in items:
+        queue.put_nowait(item)
+
+    async def worker() -> None:
+        while not queue.empty():
+            await handle(queue.get_nowait())
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(items)))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:
+            task.cancel()
+
+
+async def ask_item(
+    client: ChatClient,
+    prompt: str,
+    *,
+    parse: Parse,
+    follow_up: Callable[[str], str],
+    content_retries: int,
+) -> tuple[Any | None, str]:
+    """One item of a per-item job (a persona, a trace): ``(value, "ok")`` or ``(None, reason)``.
+
+    A refused reply is sent back with ``follow_up(problem)``; the reason of a call that ended on
+    refused replies is ``invalid_reply (<problem>)``.
+    """
+    answer = await client.ask(
+        [{"role": "user", "content": prompt}],
+        parse=parse,
+        follow_up=follow_up,
+        content_retries=content_retries,
+        content_label="invalid_reply",
+    )
+    if answer.ok:
+        return answer.value, "ok"
+    return None, f"invalid_reply ({answer.reason})" if answer.content_failure else answer.reason
