@@ -8,8 +8,8 @@ import pytest
 
 from humanlm.data.validate import validate_source
 from humanlm.errors import DataError
-from tests.data.samples import SAMPLE, sample_rows, write_jsonl
 from tests.build.test_dataset import build, forum_items
+from tests.data.samples import SAMPLE, sample_rows, write_jsonl
 
 
 def good_row(n: int = 0) -> dict:

@@ -9,8 +9,9 @@ import sys
 import pytest
 
 from humanlm.errors import ConfigError
-from humanlm.judge import Judge, JudgeSpec, build_judge, parse_spec
+from humanlm.judge import Judge, build_judge, parse_spec
 from humanlm.judge.embedding import EmbeddingJudge
+from humanlm.llm import ModelSpec
 from humanlm.testing.judge_replies import judge_reply_fn
 
 from .conftest import CONTEXT, TRUTH, run
@@ -18,18 +19,18 @@ from .conftest import CONTEXT, TRUTH, run
 SECRET = "sk-test-DO-NOT-LEAK-42"
 
 SPEC_CASES = [
-    ("openai:gpt-5-mini", JudgeSpec("openai", "gpt-5-mini")),
+    ("openai:gpt-5-mini", ModelSpec("openai", "gpt-5-mini")),
     (
         "openai:Qwen/Qwen3-8B@http://127.0.0.1:8000/v1/",
-        JudgeSpec("openai", "Qwen/Qwen3-8B", "http://127.0.0.1:8000/v1/"),
+        ModelSpec("openai", "Qwen/Qwen3-8B", "http://127.0.0.1:8000/v1/"),
     ),
-    ("litellm:anthropic/claude-haiku-4-5", JudgeSpec("litellm", "anthropic/claude-haiku-4-5")),
-    ("embedding:minilm", JudgeSpec("embedding", "minilm")),
+    ("litellm:anthropic/claude-haiku-4-5", ModelSpec("litellm", "anthropic/claude-haiku-4-5")),
+    ("embedding:minilm", ModelSpec("embedding", "minilm")),
 ]
 
 
 @pytest.mark.parametrize(("spec", "parsed"), SPEC_CASES)
-def test_parse_spec(spec: str, parsed: JudgeSpec) -> None:
+def test_parse_spec(spec: str, parsed: ModelSpec) -> None:
     assert parse_spec(spec) == parsed
 
 

@@ -10,7 +10,7 @@
 """
 
 from humanlm.judge.batch import JudgeRunResult, run_judge
-from humanlm.judge.build import Judge, JudgeSpec, build_judge, build_judge_from_config, parse_spec
+from humanlm.judge.build import Judge, build_judge, build_judge_from_config, parse_spec
 from humanlm.judge.reward import state_reward
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
 from humanlm.llm.cache import LLMCache
@@ -24,7 +24,6 @@ __all__ = [
     "Judge",
     "LLMCache",
     "JudgeRunResult",
-    "JudgeSpec",
     "Ledger",
     "Price",
     "RateLimiter",

@@ -5,7 +5,7 @@ Specs:
 - ``openai:MODEL`` -- the OpenAI API (key from ``$OPENAI_API_KEY`` unless ``api_key_env`` names
   another variable);
 - ``openai:MODEL@BASE_URL`` -- any OpenAI-compatible server (vLLM, SGLang, a local test server);
-  for a local address (127.0.0.1, localhost) a missing key is fine: a placeholder is sent;
+  a loopback address, or ``api_key_env: none``, needs no key (``humanlm.llm.specs``);
 - ``litellm:PROVIDER/MODEL`` -- other providers through the optional litellm package
   (``pip install 'humanlm[litellm]'``); litellm reads the provider's own key variable unless
   ``api_key_env`` names one;
@@ -22,27 +22,24 @@ Example:
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
 
 from humanlm.config import JudgeConfig
 from humanlm.errors import ConfigError
 from humanlm.judge.client import LLMJudge
 from humanlm.judge.embedding import EmbeddingJudge
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict
-from humanlm.llm.backends import LiteLLMBackend, OpenAIBackend
+from humanlm.llm.build import build_backend
 from humanlm.llm.cache import LLMCache
 from humanlm.llm.ledger import DEFAULT_PRICES, Ledger, Price
 from humanlm.llm.limits import RateLimiter, RetryPolicy
+from humanlm.llm.specs import ModelSpec
+from humanlm.llm.specs import parse_spec as parse_model_spec
 from humanlm.states import LATENT_STATES
 
-__all__ = ["Judge", "JudgeSpec", "build_judge", "build_judge_from_config", "parse_spec"]
+__all__ = ["Judge", "build_judge", "build_judge_from_config", "parse_spec"]
 
-_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
-_DUMMY_KEY = "EMPTY"
 
 
 @runtime_checkable
@@ -90,72 +87,16 @@ class Judge(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class JudgeSpec:
-    """A parsed judge spec: ``kind`` (openai, litellm, embedding), ``model``, ``base_url``."""
-
-    kind: str
-    model: str
-    base_url: str | None = None
-
-    @property
-    def display(self) -> str:
-        """The spec as text, with any user:password in the URL removed."""
-        if self.base_url is None:
-            return f"{self.kind}:{self.model}"
-        parts = urlsplit(self.base_url)
-        netloc = parts.netloc.rsplit("@", 1)[-1]
-        return f"{self.kind}:{self.model}@{urlunsplit(parts._replace(netloc=netloc))}"
+JUDGE_KINDS = ("openai", "litellm", "embedding")
 
 
-def parse_spec(spec: str) -> JudgeSpec:
+def parse_spec(spec: str) -> ModelSpec:
     """Parse ``openai:MODEL[@BASE_URL]``, ``litellm:PROVIDER/MODEL`` or ``embedding:minilm``.
 
     Raises:
         ConfigError: the spec has another shape.
     """
-    kind, sep, rest = spec.strip().partition(":")
-    usage = "use openai:MODEL[@BASE_URL], litellm:PROVIDER/MODEL or embedding:minilm"
-    if not sep or not rest:
-        raise ConfigError(f"judge spec {spec!r} is not KIND:MODEL; {usage}")
-    if kind == "openai":
-        match = re.match(r"^(?P<model>.+?)@(?P<url>https?://.+)$", rest)
-        if match:
-            return JudgeSpec("openai", match["model"], match["url"])
-        if "@" in rest:
-            raise ConfigError(
-                f"judge spec {spec!r}: the base URL must start with http:// or https://"
-            )
-        return JudgeSpec("openai", rest)
-    if kind == "litellm":
-        if "/" not in rest:
-            raise ConfigError(f"judge spec {spec!r}: litellm needs PROVIDER/MODEL")
-        return JudgeSpec("litellm", rest)
-    if kind == "embedding":
-        if rest != "minilm":
-            raise ConfigError(f"judge spec {spec!r}: the only embedding judge is embedding:minilm")
-        return JudgeSpec("embedding", rest)
-    raise ConfigError(f"judge spec {spec!r}: unknown kind {kind!r}; {usage}")
-
-
-def _is_local(base_url: str | None) -> bool:
-    return base_url is not None and (urlsplit(base_url).hostname or "") in _LOCAL_HOSTS
-
-
-def _api_key(spec: JudgeSpec, api_key_env: str | None) -> str | None:
-    """The key from the named environment variable; never read from files, never logged."""
-    if spec.kind == "litellm":
-        return os.environ.get(api_key_env) if api_key_env else None
-    env = api_key_env or "OPENAI_API_KEY"
-    key = os.environ.get(env)
-    if key:
-        return key
-    if _is_local(spec.base_url):
-        return _DUMMY_KEY
-    raise ConfigError(
-        f"judge {spec.display} needs an API key in the environment variable {env} (it is unset); "
-        "export it, or name another variable with api_key_env"
-    )
+    return parse_model_spec(spec, role="judge", kinds=JUDGE_KINDS)
 
 
 def build_judge(
@@ -226,13 +167,9 @@ def build_judge(
         params["temperature"] = temperature
     if max_tokens is not None:
         params["max_tokens"] = max_tokens
-    key = _api_key(parsed, api_key_env)
-    if parsed.kind == "openai":
-        backend: Any = OpenAIBackend(
-            parsed.model, api_key=key or _DUMMY_KEY, base_url=parsed.base_url, params=params
-        )
-    else:
-        backend = LiteLLMBackend(parsed.model, api_key=key, params=params)
+    backend = build_backend(
+        parsed, role="judge", api_key_env=api_key_env, params=params, flag="api_key_env"
+    )
     if isinstance(cache, str | os.PathLike) and str(cache):
         cache = LLMCache(cache)
     return LLMJudge(

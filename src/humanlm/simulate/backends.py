@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from humanlm.errors import ConfigError
 from humanlm.llm.limits import RetryPolicy
+from humanlm.llm.specs import parse_spec
 from humanlm.simulate.prompt import SimPrompt
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_OPENAI_SPEC = re.compile(r"^(?P<model>.+?)@(?P<url>https?://.+)$")
+SIMULATOR_KINDS = ("hf", "vllm", "openai")
 
 
 @dataclass(frozen=True)
@@ -281,21 +281,16 @@ def build_simulator(
     Raises:
         ConfigError: unknown spec, missing key, vLLM not installed.
     """
-    kind, sep, rest = spec.strip().partition(":")
-    usage = "use hf:PATH, vllm:PATH or openai:MODEL[@BASE_URL]"
-    if not sep or not rest or kind not in ("hf", "vllm", "openai"):
-        raise ConfigError(f"simulator spec {spec!r} is not understood; {usage}")
-    if kind == "hf":
-        return HFSimulator(rest, settings=settings)
-    if kind == "vllm":
-        return VLLMSimulator(rest, settings=settings)
+    parsed = parse_spec(spec, role="simulator", kinds=SIMULATOR_KINDS)
+    if parsed.kind == "hf":
+        return HFSimulator(parsed.model, settings=settings)
+    if parsed.kind == "vllm":
+        return VLLMSimulator(parsed.model, settings=settings)
     from humanlm.simulate.openai_chat import OpenAISimulator
 
-    match = _OPENAI_SPEC.match(rest)
-    if match is None and "@" in rest:
-        raise ConfigError(f"simulator spec {spec!r}: the base URL must start with http(s)://")
-    model, base_url = (match["model"], match["url"]) if match else (rest, None)
-    return OpenAISimulator(model, base_url=base_url, settings=settings, api_key_env=api_key_env)
+    return OpenAISimulator(
+        parsed.model, base_url=parsed.base_url, settings=settings, api_key_env=api_key_env
+    )
 
 
 def generate_all(simulator: Simulator, prompts: Sequence[SimPrompt]) -> list[Generation]:
