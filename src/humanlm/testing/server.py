@@ -128,6 +128,8 @@ class ScriptedServer:
         self.model = model
         self.requests: list[RecordedRequest] = []
         self.faults_sent = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0  # most chat requests answered at once
         self._queue: deque[Reply] = deque(_as_reply(r) for r in replies)
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
@@ -285,7 +287,15 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.scripted
         reply = server._next_reply(request)
         wait = server.latency_s + reply.delay_s
-        if wait > 0 and server._stopping.wait(wait):
+        with server._lock:
+            server.in_flight += 1
+            server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+        try:
+            stopped = wait > 0 and server._stopping.wait(wait)
+        finally:
+            with server._lock:
+                server.in_flight -= 1
+        if stopped:
             self.close_connection = True
             return
         if reply.disconnect:
