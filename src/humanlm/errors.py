@@ -14,8 +14,11 @@ class ConfigError(HumanlmError):
 
     def __init__(self, problems: list[str] | str):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
+        if len(self.problems) == 1:  # one problem, one line
+            super().__init__(self.problems[0])
+            return
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"invalid configuration ({len(self.problems)} problem(s)):\n{lines}")
+        super().__init__(f"invalid configuration ({len(self.problems)} problems):\n{lines}")
 
 
 class DataError(HumanlmError):

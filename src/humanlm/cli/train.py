@@ -43,6 +43,9 @@ def train(
     from humanlm.errors import ConfigError
 
     if engine == "verl":
+        from humanlm.extras import require_extra
+
+        require_extra("verl", needed_by="humanlm train --engine verl")
         from humanlm.verl.train import run_verl
 
         launch = run_verl(config, list(overrides or []), dry_run=dry_run)

@@ -41,7 +41,6 @@ from humanlm.states import LATENT_STATES
 __all__ = ["Judge", "build_judge", "build_judge_from_config", "parse_spec"]
 
 
-
 @runtime_checkable
 class Judge(Protocol):
     """What rewards, scorers and the CLI need from a judge (LLM or embedding).

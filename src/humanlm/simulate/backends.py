@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from humanlm.errors import ConfigError
+from humanlm.extras import require_extra
 from humanlm.llm.limits import RetryPolicy
 from humanlm.llm.specs import parse_spec
 from humanlm.simulate.prompt import SimPrompt
@@ -229,13 +230,9 @@ class VLLMSimulator:
     processors, so the n-gram ban is not applied; the results say so (``ngram_ban`` = 0)."""
 
     def __init__(self, path: str, *, settings: GenerationSettings):
-        try:
-            from vllm import LLM, SamplingParams
-        except ImportError:
-            raise ConfigError(
-                "the vllm: simulator needs vLLM (pip install vllm==0.31.0, GPU machines only); "
-                "on CPU use hf:PATH"
-            ) from None
+        require_extra("vllm", needed_by=f"simulator vllm:{path} (on a CPU use hf:{path})")
+        from vllm import LLM, SamplingParams
+
         self.spec = f"vllm:{path}"
         self.settings = settings
         self.batch_size = max(settings.batch_size, 256)  # the engine schedules its own batches

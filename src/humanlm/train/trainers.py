@@ -13,6 +13,7 @@ from typing import Any
 from datasets import Dataset
 
 from humanlm.errors import ConfigError
+from humanlm.extras import require_extra
 from humanlm.states import STATES
 
 __all__ = [
@@ -122,6 +123,7 @@ def build_grpo_trainer(
 
     options = dict(trainer_options)
     if options.get("use_vllm"):
+        require_extra("vllm", needed_by="grpo.use_vllm: true")
         generation = dict(options.get("generation_kwargs") or {})
         generation.setdefault("stop", closing_tags())
         options["generation_kwargs"] = generation

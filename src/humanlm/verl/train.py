@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from humanlm.errors import ConfigError, HumanlmError
+from humanlm.extras import require_extra
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -333,6 +334,7 @@ def run_verl(
         notes = (_TRANSFER_QUEUE_HINT,)
     launch = VerlLaunch(config=cfg, command=command, notes=notes)
     if not dry_run:
+        require_extra("verl", needed_by="humanlm train --engine verl")
         from verl.trainer.main_ppo import main as verl_main
 
         verl_main(cfg)  # Hydra's entry point accepts a composed config as is
