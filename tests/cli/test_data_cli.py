@@ -90,6 +90,31 @@ def test_show_prints_exactly_the_model_text(prepared_file, row, state):
     assert result.output.endswith("<|im_start|>user\n<name>HUMAN</name>\n" + ending)
 
 
+@pytest.mark.parametrize(
+    ("mode", "ending"),
+    [
+        ("humanlm", "<think>\n"),  # hetero thinking: the response thinks
+        ("grpo", "<think>\n\n</think>\n\n"),  # no thinking: an empty block is pre-filled
+        ("grpo-think", "<think>\n"),
+        ("sft", "<think>\n\n</think>\n\n"),
+        ("sft-think", "<think>\n"),
+    ],
+)
+def test_show_renders_every_training_mode(prepared_file, mode, ending):
+    from humanlm.states import MODES
+    from humanlm.states.examples import render_prompt
+
+    result = runner.invoke(app, ["show", str(prepared_file), "--row", "3", "--mode", mode])
+    assert result.exit_code == 0, result.output
+    spec = MODES[mode]
+    example = load_prepared(prepared_file)[3]
+    expected = render_prompt(example, "response", state_set=spec.state_set, thinking=spec.thinking)
+    assert result.output == expected  # the very text training renders for this mode
+    assert result.output.endswith("<name>HUMAN</name>\n" + ending)
+    tagged = "<response>" in result.output
+    assert tagged == (mode != "sft")  # SFT trains on untagged replies
+
+
 def test_show_with_a_tokenizer_matches_the_bundled_template(prepared_file, tmp_path):
     import tokenizers
     import transformers
@@ -113,8 +138,8 @@ def test_show_with_a_tokenizer_matches_the_bundled_template(prepared_file, tmp_p
     [
         (["--row", "99"], DataError, "row 99 does not exist (12 rows)"),
         (["--state", "mood"], ConfigError, "unknown state 'mood'"),
-        (["--state", "stance", "--state-set", "r"], ConfigError, "not part of state set 'r'"),
-        (["--state-set", "xyz"], ConfigError, "unknown state set 'xyz'"),
+        (["--state", "stance", "--mode", "grpo"], ConfigError, "not trained in mode 'grpo'"),
+        (["--mode", "xyz"], ConfigError, "mode 'xyz' is not one of"),
     ],
 )
 def test_show_errors(prepared_file, args, error, fragment):

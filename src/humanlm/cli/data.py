@@ -37,7 +37,9 @@ _SHOW_EXAMPLES = """Examples:
 
 humanlm data show data/reddit/test.parquet --row 3 --state response
 
-humanlm data show data/reddit/train.parquet --row 0 --state stance --state-set sebvgcr
+humanlm data show data/reddit/train.parquet --row 0 --state stance --mode humanlm
+
+humanlm data show data/reddit/test.parquet --row 0 --mode grpo-think
 
 humanlm data show data/reddit/test.parquet --row 0 --tokenizer runs/tok
 """
@@ -108,20 +110,27 @@ def show(
         Path | None,
         typer.Option(help="Render with this tokenizer's chat template instead of the bundled one."),
     ] = None,
-    state_set: Annotated[str, typer.Option(help="sebvgcr, r, r_no_tag or think_r.")] = "sebvgcr",
+    mode: Annotated[
+        str,
+        typer.Option(help="Training mode: humanlm, grpo, grpo-think, sft or sft-think."),
+    ] = "humanlm",
 ) -> None:
-    """Print exactly the prompt text the model sees for one row and state, generation prompt included."""
+    """Print exactly the prompt text the model sees for one row and state, generation prompt included.
+
+    The mode decides the state set and whether the response prompt opens a thinking block, as in
+    training and evaluation.
+    """
     from humanlm.data.prepare import load_prepared
     from humanlm.errors import ConfigError, DataError
-    from humanlm.states import build_messages, get_state, get_state_set, is_thinking
+    from humanlm.states import build_messages, get_mode, get_state, get_state_set, is_thinking
     from humanlm.states.template import render_chat
 
-    chosen_set = get_state_set(state_set)
+    chosen = get_mode(mode)
+    chosen_set = get_state_set(chosen.state_set)
     get_state(state)
     if state not in chosen_set.states:
         raise ConfigError(
-            f"state {state!r} is not part of state set {state_set!r} "
-            f"({', '.join(chosen_set.states)})"
+            f"state {state!r} is not trained in mode {mode!r} ({', '.join(chosen_set.states)})"
         )
     rows = load_prepared(file)
     if row >= len(rows):
@@ -129,7 +138,7 @@ def show(
     tok = _load_tokenizer(tokenizer) if tokenizer is not None else None
     text = render_chat(
         build_messages(rows[row], state, state_set=chosen_set),
-        thinking=is_thinking(state, thinking=chosen_set.thinking),
+        thinking=is_thinking(state, thinking=chosen.thinking),
         tokenizer=tok,
     )
     typer.echo(text, nl=False)
