@@ -14,16 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["compute_stats", "merge_stats", "render_card", "table_stats"]
+__all__ = ["merge_stats", "render_card", "table_stats"]
 
 logger = logging.getLogger(__name__)
 
 _MAX_LISTED_FAILURES = 50
-
-
-def compute_stats(tables: Mapping[str, pa.Table]) -> dict[str, Any]:
-    """Rows, users and threads per split and in total, and length statistics over all rows."""
-    return merge_stats({name: table_stats(table) for name, table in tables.items()})
 
 
 def table_stats(table: pa.Table) -> dict[str, Any]:

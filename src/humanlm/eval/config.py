@@ -17,6 +17,7 @@ from humanlm.errors import ConfigError, HumanlmError
 from humanlm.eval.stats import METRICS
 from humanlm.judge.build import parse_spec
 from humanlm.llm.limits import RetryPolicy
+from humanlm.llm.specs import parse_spec as parse_model_spec
 from humanlm.simulate import GenerationSettings
 from humanlm.states import RESPONSE, STATES
 
@@ -58,7 +59,8 @@ class EvalConfig:
             it from each row (mixed data is reported per data source).
         split: which split to evaluate.
         limit: evaluate the first N examples (``None``: 2,000, or 5,000 for reddit).
-        name: label of the run in reports (default: the model spec).
+        name: label of the run in reports (default: a short name from the model spec: the model
+            name, or the run folder of a ``hf:runs/<run>/model`` path; never the URL).
         thinking: let the simulator think before answering.
         temperature, top_p: sampling.
         max_new_tokens: generation budget (``None``: 1024 with thinking, 512 without).
@@ -119,11 +121,10 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        kind = self.model.partition(":")[0]
-        if kind not in _SIMULATOR_KINDS or ":" not in self.model:
-            problems.append(
-                f"model {self.model!r}: use hf:PATH, vllm:PATH or openai:MODEL[@BASE_URL]"
-            )
+        try:
+            parse_model_spec(self.model, role="simulator", kinds=_SIMULATOR_KINDS)
+        except ConfigError as err:
+            problems.extend(err.problems)
         if self.dataset not in AUTO_DATASETS:
             try:
                 self.dataset = resolve_dataset(self.dataset)
@@ -172,7 +173,7 @@ class EvalConfig:
     @property
     def label(self) -> str:
         """The run's name in reports."""
-        return self.name or self.model
+        return self.name or parse_model_spec(self.model, role="simulator").short
 
     def generation_settings(self) -> GenerationSettings:
         """The simulator's decoding settings (stops at ``</response>``)."""
