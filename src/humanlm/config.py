@@ -13,12 +13,14 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from humanlm.errors import ConfigError
 from humanlm.states.modes import MODES, Mode
+
+T = TypeVar("T")
 
 __all__ = [
     "MODES",
@@ -84,7 +86,10 @@ class JudgeConfig:
     Attributes:
         spec: ``embedding:minilm``, ``openai:MODEL[@BASE_URL]`` or ``litellm:PROVIDER/MODEL``.
         temperature: sampling temperature of the judge model.
-        api_key_env: name of the environment variable holding the API key (never the key itself).
+        max_tokens: reply length limit sent to the judge (unset: not sent).
+        api_key_env: name of the environment variable holding the API key (never the key itself;
+            unset: ``OPENAI_API_KEY`` for ``openai:``, the provider's own for ``litellm:``;
+            ``none``: a server that takes no key).
         concurrency: judge calls in flight at once.
         timeout_s: overall deadline of one judge call, retries included.
         max_retries: transport and content retries per call.
@@ -93,7 +98,8 @@ class JudgeConfig:
 
     spec: str = "embedding:minilm"
     temperature: float = 1.0
-    api_key_env: str = "OPENAI_API_KEY"
+    max_tokens: int | None = None
+    api_key_env: str | None = None
     concurrency: int = 32
     timeout_s: float = 120.0
     max_retries: int = 4
@@ -241,9 +247,16 @@ def _build(cls: type, data: dict[str, Any], prefix: str, problems: list[str]) ->
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in data:
-            kwargs[f.name] = _coerce(data[f.name], hints[f.name], f"{prefix}{f.name}", problems)
-    if cls is TrainConfig:
-        return kwargs  # built by the caller once all problems are known
+            value = data[f.name]
+            factory = f.default_factory
+            if isinstance(value, dict) and factory is not dataclasses.MISSING:
+                # a partial block keeps the field's own defaults (the eval judge's temperature 0)
+                default = factory()
+                if dataclasses.is_dataclass(default):
+                    value = {**dataclasses.asdict(default), **value}  # type: ignore[arg-type]
+            kwargs[f.name] = _coerce(value, hints[f.name], f"{prefix}{f.name}", problems)
+    if not prefix:
+        return kwargs  # the top level is built by the caller once all problems are known
     try:
         return cls(**kwargs)
     except ConfigError as err:
@@ -251,12 +264,13 @@ def _build(cls: type, data: dict[str, Any], prefix: str, problems: list[str]) ->
         return cls()
 
 
-def from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Build a TrainConfig from a plain mapping; every problem is reported in one ConfigError."""
+def from_dict(data: dict[str, Any], cls: type[T] = TrainConfig) -> T:  # type: ignore[assignment]
+    """Build ``cls`` (a run-config dataclass) from a plain mapping; every problem in one error."""
     problems: list[str] = []
-    kwargs = _build(TrainConfig, data, "", problems)
+    kwargs = _build(cls, data, "", problems)
+    cfg = None
     try:
-        cfg = TrainConfig(**kwargs)
+        cfg = cls(**kwargs)
     except ConfigError as err:
         problems.extend(err.problems)
     if problems:
@@ -286,8 +300,21 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML run config, apply dotted overrides and validate everything at once."""
+def load_config(
+    path: str | Path | None,
+    overrides: list[str] | None = None,
+    *,
+    cls: type[T] = TrainConfig,  # type: ignore[assignment]
+    given: dict[str, Any] | None = None,
+) -> T:
+    """Read a YAML run config, apply dotted overrides and validate everything at once.
+
+    Args:
+        path: the YAML file (``None``: defaults only).
+        overrides: ``KEY=VALUE`` strings with dotted keys, applied last.
+        cls: the run-config dataclass (``TrainConfig``, ``EvalConfig``).
+        given: dotted keys set from command-line flags, applied before ``overrides``.
+    """
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -299,7 +326,13 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
             raise ConfigError(f"{p}: not valid YAML: {err}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")
-    return from_dict(apply_overrides(data, list(overrides or [])))
+    for key, value in (given or {}).items():
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return from_dict(apply_overrides(data, list(overrides or [])), cls)
 
 
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def test_console_script_exit_codes(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert done.returncode == 2 and "- build needs a persona source: --llm SPEC" in done.stderr
+    assert done.returncode == 2 and "error: build needs a persona source: --llm SPEC" in done.stderr
     assert "Traceback" not in done.stderr
 
 

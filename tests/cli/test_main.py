@@ -28,7 +28,7 @@ def humanlm(*args: str) -> subprocess.CompletedProcess[str]:
     [
         (["nosuch"], "No such command 'nosuch'"),  # unknown command
         (["eval", "--nosuch"], "No such option: --nosuch"),  # mistyped flag
-        (["eval"], "Missing option '--model'"),  # missing option
+        (["eval"], "model: required"),  # no model, from flags or a config
         (["data", "prepare"], "Missing option '--input'"),  # missing option of a sub-command
         (["data", "prepare", "--input"], "requires an argument"),  # option without its value
         (["data", "nosuch"], "No such command 'nosuch'"),  # unknown sub-command

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from humanlm.cli.eval import eval_command
 from humanlm.cli.report import report
+from humanlm.errors import ConfigError
 
 runner = CliRunner()
 app = typer.Typer()
@@ -29,7 +30,7 @@ def test_eval_prints_settings_and_writes_the_run(sim_server, judge_server, tmp_p
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     for line in ("temperature: 0.7", "max_new_tokens: 1024", "no_repeat_ngram: 4", "limit: 4",
-                 "judge_temperature: 0.0", "thinking: True", "concurrency: 32"):  # fmt: skip
+                 "thinking: True", "concurrency: 32", "judge.temperature: 0.0"):  # fmt: skip
         assert line in result.output
     assert "response_alignment:" in result.output
     results = json.loads((out / "results.json").read_text())
@@ -70,16 +71,55 @@ def test_help_defaults_match_the_config():
     import re
     import typing
 
+    from humanlm.cli.eval import _FLAG_KEYS
     from humanlm.eval import EvalConfig
 
-    defaults = {f.name: f.default for f in dataclasses.fields(EvalConfig)}
-    renamed = {"timeout": "timeout_s"}
+    cfg = EvalConfig(model="hf:x")
     checked = 0
     hints = typing.get_type_hints(eval_command, include_extras=True)
     for name in inspect.signature(eval_command).parameters:
         option = typing.get_args(hints[name])[1]
         match = re.search(r"\(default: ([0-9.]+)\)", option.help or "")
         if match:
-            assert float(match[1]) == defaults[renamed.get(name, name)], name
+            value = cfg
+            for part in _FLAG_KEYS.get(name, (name,))[0].split("."):
+                value = getattr(value, part)
+            assert float(match[1]) == value, name
             checked += 1
     assert checked >= 10
+    assert dataclasses.is_dataclass(cfg.judge) and cfg.judge.temperature == 0.0
+
+
+def test_eval_reads_a_yaml_config_then_flags_then_overrides(sim_server, judge_server, tmp_path):
+    config = tmp_path / "eval.yaml"
+    config.write_text(
+        f"model: openai:sim@{sim_server.base_url}\n"
+        "data: demo\n"
+        "limit: 3\n"
+        "temperature: 0.9\n"
+        "aspects: false\n"
+        "embedding: false\n"
+        "progress: false\n"
+        "judge:\n"
+        f"  spec: openai:judge@{judge_server.base_url}\n"
+        "  max_tokens: 300\n"
+    )
+    out = tmp_path / "run"
+    args = ["eval", "--config", str(config), "--temperature", "0.6", "--out", str(out)]
+    result = runner.invoke(app, [*args, "limit=2", "judge.temperature=0.3"])
+    assert result.exit_code == 0, result.output
+    settings = json.loads((out / "results.json").read_text())["settings"]
+    assert settings["limit"] == 2 and settings["temperature"] == 0.6  # override > flag > file
+    assert settings["judge"]["temperature"] == 0.3 and settings["judge"]["max_tokens"] == 300
+    judge_bodies = [r.body for r in judge_server.chat_requests]
+    assert judge_bodies and all(b["max_tokens"] == 300 for b in judge_bodies)
+    assert all(b["temperature"] == 0.3 for b in judge_bodies)
+
+
+def test_eval_config_errors_are_listed_together(tmp_path):
+    config = tmp_path / "eval.yaml"
+    config.write_text("model: hf:x\nlimit: 0\nnosuch: 1\njudge:\n  spec: claude\n")
+    result = runner.invoke(app, ["eval", "--config", str(config)])
+    assert isinstance(result.exception, ConfigError)
+    text = str(result.exception)
+    assert "nosuch: unknown key" in text and "limit" in text and "claude" in text

@@ -46,7 +46,7 @@ def test_run_folder_holds_records_results_and_config(make_cfg, sim_server, judge
     assert res["settings"]["temperature"] == 0.4 and res["settings"]["max_new_tokens"] == 1024
     assert res["bootstrap"]["resamples"] == 1000
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert config["judge_temperature"] == 0.0 and config["no_repeat_ngram"] == 4
+    assert config["judge"]["temperature"] == 0.0 and config["no_repeat_ngram"] == 4
     assert (run_dir / "judge_cache.sqlite").exists()
     # The judge ran at temperature 0 and the simulator at the protocol settings.
     assert all(r.body["temperature"] == 0.0 for r in judge_server.chat_requests)
@@ -197,8 +197,8 @@ def test_protocol_defaults():
     assert EvalConfig(model="hf:x", dataset="amazon").effective_limit == 2000
     assert cfg.effective_max_new_tokens == 1024
     assert EvalConfig(model="hf:x", thinking=False).effective_max_new_tokens == 512
-    assert (cfg.temperature, cfg.no_repeat_ngram, cfg.judge_temperature) == (0.4, 4, 0.0)
-    assert cfg.judge == "litellm:anthropic/claude-haiku-4-5"
+    assert (cfg.temperature, cfg.no_repeat_ngram, cfg.judge.temperature) == (0.4, 4, 0.0)
+    assert cfg.judge.spec == "litellm:anthropic/claude-haiku-4-5"
 
 
 def test_hf_backend_end_to_end(tiny_model_dir, make_cfg, judge_server):

@@ -1,12 +1,12 @@
 """``humanlm eval``: score a user simulator on a Humanual split with the paper's protocol.
 
-Every option left out takes the protocol default of ``humanlm.eval.EvalConfig``; the resolved
-settings are printed before the run starts.
+Settings come from ``--config FILE.yaml`` (the keys of ``humanlm.eval.EvalConfig``, the judge
+as the same ``judge:`` block training uses), then the flags, then ``KEY=VALUE`` overrides; every
+setting left out takes the protocol default. The resolved settings are printed before the run.
 """
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,96 +18,155 @@ _HELP = """Evaluate a simulator: generate one reply per example and score it wit
 
 Protocol defaults (paper): response prompt only, thinking on, temperature 0.4, one sample, no-repeat 4-gram ban, 1024 new tokens with thinking (512 without), the first 2,000 test rows (5,000 for reddit), judge litellm:anthropic/claude-haiku-4-5 at temperature 0. Metrics: response alignment, state alignment (six states), embedding similarity (MiniLM), valid-format rate; run scores are means x 100 with bootstrap 95% intervals. Re-running the same command resumes.
 
+Settings: --config FILE.yaml (keys of EvalConfig; the judge: block as in training), then the flags, then KEY=VALUE overrides.
+
 \b
 Examples:
   humanlm eval --model hf:runs/x/model --data demo --limit 8 --judge embedding:minilm
+  humanlm eval --config eval.yaml model=hf:runs/x/model judge.temperature=0.2 limit=100
   humanlm eval --model openai:Qwen/Qwen3-8B@http://127.0.0.1:8000/v1 --data data/reddit --dataset reddit --api-key-env ANTHROPIC_API_KEY
   humanlm eval --model vllm:runs/x/model --data snap-stanford/humanual-opinion --dataset reddit --judge openai:gpt-5-mini --no-thinking --out runs/eval-grpo
 """  # noqa: E501
 
-_QUIET_LOGGERS = ("httpx", "httpx2", "openai")
-
 Opt = typer.Option
 
 
+def _default(name: str) -> str:
+    """``(default: X)`` read from ``EvalConfig`` (dotted names reach into ``judge``)."""
+    import dataclasses
+
+    from humanlm.eval.config import EvalConfig
+
+    value: object = EvalConfig(model="hf:x")
+    for part in name.split("."):
+        value = getattr(value, part)
+    if isinstance(value, bool):
+        value = "on" if value else "off"
+    elif value is None:
+        value = "unset"
+    elif dataclasses.is_dataclass(value):
+        value = type(value).__name__
+    return f"(default: {value})"
+
+
+# flag name -> the EvalConfig keys it sets
+_FLAG_KEYS: dict[str, tuple[str, ...]] = {
+    "judge": ("judge.spec",),
+    "judge_temperature": ("judge.temperature",),
+    "judge_max_tokens": ("judge.max_tokens",),
+    "api_key_env": ("judge.api_key_env",),
+    "cache_file": ("judge.cache",),
+    "timeout": ("timeout_s", "judge.timeout_s"),
+    "max_retries": ("max_retries", "judge.max_retries"),
+    "concurrency": ("concurrency", "judge.concurrency"),
+}
+
+
 def eval_command(
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="KEY=VALUE overrides, e.g. limit=8 judge.temperature=0.2"),
+    ] = None,
+    config: Annotated[
+        Path | None, Opt("--config", "-c", help="Eval config YAML (keys of EvalConfig).")
+    ] = None,
     model: Annotated[
-        str, Opt("--model", help="hf:PATH, vllm:PATH or openai:MODEL@URL (or openai:MODEL).")
-    ],
-    data: Annotated[str, Opt("--data", help="demo, a prepared folder or a raw source.")],
-    dataset: Annotated[str, Opt("--dataset", help="Dataset id or hub name; auto: per row.")] = (
-        "auto"
-    ),
-    split: Annotated[str, Opt("--split", help="Split to evaluate.")] = "test",
+        str | None, Opt("--model", help="hf:PATH, vllm:PATH or openai:MODEL[@URL].")
+    ] = None,
+    data: Annotated[
+        str | None,
+        Opt("--data", help=f"demo, a prepared folder or a raw source {_default('data')}."),
+    ] = None,
+    dataset: Annotated[
+        str | None,
+        Opt("--dataset", help=f"Dataset id or hub name; auto: per row {_default('dataset')}."),
+    ] = None,
+    split: Annotated[str | None, Opt("--split", help=f"Split {_default('split')}.")] = None,
     limit: Annotated[
         int | None, Opt("--limit", min=1, help="First N rows (default: 2000, reddit 5000).")
     ] = None,
     judge: Annotated[
-        str | None, Opt("--judge", help="Judge spec (default: claude-haiku-4-5).")
+        str | None, Opt("--judge", help=f"Judge spec {_default('judge.spec')}.")
     ] = None,
     out: Annotated[
         Path | None, Opt("--out", help="Run folder (default: runs/<time>_eval-<ds>).")
     ] = None,
     name: Annotated[
-        str | None, Opt("--name", help="Run label in reports (default: model).")
+        str | None, Opt("--name", help="Run label in reports (default: a short model name).")
     ] = None,
-    thinking: Annotated[bool | None, Opt("--thinking/--no-thinking", help="(default: on)")] = None,
-    temperature: Annotated[float | None, Opt("--temperature", help="(default: 0.4)")] = None,
-    top_p: Annotated[float | None, Opt("--top-p", help="(default: 1.0)")] = None,
+    thinking: Annotated[
+        bool | None, Opt("--thinking/--no-thinking", help=_default("thinking"))
+    ] = None,
+    temperature: Annotated[float | None, Opt("--temperature", help=_default("temperature"))] = None,
+    top_p: Annotated[float | None, Opt("--top-p", help=_default("top_p"))] = None,
     max_new_tokens: Annotated[
-        int | None, Opt("--max-new-tokens", help="(default: 1024/512)")
+        int | None, Opt("--max-new-tokens", help="(default: 1024 with thinking, 512 without)")
     ] = None,
     no_repeat_ngram: Annotated[
-        int | None, Opt("--no-repeat-ngram", help="0: off (default: 4)")
+        int | None, Opt("--no-repeat-ngram", help=f"0: off {_default('no_repeat_ngram')}")
     ] = None,
-    seed: Annotated[int | None, Opt("--seed", help="Sampling/bootstrap seed (default: 0).")] = None,
+    seed: Annotated[
+        int | None, Opt("--seed", help=f"Sampling/bootstrap seed {_default('seed')}.")
+    ] = None,
     batch_size: Annotated[
-        int | None, Opt("--batch-size", help="hf/vllm batch (default: 8).")
+        int | None, Opt("--batch-size", help=f"hf/vllm batch {_default('batch_size')}.")
     ] = None,
     judge_temperature: Annotated[
-        float | None, Opt("--judge-temperature", help="(default: 0)")
+        float | None, Opt("--judge-temperature", help=_default("judge.temperature"))
     ] = None,
-    judge_max_tokens: Annotated[int | None, Opt("--judge-max-tokens")] = None,
-    api_key_env: Annotated[str | None, Opt("--api-key-env", help="Judge key variable.")] = None,
+    judge_max_tokens: Annotated[
+        int | None, Opt("--judge-max-tokens", help=_default("judge.max_tokens"))
+    ] = None,
+    api_key_env: Annotated[
+        str | None, Opt("--api-key-env", help="Judge key variable; none: a key-less server.")
+    ] = None,
     simulator_api_key_env: Annotated[
         str | None, Opt("--simulator-api-key-env", help="openai: simulator key variable.")
     ] = None,
     concurrency: Annotated[
-        int | None, Opt("--concurrency", help="In flight (default: 32).")
+        int | None, Opt("--concurrency", help=f"In flight {_default('concurrency')}.")
     ] = None,
-    aspects: Annotated[bool | None, Opt("--aspects/--no-aspects", help="(default: on)")] = None,
+    aspects: Annotated[bool | None, Opt("--aspects/--no-aspects", help=_default("aspects"))] = None,
     embedding: Annotated[
-        bool | None, Opt("--embedding/--no-embedding", help="(default: on)")
+        bool | None, Opt("--embedding/--no-embedding", help=_default("embedding"))
     ] = None,
     no_cache: Annotated[bool, Opt("--no-cache", help="No judge cache.")] = False,
-    cache: Annotated[
-        Path | None, Opt("--cache", help="Cache file (default: in the run folder).")
+    cache_file: Annotated[
+        Path | None, Opt("--cache", help="Judge cache file (default: in the run folder).")
     ] = None,
     timeout: Annotated[
-        float | None, Opt("--timeout", help="Per request, s (default: 120).")
+        float | None, Opt("--timeout", help=f"Per request, s {_default('timeout_s')}.")
     ] = None,
-    max_retries: Annotated[int | None, Opt("--max-retries", help="(default: 4)")] = None,
-    resume: Annotated[bool | None, Opt("--resume/--fresh", help="(default: resume)")] = None,
+    max_retries: Annotated[int | None, Opt("--max-retries", help=_default("max_retries"))] = None,
+    resume: Annotated[bool | None, Opt("--resume/--fresh", help=_default("resume"))] = None,
     bootstrap_resamples: Annotated[
-        int | None, Opt("--bootstrap-resamples", help="(default: 1000)")
+        int | None, Opt("--bootstrap-resamples", help=_default("bootstrap_resamples"))
     ] = None,
     max_failed_fraction: Annotated[
-        float | None, Opt("--max-failed-fraction", help="(default: 0.5)")
+        float | None, Opt("--max-failed-fraction", help=_default("max_failed_fraction"))
     ] = None,
     progress: Annotated[bool, Opt("--progress/--no-progress")] = True,
 ) -> None:
-    given: dict[str, Any] = dict(locals())  # the options, by their EvalConfig names
+    flags: dict[str, Any] = dict(locals())  # the options, by their EvalConfig names
+    from humanlm.config import load_config
     from humanlm.eval import EvalConfig, run_eval
 
-    given.update(cache=not no_cache, cache_path=str(cache) if cache else None, timeout_s=timeout)
-    given["out"] = str(out) if out else None
-    del given["no_cache"], given["timeout"]
-    cfg = EvalConfig(**{k: v for k, v in given.items() if v is not None})
-    for logger_name in _QUIET_LOGGERS:
-        logging.getLogger(logger_name).setLevel(logging.WARNING)
+    for key in ("overrides", "config", "no_cache"):
+        del flags[key]
+    given: dict[str, Any] = {}
+    for flag, value in flags.items():
+        if value is None:
+            continue
+        value = str(value) if isinstance(value, Path) else value
+        for key in _FLAG_KEYS.get(flag, (flag,)):
+            given[key] = value
+    if no_cache:
+        given["cache"] = False
+    cfg = load_config(config, list(overrides or []), cls=EvalConfig, given=given)
     typer.echo("humanlm eval settings:")
     for key, value in cfg.resolved().items():
-        typer.echo(f"  {key}: {value}")
+        for sub, item in value.items() if isinstance(value, dict) else [("", value)]:
+            typer.echo(f"  {key}{'.' + sub if sub else ''}: {item}")
     result = run_eval(cfg)
     typer.echo(result.summary())
 

@@ -9,25 +9,44 @@ Building Humanual data from raw dumps lives in ``humanlm.build``; LLM personas a
 traces in ``humanlm.enrich``.
 """
 
-from humanlm.data.authors import learn_author_map
-from humanlm.data.load import SplitSource, find_splits, iter_rows, load_rows
-from humanlm.data.persona import (
-    MIN_PERSONA_ITEMS,
-    count_persona_items,
-    drop_persona_fields,
-    render_persona,
-)
-from humanlm.data.prepare import (
-    PREPARED_COLUMNS,
-    PrepareSummary,
-    build_example_id,
-    load_prepared,
-    run_prepare,
-)
-from humanlm.data.render import RENDERERS, render_context, render_message
-from humanlm.data.schema import SourceRow, normalize_row, parse_persona
-from humanlm.data.sources import DATASET_IDS, DATASETS, resolve_dataset
-from humanlm.data.validate import ValidationReport, validate_source
+from importlib import import_module
+from typing import Any
+
+# name -> module, imported on first use (the hub loader pulls in datasets, seconds of import).
+_WHERE = {
+    "learn_author_map": "authors",
+    "SplitSource": "load",
+    "find_splits": "load",
+    "iter_rows": "load",
+    "load_rows": "load",
+    "MIN_PERSONA_ITEMS": "persona",
+    "count_persona_items": "persona",
+    "drop_persona_fields": "persona",
+    "render_persona": "persona",
+    "PREPARED_COLUMNS": "prepare",
+    "PrepareSummary": "prepare",
+    "build_example_id": "prepare",
+    "load_prepared": "prepare",
+    "run_prepare": "prepare",
+    "RENDERERS": "render",
+    "render_context": "render",
+    "render_message": "render",
+    "SourceRow": "schema",
+    "normalize_row": "schema",
+    "parse_persona": "schema",
+    "DATASET_IDS": "sources",
+    "DATASETS": "sources",
+    "resolve_dataset": "sources",
+    "ValidationReport": "validate",
+    "validate_source": "validate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'humanlm.data' has no attribute {name!r}")
+    return getattr(import_module(f"humanlm.data.{_WHERE[name]}"), name)
+
 
 __all__ = [
     "DATASETS",

@@ -8,9 +8,31 @@
 - ``write_report(run_dirs, out=...)`` -> ``report.md`` + a self-contained ``report.html``.
 """
 
-from humanlm.eval.config import PAPER_JUDGE, PROTOCOL_VERSION, EvalConfig
-from humanlm.eval.run import EvalResult, evaluate_examples, evaluate_examples_async, run_eval
-from humanlm.eval.stats import MetricSummary, aggregate_records, bootstrap_interval, summarize
+from importlib import import_module
+from typing import Any
+
+# name -> module, imported on first use: the CLI reads EvalConfig's defaults for its --help
+# without loading the judge and simulator stacks.
+_WHERE = {
+    "PAPER_JUDGE": "config",
+    "PROTOCOL_VERSION": "config",
+    "EvalConfig": "config",
+    "EvalResult": "run",
+    "evaluate_examples": "run",
+    "evaluate_examples_async": "run",
+    "run_eval": "run",
+    "MetricSummary": "stats",
+    "aggregate_records": "stats",
+    "bootstrap_interval": "stats",
+    "summarize": "stats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'humanlm.eval' has no attribute {name!r}")
+    return getattr(import_module(f"humanlm.eval.{_WHERE[name]}"), name)
+
 
 __all__ = [
     "PAPER_JUDGE",

@@ -9,24 +9,32 @@ temperature 0. Every default can be overridden.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from humanlm.config import JudgeConfig
 from humanlm.data.sources import DATASETS, resolve_dataset
 from humanlm.errors import ConfigError, HumanlmError
 from humanlm.eval.stats import METRICS
-from humanlm.judge.build import parse_spec
 from humanlm.llm.limits import RetryPolicy
 from humanlm.llm.specs import parse_spec as parse_model_spec
 from humanlm.simulate import GenerationSettings
 from humanlm.states import RESPONSE, STATES
 
-__all__ = ["AUTO_DATASETS", "EvalConfig", "PAPER_JUDGE", "PROTOCOL_VERSION"]
+__all__ = ["AUTO_DATASETS", "EvalConfig", "PAPER_JUDGE", "PROTOCOL_VERSION", "paper_eval_judge"]
 
 PAPER_JUDGE = "litellm:anthropic/claude-haiku-4-5"
+
+
+def paper_eval_judge(spec: str = PAPER_JUDGE) -> JudgeConfig:
+    """The evaluation judge of the paper: claude-haiku-4-5 at temperature 0 (or ``spec``)."""
+    return JudgeConfig(spec=spec, temperature=0.0)
+
+
 # Bump when a change to prompts, parsing or scoring makes new records incomparable with old ones.
 PROTOCOL_VERSION = "humanual-eval-v1"
 AUTO_DATASETS = ("auto", "demo")
+JUDGE_KINDS = ("openai", "litellm", "embedding")
 _SIMULATOR_KINDS = ("hf", "vllm", "openai")
 # Settings that decide what a sample record holds: a run folder only resumes with equal ones.
 _FINGERPRINT_FIELDS = (
@@ -40,9 +48,9 @@ _FINGERPRINT_FIELDS = (
     "max_new_tokens",
     "no_repeat_ngram",
     "seed",
-    "judge",
-    "judge_temperature",
-    "judge_max_tokens",
+    "judge.spec",
+    "judge.temperature",
+    "judge.max_tokens",
     "aspects",
     "embedding",
 )
@@ -67,17 +75,18 @@ class EvalConfig:
         no_repeat_ngram: no-repeat n-gram ban size (0: off).
         seed: sampling and bootstrap seed.
         batch_size: prompts per forward pass for ``hf:``/``vllm:``.
-        judge: judge spec (see ``humanlm.judge.build_judge``).
-        judge_temperature, judge_max_tokens: judge sampling.
-        api_key_env: variable holding the judge's key (default: the backend's own).
+        judge: the judge, the same ``JudgeConfig`` block as training's (``judge.spec``,
+            ``judge.temperature``, ``judge.max_tokens``, ``judge.api_key_env``,
+            ``judge.concurrency``, ``judge.timeout_s``, ``judge.max_retries``; ``judge.cache``:
+            the cache file, default ``judge_cache.sqlite`` in the run folder). From Python a
+            spec string is accepted too.
         simulator_api_key_env: variable holding an ``openai:`` simulator's key.
-        concurrency: examples in flight, and requests in flight per server.
+        concurrency: examples in flight, and simulator requests in flight.
         aspects: score state alignment (one aspects call per example).
         embedding: score embedding similarity (offline MiniLM).
         cache: read and write the judge cache.
-        cache_path: judge cache file (default: ``judge_cache.sqlite`` in the run folder).
-        timeout_s: deadline of one judge or simulator request, retries included.
-        max_retries: retries per judge or simulator request.
+        timeout_s: deadline of one simulator request, retries included.
+        max_retries: retries per simulator request.
         out: run folder (default: ``<output_root>/<timestamp>_eval-<dataset>``, or the newest
             such folder with the same settings, which is resumed).
         output_root: where default run folders go.
@@ -87,7 +96,7 @@ class EvalConfig:
         progress: show a progress bar.
     """
 
-    model: str
+    model: str = ""
     data: str = "demo"
     dataset: str = "auto"
     split: str = "test"
@@ -100,16 +109,12 @@ class EvalConfig:
     no_repeat_ngram: int = 4
     seed: int = 0
     batch_size: int = 8
-    judge: str = PAPER_JUDGE
-    judge_temperature: float = 0.0
-    judge_max_tokens: int | None = None
-    api_key_env: str | None = None
+    judge: JudgeConfig = field(default_factory=paper_eval_judge)
     simulator_api_key_env: str | None = None
     concurrency: int = 32
     aspects: bool = True
     embedding: bool = True
     cache: bool = True
-    cache_path: str | None = None
     timeout_s: float = 120.0
     max_retries: int = 4
     out: str | None = None
@@ -121,17 +126,22 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        try:
-            parse_model_spec(self.model, role="simulator", kinds=_SIMULATOR_KINDS)
-        except ConfigError as err:
-            problems.extend(err.problems)
+        if isinstance(self.judge, str):  # Python callers may name the judge by its spec
+            self.judge = paper_eval_judge(self.judge)
+        if not self.model:
+            problems.append("model: required; pass --model SPEC or set model: in the config")
+        else:
+            try:
+                parse_model_spec(self.model, role="simulator", kinds=_SIMULATOR_KINDS)
+            except ConfigError as err:
+                problems.extend(err.problems)
         if self.dataset not in AUTO_DATASETS:
             try:
                 self.dataset = resolve_dataset(self.dataset)
             except HumanlmError as err:
                 problems.append(str(err))
         try:
-            parse_spec(self.judge)
+            parse_model_spec(self.judge.spec, role="judge", kinds=JUDGE_KINDS)
         except ConfigError as err:
             problems.extend(err.problems)
         if self.limit is not None and self.limit < 1:
@@ -207,4 +217,11 @@ class EvalConfig:
     def fingerprint(self) -> dict[str, Any]:
         """The settings a resumed run must share with the folder it continues."""
         resolved = self.resolved()
-        return {"protocol": PROTOCOL_VERSION, **{k: resolved[k] for k in _FINGERPRINT_FIELDS}}
+
+        def pick(key: str) -> Any:
+            value: Any = resolved
+            for part in key.split("."):
+                value = value[part]
+            return value
+
+        return {"protocol": PROTOCOL_VERSION, **{k: pick(k) for k in _FINGERPRINT_FIELDS}}

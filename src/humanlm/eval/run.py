@@ -39,7 +39,7 @@ from humanlm.eval.samples import SAMPLES_FILE, SamplesFile, read_samples
 from humanlm.eval.scoring import SimilarityBatcher, score_example
 from humanlm.eval.stats import BOOTSTRAP_LEVEL, aggregate_records
 from humanlm.files import write_json
-from humanlm.judge import Judge, build_judge
+from humanlm.judge import Judge, build_judge, build_judge_from_config
 from humanlm.judge.embedding import EmbeddingJudge
 from humanlm.judge.prompt import prompt_versions as judge_prompt_versions
 from humanlm.log import write_run_files
@@ -269,18 +269,8 @@ def run_eval(cfg: EvalConfig) -> EvalResult:
         len(examples) - len(pending),
         run_dir,
     )
-    cache = (cfg.cache_path or run_dir / _CACHE_FILE) if cfg.cache else None
-    judge = build_judge(
-        cfg.judge,
-        temperature=cfg.judge_temperature,
-        max_tokens=cfg.judge_max_tokens,
-        api_key_env=cfg.api_key_env,
-        concurrency=cfg.concurrency,
-        timeout_s=cfg.timeout_s,
-        max_retries=cfg.max_retries,
-        cache=cache,
-        seed=cfg.seed,
-    )
+    cache = (cfg.judge.cache or run_dir / _CACHE_FILE) if cfg.cache else ""
+    judge = build_judge_from_config(cfg.judge, cache=cache, seed=cfg.seed)
     embedder = build_judge("embedding:minilm") if cfg.embedding else None
     ngram_ban: int | None = None
     started = time.monotonic()

@@ -184,17 +184,30 @@ def build_judge(
     )
 
 
-def build_judge_from_config(cfg: JudgeConfig) -> Judge:
-    """``build_judge`` with the settings of a run config's ``judge:`` (or ``eval_judge:``) block.
+def build_judge_from_config(
+    cfg: JudgeConfig,
+    *,
+    cache: str | os.PathLike[str] | LLMCache | None = None,
+    seed: int | None = None,
+) -> Judge:
+    """``build_judge`` with the settings of a ``judge:`` (or ``eval_judge:``) block.
 
-    The TRL trainer, its validation and the verl reward manager all build their judge here.
+    The TRL trainer, its validation, evaluation and the verl reward manager all build their
+    judge here.
+
+    Args:
+        cfg: the judge block.
+        cache: a cache to use instead of ``cfg.cache`` (evaluation keeps one per run folder).
+        seed: seed of the retry jitter.
     """
     return build_judge(
         cfg.spec,
         temperature=cfg.temperature,
+        max_tokens=cfg.max_tokens,
         api_key_env=cfg.api_key_env,
         concurrency=cfg.concurrency,
         timeout_s=cfg.timeout_s,
         max_retries=cfg.max_retries,
-        cache=cfg.cache or None,
+        cache=cache if cache is not None else (cfg.cache or None),
+        seed=seed,
     )

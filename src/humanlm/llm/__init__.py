@@ -12,15 +12,42 @@ The judge, the simulators, persona and trace writers and the server sit on top o
 here imports them.
 """
 
-from humanlm.llm.backends import ChatBackend, Completion, TransportError
-from humanlm.llm.build import build_backend
-from humanlm.llm.cache import LLMCache, cache_key
-from humanlm.llm.client import Answer, ChatClient, run_bounded
-from humanlm.llm.jsonreply import extract_json
-from humanlm.llm.ledger import DEFAULT_PRICES, Ledger, Price
-from humanlm.llm.limits import RateLimiter, RetryPolicy
-from humanlm.llm.specs import ModelSpec, is_loopback, parse_spec, redact_url, resolve_api_key
-from humanlm.llm.templates import PromptFolder
+from importlib import import_module
+from typing import Any
+
+# name -> module; imported on first use, so that prompt templates or specs do not pull in the
+# openai SDK (a second of import time) for commands that never call a model.
+_WHERE = {
+    "ChatBackend": "backends",
+    "Completion": "backends",
+    "TransportError": "backends",
+    "build_backend": "build",
+    "LLMCache": "cache",
+    "cache_key": "cache",
+    "Answer": "client",
+    "ChatClient": "client",
+    "ask_item": "client",
+    "run_bounded": "client",
+    "extract_json": "jsonreply",
+    "DEFAULT_PRICES": "ledger",
+    "Ledger": "ledger",
+    "Price": "ledger",
+    "RateLimiter": "limits",
+    "RetryPolicy": "limits",
+    "ModelSpec": "specs",
+    "is_loopback": "specs",
+    "parse_spec": "specs",
+    "redact_url": "specs",
+    "resolve_api_key": "specs",
+    "PromptFolder": "templates",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'humanlm.llm' has no attribute {name!r}")
+    return getattr(import_module(f"humanlm.llm.{_WHERE[name]}"), name)
+
 
 __all__ = [
     "DEFAULT_PRICES",
@@ -36,6 +63,7 @@ __all__ = [
     "RateLimiter",
     "RetryPolicy",
     "TransportError",
+    "ask_item",
     "build_backend",
     "cache_key",
     "extract_json",
