@@ -4,7 +4,7 @@ humanlm declares only its own knobs; TRL options live in the ``trainer:`` mappin
 into ``trl.GRPOConfig`` / ``trl.SFTConfig``, which validate them.
 
 Example:
-    >>> cfg = load_config("configs/demo.yaml", ["mode=grpo", "trainer.max_steps=2"])  # doctest: +SKIP
+    >>> cfg = load_config("demo.yaml", ["mode=grpo", "trainer.max_steps=2"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from humanlm.configs import find_config
 from humanlm.errors import ConfigError
 from humanlm.states.modes import MODES, Mode
 
@@ -121,7 +122,7 @@ class WarmupConfig:
 
 @dataclass
 class TrainConfig:
-    """One ``humanlm train`` run. See ``configs/demo.yaml`` for a commented example.
+    """One ``humanlm train`` run. ``humanlm configs show demo.yaml`` prints a commented example.
 
     Attributes:
         name: run name; the run folder is ``<output_root>/<timestamp>_<name>``.
@@ -287,12 +288,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML run config, apply dotted overrides and validate everything at once."""
+    """Read a YAML run config, apply dotted overrides and validate everything at once.
+
+    ``path`` is a file, or the name of a shipped config (``paper/reddit_humanlm.yaml``; see
+    ``humanlm.configs``) when no such file exists.
+    """
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist")
+        p = find_config(path)
         try:
             data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as err:
