@@ -72,7 +72,7 @@ def config_path(name: str | os.PathLike[str]) -> Path:
     key = _normalise(name)
     names = config_names()
     if key not in names:
-        close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise ConfigError(
             f"config file {name} does not exist, here or among the shipped configs; "
