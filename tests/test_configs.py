@@ -1,15 +1,14 @@
 """Every shipped config validates (recursive glob, so nested folders are never skipped)."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 
 from humanlm.config import MODES, load_config
+from humanlm.configs import configs_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-RUN_CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if "accelerate" not in p.parts)
-ACCELERATE_CONFIGS = sorted((ROOT / "configs" / "accelerate").rglob("*.yaml"))
+CONFIGS = configs_dir()  # src/humanlm/configs: they ship inside the package
+RUN_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if "accelerate" not in p.parts)
+ACCELERATE_CONFIGS = sorted((CONFIGS / "accelerate").rglob("*.yaml"))
 
 
 def test_the_globs_find_configs():
@@ -17,7 +16,7 @@ def test_the_globs_find_configs():
     assert len(ACCELERATE_CONFIGS) >= 3
 
 
-@pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_run_config_validates(path):
     cfg = load_config(path)
     assert cfg.mode in MODES
@@ -34,7 +33,7 @@ def test_accelerate_config_parses(path):
 
 
 def test_paper_presets_carry_the_paper_settings():
-    cfg = load_config(ROOT / "configs" / "paper" / "reddit_humanlm.yaml")
+    cfg = load_config(CONFIGS / "paper" / "reddit_humanlm.yaml")
     options = cfg.trainer_options
     assert cfg.model.path == "Qwen/Qwen3-8B" and cfg.state_set == "sebvgcr" and cfg.thinking
     assert options["num_generations"] == 4 and options["learning_rate"] == 1e-6
@@ -45,14 +44,13 @@ def test_paper_presets_carry_the_paper_settings():
     assert rows_per_step == 16 and rows_per_step * options["steps_per_generation"] == 128
     assert cfg.judge.spec == "openai:gpt-5-mini" and cfg.judge.temperature == 1.0
     assert (
-        load_config(ROOT / "configs" / "paper" / "reddit_grpo.yaml").trainer_options[
-            "max_completion_length"
-        ]
+        load_config(CONFIGS / "paper" / "reddit_grpo.yaml").trainer_options["max_completion_length"]
         == 512
     )
 
 
-def test_demo_config_is_the_packaged_preset():
+def test_the_demo_preset_exists_once():
     from humanlm.demo import demo_config_path
 
-    assert (ROOT / "configs" / "demo.yaml").read_text() == demo_config_path().read_text()
+    package = CONFIGS.parent
+    assert [p for p in package.rglob("*.yaml") if p.name == "demo.yaml"] == [demo_config_path()]

@@ -4,7 +4,7 @@ humanlm declares only its own knobs; TRL options live in the ``trainer:`` mappin
 into ``trl.GRPOConfig`` / ``trl.SFTConfig``, which validate them.
 
 Example:
-    >>> cfg = load_config("configs/demo.yaml", ["mode=grpo", "trainer.max_steps=2"])  # doctest: +SKIP
+    >>> cfg = load_config("demo.yaml", ["mode=grpo", "trainer.max_steps=2"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from humanlm.configs import find_config
 from humanlm.errors import ConfigError
 from humanlm.states.modes import MODES, Mode
 
@@ -127,7 +128,7 @@ class WarmupConfig:
 
 @dataclass
 class TrainConfig:
-    """One ``humanlm train`` run. See ``configs/demo.yaml`` for a commented example.
+    """One ``humanlm train`` run. ``humanlm configs show demo.yaml`` prints a commented example.
 
     Attributes:
         name: run name; the run folder is ``<output_root>/<timestamp>_<name>``.
@@ -310,16 +311,15 @@ def load_config(
     """Read a YAML run config, apply dotted overrides and validate everything at once.
 
     Args:
-        path: the YAML file (``None``: defaults only).
+        path: the YAML file, or the name of a shipped config (``paper/reddit_humanlm.yaml``; see
+            ``humanlm.configs``) when no such file exists (``None``: defaults only).
         overrides: ``KEY=VALUE`` strings with dotted keys, applied last.
         cls: the run-config dataclass (``TrainConfig``, ``EvalConfig``).
         given: dotted keys set from command-line flags, applied before ``overrides``.
     """
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist")
+        p = find_config(path)
         try:
             data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as err:

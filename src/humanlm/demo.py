@@ -17,11 +17,11 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from humanlm.config import TrainConfig, load_config
+from humanlm.configs import config_path
 from humanlm.files import write_jsonl, write_text
 from humanlm.states import STATE_NAMES
 from humanlm.train.callbacks import read_metrics
@@ -44,8 +44,8 @@ class DemoResult:
 
 
 def demo_config_path() -> Path:
-    """The packaged demo preset (the same file as ``configs/demo.yaml`` in the repository)."""
-    return Path(str(resources.files("humanlm.presets") / "demo.yaml"))
+    """The demo preset shipped in the package (``humanlm configs show demo.yaml``)."""
+    return config_path("demo.yaml")
 
 
 def _step_rewards(train_metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -92,6 +92,7 @@ def _root(
 
 def _register() -> None:
     # Sub-apps import lazily-heavy modules inside their commands, so `--help` stays fast.
+    from humanlm.cli import configs as configs_cli
     from humanlm.cli import data as data_cli
     from humanlm.cli import eval as eval_cli
     from humanlm.cli import judge as judge_cli
@@ -100,6 +101,7 @@ def _register() -> None:
     from humanlm.cli import train as train_cli
 
     app.add_typer(data_cli.app, name="data")
+    app.add_typer(configs_cli.app, name="configs")
     app.add_typer(model_cli.app, name="model")
     app.command("judge")(judge_cli.judge)
     app.command("eval")(eval_cli.eval_command)

@@ -15,12 +15,13 @@ The YAML holds humanlm's own knobs (mode, model, data, judge, warmup) and TRL's 
 under trainer: (both trainers), grpo: and sft: (one trainer each). KEY=VALUE overrides use dotted
 paths. Unknown keys and impossible settings are all reported before any model loads. Each run
 writes runs/<timestamp>_<name>/ (config.yaml, manifest.json, metrics.jsonl, checkpoints/, model/).
+--config takes a file or the name of a shipped config (humanlm configs list).
 
 \b
 Examples:
-  humanlm train --config configs/demo.yaml
-  humanlm train --config configs/demo.yaml mode=sft-think trainer.max_steps=2 name=smoke
-  humanlm train --config configs/paper/reddit_humanlm.yaml judge.spec=openai:gpt-5-mini
+  humanlm train --config demo.yaml
+  humanlm train --config demo.yaml mode=sft-think trainer.max_steps=2 name=smoke
+  humanlm train --config paper/reddit_humanlm.yaml judge.spec=openai:gpt-5-mini
   humanlm train --resume runs/20261128-101500_demo
   humanlm train --engine verl --dry-run data.train_files=data/reddit/train.parquet \
       data.val_files=data/reddit/val.parquet actor_rollout_ref.model.path=Qwen/Qwen3-8B
@@ -31,7 +32,10 @@ def train(
     overrides: Annotated[
         list[str] | None, typer.Argument(help="KEY=VALUE overrides, e.g. trainer.max_steps=2")
     ] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Run config YAML.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Run config YAML, or a shipped config's name."),
+    ] = None,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue RUN_DIR from its latest checkpoint.")
     ] = None,

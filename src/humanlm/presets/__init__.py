@@ -1,1 +1,0 @@
-"""Packaged run presets (the demo config also appears as configs/demo.yaml)."""
