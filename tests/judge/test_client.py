@@ -127,7 +127,11 @@ def test_rejected_request_is_not_retried(server, make_judge) -> None:
     server.reply_fn = lambda request: Reply(status=400)
     judge = make_judge()
     verdict = judge_two(judge)
-    assert verdict.reason == "rejected" and len(server.chat_requests) == 1
+    assert verdict.reason == "rejected"
+    # one ask as structured output, one plain (the server may just not know response_format)
+    assert ["response_format" in r.body for r in server.chat_requests] == [True, False]
+    judge_two(judge)
+    assert len(server.chat_requests) == 3  # later calls go plain at once, and are not retried
 
 
 def test_bad_credentials_raise_without_the_key(server, make_judge, monkeypatch) -> None:
@@ -311,3 +315,33 @@ def test_a_malformed_http_body_is_retried(server, make_judge, body, recorded) ->
     assert judge_two(judge).scores == [0.3, 0.6]
     (reason,) = judge.ledger.retries
     assert reason in recorded
+
+
+def test_judge_asks_for_a_json_object(server, make_judge) -> None:
+    server.reply_fn = judge_reply_fn()
+    verdict = run(
+        make_judge().judge_group(context=CONTEXT, ground_truth=TRUTH, state="goal", candidates=["a"])
+    )
+    assert verdict.verdicts[0].score is not None
+    assert server.chat_requests[0].body["response_format"] == {"type": "json_object"}
+
+
+def test_a_server_without_structured_output_is_asked_again_without_it(server, make_judge) -> None:
+    scores = judge_reply_fn()
+
+    def reply(request):
+        if "response_format" in request.body:
+            return Reply(status=400)
+        return scores(request)
+
+    server.reply_fn = reply
+    judge = make_judge()
+    for candidate in ("a", "b"):
+        verdict = run(
+            judge.judge_group(
+                context=CONTEXT, ground_truth=TRUTH, state="goal", candidates=[candidate]
+            )
+        )
+        assert verdict.verdicts[0].score is not None
+    with_format = ["response_format" in r.body for r in server.chat_requests]
+    assert with_format == [True, False, False]  # refused once, then never sent again

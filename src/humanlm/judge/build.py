@@ -116,6 +116,7 @@ def build_judge(
     prices: Mapping[str, Price | tuple[float, float]] | None = None,
     extra_params: Mapping[str, Any] | None = None,
     seed: int | None = None,
+    structured_output: bool = True,
 ) -> Judge:
     """Build a judge from a spec string (see the module docstring for the spec forms).
 
@@ -139,6 +140,8 @@ def build_judge(
         extra_params: more request fields (``seed``, ``reasoning_effort``, ...), part of the
             cache key.
         seed: seed of the retry jitter.
+        structured_output: ask ``openai:`` judges for a JSON object (``response_format``),
+            falling back to plain replies where a server refuses the field.
 
     Returns:
         An ``LLMJudge`` or an ``EmbeddingJudge``; both satisfy ``Judge``.
@@ -181,6 +184,7 @@ def build_judge(
         ledger=Ledger(model=parsed.model, prices=table),
         params=params,
         seed=seed,
+        structured=structured_output and parsed.kind == "openai",
     )
 
 

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 # Output-size guess for the TPM limiter before the server reports real usage.
 _OUTPUT_GUESS = 400
+# Structured output: a JSON object; the prompt names its fields.
+_JSON_OBJECT = {"response_format": {"type": "json_object"}}
 # Transport failure kinds as verdict reasons.
 _TRANSPORT = {"timeout": "timeout", "rejected": "rejected"}
 
@@ -62,6 +64,9 @@ class LLMJudge:
         ledger: where calls, tokens and failures are counted.
         params: sampling parameters sent with every request (part of the cache key).
         seed: seed of the backoff jitter.
+        structured: ask for a JSON object (``response_format``); a server that refuses the
+            field (HTTP 400) is asked again without it, and from then on the reply is read by
+            the tolerant extractor alone.
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class LLMJudge:
         ledger: Ledger | None = None,
         params: Mapping[str, Any] | None = None,
         seed: int | None = None,
+        structured: bool = False,
     ):
         self.backend = backend
         self.name = name
@@ -85,6 +91,7 @@ class LLMJudge:
         self.cache = cache
         self.ledger = ledger if ledger is not None else Ledger(model=backend.model)
         self.params = dict(params or {})
+        self.structured = structured
         self.client = ChatClient(
             backend,
             name=name,
@@ -240,7 +247,14 @@ class LLMJudge:
             parsed = parse(text)
             return (parsed, "ok") if parsed.reason == "ok" else (None, parsed.reason)
 
-        answer = await self.client.ask([{"role": "user", "content": prompt}], parse=accept)
+        messages = [{"role": "user", "content": prompt}]
+        if self.structured:
+            answer = await self.client.ask(messages, parse=accept, params=_JSON_OBJECT)
+            if answer.reason == "rejected" and not answer.content_failure:
+                logger.warning("judge %s refuses response_format; asking without it", self.name)
+                self.structured = False
+        if not self.structured:
+            answer = await self.client.ask(messages, parse=accept)
         if answer.ok:
             return _Outcome("ok", answer.value, answer.raw, answer.calls)
         reason = answer.reason if answer.content_failure else _TRANSPORT.get(answer.reason)
