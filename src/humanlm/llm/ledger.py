@@ -1,4 +1,4 @@
-"""The judge ledger: what a run spent on its judge and how often the judge failed.
+"""The ledger: what a run spent on an LLM (judge, persona or trace model) and how often it failed.
 
 One ``Ledger`` per judge (and so per run). It counts requests, cache hits, tokens (from the
 ``usage`` the server reports), failures by reason and latencies, estimates the cost from a price
@@ -54,13 +54,34 @@ DEFAULT_PRICES: dict[str, Price] = {
 
 def find_price(model: str, prices: Mapping[str, Price]) -> Price | None:
     """The price of ``model``: exact name, then without a ``provider/`` prefix, then the longest
-    table name the model starts with (dated snapshots such as ``claude-haiku-4-5-20251001``)."""
+    table name the model starts with (dated snapshots such as ``claude-haiku-4-5-20251001``),
+    then litellm's maintained price map when the optional litellm package is installed."""
     for name in (model, model.rsplit("/", 1)[-1]):
         if name in prices:
             return prices[name]
     short = model.rsplit("/", 1)[-1]
     matches = [k for k in prices if short.startswith(k + "-")]
-    return prices[max(matches, key=len)] if matches else None
+    if matches:
+        return prices[max(matches, key=len)]
+    return _litellm_price(model)
+
+
+def _litellm_price(model: str) -> Price | None:
+    """A price from litellm's bundled map (read offline), or ``None``."""
+    import importlib.util
+
+    if importlib.util.find_spec("litellm") is None:
+        return None
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    for name in (model, model.rsplit("/", 1)[-1]):
+        entry = litellm.model_cost.get(name)
+        if entry and entry.get("input_cost_per_token") is not None:
+            return Price(
+                entry["input_cost_per_token"] * 1e6, entry.get("output_cost_per_token", 0.0) * 1e6
+            )
+    return None
 
 
 def _percentile(values: list[float], q: float) -> float | None:

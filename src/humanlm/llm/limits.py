@@ -1,4 +1,4 @@
-"""Retry policy, backoff and a requests/tokens-per-minute limiter for judge calls."""
+"""Retry policy, backoff and a requests/tokens-per-minute limiter for every LLM call."""
 
 from __future__ import annotations
 
@@ -110,7 +110,8 @@ class RateLimiter:
     """Keeps requests and tokens under per-minute budgets (token buckets with reservations).
 
     Reserving happens without an ``await`` in between, so callers are served in arrival order and
-    no lock (bound to one event loop) is needed. Token use is not known before the reply, so
+    no lock (bound to one event loop) is needed. Our own rather than aiolimiter: that one meters
+    requests only, and tokens must be charged before a reply and corrected after it. Token use is not known before the reply, so
     ``acquire`` charges an estimate and ``settle`` corrects it with the ``usage`` the server
     reported.
 
