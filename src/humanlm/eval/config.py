@@ -83,6 +83,11 @@ class EvalConfig:
         bootstrap_resamples: resamples of the 95% interval.
         max_failed_fraction: fail the run when more examples got no simulator output.
         progress: show a progress bar.
+        population: compute the population metrics (diversity, distribution, detectability;
+            ``humanlm.eval.population``) from the samples; offline.
+        seeds: samples per example; seeds ``seed + 1`` ... ``seed + seeds - 1`` are evaluated
+            into ``seed-N`` folders inside the run folder and ``results.json`` gains
+            ``stability`` (mean and standard error of every metric over the seeds).
     """
 
     model: str
@@ -116,6 +121,8 @@ class EvalConfig:
     bootstrap_resamples: int = 1000
     max_failed_fraction: float = 0.5
     progress: bool = True
+    population: bool = True
+    seeds: int = 1
 
     def __post_init__(self) -> None:
         problems = []
@@ -145,6 +152,8 @@ class EvalConfig:
             problems.append("max_failed_fraction: must be in [0, 1]")
         if self.timeout_s <= 0 or self.max_retries < 0:
             problems.append("timeout_s must be > 0 and max_retries >= 0")
+        if self.seeds < 1:
+            problems.append("seeds: must be >= 1 (1: one sample per example, the protocol)")
         if problems:
             raise ConfigError(problems)
         self.generation_settings()  # validates the decoding settings too

@@ -21,6 +21,7 @@ Sample record fields: ``schema_version``, ``example_id``, ``data_source``, ``use
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as _dt
 import logging
 import time
@@ -35,8 +36,10 @@ from humanlm.data.resolve import is_prepared_dir, resolve_split
 from humanlm.errors import DataError, HumanlmError
 from humanlm.eval.config import AUTO_DATASETS, PROTOCOL_VERSION, EvalConfig
 from humanlm.eval.folder import check_unique_ids, resolve_run_dir
+from humanlm.eval.population import POPULATION_METRICS, add_population
 from humanlm.eval.samples import SAMPLES_FILE, SamplesFile, read_samples
 from humanlm.eval.scoring import SimilarityBatcher, score_example
+from humanlm.eval.stability import stability_summary
 from humanlm.eval.stats import BOOTSTRAP_LEVEL, aggregate_records
 from humanlm.files import write_json
 from humanlm.judge import Judge, build_judge
@@ -89,6 +92,8 @@ class EvalResult:
             f"{self.failed} without simulator output)"
         ]
         for metric, s in self.results["metrics"].items():
+            if metric in POPULATION_METRICS:
+                continue
             shown = "n/a"
             if s["score"] is not None:
                 shown = f"{s['score']:.2f} [{s['ci_low']:.2f}, {s['ci_high']:.2f}]"
@@ -102,6 +107,14 @@ class EvalResult:
             f"  judge {self.results['judge']}: {ledger['calls']} requests, "
             f"{ledger['cache_hits']} cache hits, {ledger['unscored']} unscored{cost}"
         )
+        lines.extend(_population_lines(self.results["metrics"]))
+        if "stability" in self.results:
+            lines.append(f"  stability over seeds {self.results['stability']['seeds']}:")
+            for name in ("response_alignment", "detectability.accuracy"):
+                s = self.results["stability"]["metrics"].get(name)
+                if s is not None:
+                    se = "n/a" if s["se"] is None else f"{s['se']:.2f}"
+                    lines.append(f"    {name}: {s['mean']:.2f} ± {se} (standard error)")
         lines.append(f"  run folder: {self.run_dir}")
         return "\n".join(lines)
 
@@ -312,6 +325,9 @@ def run_eval(cfg: EvalConfig) -> EvalResult:
         records, metrics=cfg.metrics, resamples=cfg.bootstrap_resamples, seed=cfg.seed
     )
     failed = summary.pop("failed")
+    if cfg.population:
+        encoder = embedder.encoder if isinstance(embedder, EmbeddingJudge) else None
+        add_population(summary, records, encoder=encoder)
     results = _results(
         cfg,
         judge=judge,
@@ -326,6 +342,8 @@ def run_eval(cfg: EvalConfig) -> EvalResult:
         ngram_ban=ngram_ban,
         elapsed=elapsed,
     )
+    if cfg.seeds > 1:
+        results["stability"] = _other_seeds(cfg, run_dir, results)
     write_json(run_dir / RESULTS_FILE, results)
     judge.ledger.write(run_dir)
     result = EvalResult(
@@ -366,7 +384,7 @@ def _results(
         **summary,
         "settings": cfg.resolved(),
         "protocol_notes": {
-            "samples_per_example": 1,
+            "samples_per_example": cfg.seeds,
             "prompt": "response prompt only (state set r)",
             "ngram_ban_applied": ngram_ban,
         },
@@ -383,3 +401,34 @@ def _results(
             "examples_per_s": round(evaluated / elapsed, 3) if evaluated and elapsed else None,
         },
     }
+
+
+def _population_lines(metrics: dict[str, Any]) -> list[str]:
+    """Summary lines of the population metrics (absent when they were switched off)."""
+    lines = []
+    if "diversity" in metrics:
+        ratio = metrics["diversity"]["ratio"]
+        shown = ", ".join(f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in ratio.items())
+        lines.append(f"  diversity simulated/real: {shown}")
+    if "distribution" in metrics:
+        parts = [f"length W1 {metrics['distribution']['length']['distance']} words"]
+        if "verdict" in metrics["distribution"]:
+            parts.append(f"verdict JS {metrics['distribution']['verdict']['distance']}")
+        lines.append("  distribution: " + ", ".join(parts))
+    if "detectability" in metrics:
+        d = metrics["detectability"]
+        lines.append(
+            f"  detectability: accuracy {d['accuracy']}, turing distance {d['turing_distance']} "
+            f"({d['pairs']} pairs, {d['method']})"
+        )
+    return lines
+
+
+def _other_seeds(cfg: EvalConfig, run_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate seeds ``seed + 1`` ... into ``seed-N`` subfolders; their stability summary."""
+    runs = [(cfg.seed, results["metrics"])]
+    for seed in range(cfg.seed + 1, cfg.seed + cfg.seeds):
+        logger.info("evaluating seed %d of %d", seed - cfg.seed + 1, cfg.seeds)
+        sub = dataclasses.replace(cfg, seed=seed, seeds=1, out=str(run_dir / f"seed-{seed}"))
+        runs.append((seed, run_eval(sub).results["metrics"]))
+    return stability_summary(runs)

@@ -1,0 +1,120 @@
+"""Population-level metrics of a run: diversity, distribution and detectability of the replies.
+
+Table 1 scores each reply against its real reply; these measures look at all replies at once
+(``humanlm.eval.diversity``, ``humanlm.eval.distribution``, ``humanlm.eval.detect``). They use
+the examples whose simulated reply parsed (``response``), with the real replies of the same
+examples; records without a reply (no simulator output, broken format) are left out and counted
+as ``left_out``. ``population_metrics`` returns the blocks that ``results.json`` holds under
+``metrics.diversity``, ``metrics.distribution`` and ``metrics.detectability``, overall and per
+data source.
+
+Example:
+    >>> blocks = population_metrics(records)  # doctest: +SKIP
+    >>> blocks["overall"]["diversity"]["ratio"]["distinct_2"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from humanlm.eval.detect import Encoder, detect
+from humanlm.eval.distribution import VERDICT_DATASETS, compare_lengths, compare_verdicts
+from humanlm.eval.diversity import compare_diversity
+
+__all__ = ["POPULATION_METRICS", "add_population", "paired_replies", "population_metrics"]
+
+logger = logging.getLogger(__name__)
+
+POPULATION_METRICS = ("diversity", "distribution", "detectability")
+
+
+def paired_replies(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str], int]:
+    """``(simulated, real, left_out)``: the replies of the records whose reply parsed."""
+    simulated, real = [], []
+    for record in records:
+        response = record.get("response")
+        if isinstance(response, str) and isinstance(record.get("ground_truth"), str):
+            simulated.append(response)
+            real.append(record["ground_truth"])
+    return simulated, real, len(records) - len(simulated)
+
+
+class _MemoEncoder:
+    """Encodes each distinct text once, however many subsets ask for it."""
+
+    def __init__(self, encoder: Encoder):
+        self.encoder = encoder
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        todo = list(dict.fromkeys(t for t in texts if t not in self.vectors))
+        if todo:
+            encoded = self.encoder.encode(todo)
+            if hasattr(encoded, "detach"):
+                encoded = encoded.detach().cpu().numpy()
+            self.vectors.update(zip(todo, np.asarray(encoded, dtype=float), strict=True))
+        return np.stack([self.vectors[t] for t in texts])
+
+
+def _blocks(
+    records: Sequence[Mapping[str, Any]], *, verdicts: bool, encoder: Encoder | None
+) -> dict[str, Any]:
+    simulated, real, left_out = paired_replies(records)
+    distribution: dict[str, Any] = {"length": compare_lengths(simulated, real)}
+    if verdicts:
+        distribution["verdict"] = compare_verdicts(simulated, real)
+    return {
+        "diversity": {**compare_diversity(simulated, real), "left_out": left_out},
+        "distribution": {**distribution, "left_out": left_out},
+        "detectability": detect(simulated, real, encoder=encoder),
+    }
+
+
+def population_metrics(
+    records: Sequence[Mapping[str, Any]], *, encoder: Encoder | None = None
+) -> dict[str, Any]:
+    """The population blocks of ``records``, overall and per data source.
+
+    Args:
+        records: sample records (``response``, ``ground_truth``, ``data_source``).
+        encoder: sentence encoder for the detector (``MiniLMEncoder``); ``None``: style only.
+
+    Returns:
+        ``{"overall": blocks, "by_data_source": {source: blocks}}``, where blocks maps each of
+        ``POPULATION_METRICS`` to its dict. Verdict shares are computed on the reddit records
+        only (``distribution.verdict`` is absent when there are none).
+    """
+    memo = _MemoEncoder(encoder) if encoder is not None else None
+    sources = sorted({str(r.get("data_source")) for r in records})
+    by_source = {
+        source: _blocks(
+            [r for r in records if str(r.get("data_source")) == source],
+            verdicts=source in VERDICT_DATASETS,
+            encoder=memo,
+        )
+        for source in sources
+    }
+    overall = _blocks(records, verdicts=False, encoder=memo)
+    verdict_records = [r for r in records if str(r.get("data_source")) in VERDICT_DATASETS]
+    if verdict_records:
+        simulated, real, _ = paired_replies(verdict_records)
+        overall["distribution"]["verdict"] = compare_verdicts(simulated, real)
+    return {"overall": overall, "by_data_source": by_source}
+
+
+def add_population(
+    summary: dict[str, Any],
+    records: Sequence[Mapping[str, Any]],
+    *,
+    encoder: Encoder | None = None,
+) -> None:
+    """Add the population blocks to an ``aggregate_records`` summary, overall and per source."""
+    blocks = population_metrics(records, encoder=encoder)
+    summary["metrics"].update(blocks["overall"])
+    for source, part in summary.get("by_data_source", {}).items():
+        if source in blocks["by_data_source"]:
+            part["metrics"].update(blocks["by_data_source"][source])
