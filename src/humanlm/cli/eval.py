@@ -23,6 +23,10 @@ Examples:
   humanlm eval --model hf:runs/x/model --data demo --limit 8 --judge embedding:minilm
   humanlm eval --model openai:Qwen/Qwen3-8B@http://127.0.0.1:8000/v1 --data data/reddit --dataset reddit --api-key-env ANTHROPIC_API_KEY
   humanlm eval --model vllm:runs/x/model --data snap-stanford/humanual-opinion --dataset reddit --judge openai:gpt-5-mini --no-thinking --out runs/eval-grpo
+  humanlm eval --model hf:runs/x/model --data demo --judge embedding:minilm --seeds 3
+  humanlm eval --rescore runs/eval-grpo --judge openai:gpt-5-mini --out runs/eval-grpo-gpt5
+
+Population metrics (on by default, offline, from the same samples): diversity of the simulated and real replies (distinct-1/2, MATTR window 50, Yule's K, HD-D), reply-length and (reddit) AITA-verdict distributions with their distances, and detectability by a cross-validated classifier (accuracy x100, turing distance |accuracy - 50|). --seeds K samples every example K times and reports mean and standard error of every metric. --rescore judges a finished run's saved replies again without generating.
 """  # noqa: E501
 
 _QUIET_LOGGERS = ("httpx", "httpx2", "openai")
@@ -32,9 +36,12 @@ Opt = typer.Option
 
 def eval_command(
     model: Annotated[
-        str, Opt("--model", help="hf:PATH, vllm:PATH or openai:MODEL@URL (or openai:MODEL).")
-    ],
-    data: Annotated[str, Opt("--data", help="demo, a prepared folder or a raw source.")],
+        str | None,
+        Opt("--model", help="hf:PATH, vllm:PATH or openai:MODEL@URL (or openai:MODEL)."),
+    ] = None,
+    data: Annotated[str | None, Opt("--data", help="demo, a prepared folder or a raw source.")] = (
+        None
+    ),
     dataset: Annotated[str, Opt("--dataset", help="Dataset id or hub name; auto: per row.")] = (
         "auto"
     ),
@@ -95,21 +102,56 @@ def eval_command(
         float | None, Opt("--max-failed-fraction", help="(default: 0.5)")
     ] = None,
     progress: Annotated[bool, Opt("--progress/--no-progress")] = True,
+    population: Annotated[
+        bool | None,
+        Opt("--population/--no-population", help="Diversity, distribution, detectability."),
+    ] = None,
+    seeds: Annotated[
+        int | None, Opt("--seeds", min=1, help="Samples per example, one seed each (default: 1).")
+    ] = None,
+    rescore: Annotated[
+        Path | None,
+        Opt("--rescore", help="Judge this finished run's saved replies again (needs --judge)."),
+    ] = None,
 ) -> None:
     given: dict[str, Any] = dict(locals())  # the options, by their EvalConfig names
+    from humanlm.errors import ConfigError
     from humanlm.eval import EvalConfig, run_eval
 
     given.update(cache=not no_cache, cache_path=str(cache) if cache else None, timeout_s=timeout)
     given["out"] = str(out) if out else None
-    del given["no_cache"], given["timeout"]
-    cfg = EvalConfig(**{k: v for k, v in given.items() if v is not None})
+    del given["no_cache"], given["timeout"], given["rescore"]
     for logger_name in _QUIET_LOGGERS:
         logging.getLogger(logger_name).setLevel(logging.WARNING)
+    if rescore is not None:
+        typer.echo(_rescore(rescore, given).summary())
+        return
+    if model is None or data is None:
+        raise ConfigError("--model and --data are required (or --rescore RUN_DIR --judge SPEC)")
+    cfg = EvalConfig(**{k: v for k, v in given.items() if v is not None})
     typer.echo("humanlm eval settings:")
     for key, value in cfg.resolved().items():
         typer.echo(f"  {key}: {value}")
     result = run_eval(cfg)
     typer.echo(result.summary())
+
+
+# Settings a rescoring run may change: how it judges, never how the replies were generated.
+_RESCORE_SETTINGS = (
+    "judge_temperature", "judge_max_tokens", "api_key_env", "concurrency", "aspects",
+    "embedding", "cache", "cache_path", "timeout_s", "max_retries", "bootstrap_resamples",
+    "max_failed_fraction", "progress", "population", "name",
+)  # fmt: skip
+
+
+def _rescore(run_dir: Path, given: dict[str, Any]) -> Any:
+    from humanlm.errors import ConfigError
+    from humanlm.eval.rescore import rescore_run
+
+    if given["judge"] is None:
+        raise ConfigError("--rescore needs --judge SPEC (the judge to score the saved replies)")
+    overrides = {k: given[k] for k in _RESCORE_SETTINGS if given.get(k) is not None}
+    return rescore_run(run_dir, judge=given["judge"], out=given["out"], **overrides)
 
 
 eval_command.__doc__ = _HELP

@@ -243,8 +243,11 @@ def evaluate_examples(
     return asyncio.run(go())
 
 
-def run_eval(cfg: EvalConfig) -> EvalResult:
+def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResult:
     """Evaluate ``cfg.model`` on ``cfg.data`` and write the run folder.
+
+    ``simulator`` replaces the one ``cfg.model`` names (rescoring replays saved generations
+    through ``humanlm.eval.rescore.ReplaySimulator``).
 
     Supports the ``hf:``, ``vllm:`` and ``openai:`` simulators, any judge spec, resuming an
     interrupted run, and mixed-source data (scored per data source too).
@@ -298,9 +301,12 @@ def run_eval(cfg: EvalConfig) -> EvalResult:
     ngram_ban: int | None = None
     started = time.monotonic()
     if pending:
-        simulator = build_simulator(
-            cfg.model, settings=cfg.generation_settings(), api_key_env=cfg.simulator_api_key_env
-        )
+        if simulator is None:
+            simulator = build_simulator(
+                cfg.model,
+                settings=cfg.generation_settings(),
+                api_key_env=cfg.simulator_api_key_env,
+            )
         ngram_ban = simulator.ngram_ban
         if isinstance(embedder, EmbeddingJudge):
             embedder.encoder.encode(["load the model before the clock starts"])
