@@ -153,11 +153,14 @@ def test_report_shows_population_sections(population_runs, tmp_path):
                   "## Robustness: persona dropout"):  # fmt: skip
         assert title in md
     assert "MATTR window 50" in md and "HD-D with draws of 42" in md
-    assert re.search(r"\| same · reddit \| 0\.\d{3} / 0\.\d{3} \(0\.\d\d\)", md)
-    assert re.search(r"\| same · reddit \| [\d.]+ / [\d.]+ \| [\d.]+ \| NTA 0/\d+ ", md)
+    # Runs of one name are told apart by what differs between them: split, judge.
+    same = r"\| same \(openai:judge\) · reddit \| "
+    assert re.search(same + r"0\.\d{3} / 0\.\d{3} \(0\.\d\d\)", md)
+    assert re.search(same + r"[\d.]+ / [\d.]+ \| [\d.]+ \| NTA 0/\d+ ", md)
+    assert "| echo (test_dropout, openai:judge) · wildchat |" in md
     # The --seeds run's seed-1 folder is part of it, not a run of its own.
     assert "same (seed" not in md and md.count("- **same**") == 2  # its run and its rescore
-    assert "| same | detectability.accuracy |" in md
+    assert "| same (openai:judge) | detectability.accuracy |" in md
     names = {p.name for p in files.images}
     assert {"report_diversity.png", "report_detectability.png", "report_lengths.png",
             "report_verdicts.png"} <= names  # fmt: skip

@@ -33,8 +33,9 @@ def diversity_chart(series: Sequence[tuple[str, Mapping[str, float | None]]]) ->
         heights = [ratios[m] for m in measures if ratios.get(m)]
         ax.bar(xs, heights, width=width, label=label)
     ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
+    ax.set_yscale("log")  # a ratio: 0.5 and 2 are equally far from 1
     ax.set_xticks(range(len(measures)), measures)
-    ax.set_ylabel("simulated / real")
+    ax.set_ylabel("simulated / real (log scale)")
     ax.set_title("Diversity relative to the real replies (dashed: equal)")
     ax.grid(axis="y", alpha=0.3)
     _legend(ax)

@@ -35,6 +35,12 @@ __all__ = ["judge_agreement", "population_figures", "population_tables", "robust
 
 _MISSING = "–"
 _DROPOUT = {"test": "test_dropout"}
+_HEADLINES = (
+    "distribution.length.distance",
+    "distribution.verdict.distance",
+    "detectability.accuracy",
+    "detectability.turing_distance",
+)
 # Population numbers compared across runs (robustness) besides the per-example metrics.
 _POPULATION_KEYS = (
     ("diversity", "ratio", "distinct_2"),
@@ -56,13 +62,34 @@ def _dig(block: Mapping[str, Any] | None, keys: Sequence[str]) -> Any:
     return block
 
 
+def _short(judge: str) -> str:
+    return judge.split("@")[0]
+
+
+def _names(runs: Sequence[Any]) -> list[str]:
+    """A name per run: its label, with the split and judge where runs of that label differ."""
+    names = []
+    for run in runs:
+        same = [r for r in runs if r.label == run.label]
+        extra = [
+            value(run)
+            for value in (
+                lambda r: str(r.results.get("split")),
+                lambda r: _short(str(r.results.get("judge"))),
+            )
+            if len({value(r) for r in same}) > 1
+        ]
+        names.append(f"{run.label} ({', '.join(extra)})" if extra else run.label)
+    return names
+
+
 def _parts(runs: Sequence[Any]) -> list[tuple[str, dict[str, Any]]]:
     """``(run · dataset, metrics)`` for every run and data source that has population blocks."""
     parts = []
-    for run in runs:
+    for name, run in zip(_names(runs), runs, strict=True):
         for source, part in (run.results.get("by_data_source") or {}).items():
             if "diversity" in part.get("metrics", {}):
-                parts.append((f"{run.label} · {source}", part["metrics"]))
+                parts.append((f"{name} · {source}", part["metrics"]))
     return parts
 
 
@@ -147,22 +174,29 @@ def _detect_table(parts: Sequence[tuple[str, dict[str, Any]]], table: Any) -> An
     )
 
 
+def _is_headline(metric: str) -> bool:
+    return metric in METRICS or metric.startswith("diversity.ratio.") or metric in _HEADLINES
+
+
 def _stability_table(runs: Sequence[Any], table: Any) -> Any | None:
     rows = []
-    for run in runs:
+    for label, run in zip(_names(runs), runs, strict=True):
         stability = run.results.get("stability")
         if not stability:
             continue
         for name, s in stability["metrics"].items():
+            if not _is_headline(name):
+                continue
             se = _MISSING if s["se"] is None else f"{s['se']:.3f}"
-            rows.append([run.label, name, f"{s['mean']:.3f}", se, str(s["runs"])])
+            rows.append([label, name, f"{s['mean']:.3f}", se, str(s["runs"])])
     if not rows:
         return None
     return table(
         "Stability over seeds",
         ["run", "metric", "mean", "standard error", "seeds"],
         rows,
-        "Every example sampled once per seed; standard error = sample sd / sqrt(seeds).",
+        "Every example sampled once per seed; standard error = sample sd / sqrt(seeds). "
+        "results.json (stability.metrics) holds every other measure too.",
     )
 
 
@@ -228,7 +262,8 @@ def _agreement_table(runs: Sequence[Any], table: Any) -> Any | None:
         ranking = item["same_ranking"]
         shown = _MISSING if ranking is None else f"{'yes' if ranking[0] else 'no'} ({ranking[1]})"
         rows.append(
-            [item["run"], f"{item['dataset']}/{item['split']}", " vs ".join(item["judges"]),
+            [item["run"], f"{item['dataset']}/{item['split']}",
+             " vs ".join(map(_short, item["judges"])),
              str(item["examples"]), _num(item["spearman"], 3), _num(item["kendall"], 3), shown]
         )  # fmt: skip
     if not rows:
@@ -278,7 +313,7 @@ def robustness_rows(runs: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _robustness_table(runs: Sequence[Any], table: Any) -> Any | None:
     rows = [
-        [r["run"], r["dataset"], r["judge"], r["metric"], _num(r["test"], 3),
+        [r["run"], r["dataset"], _short(r["judge"]), r["metric"], _num(r["test"], 3),
          _num(r["test_dropout"], 3), _num(r["drop"], 3)]
         for r in robustness_rows(runs)
     ]  # fmt: skip
@@ -319,11 +354,11 @@ def population_figures(runs: Sequence[Any], *, stem: str, figure: Any) -> list[A
                detectability_chart([(label, m["detectability"]) for label, m in parts])),
     ]  # fmt: skip
     lengths = []
-    for run in runs:
+    for name, run in zip(_names(runs), runs, strict=True):
         simulated, real, _ = paired_replies(run.samples)
         if simulated:
             sim = [reply_length(t) for t in simulated]
-            lengths.append((run.label, sim, [reply_length(t) for t in real]))
+            lengths.append((name, sim, [reply_length(t) for t in real]))
     if lengths:
         png = length_chart(lengths)
         figures.append(figure(f"{stem}_lengths.png", "Reply length: simulated and real", png))
