@@ -25,6 +25,7 @@ Examples:
   humanlm eval --model vllm:runs/x/model --data snap-stanford/humanual-opinion --dataset reddit --judge openai:gpt-5-mini --no-thinking --out runs/eval-grpo
   humanlm eval --model hf:runs/x/model --data demo --judge embedding:minilm --seeds 3
   humanlm eval --rescore runs/eval-grpo --judge openai:gpt-5-mini --out runs/eval-grpo-gpt5
+  humanlm eval --model hf:runs/x/model --data demo --judge embedding:minilm --detect-judge openai:gpt-5-mini
 
 Population metrics (on by default, offline, from the same samples): diversity of the simulated and real replies (distinct-1/2, MATTR window 50, Yule's K, HD-D), reply-length and (reddit) AITA-verdict distributions with their distances, and detectability by a cross-validated classifier (accuracy x100, turing distance |accuracy - 50|). --seeds K samples every example K times and reports mean and standard error of every metric. --rescore judges a finished run's saved replies again without generating.
 """  # noqa: E501
@@ -109,6 +110,10 @@ def eval_command(
     seeds: Annotated[
         int | None, Opt("--seeds", min=1, help="Samples per example, one seed each (default: 1).")
     ] = None,
+    detect_judge: Annotated[
+        str | None,
+        Opt("--detect-judge", help="LLM that picks the human reply of each pair (default: off)."),
+    ] = None,
     rescore: Annotated[
         Path | None,
         Opt("--rescore", help="Judge this finished run's saved replies again (needs --judge)."),
@@ -140,7 +145,7 @@ def eval_command(
 _RESCORE_SETTINGS = (
     "judge_temperature", "judge_max_tokens", "api_key_env", "concurrency", "aspects",
     "embedding", "cache", "cache_path", "timeout_s", "max_retries", "bootstrap_resamples",
-    "max_failed_fraction", "progress", "population", "name",
+    "max_failed_fraction", "progress", "population", "name", "detect_judge",
 )  # fmt: skip
 
 

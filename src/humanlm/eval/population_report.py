@@ -154,6 +154,11 @@ def _detect_table(parts: Sequence[tuple[str, dict[str, Any]]], table: Any) -> An
     rows = []
     for label, metrics in parts:
         d = metrics["detectability"]
+        llm = d.get("judge")
+        shown = _MISSING
+        if llm:
+            shown = (f"{_num(llm['accuracy'])} ({llm['pairs']} pairs, {llm['unscored']} "
+                     f"unscored; {_short(llm['judge'])})")  # fmt: skip
         rows.append(
             [
                 label,
@@ -162,15 +167,26 @@ def _detect_table(parts: Sequence[tuple[str, dict[str, Any]]], table: Any) -> An
                 _num(d.get("pair_accuracy")),
                 str(d.get("pairs", "")),
                 str(d.get("method", "")),
+                shown,
             ]
         )
     return table(
         "Detectability",
-        ["run · dataset", "accuracy", "turing distance", "pair accuracy", "pairs", "method"],
+        [
+            "run · dataset",
+            "accuracy",
+            "turing distance",
+            "pair accuracy",
+            "pairs",
+            "method",
+            "LLM judge accuracy",
+        ],  # fmt: skip
         rows,
         "A classifier tells real from simulated replies, cross-validated with folds grouped by "
         "example (no context in training and testing). Accuracy x100: 50 is chance; turing "
-        "distance = |accuracy - 50| (0: indistinguishable, 50: always told apart).",
+        "distance = |accuracy - 50| (0: indistinguishable, 50: always told apart). LLM judge "
+        "(--detect-judge): shown the context and both replies in random order, it picks the "
+        "human; answers naming neither are unscored.",
     )
 
 

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from humanlm.data.resolve import is_prepared_dir, resolve_split
 from humanlm.errors import DataError, HumanlmError
 from humanlm.eval.config import AUTO_DATASETS, PROTOCOL_VERSION, EvalConfig
+from humanlm.eval.detect_judge import add_detect_judge, judge_detect
 from humanlm.eval.folder import check_unique_ids, resolve_run_dir
 from humanlm.eval.population import POPULATION_METRICS, add_population
 from humanlm.eval.samples import SAMPLES_FILE, SamplesFile, read_samples
@@ -334,6 +335,14 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
     if cfg.population:
         encoder = embedder.encoder if isinstance(embedder, EmbeddingJudge) else None
         add_population(summary, records, encoder=encoder)
+    detect_ledger = None
+    if cfg.detect_judge:
+        detector = _build_detect_judge(cfg, cache)
+        found = judge_detect(
+            examples, records, judge=detector, seed=cfg.seed, use_cache=cfg.cache, out=run_dir
+        )
+        add_detect_judge(summary, found)
+        detect_ledger = detector.ledger.to_dict()
     results = _results(
         cfg,
         judge=judge,
@@ -348,6 +357,8 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
         ngram_ban=ngram_ban,
         elapsed=elapsed,
     )
+    if detect_ledger is not None:
+        results["detect_ledger"] = detect_ledger
     if cfg.seeds > 1:
         results["stability"] = _other_seeds(cfg, run_dir, results)
     write_json(run_dir / RESULTS_FILE, results)
@@ -438,3 +449,18 @@ def _other_seeds(cfg: EvalConfig, run_dir: Path, results: dict[str, Any]) -> dic
         sub = dataclasses.replace(cfg, seed=seed, seeds=1, out=str(run_dir / f"seed-{seed}"))
         runs.append((seed, run_eval(sub).results["metrics"]))
     return stability_summary(runs)
+
+
+def _build_detect_judge(cfg: EvalConfig, cache: Any) -> Judge:
+    """The ``--detect-judge`` LLM, with the run judge's limits and cache."""
+    return build_judge(
+        str(cfg.detect_judge),
+        temperature=cfg.judge_temperature,
+        max_tokens=cfg.judge_max_tokens,
+        api_key_env=cfg.api_key_env,
+        concurrency=cfg.concurrency,
+        timeout_s=cfg.timeout_s,
+        max_retries=cfg.max_retries,
+        cache=cache,
+        seed=cfg.seed,
+    )
