@@ -125,3 +125,20 @@ def test_population_metrics_of_no_records():
     blocks = population_metrics([])
     assert blocks["by_data_source"] == {}
     assert blocks["overall"]["detectability"]["accuracy"] is None
+
+
+def test_detector_uses_minilm_embeddings_when_embedding_is_on(make_cfg, tmp_path, demo_examples):
+    def run(reply_fn, name):
+        with ScriptedServer(reply_fn=reply_fn) as sim:
+            cfg = make_cfg(model=f"openai:sim@{sim.base_url}", name=name, aspects=False,
+                           embedding=True, out=str(tmp_path / name))  # fmt: skip
+            return run_eval(cfg).results["metrics"]["detectability"]
+
+    copies = run(_copying(demo_examples), "copy")
+    same = run(lambda r: _respond(_SAME), "same")
+    assert (
+        copies["method"]
+        == same["method"]
+        == ("logistic regression on style features + MiniLM embeddings")
+    )
+    assert copies["accuracy"] == pytest.approx(50.0) and same["accuracy"] >= 80

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import string
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
@@ -45,27 +46,32 @@ class Encoder(Protocol):
 
 def style_features(text: str) -> list[float]:
     """Eleven style features of one reply (scale-free where possible)."""
+    return list(_style(text))
+
+
+@lru_cache(maxsize=1 << 16)  # overall and per-source detection see the same replies
+def _style(text: str) -> tuple[float, ...]:
     words = text.split()
     chars = max(1, len(text))
-    letters = [c for c in text if c.isalpha()]
-    lowered = [w.lower() for w in words]
-    return [
+    letters = sum(map(str.isalpha, text))
+    distinct = len({w.lower() for w in words})
+    return (
         float(np.log1p(len(words))),
         float(np.log1p(len(text))),
-        float(np.mean([len(w) for w in words])) if words else 0.0,
-        sum(c.isupper() for c in letters) / max(1, len(letters)),
-        sum(c in _PUNCTUATION for c in text) / chars,
+        sum(map(len, words)) / len(words) if words else 0.0,
+        sum(map(str.isupper, text)) / max(1, letters),
+        sum(map(_PUNCTUATION.__contains__, text)) / chars,
         text.count("!") / chars * 100,
         text.count("?") / chars * 100,
         float(np.log1p(text.count("\n"))),
-        len(set(lowered)) / max(1, len(lowered)),
-        sum(c.isdigit() for c in text) / chars,
+        distinct / max(1, len(words)),
+        sum(map(str.isdigit, text)) / chars,
         1.0 if text.strip()[-1:] in {".", "!", "?"} else 0.0,
-    ]
+    )
 
 
 def _features(texts: Sequence[str], encoder: Encoder | None) -> np.ndarray:
-    style = np.asarray([style_features(t) for t in texts], dtype=float)
+    style = np.asarray([_style(t) for t in texts], dtype=float)
     if encoder is None:
         return style
     vectors = encoder.encode(list(texts))

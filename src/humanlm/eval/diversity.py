@@ -56,11 +56,15 @@ def tokenize(text: str) -> list[str]:
 
 def distinct_n(texts: Iterable[str], n: int) -> float | None:
     """Distinct n-grams over all n-grams of ``texts`` (``None`` when there is no n-gram)."""
-    grams: Counter[tuple[str, ...]] = Counter()
-    for text in texts:
-        tokens = tokenize(text)
-        grams.update(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-    total = sum(grams.values())
+    return _distinct([tokenize(t) for t in texts], n)
+
+
+def _distinct(token_lists: Iterable[Sequence[str]], n: int) -> float | None:
+    grams: set[tuple[str, ...]] = set()
+    total = 0
+    for tokens in token_lists:
+        grams.update(zip(*(tokens[i:] for i in range(n)), strict=False))
+        total += max(0, len(tokens) - n + 1)
     return len(grams) / total if total else None
 
 
@@ -111,10 +115,11 @@ def hdd(tokens: Sequence[str], sample: int = HDD_SAMPLE) -> float | None:
 
 def diversity(texts: Sequence[str]) -> dict[str, Any]:
     """Every measure over the corpus ``texts``, plus its reply and token counts."""
-    tokens = [t for text in texts for t in tokenize(text)]
+    token_lists = [tokenize(text) for text in texts]
+    tokens = [t for listed in token_lists for t in listed]
     values = {
-        "distinct_1": distinct_n(texts, 1),
-        "distinct_2": distinct_n(texts, 2),
+        "distinct_1": _distinct(token_lists, 1),
+        "distinct_2": _distinct(token_lists, 2),
         "mattr": mattr(tokens),
         "yules_k": yules_k(tokens),
         "hdd": hdd(tokens),

@@ -30,6 +30,7 @@ __all__ = ["POPULATION_METRICS", "add_population", "paired_replies", "population
 logger = logging.getLogger(__name__)
 
 POPULATION_METRICS = ("diversity", "distribution", "detectability")
+_BATCH = 32
 
 
 def paired_replies(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str], int]:
@@ -51,12 +52,14 @@ class _MemoEncoder:
         self.vectors: dict[str, np.ndarray] = {}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        todo = list(dict.fromkeys(t for t in texts if t not in self.vectors))
-        if todo:
-            encoded = self.encoder.encode(todo)
+        # Similar lengths share a batch, so little compute goes to padding.
+        todo = sorted(set(texts) - self.vectors.keys(), key=len)
+        for start in range(0, len(todo), _BATCH):
+            chunk = todo[start : start + _BATCH]
+            encoded = self.encoder.encode(chunk)
             if hasattr(encoded, "detach"):
                 encoded = encoded.detach().cpu().numpy()
-            self.vectors.update(zip(todo, np.asarray(encoded, dtype=float), strict=True))
+            self.vectors.update(zip(chunk, np.asarray(encoded, dtype=float), strict=True))
         return np.stack([self.vectors[t] for t in texts])
 
 
