@@ -142,3 +142,24 @@ def test_detector_uses_minilm_embeddings_when_embedding_is_on(make_cfg, tmp_path
         == ("logistic regression on style features + MiniLM embeddings")
     )
     assert copies["accuracy"] == pytest.approx(50.0) and same["accuracy"] >= 80
+
+
+def test_embedding_memo_serves_the_detector_what_the_similarity_metric_encoded():
+    import numpy as np
+
+    from humanlm.eval.population import EmbeddingMemo
+
+    class Counting:  # a scripted encoder that records what it was asked
+        def __init__(self):
+            self.asked: list[list[str]] = []
+
+        def encode(self, texts):
+            self.asked.append(list(texts))
+            return np.array([[float(len(t)), 1.0] for t in texts])
+
+    inner = Counting()
+    memo = EmbeddingMemo(inner)
+    memo.encode(["real one", "simulated"])  # as the similarity metric does during the run
+    vectors = memo.vectors(["simulated", "real one", "resumed example"])
+    assert inner.asked == [["real one", "simulated"], ["resumed example"]]
+    assert vectors.tolist() == [[9.0, 1.0], [8.0, 1.0], [15.0, 1.0]]

@@ -75,3 +75,8 @@ def test_rescore_from_the_command_line(finished, judge_server, tmp_path):
     assert "response_alignment:" in result.output and (out / "results.json").exists()
     missing = CliRunner().invoke(app, ["eval", "--rescore", str(finished)])
     assert missing.exit_code != 0 and "--judge" in str(missing.exception)
+
+
+def test_eval_without_model_or_rescore_is_a_config_error():
+    result = CliRunner().invoke(app, ["eval", "--data", "demo"])
+    assert isinstance(result.exception, ConfigError) and "--model" in str(result.exception)

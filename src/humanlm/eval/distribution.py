@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,22 +91,24 @@ def compare_lengths(simulated: Sequence[str], real: Sequence[str]) -> dict[str, 
 
 def verdict_shares(texts: Sequence[str]) -> dict[str, float]:
     """The share of ``texts`` giving each verdict (every label present, summing to 1)."""
-    counts = Counter(read_verdict(t) for t in texts)
-    total = len(texts)
-    return {v: round(counts[v] / total, _DIGITS) if total else 0.0 for v in VERDICTS}
+    return _shares(Counter(read_verdict(t) for t in texts), len(texts))
+
+
+def _shares(counts: Mapping[str, int], total: int) -> dict[str, float]:
+    return {v: round(counts.get(v, 0) / total, _DIGITS) if total else 0.0 for v in VERDICTS}
 
 
 def compare_verdicts(simulated: Sequence[str], real: Sequence[str]) -> dict[str, Any]:
     """Verdict shares of both sides and their Jensen-Shannon distance (base 2)."""
-    sim, ref = verdict_shares(simulated), verdict_shares(real)
+    sim = Counter(read_verdict(t) for t in simulated)
+    ref = Counter(read_verdict(t) for t in real)
     distance = None
     if simulated and real:
-        p = [sum(1 for t in simulated if read_verdict(t) == v) for v in VERDICTS]
-        q = [sum(1 for t in real if read_verdict(t) == v) for v in VERDICTS]
+        p, q = [sim[v] for v in VERDICTS], [ref[v] for v in VERDICTS]
         distance = round(float(jensenshannon(p, q, base=2)), _DIGITS)
     return {
-        "simulated": sim,
-        "real": ref,
+        "simulated": _shares(sim, len(simulated)),
+        "real": _shares(ref, len(real)),
         "distance": distance,
         "replies": len(simulated),
         "method": "jensen-shannon distance, base 2",

@@ -25,7 +25,13 @@ from humanlm.eval.detect import Encoder, detect
 from humanlm.eval.distribution import VERDICT_DATASETS, compare_lengths, compare_verdicts
 from humanlm.eval.diversity import compare_diversity
 
-__all__ = ["POPULATION_METRICS", "add_population", "paired_replies", "population_metrics"]
+__all__ = [
+    "POPULATION_METRICS",
+    "EmbeddingMemo",
+    "add_population",
+    "paired_replies",
+    "population_metrics",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,23 +50,51 @@ def paired_replies(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], lis
     return simulated, real, len(records) - len(simulated)
 
 
-class _MemoEncoder:
-    """Encodes each distinct text once, however many subsets ask for it."""
+def _numpy(vectors: Any) -> np.ndarray:
+    if hasattr(vectors, "detach"):
+        vectors = vectors.detach().cpu().numpy()
+    return np.asarray(vectors, dtype=float)
+
+
+class EmbeddingMemo:
+    """An encoder that keeps every vector it computes, so the detector re-encodes nothing.
+
+    Put it in place of the embedding judge's encoder (``EmbeddingJudge.encoder``): the
+    embedding-similarity metric then encodes the replies as before (``encode`` and
+    ``similarities`` pass through unchanged), and ``vectors`` serves the detector from what was
+    kept, encoding only the texts it has not seen (those of resumed examples).
+    """
 
     def __init__(self, encoder: Encoder):
         self.encoder = encoder
-        self.vectors: dict[str, np.ndarray] = {}
+        self.kept: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        vectors = self.encoder.encode(texts)
+        self.kept.update(zip(texts, _numpy(vectors), strict=True))
+        return vectors
+
+    def similarities(self, reference: str, texts: Sequence[str]) -> list[float]:
+        vectors = self.encode([reference, *texts])
+        sims = (vectors[1:] @ vectors[0]).clamp(0.0, 1.0)
+        return [float(s) for s in sims]
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """One row per text; texts not kept yet are encoded in length-sorted batches."""
+        todo = sorted(set(texts) - self.kept.keys(), key=len)  # little padding per batch
+        for start in range(0, len(todo), _BATCH):
+            self.encode(todo[start : start + _BATCH])
+        return np.stack([self.kept[t] for t in texts])
+
+
+class _Vectors:
+    """The memo's ``vectors`` as the detector's ``encode``."""
+
+    def __init__(self, memo: EmbeddingMemo):
+        self.memo = memo
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        # Similar lengths share a batch, so little compute goes to padding.
-        todo = sorted(set(texts) - self.vectors.keys(), key=len)
-        for start in range(0, len(todo), _BATCH):
-            chunk = todo[start : start + _BATCH]
-            encoded = self.encoder.encode(chunk)
-            if hasattr(encoded, "detach"):
-                encoded = encoded.detach().cpu().numpy()
-            self.vectors.update(zip(chunk, np.asarray(encoded, dtype=float), strict=True))
-        return np.stack([self.vectors[t] for t in texts])
+        return self.memo.vectors(texts)
 
 
 def _blocks(
@@ -84,14 +118,17 @@ def population_metrics(
 
     Args:
         records: sample records (``response``, ``ground_truth``, ``data_source``).
-        encoder: sentence encoder for the detector (``MiniLMEncoder``); ``None``: style only.
+        encoder: sentence encoder for the detector (``MiniLMEncoder``, or an ``EmbeddingMemo``
+            that already holds the replies' vectors); ``None``: style features only.
 
     Returns:
         ``{"overall": blocks, "by_data_source": {source: blocks}}``, where blocks maps each of
         ``POPULATION_METRICS`` to its dict. Verdict shares are computed on the reddit records
         only (``distribution.verdict`` is absent when there are none).
     """
-    memo = _MemoEncoder(encoder) if encoder is not None else None
+    memo = None
+    if encoder is not None:
+        memo = _Vectors(encoder if isinstance(encoder, EmbeddingMemo) else EmbeddingMemo(encoder))
     sources = sorted({str(r.get("data_source")) for r in records})
     by_source = {
         source: _blocks(

@@ -6,8 +6,10 @@ training ``metrics.jsonl`` in the folder (or next to an evaluation folder) gives
 
 The report holds: a Table-1-style table (rows: runs grouped by name, columns: datasets, cells:
 response alignment x100 with its 95% interval) with the paper's numbers below it, every
-metric with its counts, per-state alignment (table and chart), training curves, and excerpts of
-the best and worst samples. ``report.md`` links PNG files written next to it; ``report.html``
+metric with its counts, per-state alignment (table and chart), training curves, the population
+metrics (diversity, distribution, detectability; charts), stability over seeds, judge agreement
+and persona-dropout drops (``humanlm.eval.population_report``), and excerpts of the best and
+worst samples. ``report.md`` links PNG files written next to it; ``report.html``
 inlines them as data URIs and needs no network.
 """
 

@@ -37,7 +37,7 @@ from humanlm.errors import DataError, HumanlmError
 from humanlm.eval.config import AUTO_DATASETS, PROTOCOL_VERSION, EvalConfig
 from humanlm.eval.detect_judge import add_detect_judge, judge_detect
 from humanlm.eval.folder import check_unique_ids, resolve_run_dir
-from humanlm.eval.population import POPULATION_METRICS, add_population
+from humanlm.eval.population import POPULATION_METRICS, EmbeddingMemo, add_population
 from humanlm.eval.samples import SAMPLES_FILE, SamplesFile, read_samples
 from humanlm.eval.scoring import SimilarityBatcher, score_example
 from humanlm.eval.stability import stability_summary
@@ -299,6 +299,8 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
         seed=cfg.seed,
     )
     embedder = build_judge("embedding:minilm") if cfg.embedding else None
+    if cfg.population and isinstance(embedder, EmbeddingJudge):
+        embedder.encoder = EmbeddingMemo(embedder.encoder)  # type: ignore[assignment]
     ngram_ban: int | None = None
     started = time.monotonic()
     if pending:
