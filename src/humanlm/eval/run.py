@@ -334,9 +334,11 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
         records, metrics=cfg.metrics, resamples=cfg.bootstrap_resamples, seed=cfg.seed
     )
     failed = summary.pop("failed")
+    population_started = time.monotonic()
     if cfg.population:
         encoder = embedder.encoder if isinstance(embedder, EmbeddingJudge) else None
         add_population(summary, records, encoder=encoder)
+    population_s = time.monotonic() - population_started
     detect_ledger = None
     if cfg.detect_judge:
         detector = _build_detect_judge(cfg, cache)
@@ -359,6 +361,7 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
         ngram_ban=ngram_ban,
         elapsed=elapsed,
     )
+    results["timing"]["population_s"] = round(population_s, 3) if cfg.population else None
     if detect_ledger is not None:
         results["detect_ledger"] = detect_ledger
     if cfg.seeds > 1:
