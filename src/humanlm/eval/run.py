@@ -364,10 +364,11 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
     results["timing"]["population_s"] = round(population_s, 3) if cfg.population else None
     if detect_ledger is not None:
         results["detect_ledger"] = detect_ledger
-    if cfg.seeds > 1:
-        results["stability"] = _other_seeds(cfg, run_dir, results)
     write_json(run_dir / RESULTS_FILE, results)
     judge.ledger.write(run_dir)
+    if cfg.seeds > 1:  # after this seed's results are safe on disk
+        results["stability"] = _other_seeds(cfg, run_dir, results)
+        write_json(run_dir / RESULTS_FILE, results)
     result = EvalResult(
         run_dir, results, len(examples), len(pending), len(examples) - len(pending), failed
     )
