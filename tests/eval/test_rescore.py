@@ -53,6 +53,8 @@ def test_rescore_judges_saved_replies_without_the_simulator(finished, sim_server
 
 
 def test_rescore_default_folder_sits_next_to_the_source(finished, judge_server):
+    with (finished / "config.yaml").open("a") as fh:
+        fh.write("a_setting_of_another_version: 1\n")  # ignored with a warning
     result = rescore_run(finished, judge=f"openai:judge@{judge_server.base_url}")
     assert result.run_dir.parent == finished.parent
     assert result.run_dir.name.startswith("source_rescored-openai-judge")

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from humanlm.data.resolve import resolve_split
+from humanlm.data.resolve import is_prepared_dir, resolve_split
 from humanlm.errors import ConfigError, DataError
 from humanlm.eval.config import AUTO_DATASETS, EvalConfig
 from humanlm.eval.run import RESULTS_FILE, EvalResult, run_eval
@@ -75,7 +75,11 @@ def _source_config(run_dir: Path) -> dict[str, Any]:
     settings = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(settings, dict) or "model" not in settings:
         raise DataError("config.yaml holds no evaluation settings", file=str(path))
-    return {k: v for k, v in settings.items() if k not in _DERIVED}
+    known = {f.name for f in dataclasses.fields(EvalConfig)}
+    dropped = sorted(set(settings) - known - set(_DERIVED))
+    if dropped:
+        logger.warning("%s: ignoring settings this version does not know: %s", path, dropped)
+    return {k: v for k, v in settings.items() if k in known}
 
 
 def rescore_run(
@@ -109,7 +113,7 @@ def rescore_run(
     if target.resolve() == source.resolve():
         raise ConfigError("--out must be a new folder: rescoring never overwrites its source run")
     cfg = EvalConfig(**{**settings, **overrides, "judge": judge, "out": str(target), "seeds": 1})
-    if (source / "data").is_dir():
+    if is_prepared_dir(source / "data"):  # the rows the source run evaluated
         cfg = dataclasses.replace(cfg, data=str((source / "data").resolve()))
     records = read_samples(source / SAMPLES_FILE)
     source_results = _read_json(source / RESULTS_FILE)
