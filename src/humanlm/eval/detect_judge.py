@@ -22,7 +22,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from humanlm.eval.config import EvalConfig
 from humanlm.files import write_jsonl
+from humanlm.judge import Judge, build_judge
 from humanlm.judge.parse import ParsedReply
 from humanlm.judge.prompt import render_context, sanitise
 from humanlm.states.examples import judge_context
@@ -31,6 +33,7 @@ __all__ = [
     "DETECT_FILE",
     "DETECT_PROMPT_VERSION",
     "add_detect_judge",
+    "build_detect_judge",
     "build_detect_prompt",
     "judge_detect",
     "parse_pick",
@@ -170,3 +173,18 @@ def add_detect_judge(summary: dict[str, Any], found: Mapping[str, Any]) -> None:
         if source in found["by_data_source"]:
             block = part["metrics"].setdefault("detectability", {})
             block["judge"] = found["by_data_source"][source]
+
+
+def build_detect_judge(cfg: EvalConfig, *, cache: Any = None) -> Judge:
+    """The ``--detect-judge`` LLM, with the run judge's limits and cache."""
+    return build_judge(
+        str(cfg.detect_judge),
+        temperature=cfg.judge_temperature,
+        max_tokens=cfg.judge_max_tokens,
+        api_key_env=cfg.api_key_env,
+        concurrency=cfg.concurrency,
+        timeout_s=cfg.timeout_s,
+        max_retries=cfg.max_retries,
+        cache=cache,
+        seed=cfg.seed,
+    )

@@ -31,6 +31,7 @@ __all__ = [
     "add_population",
     "paired_replies",
     "population_metrics",
+    "summary_lines",
 ]
 
 logger = logging.getLogger(__name__)
@@ -158,3 +159,24 @@ def add_population(
     for source, part in summary.get("by_data_source", {}).items():
         if source in blocks["by_data_source"]:
             part["metrics"].update(blocks["by_data_source"][source])
+
+
+def summary_lines(metrics: Mapping[str, Any]) -> list[str]:
+    """``EvalResult.summary`` lines of the population blocks in a ``metrics`` dict."""
+    lines = []
+    if "diversity" in metrics:
+        ratio = metrics["diversity"]["ratio"]
+        shown = ", ".join(f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in ratio.items())
+        lines.append(f"  diversity simulated/real: {shown}")
+    if "distribution" in metrics:
+        parts = [f"length W1 {metrics['distribution']['length']['distance']} words"]
+        if "verdict" in metrics["distribution"]:
+            parts.append(f"verdict JS {metrics['distribution']['verdict']['distance']}")
+        lines.append("  distribution: " + ", ".join(parts))
+    if "detectability" in metrics:
+        d = metrics["detectability"]
+        lines.append(
+            f"  detectability: accuracy {d['accuracy']}, turing distance {d['turing_distance']} "
+            f"({d['pairs']} pairs, {d['method']})"
+        )
+    return lines

@@ -59,8 +59,9 @@ def detectability_chart(series: Sequence[tuple[str, Mapping[str, Any]]]) -> byte
 
 def length_chart(series: Sequence[tuple[str, Sequence[int], Sequence[int]]]) -> bytes:
     """Histograms of reply length in words: one panel per run, simulated over real."""
-    fig = Figure(figsize=(5.0 * min(3, len(series)), 3.6 * ((len(series) + 2) // 3)))
-    axes = fig.subplots((len(series) + 2) // 3, min(3, len(series)), squeeze=False).ravel()
+    rows = (len(series) + 2) // 3
+    fig = Figure(figsize=(5.0 * min(3, len(series)), 3.6 * rows), layout="constrained")
+    axes = fig.subplots(rows, min(3, len(series)), squeeze=False).ravel()
     for ax, (label, simulated, real) in zip(axes, series, strict=False):
         top = max([*simulated, *real, 1])
         bins = np.linspace(0, top, 21)

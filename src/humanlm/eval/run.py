@@ -35,9 +35,14 @@ from tqdm import tqdm
 from humanlm.data.resolve import is_prepared_dir, resolve_split
 from humanlm.errors import DataError, HumanlmError
 from humanlm.eval.config import AUTO_DATASETS, PROTOCOL_VERSION, EvalConfig
-from humanlm.eval.detect_judge import add_detect_judge, judge_detect
+from humanlm.eval.detect_judge import add_detect_judge, build_detect_judge, judge_detect
 from humanlm.eval.folder import check_unique_ids, resolve_run_dir
-from humanlm.eval.population import POPULATION_METRICS, EmbeddingMemo, add_population
+from humanlm.eval.population import (
+    POPULATION_METRICS,
+    EmbeddingMemo,
+    add_population,
+    summary_lines,
+)
 from humanlm.eval.samples import SAMPLES_FILE, SamplesFile, read_samples
 from humanlm.eval.scoring import SimilarityBatcher, score_example
 from humanlm.eval.stability import stability_summary
@@ -108,7 +113,7 @@ class EvalResult:
             f"  judge {self.results['judge']}: {ledger['calls']} requests, "
             f"{ledger['cache_hits']} cache hits, {ledger['unscored']} unscored{cost}"
         )
-        lines.extend(_population_lines(self.results["metrics"]))
+        lines.extend(summary_lines(self.results["metrics"]))
         if "stability" in self.results:
             lines.append(f"  stability over seeds {self.results['stability']['seeds']}:")
             for name in ("response_alignment", "detectability.accuracy"):
@@ -341,7 +346,7 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
     population_s = time.monotonic() - population_started
     detect_ledger = None
     if cfg.detect_judge:
-        detector = _build_detect_judge(cfg, cache)
+        detector = build_detect_judge(cfg, cache=cache)
         found = judge_detect(
             examples, records, judge=detector, seed=cfg.seed, use_cache=cfg.cache, out=run_dir
         )
@@ -426,27 +431,6 @@ def _results(
     }
 
 
-def _population_lines(metrics: dict[str, Any]) -> list[str]:
-    """Summary lines of the population metrics (absent when they were switched off)."""
-    lines = []
-    if "diversity" in metrics:
-        ratio = metrics["diversity"]["ratio"]
-        shown = ", ".join(f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in ratio.items())
-        lines.append(f"  diversity simulated/real: {shown}")
-    if "distribution" in metrics:
-        parts = [f"length W1 {metrics['distribution']['length']['distance']} words"]
-        if "verdict" in metrics["distribution"]:
-            parts.append(f"verdict JS {metrics['distribution']['verdict']['distance']}")
-        lines.append("  distribution: " + ", ".join(parts))
-    if "detectability" in metrics:
-        d = metrics["detectability"]
-        lines.append(
-            f"  detectability: accuracy {d['accuracy']}, turing distance {d['turing_distance']} "
-            f"({d['pairs']} pairs, {d['method']})"
-        )
-    return lines
-
-
 def _other_seeds(cfg: EvalConfig, run_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
     """Evaluate seeds ``seed + 1`` ... into ``seed-N`` subfolders; their stability summary."""
     runs = [(cfg.seed, results["metrics"])]
@@ -455,18 +439,3 @@ def _other_seeds(cfg: EvalConfig, run_dir: Path, results: dict[str, Any]) -> dic
         sub = dataclasses.replace(cfg, seed=seed, seeds=1, out=str(run_dir / f"seed-{seed}"))
         runs.append((seed, run_eval(sub).results["metrics"]))
     return stability_summary(runs)
-
-
-def _build_detect_judge(cfg: EvalConfig, cache: Any) -> Judge:
-    """The ``--detect-judge`` LLM, with the run judge's limits and cache."""
-    return build_judge(
-        str(cfg.detect_judge),
-        temperature=cfg.judge_temperature,
-        max_tokens=cfg.judge_max_tokens,
-        api_key_env=cfg.api_key_env,
-        concurrency=cfg.concurrency,
-        timeout_s=cfg.timeout_s,
-        max_retries=cfg.max_retries,
-        cache=cache,
-        seed=cfg.seed,
-    )
