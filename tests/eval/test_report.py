@@ -117,12 +117,19 @@ def _same_reply(request):
     return Reply(content="plan</think>\n\n<response>I think you should talk to them.</response>")
 
 
-@pytest.fixture
-def population_runs(make_cfg, tmp_path, judge_server) -> Path:
-    """Under one folder: two systems judged by two judges, a --seeds run and a dropout split."""
+@pytest.fixture(scope="module")
+def population_runs(tmp_path_factory) -> Path:
+    """Under one folder: two systems judged by two judges, a --seeds run and a dropout split.
+
+    Built once for the module: the tests below only read it.
+    """
+    from humanlm.eval import EvalConfig
     from humanlm.eval.rescore import rescore_run
 
-    data = tmp_path / "data"
+    from .conftest import echo_reply
+
+    tmp = tmp_path_factory.mktemp("population")
+    data = tmp / "data"
     data.mkdir()
     demo = (Path(__file__).parents[2] / "src/humanlm/data/demo/test.jsonl").read_text()
     (data / "test.jsonl").write_text(demo)
@@ -130,18 +137,28 @@ def population_runs(make_cfg, tmp_path, judge_server) -> Path:
     for row in rows:
         row["persona"] = ""  # every persona field dropped
     (data / "test_dropout.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    root = tmp_path / "runs"
-    common = {"data": str(data), "aspects": False}
-    echo = make_cfg(**common, name="echo", out=str(root / "echo"))
-    run_eval(echo)
-    run_eval(make_cfg(**common, name="echo", split="test_dropout", out=str(root / "echo_drop")))
-    with ScriptedServer(reply_fn=_same_reply) as same_sim:
-        same = make_cfg(**common, model=f"openai:sim@{same_sim.base_url}", name="same",
-                        seeds=2, out=str(root / "same"))  # fmt: skip
+    root = tmp / "runs"
+    with (
+        ScriptedServer(reply_fn=echo_reply) as echo_sim,
+        ScriptedServer(reply_fn=_same_reply) as same_sim,
+        ScriptedServer(reply_fn=judge_reply_fn()) as judge,
+        ScriptedServer(reply_fn=judge_reply_fn(lambda c, r: overlap_score(c, r) / 2)) as half,
+    ):
+
+        def cfg(sim, name, **settings):
+            return EvalConfig(
+                model=f"openai:sim@{sim.base_url}", data=str(data), name=name, aspects=False,
+                judge=f"openai:judge@{judge.base_url}", embedding=False, progress=False,
+                timeout_s=3.0, max_retries=1, **settings,
+            )  # fmt: skip
+
+        echo = cfg(echo_sim, "echo", out=str(root / "echo"))
+        same = cfg(same_sim, "same", seeds=2, out=str(root / "same"))
+        run_eval(echo)
+        run_eval(cfg(echo_sim, "echo", split="test_dropout", out=str(root / "echo_drop")))
         run_eval(same)
-    with ScriptedServer(reply_fn=judge_reply_fn(lambda c, r: overlap_score(c, r) / 2)) as half:
-        for cfg in (echo, same):
-            rescore_run(cfg.out, judge=f"openai:half@{half.base_url}")
+        for done in (echo, same):
+            rescore_run(done.out, judge=f"openai:half@{half.base_url}")
     return root
 
 
