@@ -80,3 +80,26 @@ def test_grouped_folds_keep_both_replies_of_an_example_together(monkeypatch):
 def test_style_features_are_finite_for_odd_replies():
     for text in ["", "   ", "!!!", "A\n\nB", "x" * 5000]:
         assert np.isfinite(style_features(text)).all()
+
+
+def test_pairs_of_one_context_share_a_fold(monkeypatch):
+    from sklearn import model_selection
+
+    seen = []
+    original = model_selection.GroupKFold.split
+
+    def spy(self, x, y=None, groups=None):
+        for train, test in original(self, x, y, groups):
+            seen.append((set(groups[train]), set(groups[test])))
+            yield train, test
+
+    monkeypatch.setattr(model_selection.GroupKFold, "split", spy)
+    posts = [f"post{i // 3}" for i in range(12)]  # four threads, three replies each
+    result = detect(_real(12, seed=3), _real(12), groups=posts)
+    assert result["contexts"] == 4 and result["folds"] == 4 and len(seen) == 4
+    assert all(len(test) == 1 and not (train & test) for train, test in seen)
+
+
+def test_one_context_only_is_unscored():
+    result = detect(_real(8, seed=2), _real(8), groups=["same thread"] * 8)
+    assert result["accuracy"] is None and "contexts" in result["reason"]

@@ -3,9 +3,10 @@
 The detector is a logistic regression (scikit-learn, standardised features, C = 1) on simple
 style features of each reply (``style_features``: length, word length, capitals, punctuation,
 line breaks, repetition) and, when an encoder is given, its MiniLM sentence embedding. It is
-cross-validated over examples with grouped folds (``GroupKFold``, at most ``FOLDS`` folds): the
-real and the simulated reply of one example are always in the same fold, so no context is seen
-in training and testing.
+cross-validated with grouped folds (``GroupKFold``, at most ``FOLDS`` folds): the real and the
+simulated reply of one example are always in the same fold, and so are all examples of one
+context when ``groups`` names it (``humanlm eval`` groups by post: the replies to one thread),
+so no context is seen in training and testing.
 
 - ``accuracy``: held-out replies classified correctly, x100 (50 = chance);
 - ``turing_distance``: ``|accuracy - 50|`` (0: indistinguishable, 50: always told apart);
@@ -84,13 +85,22 @@ def detect(
     real: Sequence[str],
     *,
     encoder: Encoder | None = None,
+    groups: Sequence[str] | None = None,
     folds: int = FOLDS,
 ) -> dict[str, Any]:
     """Cross-validated detection of ``simulated`` among ``real`` (pairs: same index, same example).
 
+    Args:
+        simulated, real: the replies, one pair per example.
+        encoder: adds sentence embeddings to the style features (``None``: style only).
+        groups: the context of each pair; pairs of one context share a fold (``None``: each
+            pair is its own context).
+        folds: most folds.
+
     Returns:
-        ``{"accuracy", "turing_distance", "pair_accuracy", "pairs", "folds", "method"}``;
-        the scores are ``None`` (with ``reason``) below ``MIN_PAIRS`` pairs.
+        ``{"accuracy", "turing_distance", "pair_accuracy", "pairs", "contexts", "folds",
+        "method"}``; the scores are ``None`` (with ``reason``) below ``MIN_PAIRS`` pairs or
+        with fewer than two contexts.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GroupKFold
@@ -103,16 +113,22 @@ def detect(
     method = "logistic regression on style features" + (
         " + MiniLM embeddings" if encoder is not None else ""
     )
-    result: dict[str, Any] = {"pairs": pairs, "method": method}
-    if pairs < MIN_PAIRS:
+    labels = [str(g) for g in groups] if groups is not None else [str(i) for i in range(pairs)]
+    if len(labels) != pairs:
+        raise ValueError("detect needs one group label per pair")
+    contexts = len(set(labels))
+    result: dict[str, Any] = {"pairs": pairs, "contexts": contexts, "method": method}
+    if pairs < MIN_PAIRS or contexts < 2:
         none = {"accuracy": None, "turing_distance": None, "pair_accuracy": None, "folds": 0}
-        return {**result, **none, "reason": f"needs at least {MIN_PAIRS} pairs"}
+        why = f"needs at least {MIN_PAIRS} pairs from two contexts or more"
+        return {**result, **none, "reason": why}
     x = _features([*real, *simulated], encoder)
     y = np.array([0] * pairs + [1] * pairs)  # 1 = simulated
-    groups = np.concatenate([np.arange(pairs), np.arange(pairs)])
-    n_folds = min(folds, pairs)
+    codes = {label: i for i, label in enumerate(dict.fromkeys(labels))}
+    fold_groups = np.array([codes[label] for label in labels] * 2)
+    n_folds = min(folds, contexts)
     prob = np.zeros(len(y))
-    for train, test in GroupKFold(n_splits=n_folds).split(x, y, groups):
+    for train, test in GroupKFold(n_splits=n_folds).split(x, y, fold_groups):
         model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
         model.fit(x[train], y[train])
         prob[test] = model.predict_proba(x[test])[:, 1]

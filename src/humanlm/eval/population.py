@@ -29,6 +29,7 @@ __all__ = [
     "POPULATION_METRICS",
     "EmbeddingMemo",
     "add_population",
+    "context_groups",
     "paired_replies",
     "population_metrics",
     "summary_lines",
@@ -42,13 +43,29 @@ _BATCH = 32
 
 def paired_replies(records: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[str], int]:
     """``(simulated, real, left_out)``: the replies of the records whose reply parsed."""
-    simulated, real = [], []
-    for record in records:
-        response = record.get("response")
-        if isinstance(response, str) and isinstance(record.get("ground_truth"), str):
-            simulated.append(response)
-            real.append(record["ground_truth"])
-    return simulated, real, len(records) - len(simulated)
+    kept = [r for r in records if _has_reply(r)]
+    return (
+        [r["response"] for r in kept],
+        [r["ground_truth"] for r in kept],
+        len(records) - len(kept),
+    )
+
+
+def _has_reply(record: Mapping[str, Any]) -> bool:
+    return isinstance(record.get("response"), str) and isinstance(record.get("ground_truth"), str)
+
+
+def context_groups(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The context of each record that ``paired_replies`` keeps: its post, else the example.
+
+    Replies to one post share their thread, so the detector keeps them in one fold.
+    """
+    groups = []
+    for record in filter(_has_reply, records):
+        post = record.get("post_id")
+        key = f"post:{record.get('data_source')}:{post}" if post not in (None, "") else None
+        groups.append(key or f"example:{record.get('example_id')}")
+    return groups
 
 
 def _numpy(vectors: Any) -> np.ndarray:
@@ -108,7 +125,10 @@ def _blocks(
     return {
         "diversity": {**compare_diversity(simulated, real), "left_out": left_out},
         "distribution": {**distribution, "left_out": left_out},
-        "detectability": detect(simulated, real, encoder=encoder),
+        "detectability": {
+            **detect(simulated, real, encoder=encoder, groups=context_groups(records)),
+            "grouped_by": "post (example when it has none)",
+        },
     }
 
 

@@ -165,7 +165,7 @@ def _detect_table(parts: Sequence[tuple[str, dict[str, Any]]], table: Any) -> An
                 _num(d.get("accuracy")),
                 _num(d.get("turing_distance")),
                 _num(d.get("pair_accuracy")),
-                str(d.get("pairs", "")),
+                f"{d.get('pairs', '')} ({d.get('contexts', _MISSING)})",
                 str(d.get("method", "")),
                 shown,
             ]
@@ -177,13 +177,13 @@ def _detect_table(parts: Sequence[tuple[str, dict[str, Any]]], table: Any) -> An
             "accuracy",
             "turing distance",
             "pair accuracy",
-            "pairs",
+            "pairs (contexts)",
             "method",
             "LLM judge accuracy",
         ],  # fmt: skip
         rows,
         "A classifier tells real from simulated replies, cross-validated with folds grouped by "
-        "example (no context in training and testing). Accuracy x100: 50 is chance; turing "
+        "context (the post; no context in training and testing). Accuracy x100: 50 is chance; turing "
         "distance = |accuracy - 50| (0: indistinguishable, 50: always told apart). LLM judge "
         "(--detect-judge): shown the context and both replies in random order, it picks the "
         "human; answers naming neither are unscored.",

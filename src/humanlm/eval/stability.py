@@ -22,7 +22,7 @@ __all__ = ["flatten_metrics", "stability_summary"]
 # Leaves that are counts or settings, not measurements.
 _NOT_MEASURES = {
     "replies", "tokens", "left_out", "pairs", "folds", "mattr_window", "hdd_sample", "examples",
-    "scored", "unscored", "ci_low", "ci_high",
+    "scored", "unscored", "ci_low", "ci_high", "contexts",
 }  # fmt: skip
 _DIGITS = 4
 
