@@ -48,8 +48,9 @@ def test_prompt_sanitises_the_candidates():
 def test_detect_judge_scores_pairs_and_writes_them(make_cfg):
     with ScriptedServer(reply_fn=_longer_is_human) as detector:
         cfg = make_cfg(aspects=False, detect_judge=f"openai:detector@{detector.base_url}")
-        results = run_eval(cfg).results
-        asked = len(detector.chat_requests)
+        result = run_eval(cfg)
+        results, asked = result.results, len(detector.chat_requests)
+    assert "detect judge openai:detector" in result.summary()
     block = results["metrics"]["detectability"]["judge"]
     assert block["pairs"] == asked == 11  # one enzyme reply broke the format: no pair
     assert block["unscored"] == 0 and block["accuracy"] >= 80

@@ -199,4 +199,10 @@ def summary_lines(metrics: Mapping[str, Any]) -> list[str]:
             f"  detectability: accuracy {d['accuracy']}, turing distance {d['turing_distance']} "
             f"({d['pairs']} pairs, {d['method']})"
         )
+        if "judge" in d:
+            j = d["judge"]
+            lines.append(
+                f"  detect judge {j['judge']}: accuracy {j['accuracy']}, turing distance "
+                f"{j['turing_distance']} ({j['pairs']} pairs, {j['unscored']} unscored)"
+            )
     return lines

@@ -5,7 +5,8 @@
 the new judge (another model, another prompt version), into a new run folder with the same
 layout (default: ``RUN_DIR`` with ``_rescored-<judge>`` appended). The new ``results.json``
 names the source run under ``rescored_from``. Examples whose saved record has no generation
-stay without output (counted as failed, never regenerated).
+stay without output (counted as failed, never regenerated). A ``--seeds`` run is rescored for
+its first seed; rescore each ``seed-N`` folder for the others.
 
 Example:
     >>> result = rescore_run("runs/a", judge="openai:gpt-5-mini")  # doctest: +SKIP
