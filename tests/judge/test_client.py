@@ -320,7 +320,9 @@ def test_a_malformed_http_body_is_retried(server, make_judge, body, recorded) ->
 def test_judge_asks_for_a_json_object(server, make_judge) -> None:
     server.reply_fn = judge_reply_fn()
     verdict = run(
-        make_judge().judge_group(context=CONTEXT, ground_truth=TRUTH, state="goal", candidates=["a"])
+        make_judge().judge_group(
+            context=CONTEXT, ground_truth=TRUTH, state="goal", candidates=["a"]
+        )
     )
     assert verdict.verdicts[0].score is not None
     assert server.chat_requests[0].body["response_format"] == {"type": "json_object"}

@@ -26,6 +26,11 @@ Examples:
   humanlm eval --config eval.yaml model=hf:runs/x/model judge.temperature=0.2 limit=100
   humanlm eval --model openai:Qwen/Qwen3-8B@http://127.0.0.1:8000/v1 --data data/reddit --dataset reddit --api-key-env ANTHROPIC_API_KEY
   humanlm eval --model vllm:runs/x/model --data snap-stanford/humanual-opinion --dataset reddit --judge openai:gpt-5-mini --no-thinking --out runs/eval-grpo
+  humanlm eval --model hf:runs/x/model --data demo --judge embedding:minilm --seeds 3
+  humanlm eval --rescore runs/eval-grpo --judge openai:gpt-5-mini --out runs/eval-grpo-gpt5
+  humanlm eval --model hf:runs/x/model --data demo --judge embedding:minilm --detect-judge openai:gpt-5-mini
+
+Population metrics (on by default, offline, from the same samples): diversity of the simulated and real replies (distinct-1/2, MATTR window 50, Yule's K, HD-D), reply-length and (reddit) AITA-verdict distributions with their distances, and detectability by a cross-validated classifier (accuracy x100, turing distance |accuracy - 50|). --seeds K samples every example K times and reports mean and standard error of every metric. --rescore judges a finished run's saved replies again without generating.
 """  # noqa: E501
 
 Opt = typer.Option
@@ -146,12 +151,27 @@ def eval_command(
         float | None, Opt("--max-failed-fraction", help=_default("max_failed_fraction"))
     ] = None,
     progress: Annotated[bool, Opt("--progress/--no-progress")] = True,
+    population: Annotated[
+        bool | None,
+        Opt("--population/--no-population", help="Diversity, distribution, detectability."),
+    ] = None,
+    seeds: Annotated[
+        int | None, Opt("--seeds", min=1, help="Samples per example, one seed each (default: 1).")
+    ] = None,
+    detect_judge: Annotated[
+        str | None,
+        Opt("--detect-judge", help="LLM that picks the human reply of each pair (default: off)."),
+    ] = None,
+    rescore: Annotated[
+        Path | None,
+        Opt("--rescore", help="Judge this finished run's saved replies again (needs --judge)."),
+    ] = None,
 ) -> None:
     flags: dict[str, Any] = dict(locals())  # the options, by their EvalConfig names
     from humanlm.config import load_config
     from humanlm.eval import EvalConfig, run_eval
 
-    for key in ("overrides", "config", "no_cache"):
+    for key in ("overrides", "config", "no_cache", "rescore"):
         del flags[key]
     given: dict[str, Any] = {}
     for flag, value in flags.items():
@@ -162,6 +182,9 @@ def eval_command(
             given[key] = value
     if no_cache:
         given["cache"] = False
+    if rescore is not None:
+        typer.echo(_rescore(rescore, given).summary())
+        return
     cfg = load_config(config, list(overrides or []), cls=EvalConfig, given=given)
     typer.echo("humanlm eval settings:")
     for key, value in cfg.resolved().items():
@@ -169,6 +192,31 @@ def eval_command(
             typer.echo(f"  {key}{'.' + sub if sub else ''}: {item}")
     result = run_eval(cfg)
     typer.echo(result.summary())
+
+
+# Settings a rescoring run may change: how it judges, never how the replies were generated.
+_RESCORE_SETTINGS = (
+    "concurrency", "aspects", "embedding", "cache", "timeout_s", "max_retries",
+    "bootstrap_resamples", "max_failed_fraction", "progress", "population", "name",
+    "detect_judge",
+)  # fmt: skip
+
+
+def _rescore(run_dir: Path, given: dict[str, Any]) -> Any:
+    import dataclasses
+
+    from humanlm.errors import ConfigError
+    from humanlm.eval.config import paper_eval_judge
+    from humanlm.eval.rescore import rescore_run
+
+    if "judge.spec" not in given:
+        raise ConfigError("--rescore needs --judge SPEC (the judge to score the saved replies)")
+    judge = dataclasses.replace(
+        paper_eval_judge(given["judge.spec"]),
+        **{k[len("judge.") :]: v for k, v in given.items() if k.startswith("judge.")},
+    )
+    overrides = {k: given[k] for k in _RESCORE_SETTINGS if k in given}
+    return rescore_run(run_dir, judge=judge, out=given.get("out"), **overrides)
 
 
 eval_command.__doc__ = _HELP

@@ -5,6 +5,9 @@
 - ``evaluate_examples(examples, simulator=..., judge=..., embedder=...)`` -> sample records,
   for callers that already hold a simulator (the demo);
 - ``aggregate_records(records)`` -> run scores x 100 with bootstrap 95% intervals;
+- ``population_metrics(records)`` -> diversity, distribution and detectability of the replies
+  as a population (``humanlm.eval.population``);
+- ``rescore_run(run_dir, judge=...)`` -> the saved replies of a run judged again;
 - ``write_report(run_dirs, out=...)`` -> ``report.md`` + a self-contained ``report.html``.
 """
 
@@ -17,6 +20,8 @@ _WHERE = {
     "PAPER_JUDGE": "config",
     "PROTOCOL_VERSION": "config",
     "EvalConfig": "config",
+    "population_metrics": "population",
+    "rescore_run": "rescore",
     "EvalResult": "run",
     "evaluate_examples": "run",
     "evaluate_examples_async": "run",
@@ -44,6 +49,8 @@ __all__ = [
     "bootstrap_interval",
     "evaluate_examples",
     "evaluate_examples_async",
+    "population_metrics",
+    "rescore_run",
     "run_eval",
     "summarize",
 ]

@@ -94,6 +94,13 @@ class EvalConfig:
         bootstrap_resamples: resamples of the 95% interval.
         max_failed_fraction: fail the run when more examples got no simulator output.
         progress: show a progress bar.
+        population: compute the population metrics (diversity, distribution, detectability;
+            ``humanlm.eval.population``) from the samples; offline.
+        seeds: samples per example; seeds ``seed + 1`` ... ``seed + seeds - 1`` are evaluated
+            into ``seed-N`` folders inside the run folder and ``results.json`` gains
+            ``stability`` (mean and standard error of every metric over the seeds).
+        detect_judge: an LLM judge spec that picks the human of each (real, simulated) pair
+            (``humanlm.eval.detect_judge``; ``None``: off). Uses the judge's key variable.
     """
 
     model: str = ""
@@ -123,6 +130,9 @@ class EvalConfig:
     bootstrap_resamples: int = 1000
     max_failed_fraction: float = 0.5
     progress: bool = True
+    population: bool = True
+    seeds: int = 1
+    detect_judge: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -156,6 +166,14 @@ class EvalConfig:
             problems.append("max_failed_fraction: must be in [0, 1]")
         if self.timeout_s <= 0 or self.max_retries < 0:
             problems.append("timeout_s must be > 0 and max_retries >= 0")
+        if self.detect_judge is not None:
+            try:
+                if parse_model_spec(self.detect_judge, role="detect judge").kind == "embedding":
+                    problems.append("detect_judge: needs an LLM (openai:... or litellm:...)")
+            except ConfigError as err:
+                problems.extend(f"detect_judge: {p}" for p in err.problems)
+        if self.seeds < 1:
+            problems.append("seeds: must be >= 1 (1: one sample per example, the protocol)")
         if problems:
             raise ConfigError(problems)
         self.generation_settings()  # validates the decoding settings too

@@ -6,8 +6,10 @@ training ``metrics.jsonl`` in the folder (or next to an evaluation folder) gives
 
 The report holds: a Table-1-style table (rows: runs grouped by name, columns: datasets, cells:
 response alignment x100 with its 95% interval) with the paper's numbers below it, every
-metric with its counts, per-state alignment (table and chart), training curves, and excerpts of
-the best and worst samples. ``report.md`` links PNG files written next to it; ``report.html``
+metric with its counts, per-state alignment (table and chart), training curves, the population
+metrics (diversity, distribution, detectability; charts), stability over seeds, judge agreement
+and persona-dropout drops (``humanlm.eval.population_report``), and excerpts of the best and
+worst samples. ``report.md`` links PNG files written next to it; ``report.html``
 inlines them as data URIs and needs no network.
 """
 
@@ -30,6 +32,7 @@ from jinja2 import Environment
 from humanlm.errors import DataError
 from humanlm.eval.charts import state_alignment_chart, training_chart
 from humanlm.eval.paper import DATASET_ORDER, PAPER_AVG, PAPER_NAMES, PAPER_RESULTS, PAPER_SOURCE
+from humanlm.eval.population_report import population_figures, population_tables
 from humanlm.eval.samples import SAMPLES_FILE, read_samples
 from humanlm.eval.stats import METRICS
 from humanlm.files import write_text
@@ -125,6 +128,8 @@ def load_runs(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[EvalRun], l
             raise DataError("not a folder", file=str(root))
         found = [root / _RESULTS] if (root / _RESULTS).exists() else sorted(root.rglob(_RESULTS))
         for results_path in found:
+            if _inside_another_run(results_path.parent, root):
+                continue  # a seed-N folder of a --seeds run: its top folder stands for it
             folder = results_path.parent.resolve()
             results = json.loads(results_path.read_text(encoding="utf-8"))
             records = read_samples(folder / SAMPLES_FILE)
@@ -137,6 +142,16 @@ def load_runs(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[EvalRun], l
             raise DataError(f"no {_RESULTS} or {_METRICS_LOG} in it or below", file=str(root))
     ordered = sorted(runs.values(), key=lambda r: (r.label, str(r.results.get("created"))))
     return ordered, list(logs.values())
+
+
+def _inside_another_run(folder: Path, root: Path) -> bool:
+    """Whether a folder between ``folder`` (excluded) and ``root`` holds a ``results.json``."""
+    for parent in folder.parents:
+        if (parent / _RESULTS).exists():
+            return True
+        if parent == root or root not in parent.parents:
+            return False
+    return False
 
 
 def _cell(summary: Mapping[str, Any] | None) -> str:
@@ -269,6 +284,7 @@ def _figures(runs: Sequence[EvalRun], logs: Sequence[TrainingLog], *, stem: str)
         png = training_chart(log.rows, title=title)
         if png is not None:
             figures.append(Figure(f"{stem}_training_{i}.png", title, png))
+    figures += population_figures(runs, stem=stem, figure=Figure)
     return figures
 
 
@@ -306,6 +322,7 @@ def _build(runs: Sequence[EvalRun], logs: Sequence[TrainingLog], *, out: Path) -
         ],
         "tables": [_main_table(runs), _metrics_table(runs)] if runs else [],
         "states_table": states_table if states_table.rows else None,
+        "population_tables": population_tables(runs, table=Table),
         "samples": samples,
     }
 
@@ -333,6 +350,8 @@ def _markdown(content: Mapping[str, Any], figures: Sequence[Figure]) -> str:
         lines += _md_table(table)
     if content["states_table"]:
         lines += _md_table(content["states_table"])
+    for table in content["population_tables"]:
+        lines += _md_table(table)
     for fig in figures:
         lines += [f"![{fig.caption}]({fig.name})", ""]
     for block in content["samples"]:

@@ -21,6 +21,7 @@ Sample record fields: ``schema_version``, ``example_id``, ``data_source``, ``use
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as _dt
 import logging
 import time
@@ -34,9 +35,17 @@ from tqdm import tqdm
 from humanlm.data.resolve import is_prepared_dir, resolve_split
 from humanlm.errors import DataError, HumanlmError
 from humanlm.eval.config import AUTO_DATASETS, PROTOCOL_VERSION, EvalConfig
+from humanlm.eval.detect_judge import add_detect_judge, build_detect_judge, judge_detect
 from humanlm.eval.folder import check_unique_ids, resolve_run_dir
+from humanlm.eval.population import (
+    POPULATION_METRICS,
+    EmbeddingMemo,
+    add_population,
+    summary_lines,
+)
 from humanlm.eval.samples import SAMPLES_FILE, SamplesFile, read_samples
 from humanlm.eval.scoring import SimilarityBatcher, score_example
+from humanlm.eval.stability import stability_summary
 from humanlm.eval.stats import BOOTSTRAP_LEVEL, aggregate_records
 from humanlm.files import write_json
 from humanlm.judge import Judge, build_judge, build_judge_from_config
@@ -89,6 +98,8 @@ class EvalResult:
             f"{self.failed} without simulator output)"
         ]
         for metric, s in self.results["metrics"].items():
+            if metric in POPULATION_METRICS:
+                continue
             shown = "n/a"
             if s["score"] is not None:
                 shown = f"{s['score']:.2f} [{s['ci_low']:.2f}, {s['ci_high']:.2f}]"
@@ -102,6 +113,14 @@ class EvalResult:
             f"  judge {self.results['judge']}: {ledger['calls']} requests, "
             f"{ledger['cache_hits']} cache hits, {ledger['unscored']} unscored{cost}"
         )
+        lines.extend(summary_lines(self.results["metrics"]))
+        if "stability" in self.results:
+            lines.append(f"  stability over seeds {self.results['stability']['seeds']}:")
+            for name in ("response_alignment", "detectability.accuracy"):
+                s = self.results["stability"]["metrics"].get(name)
+                if s is not None:
+                    se = "n/a" if s["se"] is None else f"{s['se']:.2f}"
+                    lines.append(f"    {name}: {s['mean']:.2f} ± {se} (standard error)")
         lines.append(f"  run folder: {self.run_dir}")
         return "\n".join(lines)
 
@@ -230,8 +249,11 @@ def evaluate_examples(
     return asyncio.run(go())
 
 
-def run_eval(cfg: EvalConfig) -> EvalResult:
+def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResult:
     """Evaluate ``cfg.model`` on ``cfg.data`` and write the run folder.
+
+    ``simulator`` replaces the one ``cfg.model`` names (rescoring replays saved generations
+    through ``humanlm.eval.rescore.ReplaySimulator``).
 
     Supports the ``hf:``, ``vllm:`` and ``openai:`` simulators, any judge spec, resuming an
     interrupted run, and mixed-source data (scored per data source too).
@@ -272,12 +294,17 @@ def run_eval(cfg: EvalConfig) -> EvalResult:
     cache = (cfg.judge.cache or run_dir / _CACHE_FILE) if cfg.cache else ""
     judge = build_judge_from_config(cfg.judge, cache=cache, seed=cfg.seed)
     embedder = build_judge("embedding:minilm") if cfg.embedding else None
+    if cfg.population and isinstance(embedder, EmbeddingJudge):
+        embedder.encoder = EmbeddingMemo(embedder.encoder)  # type: ignore[assignment]
     ngram_ban: int | None = None
     started = time.monotonic()
     if pending:
-        simulator = build_simulator(
-            cfg.model, settings=cfg.generation_settings(), api_key_env=cfg.simulator_api_key_env
-        )
+        if simulator is None:
+            simulator = build_simulator(
+                cfg.model,
+                settings=cfg.generation_settings(),
+                api_key_env=cfg.simulator_api_key_env,
+            )
         ngram_ban = simulator.ngram_ban
         if isinstance(embedder, EmbeddingJudge):
             embedder.encoder.encode(["load the model before the clock starts"])
@@ -302,6 +329,19 @@ def run_eval(cfg: EvalConfig) -> EvalResult:
         records, metrics=cfg.metrics, resamples=cfg.bootstrap_resamples, seed=cfg.seed
     )
     failed = summary.pop("failed")
+    population_started = time.monotonic()
+    if cfg.population:
+        encoder = embedder.encoder if isinstance(embedder, EmbeddingJudge) else None
+        add_population(summary, records, encoder=encoder)
+    population_s = time.monotonic() - population_started
+    detect_ledger = None
+    if cfg.detect_judge:
+        detector = build_detect_judge(cfg, cache=cache)
+        found = judge_detect(
+            examples, records, judge=detector, seed=cfg.seed, use_cache=cfg.cache, out=run_dir
+        )
+        add_detect_judge(summary, found)
+        detect_ledger = detector.ledger.to_dict()
     results = _results(
         cfg,
         judge=judge,
@@ -316,8 +356,14 @@ def run_eval(cfg: EvalConfig) -> EvalResult:
         ngram_ban=ngram_ban,
         elapsed=elapsed,
     )
+    results["timing"]["population_s"] = round(population_s, 3) if cfg.population else None
+    if detect_ledger is not None:
+        results["detect_ledger"] = detect_ledger
     write_json(run_dir / RESULTS_FILE, results)
     judge.ledger.write(run_dir)
+    if cfg.seeds > 1:  # after this seed's results are safe on disk
+        results["stability"] = _other_seeds(cfg, run_dir, results)
+        write_json(run_dir / RESULTS_FILE, results)
     result = EvalResult(
         run_dir, results, len(examples), len(pending), len(examples) - len(pending), failed
     )
@@ -356,7 +402,7 @@ def _results(
         **summary,
         "settings": cfg.resolved(),
         "protocol_notes": {
-            "samples_per_example": 1,
+            "samples_per_example": cfg.seeds,
             "prompt": "response prompt only (state set r)",
             "ngram_ban_applied": ngram_ban,
         },
@@ -373,3 +419,13 @@ def _results(
             "examples_per_s": round(evaluated / elapsed, 3) if evaluated and elapsed else None,
         },
     }
+
+
+def _other_seeds(cfg: EvalConfig, run_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate seeds ``seed + 1`` ... into ``seed-N`` subfolders; their stability summary."""
+    runs = [(cfg.seed, results["metrics"])]
+    for seed in range(cfg.seed + 1, cfg.seed + cfg.seeds):
+        logger.info("evaluating seed %d of %d", seed - cfg.seed + 1, cfg.seeds)
+        sub = dataclasses.replace(cfg, seed=seed, seeds=1, out=str(run_dir / f"seed-{seed}"))
+        runs.append((seed, run_eval(sub).results["metrics"]))
+    return stability_summary(runs)

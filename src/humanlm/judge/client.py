@@ -205,6 +205,24 @@ class LLMJudge:
         reason = "ok" if parsed else outcome.reason
         return AspectVerdict(verdicts, reason, cached=outcome.cached, calls=outcome.calls)
 
+    async def ask(
+        self,
+        prompt: str,
+        *,
+        version: str,
+        parse: Callable[[str], ParsedReply],
+        use_cache: bool = True,
+    ) -> _Outcome:
+        """A judgement of another kind (``parse`` reads it) with this judge's cache and ledger.
+
+        Args:
+            prompt: the whole prompt.
+            version: its prompt version (part of the cache key).
+            parse: reply text -> ``ParsedReply`` (``reason`` ``ok`` or a problem).
+            use_cache: read and write the cache.
+        """
+        return await self._ask(prompt, version, parse, use_cache=use_cache)
+
     async def aclose(self) -> None:
         """Release the backend's connections for the running event loop."""
         await self.backend.aclose()
