@@ -2,9 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+
+@contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch CPU threads, then restore the previous setting.
+
+    Sampled rollouts hinge on the last bits of the logits, and CPU matmuls round differently with
+    another thread count; one thread gives the same numbers on every machine. On a busy machine
+    it is also faster than threads that spin-wait for cores other jobs hold.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """The test runs on one torch CPU thread (sampled rollouts are the same on every machine)."""
+    with _torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +45,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def warmed_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model after the demo's format warm-up (300 steps): most of its outputs parse, so
-    GRPO tests exercise the judge for real instead of scoring broken formats 0 without a call."""
+    GRPO tests exercise the judge for real instead of scoring broken formats 0 without a call.
+
+    The warm-up runs on one torch thread, so the weights do not depend on the machine's cores."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from humanlm.data.resolve import resolve_split
@@ -32,15 +61,16 @@ def warmed_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
     )
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    run_warmup(
-        model=model,
-        tokenizer=tokenizer,
-        dataset=dataset,
-        steps=300,
-        learning_rate=1e-2,
-        batch_size=8,
-        seed=0,
-    )
+    with _torch_threads(1):
+        run_warmup(
+            model=model,
+            tokenizer=tokenizer,
+            dataset=dataset,
+            steps=300,
+            learning_rate=1e-2,
+            batch_size=8,
+            seed=0,
+        )
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
     return out / "model"

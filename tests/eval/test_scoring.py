@@ -120,3 +120,36 @@ def test_batched_similarity_equals_the_embedding_judge():
     assert (batched[2]["score"], batched[2]["reason"]) == (0.0, "bad_format")
     assert (batched[3]["score"], batched[3]["reason"]) == (1.0, "exact_copy")
     assert batched[0]["judge"] == "embedding:minilm"
+
+
+def test_similarity_batching_leaves_the_process_torch_threads_alone():
+    # torch's thread count is process-wide (a thread started later takes the last value set by
+    # any thread): a batcher that lowered it for its encoding thread would change the speed and
+    # numerics of everything else in the process.
+    import threading
+
+    import torch
+
+    embedder = build_judge("embedding:minilm")
+    before = torch.get_num_threads()
+    torch.set_num_threads(5)  # a count the batcher would never pick for itself
+
+    async def go():
+        batcher = SimilarityBatcher(embedder)
+        try:
+            return await batcher.score(
+                context=[], ground_truth=EXAMPLE["ground_truth"], response="NTA, she owes."
+            )
+        finally:
+            batcher.close()
+
+    seen = []
+    try:
+        record = asyncio.run(go())
+        later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        later.start()
+        later.join()
+    finally:
+        torch.set_num_threads(before)
+    assert record["reason"] == "ok"
+    assert seen == [5]

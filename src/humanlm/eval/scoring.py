@@ -13,7 +13,6 @@ and no judge call. A judge failure leaves the metric unscored (``None``) with it
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -96,14 +95,12 @@ class SimilarityBatcher:
             self._pool = None
 
     def _executor(self) -> ThreadPoolExecutor:
-        # One encoding thread with few torch threads: it runs beside the event loop (and maybe a
-        # local simulator), and OpenMP threads that outnumber the free cores spin-wait; on two
-        # busy cores two torch threads encoded 2-5x slower than one (measured).
+        # One encoding thread beside the event loop. It keeps the process's torch thread count:
+        # ``torch.set_num_threads`` is process-wide, so lowering it here would also slow (and
+        # change the numerics of) a local simulator or a training run in the same process. Set
+        # OMP_NUM_THREADS to run the whole process on fewer threads.
         if self._pool is None:
-            threads = max(1, min(4, (os.cpu_count() or 2) // 2))
-            self._pool = ThreadPoolExecutor(
-                max_workers=1, initializer=_set_torch_threads, initargs=(threads,)
-            )
+            self._pool = ThreadPoolExecutor(max_workers=1)
         return self._pool
 
     async def score(
@@ -168,13 +165,6 @@ def _base_record(example: Mapping[str, Any], generation: Generation) -> dict[str
         "finish_reason": generation.finish_reason,
         "error": None if generation.text is not None else f"simulator: {generation.error}",
     }
-
-
-def _set_torch_threads(threads: int) -> None:
-    import torch
-
-    # Under OpenMP this is per OS thread: the rest of the process keeps its own setting.
-    torch.set_num_threads(threads)
 
 
 async def score_example(
