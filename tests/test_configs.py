@@ -7,12 +7,16 @@ from humanlm.config import MODES, load_config
 from humanlm.configs import configs_dir
 
 CONFIGS = configs_dir()  # src/humanlm/configs: they ship inside the package
-RUN_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if "accelerate" not in p.parts)
+RUN_CONFIGS = sorted(
+    p for p in CONFIGS.rglob("*.yaml") if "accelerate" not in p.parts and "eval" not in p.parts
+)
+EVAL_CONFIGS = sorted((CONFIGS / "eval").rglob("*.yaml"))
 ACCELERATE_CONFIGS = sorted((CONFIGS / "accelerate").rglob("*.yaml"))
 
 
 def test_the_globs_find_configs():
     assert len(RUN_CONFIGS) >= 31  # demo + 6 datasets x 5 modes
+    assert EVAL_CONFIGS
     assert len(ACCELERATE_CONFIGS) >= 3
 
 
@@ -23,6 +27,15 @@ def test_run_config_validates(path):
     first_line = path.read_text().splitlines()[0]
     assert first_line.startswith("#"), "each config opens with what it runs"
     assert "Launch:" in path.read_text()
+
+
+@pytest.mark.parametrize("path", EVAL_CONFIGS, ids=lambda p: p.name)
+def test_eval_config_validates(path):
+    from humanlm.eval.config import EvalConfig
+
+    cfg = load_config(path, ["model=hf:runs/x/model"], cls=EvalConfig)
+    assert cfg.judge.spec.startswith("litellm:") and cfg.judge.temperature == 0.0
+    assert "Launch:" in path.read_text() and path.read_text().startswith("#")
 
 
 @pytest.mark.parametrize("path", ACCELERATE_CONFIGS, ids=lambda p: p.name)

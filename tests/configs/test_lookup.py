@@ -74,5 +74,5 @@ def test_an_absolute_path_is_never_looked_up_by_name(tmp_path):
 
 
 def test_an_unknown_group_lists_the_groups():
-    with pytest.raises(ConfigError, match="groups: accelerate, paper"):
+    with pytest.raises(ConfigError, match="groups: accelerate, eval, paper"):
         config_names("nosuch")
