@@ -16,7 +16,8 @@ from humanlm.errors import DataError
 
 __all__ = ["ALIASES", "DATASETS", "DATASET_IDS", "resolve_dataset"]
 
-# Facts from the spec (section 1). `eval_rows`: evaluation uses the first N test rows.
+# Facts of the Humanual datasets (the paper's benchmark). `eval_rows`: evaluation uses the
+# first N test rows.
 # `generic` is our own schema-compatible fallback for data from other platforms.
 DATASETS: dict[str, dict[str, Any]] = {
     "reddit": {

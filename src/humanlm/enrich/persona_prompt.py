@@ -1,4 +1,4 @@
-"""The persona prompt and the check of a persona model's reply against the spec's schema.
+"""The persona prompt and the check of a persona model's reply against the Humanual persona schema.
 
 Templates live in ``data/prompts/*.md`` and are versioned in ``data/prompts/VERSIONS`` (name,
 version, sha256 prefix of the text); bump the version whenever a template changes.
@@ -31,7 +31,7 @@ __all__ = [
     "render_retry_prompt",
 ]
 
-# Allowed item counts per persona list (spec section 1).
+# Allowed item counts per persona list (the Humanual persona format).
 LIST_SIZES: dict[str, tuple[int, int]] = {
     "interests": (8, 12),
     "values": (8, 12),

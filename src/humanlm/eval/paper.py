@@ -1,4 +1,4 @@
-"""The paper's reference numbers (spec section 6), for side-by-side reports.
+"""The paper's reference numbers (Table 1), for side-by-side reports.
 
 Response alignment x 100 per Humanual dataset with the claude-haiku-4-5 judge, from
 "HumanLM: Simulating Users with State Alignment Beats Response Imitation" (Wu et al. 2026,

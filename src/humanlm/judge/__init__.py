@@ -1,4 +1,4 @@
-"""The judge: scores simulated states and responses against the real reply (spec section 4).
+"""The judge: scores simulated states and responses against the real reply.
 
 - ``build_judge(spec, ...)`` -> a ``Judge`` (``openai:MODEL[@BASE_URL]``, ``litellm:PROVIDER/MODEL``,
   ``embedding:minilm``);

@@ -4,7 +4,7 @@ Two readers:
 
 - ``parse_output(text, states)`` checks the output format (strict by default: an optional think
   block, then exactly the requested tags in order, nothing else) and returns the content per state.
-  The reward uses it: an output that breaks the format scores 0 without a judge call (spec section 4).
+  The reward uses it: an output that breaks the format scores 0 without a judge call.
 - ``extract_response(text)`` is lenient: it pulls the reply text out of whatever the model wrote,
   for evaluation and serving, and never returns think or response markup.
 

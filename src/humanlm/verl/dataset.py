@@ -3,7 +3,7 @@
 verl reads a dataset class from ``data.custom_cls`` (here ``pkg://humanlm.verl.dataset``,
 ``HumanlmDataset``) and builds it twice, for ``data.train_files`` and ``data.val_files``, with the
 same config. Training serves every state of the mode's state set (7 items per example for
-``humanlm``, spec section 3 "state augmentation"); validation serves the response only. The two
+``humanlm``, the paper's state augmentation); validation serves the response only. The two
 are told apart by comparing the files with ``data.val_files``, so the two file lists must differ.
 
 Each item carries what the agent loop and the reward manager read:

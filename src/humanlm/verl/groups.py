@@ -3,7 +3,7 @@
 verl hands a reward manager one rollout at a time (``run_single``), each tagged with its group id
 ``uid``. The buffer keeps the rollouts of a key until the group is full, then runs one judgement
 for all of them and answers every waiting caller. Three rules keep it from ever hanging
-(spec section 7: a judge failure once hung the reference forever):
+(a judge failure once hung the reference implementation forever):
 
 - an incomplete group is judged with whatever arrived after ``timeout_s`` (from its first arrival);
 - a key that was already judged never waits again: late or duplicate members (verl pads

@@ -5,7 +5,7 @@ decodes the rollout, cuts it after its first closing tag (where the rollout serv
 it exactly as the TRL reward does (``humanlm.judge.reward.extract_candidate``),
 buffers it by ``(uid, example_id, state)`` until the group's n members are in
 (``humanlm.verl.groups.GroupBuffer``), and makes one ``Judge.judge_group`` call for the group:
-same prompt, cache, ledger and failure rules as the TRL path (spec section 4).
+same prompt, cache, ledger and failure rules as the TRL path (the batched comparative judge).
 
 Configure it under ``reward`` (never the legacy ``custom_reward_function`` / ``reward_model`` keys,
 which ``main_ppo`` ignores)::
