@@ -18,6 +18,7 @@ class RecordingEngine:
     spec = "recording"
     applies_ngram_ban = False
     context_length = None
+    continues_prompt = True
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []

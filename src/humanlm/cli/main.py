@@ -30,6 +30,7 @@ def _register() -> None:
     from humanlm.cli import model as model_cli
     from humanlm.cli import report as report_cli
     from humanlm.cli import serve as serve_cli
+    from humanlm.cli import simulate as simulate_cli
     from humanlm.cli import train as train_cli
 
     app.add_typer(data_cli.app, name="data")
@@ -40,6 +41,7 @@ def _register() -> None:
     app.command("train")(train_cli.train)
     app.command("demo")(train_cli.demo)
     app.command("serve")(serve_cli.serve)
+    app.command("simulate")(simulate_cli.simulate)
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ from starlette.exceptions import HTTPException
 from humanlm.errors import ConfigError
 from humanlm.simulate.backends import GenerationSettings
 from humanlm.simulate.prompt import SimPrompt
-from humanlm.simulate.user import ConversationError, Reply, UserSimulator, split_persona
+from humanlm.simulate.user import ConversationError, Reply, UserSimulator
 from humanlm.states import END_SIGNAL
 
 __all__ = ["build_app", "run_serve"]
@@ -162,8 +162,7 @@ class _Service:
         if not isinstance(messages, list) or not messages:
             raise _BadRequest("messages must be a non-empty list", param="messages")
         try:
-            persona, rest = split_persona(messages)
-            prompt = self.simulator.prompt(persona, rest)
+            prompt = self.simulator.prompt(None, messages)
         except ConversationError as err:
             raise _BadRequest(str(err).split(": ", 1)[-1], param=err.param) from None
         return prompt, self.simulator.engine.count_tokens(prompt.text)

@@ -45,6 +45,7 @@ class BatchingEngine:
         self.spec = engine.spec
         self.applies_ngram_ban = engine.applies_ngram_ban
         self.context_length = engine.context_length
+        self.continues_prompt = engine.continues_prompt
         self.max_batch = max_batch
         self.window_s = window_s
         self.batch_sizes: list[int] = []

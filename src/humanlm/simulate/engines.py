@@ -58,11 +58,14 @@ class Engine(Protocol):
         spec: the spec it was built from, safe to log.
         applies_ngram_ban: whether ``settings.no_repeat_ngram_size`` is honoured.
         context_length: the most tokens a prompt plus its reply may have (``None``: unknown).
+        continues_prompt: the completion continues the rendered prompt text (so it starts
+            inside an opened think block when the prompt opened one); false for chat models.
     """
 
     spec: str
     applies_ngram_ban: bool
     context_length: int | None
+    continues_prompt: bool
 
     def count_tokens(self, text: str) -> int | None:
         """Tokens of a rendered prompt, or ``None`` when the engine cannot count locally."""
@@ -81,6 +84,7 @@ class HFEngine:
     """transformers ``generate`` on the rendered prompt text (CPU or one GPU)."""
 
     applies_ngram_ban = True
+    continues_prompt = True
 
     def __init__(self, path: str):
         self._sim = HFSimulator(path, settings=GenerationSettings())
@@ -105,6 +109,7 @@ class VLLMEngine:
     """vLLM's in-process ``AsyncLLMEngine``: it schedules concurrent requests itself."""
 
     applies_ngram_ban = False  # vLLM V1 has no per-request logits processors
+    continues_prompt = True
 
     def __init__(self, path: str):
         try:
@@ -165,6 +170,7 @@ class CompletionsEngine:
 
     applies_ngram_ban = False  # the completions API has no such parameter
     context_length = None
+    continues_prompt = True
 
     def __init__(self, model: str, *, base_url: str, api_key_env: str | None = None):
         import openai
@@ -226,6 +232,7 @@ class ChatEngine:
 
     applies_ngram_ban = False
     context_length = None
+    continues_prompt = False
 
     def __init__(self, spec: str, *, api_key_env: str | None = None):
         self.spec = spec

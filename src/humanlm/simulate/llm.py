@@ -61,7 +61,8 @@ async def call_with_retries(
 ) -> T | CallFailure:
     """Run ``call(timeout_s)`` until it answers, the retries are spent or the deadline passes.
 
-    ``call`` raises the SDK's exceptions; they are classified by the shared client code.
+    ``call`` raises the SDK's exceptions (classified by the shared client code) or a backend's
+    ``TransportError``; bad credentials or an unknown model end the tries at once (``refused``).
     Credentials and server error bodies never reach the log or the failure.
     """
     parts = llm_parts()
@@ -79,7 +80,9 @@ async def call_with_retries(
         except (asyncio.TimeoutError, TimeoutError):
             error: Any = parts.TransportError("timeout")
         except HumanlmError:
-            raise
+            return CallFailure("refused", attempts)
+        except parts.TransportError as exc:  # already classified by a backend
+            error = exc
         except Exception as exc:  # SDK errors, a 2xx whose body is not JSON
             error = parts.classify_error(exc, where=where)
             if not isinstance(error, parts.TransportError):

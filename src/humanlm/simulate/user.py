@@ -147,12 +147,16 @@ def build_prompt(
     Raises:
         ConversationError: a message with an unknown role, a bad name or empty content.
     """
-    extra, rest = split_persona(messages)
+    extra, _ = split_persona(messages)
     persona_text = "\n\n".join(t for t in (_persona_text(persona), extra) if t)
     context = []
-    for i, m in enumerate(rest):
+    for i, m in enumerate(messages):
         where = f"messages[{i}]"
-        role = m.get("role") if isinstance(m, Mapping) else None
+        if not isinstance(m, Mapping):
+            raise ConversationError("each message must be an object", param=where)
+        role = m.get("role")
+        if role in ("system", "developer"):
+            continue
         if role not in _ROLES:
             raise ConversationError(
                 f"unknown role {role!r}; use system, user or assistant", param=f"{where}.role"
@@ -174,7 +178,10 @@ def build_prompt(
 
 
 def parse_reply(raw: str | None, *, thinking: bool, finish_reason: str | None = None) -> Reply:
-    """Read a raw completion: the response, the states and thinking, and the end signal."""
+    """Read a raw completion: the response, the states and thinking, and the end signal.
+
+    ``thinking``: the completion continues a prompt that opened a think block.
+    """
     if raw is None:
         return Reply("", finish_reason=finish_reason)
     states = {
@@ -271,7 +278,11 @@ class UserSimulator:
         generations = await self.engine.generate([prompt] * n, settings or self.settings)
         replies = []
         for gen in generations:
-            reply = parse_reply(gen.text, thinking=prompt.thinking, finish_reason=gen.finish_reason)
+            reply = parse_reply(
+                gen.text,
+                thinking=prompt.thinking and self.engine.continues_prompt,
+                finish_reason=gen.finish_reason,
+            )
             replies.append(
                 dataclasses.replace(reply, error=gen.error, completion_tokens=gen.completion_tokens)
             )
