@@ -182,3 +182,61 @@ def test_wrong_key_gets_401(served: RunningServer) -> None:
         client.chat.completions.create(model="tiny", messages=CHAT)
     assert caught.value.status_code == 401
     _assert_alive(served)
+
+
+def test_user_simulator_from_spec_talks_to_humanlm_serve(
+    served: RunningServer, monkeypatch
+) -> None:
+    from humanlm.simulate.backends import GenerationSettings
+    from humanlm.simulate.user import ServedUserSimulator, UserSimulator
+
+    monkeypatch.setenv("SERVE_KEY_FOR_TEST", served.api_key)
+    sim = UserSimulator.from_spec(
+        f"openai:tiny@{served.base_url}",
+        settings=GenerationSettings(max_new_tokens=6),
+        api_key_env="SERVE_KEY_FOR_TEST",
+    )
+    assert isinstance(sim, ServedUserSimulator)
+    reply = sim.reply(PERSONA, CHAT[1:])
+    assert reply.error is None and reply.text and reply.raw is not None
+
+
+def test_simulate_with_the_served_user(served: RunningServer, tmp_path, monkeypatch) -> None:
+    from humanlm.simulate.assistant import Assistant
+    from humanlm.simulate.backends import GenerationSettings
+    from humanlm.simulate.conversation import run_simulate
+    from humanlm.simulate.scenarios import Scenario
+    from humanlm.simulate.user import UserSimulator
+    from humanlm.testing import ScriptedServer
+
+    monkeypatch.setenv("SERVE_KEY_FOR_TEST", served.api_key)
+    user = UserSimulator.from_spec(
+        f"openai:tiny@{served.base_url}",
+        settings=GenerationSettings(max_new_tokens=6),
+        api_key_env="SERVE_KEY_FOR_TEST",
+    )
+    with ScriptedServer(reply_fn=lambda request: "Tell me more.") as bot:
+        assistant = Assistant("bot", base_url=bot.base_url, api_key="x")
+        summary = run_simulate(
+            scenarios=[Scenario("a", PERSONA, goal="plan a garden")],
+            user=user,
+            assistant=assistant,
+            out_dir=tmp_path,
+            max_turns=2,
+        )
+        sent = [r.messages for r in bot.chat_requests]
+    assert summary.written == 1
+    assert sent and sent[0][0]["role"] == "user"  # the simulated user opened
+
+
+def test_flipped_route_swaps_the_roles(served: RunningServer) -> None:
+    base = served.base_url.removesuffix("/v1")
+    flipped = openai.OpenAI(base_url=f"{base}/flipped/v1", api_key=served.api_key, max_retries=0)
+    mine = [
+        CHAT[0],
+        {"role": "assistant", "content": CHAT[1]["content"]},  # the simulator's own turn
+        {"role": "user", "content": CHAT[2]["content"]},  # the agent's turn
+    ]
+    a = flipped.chat.completions.create(model="tiny", messages=mine, max_tokens=6, seed=2)
+    b = _client(served).chat.completions.create(model="tiny", messages=CHAT, max_tokens=6, seed=2)
+    assert a.choices[0].model_extra["humanlm"]["raw"] == b.choices[0].model_extra["humanlm"]["raw"]

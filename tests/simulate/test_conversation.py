@@ -197,3 +197,51 @@ def test_cli_simulates_with_a_local_model(tiny_model_dir: Path, tmp_path: Path) 
     [record] = _records(tmp_path / "o").values()
     assert record["end_reason"] in ("max_turns", "empty_user_turn")
     assert (tmp_path / "o" / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_end_examples_ends_the_conversation(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from humanlm.data.prepare import load_prepared, run_prepare
+    from humanlm.simulate.backends import GenerationSettings
+    from humanlm.train.data import build_sft_dataset
+    from humanlm.train.warmup import run_warmup
+
+    demo = Path(__file__).parents[2] / "src/humanlm/data/demo/test.jsonl"
+    run_prepare(source=demo, dataset="auto", out_dir=tmp_path / "data", split="test")
+    rows = [
+        r for r in load_prepared(tmp_path / "data/test.parquet") if r["data_source"] == "wildchat"
+    ]
+    ends = [{**r, "ground_truth": END_SIGNAL} for r in rows]  # end-only targets
+    dataset = build_sft_dataset(ends, state_set="r", thinking=False)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    run_warmup(
+        model=model,
+        tokenizer=tokenizer,
+        dataset=dataset,
+        steps=40,
+        learning_rate=1e-2,
+        batch_size=4,
+        seed=0,
+    )
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=24)
+    user = UserSimulator.from_spec(f"hf:{tmp_path / 'model'}", mode="grpo", settings=settings)
+    scenarios = scenarios_from_prepared(tmp_path / "data/test.parquet", dataset="wildchat")
+    with ScriptedServer(reply_fn=_assistant_reply, model="bot") as bot_srv:
+        assistant = Assistant("bot", base_url=bot_srv.base_url, api_key="x", retry=FAST)
+        summary = run_simulate(
+            scenarios=scenarios[:2],
+            user=user,
+            assistant=assistant,
+            out_dir=tmp_path / "o",
+            max_turns=3,
+        )
+    assert summary.end_reasons == {"user_ended": 2}
+    assert all(r["turns"] == 0 for r in _records(tmp_path / "o").values())

@@ -3,7 +3,8 @@
 Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions`` (the conversation from
 the simulated user's side, see ``humanlm.simulate.user``; ``stream``, ``temperature``, ``top_p``,
 ``max_tokens``, ``n``, ``seed``, ``stop``) and ``POST /v1/completions`` (raw prompt text in,
-raw completion out). Each chat choice carries a ``humanlm`` extension field: ``ended``,
+raw completion out). Under ``/flipped/v1/`` the chat roles are swapped first, for harnesses that
+send the user simulator's own turns as ``assistant`` (tau-bench style). Each chat choice carries a ``humanlm`` extension field: ``ended``,
 ``states``, ``thinking``, ``raw``. An ended conversation answers ``content`` = the end text
 (default ``<|endconversation|>``) so a client that ignores the extension still gets a
 non-empty turn. Bad requests get OpenAI-shaped 4xx errors; docs/serve.md has the details.
@@ -183,6 +184,20 @@ class _Service:
         }
 
 
+def _flip(messages: Any) -> Any:
+    """Harnesses that let an LLM play the user send its own turns as ``assistant`` and the
+    agent's as ``user``; swap them back (named ``user`` messages are other people: kept)."""
+    if not isinstance(messages, list):
+        return messages
+    swap = {"user": "assistant", "assistant": "user"}
+    flipped = []
+    for m in messages:
+        if isinstance(m, Mapping) and m.get("role") in swap and not m.get("name"):
+            m = {**m, "role": swap[m["role"]]}
+        flipped.append(m)
+    return flipped
+
+
 def _usage(prompt_tokens: int | None, completions: list[int | None]) -> dict[str, int]:
     p = prompt_tokens or 0
     c = sum(t or 0 for t in completions)
@@ -249,7 +264,7 @@ def build_app(
 
     @app.middleware("http")
     async def check_key(request: Request, call_next: Any) -> Any:
-        if api_key and request.url.path.startswith("/v1/"):
+        if api_key and request.url.path.startswith(("/v1/", "/flipped/v1/")):
             sent = request.headers.get("authorization", "")
             token = sent[7:] if sent.lower().startswith("bearer ") else ""
             if not hmac.compare_digest(token.encode(), api_key.encode()):
@@ -268,6 +283,7 @@ def build_app(
         return {"status": "ok", "model": model_name}
 
     @app.get("/v1/models")
+    @app.get("/flipped/v1/models")
     async def models() -> dict[str, Any]:
         return {
             "object": "list",
@@ -275,9 +291,12 @@ def build_app(
         }
 
     @app.post("/v1/chat/completions")
+    @app.post("/flipped/v1/chat/completions")
     async def chat(request: Request) -> Any:
         body = await read_json(request)
         n = service.check_common(body)
+        if request.url.path.startswith("/flipped/"):
+            body = {**body, "messages": _flip(body.get("messages"))}
         stops = _stops(body)
         prompt, prompt_tokens = service.chat_prompt(body)
         settings = service.settings(body, prompt_tokens, stop=simulator.settings.stop)
