@@ -215,7 +215,8 @@ def test_a_model_trained_on_end_examples_ends_the_conversation(
     rows = [
         r for r in load_prepared(tmp_path / "data/test.parquet") if r["data_source"] == "wildchat"
     ]
-    ends = [{**r, "ground_truth": END_SIGNAL} for r in rows]  # end-only targets
+    # One conversation with an end-only target, memorised: enough to show the signal comes out.
+    ends = [{**rows[0], "ground_truth": END_SIGNAL}]
     dataset = build_sft_dataset(ends, state_set="r", thinking=False)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
@@ -223,9 +224,9 @@ def test_a_model_trained_on_end_examples_ends_the_conversation(
         model=model,
         tokenizer=tokenizer,
         dataset=dataset,
-        steps=40,
+        steps=60,
         learning_rate=1e-2,
-        batch_size=4,
+        batch_size=1,
         seed=0,
     )
     model.save_pretrained(tmp_path / "model")
@@ -237,11 +238,11 @@ def test_a_model_trained_on_end_examples_ends_the_conversation(
     with ScriptedServer(reply_fn=_assistant_reply, model="bot") as bot_srv:
         assistant = Assistant("bot", base_url=bot_srv.base_url, api_key="x", retry=FAST)
         summary = run_simulate(
-            scenarios=scenarios[:2],
+            scenarios=[s for s in scenarios if s.id == rows[0]["example_id"]],
             user=user,
             assistant=assistant,
             out_dir=tmp_path / "o",
             max_turns=3,
         )
-    assert summary.end_reasons == {"user_ended": 2}
+    assert summary.end_reasons == {"user_ended": 1}
     assert all(r["turns"] == 0 for r in _records(tmp_path / "o").values())
