@@ -87,7 +87,11 @@ class HFEngine:
     continues_prompt = True
 
     def __init__(self, path: str):
-        self._sim = HFSimulator(path, settings=GenerationSettings())
+        try:
+            self._sim = HFSimulator(path, settings=GenerationSettings())
+        except (OSError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"hf:{path}: cannot load the model ({first})") from None
         self.spec = self._sim.spec
         self.tokenizer = self._sim.tokenizer
         self.context_length = getattr(self._sim.model.config, "max_position_embeddings", None)
