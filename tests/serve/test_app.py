@@ -188,7 +188,8 @@ def test_user_simulator_from_spec_talks_to_humanlm_serve(
     served: RunningServer, monkeypatch
 ) -> None:
     from humanlm.simulate.backends import GenerationSettings
-    from humanlm.simulate.user import ServedUserSimulator, UserSimulator
+    from humanlm.simulate.served import ServedUserSimulator
+    from humanlm.simulate.user import UserSimulator
 
     monkeypatch.setenv("SERVE_KEY_FOR_TEST", served.api_key)
     sim = UserSimulator.from_spec(

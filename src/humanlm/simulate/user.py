@@ -25,19 +25,20 @@ import asyncio
 import dataclasses
 import json
 import logging
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from humanlm.errors import ConfigError, HumanlmError
+from humanlm.errors import HumanlmError
 from humanlm.parsing import THINK_CLOSE, extract_response, parse_output
 from humanlm.simulate.backends import GenerationSettings
 from humanlm.simulate.engines import Engine, build_engine
-from humanlm.simulate.llm import CallFailure, call_with_retries
 from humanlm.simulate.prompt import SimPrompt, build_sim_prompt
 from humanlm.states import LATENT_STATES, get_mode, get_state_set, is_end_signal
 from humanlm.states.template import HUMAN
+
+if TYPE_CHECKING:
+    from humanlm.simulate.served import ServedUserSimulator
 
 __all__ = ["ConversationError", "Reply", "UserSimulator", "build_prompt", "split_persona"]
 
@@ -255,10 +256,13 @@ class UserSimulator:
         """
         kind, _, rest = spec.strip().partition(":")
         model, at, url = rest.partition("@")
-        if kind == "openai" and at and _is_humanlm_server(url, api_key_env=api_key_env):
-            return ServedUserSimulator(
-                model, base_url=url, settings=settings, api_key_env=api_key_env
-            )
+        if kind == "openai" and at:
+            from humanlm.simulate.served import ServedUserSimulator, is_humanlm_server
+
+            if is_humanlm_server(url, api_key_env=api_key_env):
+                return ServedUserSimulator(
+                    model, base_url=url, settings=settings, api_key_env=api_key_env
+                )
         return cls(build_engine(spec, api_key_env=api_key_env), mode=mode, settings=settings)
 
     def prompt(self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]) -> SimPrompt:
@@ -308,131 +312,3 @@ class UserSimulator:
     async def aclose(self) -> None:
         """Close connections (a later call opens new ones)."""
         await self.engine.aclose()
-
-
-class ServedUserSimulator:
-    """A ``humanlm serve`` endpoint: the conversation goes out as is, the reply comes back parsed.
-
-    Built by ``UserSimulator.from_spec`` for an ``openai:MODEL@URL`` that is a humanlm server.
-    """
-
-    def __init__(
-        self,
-        model: str,
-        *,
-        base_url: str,
-        settings: GenerationSettings | None = None,
-        api_key_env: str | None = None,
-    ):
-        import os
-
-        import openai
-
-        self.model = model
-        self.spec = f"openai:{model}@{base_url}"
-        self.mode = "served"
-        self.state_set, self.thinking = "r", False
-        self.settings = settings or GenerationSettings()
-        key = os.environ.get(api_key_env or "OPENAI_API_KEY") or "EMPTY"
-        self._make = lambda: openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0)
-        self._clients: dict[Any, Any] = {}
-        self._rng = random.Random(self.settings.seed)
-
-    def __repr__(self) -> str:
-        return f"ServedUserSimulator(spec={self.spec!r})"
-
-    async def areply(
-        self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]
-    ) -> Reply:
-        """What the user writes next (async)."""
-        [reply] = await self.areplies(persona, messages)
-        return reply
-
-    def reply(self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]) -> Reply:
-        """What the user writes next (from synchronous code; not inside a running event loop)."""
-        return asyncio.run(self._once(persona, messages))
-
-    async def _once(self, persona: Any, messages: Sequence[Any]) -> Reply:
-        try:
-            return await self.areply(persona, messages)
-        finally:
-            await self.aclose()
-
-    def prompt(self, persona: Any, messages: Sequence[Any]) -> SimPrompt:
-        raise ConfigError("a served simulator renders its prompt on the server")
-
-    async def areplies(
-        self,
-        persona: str | Mapping[str, Any] | None,
-        messages: Sequence[Any],
-        *,
-        n: int = 1,
-        settings: GenerationSettings | None = None,
-    ) -> list[Reply]:
-        s = settings or self.settings
-        if isinstance(persona, Mapping):
-            persona = json.dumps(dict(persona), ensure_ascii=False)
-        chat = ([{"role": "system", "content": persona}] if persona else []) + list(messages)
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop) or self._clients.setdefault(loop, self._make())
-
-        async def call(timeout: float) -> Any:
-            return await client.chat.completions.create(
-                model=self.model,
-                messages=chat,
-                n=n,
-                temperature=s.temperature,
-                top_p=s.top_p,
-                max_tokens=s.max_new_tokens,
-                seed=s.seed,
-                timeout=timeout,
-            )
-
-        answer = await call_with_retries(call, policy=s.retry, where=self.spec, rng=self._rng)
-        if isinstance(answer, CallFailure):
-            return [Reply("", error=answer.reason)] * n
-        usage = getattr(answer, "usage", None)
-        replies = []
-        for choice in answer.choices:
-            extra = (choice.model_extra or {}).get("humanlm") or {}
-            ended = bool(extra.get("ended")) or is_end_signal(choice.message.content)
-            replies.append(
-                Reply(
-                    "" if ended else (choice.message.content or ""),
-                    ended=ended,
-                    states=dict(extra.get("states") or {}),
-                    thinking=extra.get("thinking"),
-                    raw=extra.get("raw"),
-                    finish_reason=choice.finish_reason,
-                    completion_tokens=getattr(usage, "completion_tokens", None) if n == 1 else None,
-                )
-            )
-        return replies
-
-    async def aclose(self) -> None:
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
-
-
-def _is_humanlm_server(base_url: str, *, api_key_env: str | None) -> bool:
-    import os
-
-    import httpx
-
-    key = os.environ.get(api_key_env or "OPENAI_API_KEY") or "EMPTY"
-    try:
-        answer = httpx.get(
-            base_url.rstrip("/") + "/models",
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=10.0,
-        )
-    except httpx.HTTPError:
-        raise ConfigError(
-            f"simulator openai:...@{base_url}: cannot reach {base_url}/models; is the server up?"
-        ) from None
-    try:
-        models = answer.json().get("data") or []
-    except ValueError:
-        return False
-    return any(isinstance(m, Mapping) and m.get("owned_by") == "humanlm" for m in models)
