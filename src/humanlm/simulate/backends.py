@@ -159,6 +159,9 @@ class HFSimulator:
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
         self._lock = threading.Lock()
+        # The Rust tokenizer refuses concurrent use ("Already borrowed"): a server counts prompt
+        # tokens on its event loop while a batch is encoded in the worker thread.
+        self._tokenizer_lock = threading.Lock()
         self._calls = 0
         self._stopping = {tuple(settings.stop): self._stop_criteria(settings.stop)}
 
@@ -181,7 +184,8 @@ class HFSimulator:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of a rendered prompt (no special tokens added)."""
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        with self._tokenizer_lock:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def generate_texts(
         self, texts: Sequence[str], *, settings: GenerationSettings | None = None
@@ -214,7 +218,8 @@ class HFSimulator:
         # A fresh seed per batch: the same prompts in the same order give the same outputs.
         torch.manual_seed(s.seed if fixed_seed else s.seed + self._calls)
         self._calls += 1
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with self._tokenizer_lock:
+            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(self.device) for k, v in enc.items()}
         padded_len = enc["input_ids"].shape[1]
         processors = LogitsProcessorList()
@@ -241,8 +246,11 @@ class HFSimulator:
                 **sampling,
             )
         results = []
-        for row in ids[:, padded_len:]:
-            text = self.tokenizer.decode(row, skip_special_tokens=True)
+        with self._tokenizer_lock:
+            texts_out = [
+                self.tokenizer.decode(row, skip_special_tokens=True) for row in ids[:, padded_len:]
+            ]
+        for row, text in zip(ids[:, padded_len:], texts_out, strict=True):
             length = int((row != self.tokenizer.pad_token_id).sum())
             cut = cut_at_stop(text, s.stop)
             stopped = cut != text or text.endswith(stop) or length < s.max_new_tokens
