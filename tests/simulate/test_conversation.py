@@ -246,3 +246,13 @@ def test_a_model_trained_on_end_examples_ends_the_conversation(
         )
     assert summary.end_reasons == {"user_ended": 1}
     assert all(r["turns"] == 0 for r in _records(tmp_path / "o").values())
+
+
+def test_cli_needs_exactly_one_source(tmp_path: Path) -> None:
+    from humanlm.errors import ConfigError
+
+    _register()
+    args = ["simulate", "--user", "hf:x", "--assistant", "openai:y@http://127.0.0.1:9/v1"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path)])
+    assert isinstance(result.exception, ConfigError)
+    assert "exactly one of --scenarios" in str(result.exception)
