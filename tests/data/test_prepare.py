@@ -217,3 +217,40 @@ def test_bundled_demo_data_prepares(tmp_path):
     for split in summary.splits:
         rows = load_prepared(split.path)
         assert all(r["ground_truth"] and r["messages"] is not None for r in rows)
+
+
+def _end_row(dataset: str) -> dict:
+    """A chat row whose real reply is the end signal: the user wrote nothing more."""
+    row = sample_row("chat", turn_id=4)
+    row["prompt"] = [
+        *row["prompt"],
+        {"role": row["user_id"][:12], "content": row["completion"], "metadata": "{}"},
+        {
+            "role": "gpt-3.5-turbo-0301",
+            "content": "Perhaps 'tachyon'? I am not sure.",
+            "metadata": "{}",
+        },
+    ]
+    row["turn_id"] = len(row["prompt"])
+    row["completion"] = "<|endconversation|>"
+    row["dataset"] = dataset
+    return row
+
+
+@pytest.mark.parametrize(
+    ("dataset", "flag", "kept"),
+    [
+        ("chat", None, True),  # on by default for wildchat
+        ("chat", False, False),  # --no-end-examples
+        ("enron", None, False),  # off by default elsewhere
+        ("enron", True, True),  # --end-examples
+    ],
+)
+def test_end_examples_are_kept_behind_a_flag(tmp_path, dataset, flag, kept):
+    path = write_jsonl(tmp_path / "rows.jsonl", [sample_row("chat", turn_id=2), _end_row(dataset)])
+    summary = run_prepare(source=path, dataset="auto", out_dir=tmp_path / "out", end_examples=flag)
+    rows = load_prepared(tmp_path / "out" / "train.parquet")
+    ends = [r for r in rows if r["ground_truth"] == "<|endconversation|>"]
+    assert len(ends) == int(kept) and summary.dropped["end_example"] == int(not kept)
+    if kept and dataset == "chat":  # the end follows the assistant's last turn
+        assert ends[0]["messages"][-1]["role"] == "assistant"

@@ -47,3 +47,25 @@ def test_finish_group(candidates, scores, failure, expected) -> None:
     )
     assert verdict.scores == pytest.approx(expected)
     assert verdict.reason == (failure or "ok")
+
+
+END = "<|endconversation|>"
+END_CASES = [
+    ([END, " <|endconversation|> ", "ok bye"], END, [1.0, 1.0, 0.0]),  # the user really ended
+    ([END, "NTA"], TRUTH, [0.0, None]),  # ended where the user went on: 0, the rest judged
+]
+
+
+@pytest.mark.parametrize(("candidates", "truth", "expected"), END_CASES)
+def test_end_signal_is_scored_without_a_call(candidates, truth, expected) -> None:
+    plan = plan_group(candidates, truth)
+    judged = [s for s in plan.slots if s[0] == "judge"]
+    verdicts = finish_group(
+        plan,
+        scores=None if judged else [],
+        failure=None if not judged else "timeout",
+        judge_model="m",
+        prompt_version="v",
+    )
+    assert [v.score for v in verdicts.verdicts] == expected
+    assert ("end_mismatch" in verdicts.reasons) == (0.0 in expected)

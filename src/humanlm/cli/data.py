@@ -82,6 +82,14 @@ def prepare(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the persona dropout.")] = 0,
+    end_examples: Annotated[
+        bool | None,
+        typer.Option(
+            "--end-examples/--no-end-examples",
+            help="Keep rows whose real reply is the end signal <|endconversation|> "
+            "(default: on for wildchat, off otherwise).",
+        ),
+    ] = None,
 ) -> None:
     """Validate a source, render every row and write DIR/<split>.parquet files."""
     from humanlm.data.prepare import run_prepare
@@ -94,6 +102,7 @@ def prepare(
         limit=limit,
         persona_dropout=_parse_dropout(persona_dropout),
         seed=seed,
+        end_examples=end_examples,
         show_progress=True,
     )
     typer.echo(summary.describe())

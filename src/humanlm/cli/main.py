@@ -98,6 +98,8 @@ def _register() -> None:
     from humanlm.cli import judge as judge_cli
     from humanlm.cli import model as model_cli
     from humanlm.cli import report as report_cli
+    from humanlm.cli import serve as serve_cli
+    from humanlm.cli import simulate as simulate_cli
     from humanlm.cli import train as train_cli
 
     app.add_typer(data_cli.app, name="data")
@@ -108,6 +110,8 @@ def _register() -> None:
     app.command("report")(report_cli.report)
     app.command("train")(train_cli.train)
     app.command("demo")(train_cli.demo)
+    app.command("serve")(serve_cli.serve)
+    app.command("simulate")(simulate_cli.simulate)
 
 
 def _usage_line(err: Exception) -> str:

@@ -6,6 +6,10 @@ Run it from the command line:
 
 Each output row is one example: the rendered context messages (target user named HUMAN), the
 rendered persona, the ground-truth reply and ids. `load_prepared` reads such a file back.
+
+End examples: a chat row whose real reply is the end signal (``<|endconversation|>``, the user
+wrote nothing after the assistant's last turn) teaches a simulator to end a conversation. They
+are kept by default for ``wildchat`` and dropped for other datasets (``end_examples`` decides).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from humanlm.data.schema import SourceRow
 from humanlm.data.sources import resolve_dataset
 from humanlm.errors import DataError
 from humanlm.files import atomic_path
+from humanlm.states.ending import is_end_signal
 
 __all__ = [
     "DROP_REASONS",
@@ -73,7 +78,11 @@ DROP_REASONS: dict[str, str] = {
     "duplicate": "same dataset, post, user, turn and reply as an earlier row",
     "persona_filter": "structured persona with fewer list items than the minimum",
     "limit": "beyond the row limit",
+    "end_example": "an end-of-conversation example, left out (end examples are off)",
 }
+
+# Datasets whose rows are conversations with an assistant, where a user may end the chat.
+END_EXAMPLE_DATASETS = ("wildchat",)
 
 _WRITE_BATCH_ROWS = 512
 
@@ -145,6 +154,7 @@ def run_prepare(
     persona_dropout: tuple[float, float] | None = None,
     seed: int = 0,
     min_persona_items: int = MIN_PERSONA_ITEMS,
+    end_examples: bool | None = None,
     show_progress: bool = False,
 ) -> PrepareSummary:
     """Validate, render and write a source as ``out_dir/<split>.parquet``, one file per split.
@@ -170,6 +180,8 @@ def run_prepare(
         seed: seed of the persona dropout.
         min_persona_items: the persona filter: structured personas with fewer list items are
             dropped (0 disables it). Plain-text personas are never filtered.
+        end_examples: keep rows whose real reply is the end signal (``None``: only for
+            ``wildchat``).
         show_progress: show tqdm bars over rows.
 
     Returns:
@@ -210,6 +222,7 @@ def run_prepare(
                 persona_dropout=persona_dropout,
                 seed=seed,
                 min_persona_items=min_persona_items,
+                end_examples=end_examples,
                 show_progress=show_progress,
             )
             summaries.append(summary)
@@ -294,6 +307,7 @@ def _write_split(
     persona_dropout: tuple[float, float] | None,
     seed: int,
     min_persona_items: int,
+    end_examples: bool | None,
     show_progress: bool,
 ) -> None:
     seen: set[str] = set()
@@ -311,8 +325,11 @@ def _write_split(
             bar.update(1)
             example = _build_example(row, author_map, persona_dropout, seed)
             items = count_persona_items(row.persona)
+            keep_end = row.dataset in END_EXAMPLE_DATASETS if end_examples is None else end_examples
             if example["example_id"] in seen:
                 summary.dropped["duplicate"] += 1
+            elif is_end_signal(row.completion) and not keep_end:
+                summary.dropped["end_example"] += 1
             elif items is not None and items < min_persona_items:
                 summary.dropped["persona_filter"] += 1
             else:

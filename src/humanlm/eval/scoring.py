@@ -118,7 +118,8 @@ class SimilarityBatcher:
         if kind == "judge":
             score, reason = await self._similarity(ground_truth, (response or "").strip()), "ok"
         else:
-            score, reason = (0.0, "bad_format") if kind == "empty" else (1.0, "exact_copy")
+            zero = {"empty": "bad_format", "end_mismatch": "end_mismatch"}
+            score, reason = (0.0, zero[kind]) if kind in zero else (1.0, "exact_copy")
         verdict = Verdict(score, reason, embedder.name, embedder.prompt_version)
         return {**_verdict_dict(verdict), "cached": False, "calls": 0}
 

@@ -1,7 +1,10 @@
 """Economy rules of a group judgement, shared by every judge backend.
 
 Before a call: empty candidates score 0 (``bad_format``), exact copies of the real reply are set
-aside, identical candidates are merged, and only the distinct rest is numbered and sent. After
+aside, identical candidates are merged, and only the distinct rest is numbered and sent. The end
+signal (``humanlm.states.ending``) is scored exactly, without a call: ending when the real user
+ended is an exact copy, and ending when they did not, or not ending when they did, scores 0
+(``end_mismatch``). After
 the call the scores are mapped back to every original position, and exact copies get
 ``min(1, best + 0.1)`` (1.0 when nothing else was judged).
 """
@@ -12,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from humanlm.judge.verdict import GroupVerdict, Verdict
+from humanlm.states.ending import is_end_signal
 
 __all__ = ["COPY_BONUS", "GroupPlan", "finish_group", "plan_group"]
 
@@ -30,8 +34,8 @@ class GroupPlan:
     Attributes:
         unique: distinct judgeable candidates, in order of first appearance; they are shown to
             the judge as numbers 1..len(unique).
-        slots: per original candidate, ``("judge", i)`` (index into ``unique``), ``("empty", -1)``
-            or ``("copy", -1)``.
+        slots: per original candidate, ``("judge", i)`` (index into ``unique``), ``("empty", -1)``,
+            ``("copy", -1)`` or ``("end_mismatch", -1)``.
     """
 
     unique: tuple[str, ...]
@@ -45,6 +49,7 @@ def plan_group(candidates: Sequence[str | None], ground_truth: str) -> GroupPlan
     make a new candidate); the first spelling of each is the one the judge sees.
     """
     truth = _normal(ground_truth)
+    truth_ended = is_end_signal(truth)
     unique: list[str] = []
     index: dict[str, int] = {}
     slots: list[tuple[str, int]] = []
@@ -52,6 +57,8 @@ def plan_group(candidates: Sequence[str | None], ground_truth: str) -> GroupPlan
         key = _normal(candidate or "")
         if not key:
             slots.append(("empty", -1))
+        elif is_end_signal(key) != truth_ended:
+            slots.append(("end_mismatch", -1))
         elif truth and key == truth:
             slots.append(("copy", -1))
         else:
@@ -101,6 +108,8 @@ def finish_group(
     for kind, i in plan.slots:
         if kind == "empty":
             score, reason, thought = 0.0, "bad_format", None
+        elif kind == "end_mismatch":
+            score, reason, thought = 0.0, "end_mismatch", None
         elif kind == "copy":
             score, reason, thought = copy_score, failure or "exact_copy", None
         else:

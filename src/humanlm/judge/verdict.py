@@ -8,7 +8,8 @@ A candidate that breaks the simulator's output format is different: it scores 0 
 Reasons:
 
 - scored: ``ok`` (judged), ``bad_format`` (empty or strictly invalid, 0 without a call),
-  ``exact_copy`` (identical to the real reply, scored without a call), ``cached`` is not a reason:
+  ``exact_copy`` (identical to the real reply, scored without a call), ``end_mismatch`` (the end
+  signal where the real user went on, or the reverse: 0 without a call), ``cached`` is not a reason:
   see ``GroupVerdict.cached``;
 - unscored (group level, after retries): ``transport_error`` (429, 5xx, connection errors),
   ``timeout`` (no answer before the deadline), ``empty`` (empty reply), ``parse_failure`` (no
@@ -29,7 +30,7 @@ __all__ = [
     "Verdict",
 ]
 
-SCORED_REASONS = ("ok", "bad_format", "exact_copy")
+SCORED_REASONS = ("ok", "bad_format", "exact_copy", "end_mismatch")
 FAILURE_REASONS = (
     "transport_error",
     "timeout",

@@ -204,6 +204,11 @@ class OpenAIBackend:
         # gives the same verdicts, and re-scoring should not miss the cache for that.
         return {"backend": "openai", "model": self.model}
 
+    def sdk(self) -> openai.AsyncOpenAI:
+        """The SDK client of the running event loop, for requests other than a chat reply
+        (completions, several choices); send them through ``ChatClient.call``."""
+        return self._client()
+
     def _client(self) -> openai.AsyncOpenAI:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)

@@ -33,8 +33,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import openai
+
 from humanlm.errors import HumanlmError
-from humanlm.llm.backends import ChatBackend, Completion, TransportError
+from humanlm.llm.backends import ChatBackend, Completion, TransportError, classify_error
 from humanlm.llm.ledger import Ledger
 from humanlm.llm.limits import RateLimiter, RetryPolicy, backoff_delay
 
@@ -73,6 +75,17 @@ class Answer:
     @property
     def ok(self) -> bool:
         return self.reason == "ok"
+
+
+def _tokens(result: Any) -> tuple[int, int]:
+    """Token usage of a ``Completion`` or of a raw SDK response (0 when unknown)."""
+    if isinstance(result, Completion):
+        return result.input_tokens, result.output_tokens
+    usage = getattr(result, "usage", None)
+    return (
+        int(getattr(usage, "prompt_tokens", 0) or 0),
+        int(getattr(usage, "completion_tokens", 0) or 0),
+    )
 
 
 def _accept(text: str) -> tuple[str, str]:
@@ -191,7 +204,14 @@ class ChatClient:
                 reason = "timeout"
                 break
             calls += 1
-            completion, error = await self._send(messages, estimate, remaining, params)
+            current = messages
+
+            def send(timeout_s: float, current: list[dict[str, str]] = current) -> Awaitable[Any]:
+                if params:
+                    return self.backend.complete(current, timeout_s=timeout_s, params=params)
+                return self.backend.complete(current, timeout_s=timeout_s)
+
+            completion, error = await self._send(send, estimate, remaining)
             if completion is not None:
                 last, raw = completion, completion.text
                 value, problem = parse(completion.text)
@@ -221,23 +241,57 @@ class ChatClient:
             await asyncio.sleep(delay)
         return Answer(None, reason, raw, calls, last, content_failure=on_content)
 
+    async def call(self, send: Callable[[float], Awaitable[T]], *, estimate: int = 0) -> Answer:
+        """One request of any shape (a completions call, a raw SDK call) under the same loop.
+
+        Transport failures are retried as in ``ask``; there is no content check.
+
+        Args:
+            send: ``timeout_s`` -> the awaitable of one request (it may raise the SDK's errors).
+            estimate: prompt tokens, for the TPM limiter.
+
+        Returns:
+            An ``Answer`` whose ``value`` is what ``send`` returned.
+        """
+        slot = self._slot()
+        if slot is None:
+            return await self._call(send, estimate)
+        async with slot:
+            return await self._call(send, estimate)
+
+    async def _call(self, send: Callable[[float], Awaitable[Any]], estimate: int) -> Answer:
+        budget = self.retry.max_retries
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry.timeout_s
+        reason, calls = "timeout", 0
+        for attempt in range(budget + 1):
+            deadline += await self.limiter.acquire(estimate + self.output_guess)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                reason = "timeout"
+                break
+            calls += 1
+            value, error = await self._send(send, estimate + self.output_guess, remaining)
+            if error is None:
+                return Answer(value, "ok", None, calls, None)
+            reason = error.kind
+            if not error.is_retryable or attempt == budget:
+                break
+            delay = backoff_delay(attempt, self.retry, retry_after=error.retry_after, rng=self._rng)
+            if loop.time() + delay >= deadline:
+                break
+            await asyncio.sleep(delay)
+        return Answer(None, reason, None, calls, None)
+
     async def _send(
-        self,
-        messages: list[dict[str, str]],
-        estimate: int,
-        remaining: float,
-        params: dict[str, Any] | None,
-    ) -> tuple[Completion | None, TransportError | None]:
+        self, send: Callable[[float], Awaitable[Any]], estimate: int, remaining: float
+    ) -> tuple[Any, TransportError | None]:
         """One request bounded by ``remaining`` seconds; every outcome is counted."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         timeout_s = min(self.retry.request_timeout_s, remaining)
         try:
-            if params:
-                request = self.backend.complete(messages, timeout_s=timeout_s, params=params)
-            else:
-                request = self.backend.complete(messages, timeout_s=timeout_s)
-            completion = await asyncio.wait_for(request, timeout=remaining)
+            result = await asyncio.wait_for(send(timeout_s), timeout=remaining)
         except (asyncio.TimeoutError, TimeoutError):
             self.ledger.record_attempt_failure("timeout")
             return None, TransportError("timeout")
@@ -246,18 +300,25 @@ class ChatClient:
             return None, err
         except HumanlmError:
             raise  # bad credentials or endpoint: retrying cannot fix configuration
+        except openai.OpenAIError as exc:  # a raw SDK call (``call``): classify it here
+            classified = classify_error(
+                exc, where=self.name, role=getattr(self.backend, "role", "model")
+            )
+            if not isinstance(classified, TransportError):
+                raise classified from None
+            self.ledger.record_attempt_failure(classified.kind)
+            return None, classified
         except Exception:  # the call boundary: anything else becomes a recorded failure
             logger.warning("%s: unexpected error in a request", self.name, exc_info=True)
             self.ledger.record_attempt_failure("unexpected_error")
             return None, TransportError("server_error")
-        used = completion.input_tokens + completion.output_tokens
+        input_tokens, output_tokens = _tokens(result)
+        used = input_tokens + output_tokens
         self.limiter.settle(estimate, used or estimate)
         self.ledger.record_call(
-            latency_s=loop.time() - started,
-            input_tokens=completion.input_tokens,
-            output_tokens=completion.output_tokens,
+            latency_s=loop.time() - started, input_tokens=input_tokens, output_tokens=output_tokens
         )
-        return completion, None
+        return result, None
 
     async def aclose(self) -> None:
         """Release the backend's connections for the running event loop."""

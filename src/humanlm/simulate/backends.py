@@ -97,11 +97,13 @@ class Generation:
         text: the raw completion (thinking included), or ``None`` when the backend failed.
         error: why there is no text (``timeout``, ``transport_error``, ``rejected``, ...).
         finish_reason: ``stop`` or ``length`` when the backend says.
+        completion_tokens: generated tokens, when the backend counts them.
     """
 
     text: str | None
     error: str | None = None
     finish_reason: str | None = None
+    completion_tokens: int | None = None
 
 
 @runtime_checkable
@@ -158,8 +160,11 @@ class HFSimulator:
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
         self._lock = threading.Lock()
+        # The Rust tokenizer refuses concurrent use ("Already borrowed"): a server counts prompt
+        # tokens on its event loop while a batch is encoded in the worker thread.
+        self._tokenizer_lock = threading.Lock()
         self._calls = 0
-        self._stopping = self._stop_criteria(settings.stop)
+        self._stopping = {tuple(settings.stop): self._stop_criteria(settings.stop)}
 
     def __repr__(self) -> str:
         return f"HFSimulator(spec={self.spec!r}, device={self.device!r})"
@@ -178,24 +183,44 @@ class HFSimulator:
             return StoppingCriteriaList()
         return StoppingCriteriaList([StopStringCriteria(self.tokenizer, list(stop))])
 
-    def _generate(self, texts: list[str]) -> list[Generation]:
+    def count_tokens(self, text: str) -> int:
+        """Tokens of a rendered prompt (no special tokens added)."""
+        with self._tokenizer_lock:
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate_texts(
+        self, texts: Sequence[str], *, settings: GenerationSettings | None = None
+    ) -> list[Generation]:
+        """Generate for rendered prompts with per-call ``settings`` (blocking; the server's
+        batcher calls it from a worker thread with every request of one batch). Each batch is
+        seeded with ``settings.seed`` itself, so a request repeated alone gives the same reply."""
+        return self._generate(list(texts), settings, fixed_seed=True)
+
+    def _generate(
+        self,
+        texts: list[str],
+        settings: GenerationSettings | None = None,
+        *,
+        fixed_seed: bool = False,
+    ) -> list[Generation]:
+        s = settings or self.settings
         with self._lock:  # one batch at a time: the model is not shared across threads
             out: list[Generation] = []
-            for start in range(0, len(texts), self.batch_size):
-                out.extend(self._batch(texts[start : start + self.batch_size]))
+            for start in range(0, len(texts), s.batch_size):
+                out.extend(self._batch(texts[start : start + s.batch_size], s, fixed_seed))
             return out
 
-    def _batch(self, texts: list[str]) -> list[Generation]:
+    def _batch(self, texts: list[str], s: GenerationSettings, fixed_seed: bool) -> list[Generation]:
         import torch
         from transformers import LogitsProcessorList
 
         from humanlm.model.ngram import NoRepeatNGramLogitsProcessor
 
-        s = self.settings
         # A fresh seed per batch: the same prompts in the same order give the same outputs.
-        torch.manual_seed(s.seed + self._calls)
+        torch.manual_seed(s.seed if fixed_seed else s.seed + self._calls)
         self._calls += 1
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with self._tokenizer_lock:
+            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(self.device) for k, v in enc.items()}
         padded_len = enc["input_ids"].shape[1]
         processors = LogitsProcessorList()
@@ -209,19 +234,34 @@ class HFSimulator:
             if s.temperature > 0
             else {"do_sample": False}
         )
+        stop = tuple(s.stop)
+        if stop not in self._stopping:
+            self._stopping[stop] = self._stop_criteria(stop)
         with torch.no_grad():
             ids = self.model.generate(
                 **enc,
                 max_new_tokens=s.max_new_tokens,
                 logits_processor=processors,
-                stopping_criteria=self._stopping,
+                stopping_criteria=self._stopping[stop],
                 pad_token_id=self.tokenizer.pad_token_id,
                 **sampling,
             )
         results = []
-        for row in ids[:, padded_len:]:
-            text = self.tokenizer.decode(row, skip_special_tokens=True)
-            results.append(Generation(cut_at_stop(text, s.stop)))
+        with self._tokenizer_lock:
+            texts_out = [
+                self.tokenizer.decode(row, skip_special_tokens=True) for row in ids[:, padded_len:]
+            ]
+        for row, text in zip(ids[:, padded_len:], texts_out, strict=True):
+            length = int((row != self.tokenizer.pad_token_id).sum())
+            cut = cut_at_stop(text, s.stop)
+            stopped = cut != text or text.endswith(stop) or length < s.max_new_tokens
+            results.append(
+                Generation(
+                    cut,
+                    finish_reason="stop" if stopped else "length",
+                    completion_tokens=length,
+                )
+            )
         return results
 
 

@@ -1,5 +1,6 @@
 """The latent user states: registry, prompts and templates. The project's core vocabulary."""
 
+from humanlm.states.ending import END_SIGNAL, is_end_signal
 from humanlm.states.modes import MODES, Mode, get_mode
 from humanlm.states.prompts import (
     augment_states,
@@ -22,6 +23,7 @@ from humanlm.states.registry import (
 from humanlm.states.render import prompt_versions, render
 
 __all__ = [
+    "END_SIGNAL",
     "LATENT_STATES",
     "MODES",
     "Mode",
@@ -38,6 +40,7 @@ __all__ = [
     "get_state",
     "get_state_set",
     "get_mode",
+    "is_end_signal",
     "is_thinking",
     "prompt_versions",
     "render",

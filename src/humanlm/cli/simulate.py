@@ -1,0 +1,117 @@
+"""``humanlm simulate``: multi-turn conversations between a simulated user and an assistant."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+def _build_user(
+    spec: str,
+    *,
+    mode: str,
+    temperature: float,
+    max_new_tokens: int | None,
+    api_key_env: str | None,
+) -> Any:
+    from humanlm.simulate.backends import GenerationSettings
+    from humanlm.simulate.user import UserSimulator
+    from humanlm.states import get_mode
+
+    budget = max_new_tokens or (1024 if get_mode(mode).thinking else 512)
+    settings = GenerationSettings(temperature=temperature, max_new_tokens=budget)
+    user = UserSimulator.from_spec(spec, mode=mode, settings=settings, api_key_env=api_key_env)
+    if spec.startswith("hf:"):
+        # Concurrent conversations share one generate call per batch.
+        from humanlm.serve.batching import BatchingEngine
+
+        user.engine = BatchingEngine(user.engine)
+    return user
+
+
+def simulate(
+    user: Annotated[
+        str,
+        typer.Option(
+            help="The simulated user: hf:PATH, vllm:PATH or openai:MODEL[@BASE_URL] (a humanlm "
+            "serve URL, or any chat model playing the user)."
+        ),
+    ],
+    assistant: Annotated[
+        str, typer.Option(help="The assistant under test: openai:MODEL[@BASE_URL].")
+    ],
+    out: Annotated[Path, typer.Option(help="Output folder (conversations.jsonl, report).")],
+    scenarios: Annotated[
+        Path | None, typer.Option(help="Scenarios JSONL: id, persona, goal?, messages?.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="A prepared data folder (or .parquet file) of chat rows.")
+    ] = None,
+    dataset: Annotated[
+        str, typer.Option(help="With --data: the dataset id of the rows to use.")
+    ] = "wildchat",
+    split: Annotated[str, typer.Option(help="With --data: the split file to read.")] = "test",
+    max_turns: Annotated[int, typer.Option(min=1, help="Most simulated user turns.")] = 8,
+    assistant_system: Annotated[
+        str | None, typer.Option(help="System message for the assistant.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Conversations at once.")] = 8,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most N scenarios.")] = None,
+    mode: Annotated[str, typer.Option(help="Training mode of a local user model.")] = "humanlm",
+    temperature: Annotated[float, typer.Option(min=0, help="User sampling temperature.")] = 0.4,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option(min=1, help="User reply budget (default 1024 with thinking, else 512)."),
+    ] = None,
+    user_key_env: Annotated[
+        str | None, typer.Option(help="Variable with the simulated user's endpoint key.")
+    ] = None,
+    assistant_key_env: Annotated[
+        str | None, typer.Option(help="Variable with the assistant's key (default OPENAI_API_KEY).")
+    ] = None,
+) -> None:
+    """Run conversations between a simulated user and an assistant; write them and a report.
+
+    Writes OUT/conversations.jsonl (one line per scenario: id, messages, turns, end_reason,
+    usage) and OUT/report.md + report.html. Rerunning the same command keeps finished
+    conversations and sends nothing new for them.
+
+    Examples:
+
+        humanlm simulate --user hf:runs/demo/model --assistant openai:gpt-4o-mini --scenarios scenarios.jsonl --out runs/sim
+
+        humanlm simulate --user openai:sim@http://127.0.0.1:8000/v1 --assistant openai:my-bot@http://127.0.0.1:9000/v1 --data data/wildchat --dataset wildchat --limit 50 --max-turns 6 --out runs/sim-wildchat
+    """
+    from humanlm.errors import ConfigError
+    from humanlm.simulate.assistant import Assistant
+    from humanlm.simulate.conversation import run_simulate
+    from humanlm.simulate.scenarios import load_scenarios, scenarios_from_prepared
+
+    if (scenarios is None) == (data is None):
+        raise ConfigError("give exactly one of --scenarios FILE.jsonl or --data DIR")
+    if scenarios is not None:
+        chosen = load_scenarios(scenarios)[:limit]
+    else:
+        assert data is not None
+        path = data if data.suffix == ".parquet" else data / f"{split}.parquet"
+        chosen = scenarios_from_prepared(path, dataset=dataset, limit=limit)
+    summary = run_simulate(
+        scenarios=chosen,
+        user=_build_user(
+            user,
+            mode=mode,
+            temperature=temperature,
+            max_new_tokens=max_new_tokens,
+            api_key_env=user_key_env,
+        ),
+        assistant=Assistant.from_spec(
+            assistant, system=assistant_system, api_key_env=assistant_key_env
+        ),
+        out_dir=out,
+        max_turns=max_turns,
+        concurrency=concurrency,
+        show_progress=True,
+    )
+    typer.echo(summary.describe())

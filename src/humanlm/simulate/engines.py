@@ -1,0 +1,306 @@
+"""Generation engines with per-request decoding settings, for the server and ``UserSimulator``.
+
+An engine turns simulator prompts into raw completions like a ``Simulator`` does, but takes the
+decoding settings with every call (a server's requests each bring their own temperature,
+``max_tokens``, ``seed``):
+
+- ``hf:PATH``: transformers ``generate`` (``HFSimulator``), with the no-repeat n-gram ban;
+- ``vllm:PATH``: vLLM's in-process async engine (GPU machines; no n-gram ban in vLLM V1);
+- ``openai:MODEL@BASE_URL`` (``build_engine(..., raw_completions=True)``): a proxy to an
+  OpenAI-compatible ``/v1/completions`` endpoint (e.g. ``vllm serve`` of a trained model) that
+  receives our rendered prompt text, so the multi-role template applies;
+- ``openai:MODEL[@BASE_URL]`` (default): a chat model plays the user through
+  ``OpenAISimulator``'s role mapping.
+
+Example:
+    >>> engine = build_engine("hf:runs/demo/model")  # doctest: +SKIP
+    >>> [gen] = await engine.generate([prompt], GenerationSettings())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from humanlm.errors import ConfigError
+from humanlm.llm.build import build_backend
+from humanlm.llm.client import ChatClient
+from humanlm.llm.specs import ModelSpec
+from humanlm.simulate.backends import (
+    Generation,
+    GenerationSettings,
+    HFSimulator,
+    build_simulator,
+    cut_at_stop,
+)
+from humanlm.simulate.prompt import SimPrompt
+
+_HTTP = ("server_error", "rate_limited")  # reported together as transport_error
+
+__all__ = [
+    "ChatEngine",
+    "CompletionsEngine",
+    "Engine",
+    "HFEngine",
+    "VLLMEngine",
+    "build_engine",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class Engine(Protocol):
+    """What the server and ``UserSimulator`` need from a backend.
+
+    Attributes:
+        spec: the spec it was built from, safe to log.
+        applies_ngram_ban: whether ``settings.no_repeat_ngram_size`` is honoured.
+        context_length: the most tokens a prompt plus its reply may have (``None``: unknown).
+        continues_prompt: the completion continues the rendered prompt text (so it starts
+            inside an opened think block when the prompt opened one); false for chat models.
+    """
+
+    spec: str
+    applies_ngram_ban: bool
+    context_length: int | None
+    continues_prompt: bool
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens of a rendered prompt, or ``None`` when the engine cannot count locally."""
+        ...
+
+    async def generate(
+        self, prompts: Sequence[SimPrompt], settings: GenerationSettings
+    ) -> list[Generation]:
+        """One ``Generation`` per prompt, in order; failures are ``Generation(None, error)``."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class HFEngine:
+    """transformers ``generate`` on the rendered prompt text (CPU or one GPU)."""
+
+    applies_ngram_ban = True
+    continues_prompt = True
+
+    def __init__(self, path: str):
+        try:
+            self._sim = HFSimulator(path, settings=GenerationSettings())
+        except (OSError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"hf:{path}: cannot load the model ({first})") from None
+        self.spec = self._sim.spec
+        self.tokenizer = self._sim.tokenizer
+        self.context_length = getattr(self._sim.model.config, "max_position_embeddings", None)
+
+    def count_tokens(self, text: str) -> int:
+        return self._sim.count_tokens(text)
+
+    async def generate(
+        self, prompts: Sequence[SimPrompt], settings: GenerationSettings
+    ) -> list[Generation]:
+        texts = [p.text for p in prompts]
+        return await asyncio.to_thread(self._sim.generate_texts, texts, settings=settings)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class VLLMEngine:
+    """vLLM's in-process ``AsyncLLMEngine``: it schedules concurrent requests itself."""
+
+    applies_ngram_ban = False  # vLLM V1 has no per-request logits processors
+    continues_prompt = True
+
+    def __init__(self, path: str):
+        try:
+            from vllm import AsyncEngineArgs, AsyncLLMEngine
+        except ImportError:
+            raise ConfigError(
+                "the vllm: backend needs vLLM (pip install vllm==0.31.0, GPU machines only); "
+                "on CPU use hf:PATH"
+            ) from None
+        from transformers import AutoTokenizer
+
+        self.spec = f"vllm:{path}"
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self._engine = AsyncLLMEngine.from_engine_args(AsyncEngineArgs(model=path))
+        self.context_length = self._engine.model_config.max_model_len
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    async def generate(
+        self, prompts: Sequence[SimPrompt], settings: GenerationSettings
+    ) -> list[Generation]:
+        return list(await asyncio.gather(*(self._one(p.text, settings) for p in prompts)))
+
+    async def _one(self, text: str, s: GenerationSettings) -> Generation:
+        from vllm import SamplingParams
+
+        params = SamplingParams(
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_new_tokens,
+            stop=list(s.stop),
+            include_stop_str_in_output=True,
+            seed=s.seed,
+        )
+        final: Any = None
+        async for output in self._engine.generate(text, params, request_id=uuid.uuid4().hex):
+            final = output
+        choice = final.outputs[0]
+        return Generation(
+            choice.text,
+            finish_reason=choice.finish_reason,
+            completion_tokens=len(choice.token_ids),
+        )
+
+    async def aclose(self) -> None:
+        self._engine.shutdown()
+
+
+class CompletionsEngine:
+    """A proxy to an OpenAI-compatible ``/v1/completions`` endpoint, retried with backoff.
+
+    Args:
+        model: the model name the endpoint expects.
+        base_url: the endpoint (``http://host:port/v1``).
+        api_key_env: variable holding its key (a placeholder is sent when unset).
+    """
+
+    applies_ngram_ban = False  # the completions API has no such parameter
+    context_length = None
+    continues_prompt = True
+
+    def __init__(self, model: str, *, base_url: str, api_key_env: str | None = None):
+        spec = ModelSpec("openai", model, base_url)
+        self.model = model
+        self.spec = spec.display
+        self._backend = build_backend(spec, role="simulator", api_key_env=api_key_env)
+
+    def count_tokens(self, text: str) -> None:
+        return None
+
+    async def generate(
+        self, prompts: Sequence[SimPrompt], settings: GenerationSettings
+    ) -> list[Generation]:
+        return list(await asyncio.gather(*(self._one(p.text, settings) for p in prompts)))
+
+    async def _one(self, text: str, s: GenerationSettings) -> Generation:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": text,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_new_tokens,
+            "seed": s.seed,
+        }
+        if s.stop:
+            body["stop"] = list(s.stop)
+
+        async def call(timeout: float) -> Any:
+            return await self._backend.sdk().completions.create(**body, timeout=timeout)
+
+        client = ChatClient(self._backend, name=self.spec, retry=s.retry, seed=s.seed)
+        outcome = await client.call(call, estimate=len(text) // 4)
+        if not outcome.ok:
+            reason = "transport_error" if outcome.reason in _HTTP else outcome.reason
+            return Generation(None, error=reason)
+        answer = outcome.value
+        choice = answer.choices[0]
+        out = choice.text or ""
+        if choice.finish_reason == "stop":
+            out = _close_open_tag(out, s.stop)
+        usage = getattr(answer, "usage", None)
+        return Generation(
+            cut_at_stop(out, s.stop),
+            finish_reason=choice.finish_reason,
+            completion_tokens=getattr(usage, "completion_tokens", None),
+        )
+
+    async def aclose(self) -> None:
+        await self._backend.aclose()
+
+
+class ChatEngine:
+    """A chat model plays the user (``OpenAISimulator``: HUMAN's turns become its own)."""
+
+    applies_ngram_ban = False
+    context_length = None
+    continues_prompt = False
+
+    def __init__(self, spec: str, *, api_key_env: str | None = None):
+        self.spec = spec
+        self._api_key_env = api_key_env
+        self._by_settings: dict[GenerationSettings, Any] = {}
+        self._get(GenerationSettings(no_repeat_ngram_size=0))  # fail early on a bad spec or key
+
+    def _get(self, settings: GenerationSettings) -> Any:
+        if settings not in self._by_settings:
+            self._by_settings[settings] = build_simulator(
+                self.spec, settings=settings, api_key_env=self._api_key_env
+            )
+        return self._by_settings[settings]
+
+    def count_tokens(self, text: str) -> None:
+        return None
+
+    async def generate(
+        self, prompts: Sequence[SimPrompt], settings: GenerationSettings
+    ) -> list[Generation]:
+        quiet = dataclasses.replace(settings, no_repeat_ngram_size=0)
+        return await self._get(quiet).generate(prompts)
+
+    async def aclose(self) -> None:
+        for sim in self._by_settings.values():
+            await sim.aclose()
+
+
+def _close_open_tag(text: str, stop: Sequence[str]) -> str:
+    """Servers cut the stop string off; put a closing tag back after its opened tag."""
+    for close in stop:
+        opening = close.replace("</", "<", 1)
+        if text.rfind(opening) > text.rfind(close):
+            return text + close
+    return text
+
+
+def build_engine(
+    spec: str, *, api_key_env: str | None = None, raw_completions: bool = False
+) -> Engine:
+    """Build an engine from ``hf:PATH``, ``vllm:PATH`` or ``openai:MODEL[@BASE_URL]``.
+
+    Args:
+        spec: which backend (see the module docstring).
+        api_key_env: variable holding the key of an ``openai:`` endpoint.
+        raw_completions: ``openai:`` is a ``/v1/completions`` endpoint serving a model trained
+            with our template (the server's proxy), instead of a chat model playing the user.
+
+    Raises:
+        ConfigError: unknown spec, missing base URL or key, vLLM not installed.
+    """
+    kind, sep, rest = spec.strip().partition(":")
+    if not sep or not rest or kind not in ("hf", "vllm", "openai"):
+        raise ConfigError(
+            f"model spec {spec!r} is not understood; use hf:PATH, vllm:PATH or "
+            "openai:MODEL@BASE_URL"
+        )
+    if kind == "hf":
+        return HFEngine(rest)
+    if kind == "vllm":
+        return VLLMEngine(rest)
+    if raw_completions:
+        model, at, url = rest.partition("@")
+        if not at or not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"model spec {spec!r}: the proxy needs the completions endpoint, "
+                "openai:MODEL@http://HOST:PORT/v1"
+            )
+        return CompletionsEngine(model, base_url=url, api_key_env=api_key_env)
+    return ChatEngine(spec, api_key_env=api_key_env)
