@@ -33,7 +33,7 @@ def test_run_folder_holds_records_results_and_config(make_cfg, sim_server, judge
     recs = samples(run_dir)
     assert len(recs) == 8 == result.examples == result.evaluated
     for rec in recs:
-        assert rec["schema_version"] == 1
+        assert rec["schema_version"] == 2
         for key in ("example_id", "data_source", "user_id", "post_id", "generation", "response"):
             assert key in rec
         verdict = rec["verdicts"]["response_alignment"]
@@ -62,11 +62,13 @@ def test_run_scores_are_means_of_the_records(make_cfg):
         summary = res["metrics"][metric]
         assert summary["score"] == pytest.approx(100 * sum(values) / len(values), abs=1e-3)
         assert summary["ci_low"] <= summary["score"] <= summary["ci_high"]
-    # The demo's wildchat examples about enzymes get an untagged reply: a real 0.
+    # The demo's wildchat examples about enzymes get an untagged reply: judged leniently, and
+    # counted against the valid-format rate.
     bad = [r for r in recs if NO_TAGS_MARKER in r["context_last"]["content"]]
     assert bad and all(r["valid_format"] is False for r in bad)
-    assert all(r["scores"]["response_alignment"] == 0.0 for r in bad)
-    assert all(r["verdicts"]["response_alignment"]["reason"] == "bad_format" for r in bad)
+    assert all(r["response"] == "I forgot the tags" for r in bad)
+    assert all(r["verdicts"]["response_alignment"]["reason"] == "ok" for r in bad)
+    assert res["metrics"]["valid_format"]["score"] < 100
     assert set(res["by_data_source"]) == {"reddit", "wildchat"}
 
 
@@ -207,9 +209,11 @@ def test_hf_backend_end_to_end(tiny_model_dir, make_cfg, judge_server):
     recs = samples(Path(cfg.out))
     assert len(recs) == 4 and all(isinstance(r["generation"], str) for r in recs)
     assert result.results["protocol_notes"]["ngram_ban_applied"] == 4
-    # A random tiny model cannot write the format: every output is a real 0, judged by nobody.
-    assert result.results["metrics"]["response_alignment"]["score"] == 0.0
-    assert judge_server.chat_requests == []
+    # A random tiny model cannot write the format; its text is still judged (lenient scoring),
+    # and the strict valid-format rate says it broke the format.
+    assert result.results["metrics"]["valid_format"]["score"] == 0.0
+    judged = [r for r in recs if r["response"]]
+    assert len(judge_server.chat_requests) == 2 * len(judged)  # response + aspects per reply
 
 
 def test_evaluate_examples_with_a_built_simulator(tiny_model_dir, demo_examples):

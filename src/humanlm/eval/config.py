@@ -32,7 +32,7 @@ def paper_eval_judge(spec: str = PAPER_JUDGE) -> JudgeConfig:
 
 
 # Bump when a change to prompts, parsing or scoring makes new records incomparable with old ones.
-PROTOCOL_VERSION = "humanual-eval-v1"
+PROTOCOL_VERSION = "humanual-eval-v2"
 AUTO_DATASETS = ("auto", "demo")
 JUDGE_KINDS = ("openai", "litellm", "embedding")
 _SIMULATOR_KINDS = ("hf", "vllm", "openai")

@@ -13,8 +13,8 @@ resumes: finished examples are skipped and judge verdicts come from the cache.
 Sample record fields: ``schema_version``, ``example_id``, ``data_source``, ``user_id``,
 ``post_id``, ``turn_id``, ``context_last`` (excerpt of the last context message),
 ``ground_truth``, ``generation`` (raw output), ``finish_reason``, ``thinking``, ``response``
-(strict parse; ``null`` when the format is broken), ``extracted_response`` (lenient),
-``valid_format``, ``scores`` (metric -> 0..1 or ``null``), ``state_scores``, ``verdicts``
+(the lenient extraction that was judged; ``null`` when empty), ``strict_response`` (the strict
+parse; ``null`` when the format is broken), ``valid_format``, ``scores`` (metric -> 0..1 or ``null``), ``state_scores``, ``verdicts``
 (metric -> score, reason, judge, prompt_version, thought, cached, calls, raw), ``error``.
 """
 
