@@ -50,6 +50,7 @@ def test_run_folder_holds_records_results_and_config(make_cfg, sim_server, judge
     assert (run_dir / "judge_cache.sqlite").exists()
     # The judge ran at temperature 0 and the simulator at the protocol settings.
     assert all(r.body["temperature"] == 0.0 for r in judge_server.chat_requests)
+    assert all(r.body["max_tokens"] == 4096 for r in judge_server.chat_requests)
     assert all(r.body["temperature"] == 0.4 for r in sim_server.chat_requests)
 
 
