@@ -87,6 +87,7 @@ class _Call:
     content_retries: int | None
     params: dict[str, Any] | None
     content_label: str | None = None
+    prompt: str | None = None  # text API: sent as is instead of ``messages``
 
 
 class ChatClient:
@@ -172,6 +173,31 @@ class ChatClient:
         async with slot:  # the deadline starts once the request may go out
             return await self._attempts(call)
 
+    async def ask_text(
+        self,
+        prompt: str,
+        *,
+        parse: Parse | None = None,
+        content_retries: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Answer:
+        """Like ``ask``, through the text API: ``prompt`` is sent verbatim (``/v1/completions``).
+
+        Same retries, deadline, limiter and ledger as ``ask``; a refused reply is asked again
+        unchanged. The backend must have ``complete_text`` (``OpenAIBackend`` has).
+        """
+        if not hasattr(self.backend, "complete_text"):
+            raise HumanlmError(f"{self.name}: this backend has no text-completion API")
+        call = _Call(
+            [{"role": "user", "content": prompt}], parse or _accept, None, content_retries, params
+        )
+        call.prompt = prompt
+        slot = self._slot()
+        if slot is None:
+            return await self._attempts(call)
+        async with slot:
+            return await self._attempts(call)
+
     async def _attempts(self, call: _Call) -> Answer:
         messages, parse, follow_up, params = call.messages, call.parse, call.follow_up, call.params
         budget = self.retry.max_retries
@@ -191,7 +217,9 @@ class ChatClient:
                 reason = "timeout"
                 break
             calls += 1
-            completion, error = await self._send(messages, estimate, remaining, params)
+            completion, error = await self._send(
+                messages, estimate, remaining, params, prompt=call.prompt
+            )
             if completion is not None:
                 last, raw = completion, completion.text
                 value, problem = parse(completion.text)
@@ -227,13 +255,19 @@ class ChatClient:
         estimate: int,
         remaining: float,
         params: dict[str, Any] | None,
+        *,
+        prompt: str | None = None,
     ) -> tuple[Completion | None, TransportError | None]:
         """One request bounded by ``remaining`` seconds; every outcome is counted."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         timeout_s = min(self.retry.request_timeout_s, remaining)
         try:
-            if params:
+            if prompt is not None:
+                request = self.backend.complete_text(  # type: ignore[attr-defined]
+                    prompt, timeout_s=timeout_s, params=params
+                )
+            elif params:
                 request = self.backend.complete(messages, timeout_s=timeout_s, params=params)
             else:
                 request = self.backend.complete(messages, timeout_s=timeout_s)
