@@ -230,3 +230,68 @@ def test_evaluate_examples_with_a_built_simulator(tiny_model_dir, demo_examples)
     assert [r["example_id"] for r in recs] == [ex["example_id"] for ex in demo_examples[:3]]
     assert len(seen) == 3
     assert all("embedding_similarity" in r["scores"] for r in recs)
+
+
+@pytest.mark.parametrize(
+    ("mode", "state_set", "thinking"), [("sft", "r_no_tag", False), ("grpo-think", "r", True)]
+)
+def test_a_run_folder_is_evaluated_with_its_modes_prompt(
+    tiny_model_dir, make_cfg, tmp_path, monkeypatch, mode, state_set, thinking
+):
+    import shutil
+
+    import humanlm.eval.run as eval_run
+
+    run = tmp_path / "train-run"
+    shutil.copytree(tiny_model_dir, run / "model")
+    (run / "manifest.json").write_text(json.dumps({"mode": mode}))
+    asked = []
+    real = eval_run.build_sim_prompt
+
+    def recording(example, **kwargs):
+        asked.append(kwargs)
+        return real(example, **kwargs)
+
+    monkeypatch.setattr(eval_run, "build_sim_prompt", recording)
+    cfg = make_cfg(model=f"hf:{run}/model", limit=2, max_new_tokens=4, aspects=False)
+    result = run_eval(cfg)
+    assert asked == [{"thinking": thinking, "state_set": state_set}] * 2
+    notes = result.results["protocol_notes"]
+    assert (notes["mode"], notes["state_set"], notes["thinking"]) == (mode, state_set, thinking)
+    assert notes["thinking_from"] == "mode" and notes["ngram_ban"]["backend"] == "hf"
+    assert notes["ngram_ban"]["size"] == 4 and "transformers" in notes["ngram_ban"]["how"]
+    # The model's own tokenizer measured the prompts; the demo's are all short enough.
+    selection = notes["length_filter"]
+    assert selection["applied"] is True and selection["tokenizer"] == f"{run}/model"
+    assert selection["filtered"] == 0 and selection["examined"] == 2
+
+
+def test_an_openai_model_without_a_tokenizer_is_noted(make_cfg):
+    result = run_eval(make_cfg(limit=2, aspects=False))
+    notes = result.results["protocol_notes"]
+    assert notes["length_filter"]["applied"] is False and notes["length_filter"]["note"]
+    assert notes["ngram_ban"] == {
+        "backend": "openai",
+        "size": 0,
+        "how": "not applied (simulator_ngram_xargs is off)",
+    }
+    assert notes["simulator_api"] == "chat"
+
+
+def test_openai_completions_mode_with_the_ngram_argument(make_cfg, sim_server, tiny_model_dir):
+    sim_server.reply_fn = lambda request: Reply(content="plan</think>\n\n<response>ok</response>")
+    cfg = make_cfg(
+        limit=2,
+        aspects=False,
+        simulator_api="completions",
+        simulator_ngram_xargs=True,
+        tokenizer=str(tiny_model_dir),
+    )
+    result = run_eval(cfg)
+    requests = sim_server.completion_requests
+    assert len(requests) == 2 and sim_server.chat_requests == []
+    assert all(r.body["vllm_xargs"] == {"no_repeat_ngram_size": 4} for r in requests)
+    assert all(r.body["prompt"].endswith("<name>HUMAN</name>\n<think>\n") for r in requests)
+    notes = result.results["protocol_notes"]
+    assert notes["ngram_ban"]["size"] == 4 and "vllm_xargs" in notes["ngram_ban"]["how"]
+    assert notes["length_filter"]["applied"] is True and notes["simulator_api"] == "completions"

@@ -32,6 +32,7 @@ from humanlm.llm.specs import parse_spec
 from humanlm.simulate.prompt import SimPrompt
 
 __all__ = [
+    "SIMULATOR_APIS",
     "GenerationSettings",
     "Generation",
     "HFSimulator",
@@ -45,6 +46,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SIMULATOR_KINDS = ("hf", "vllm", "openai")
+# How an ``openai:`` simulator is asked: chat messages, or our rendered prompt as text.
+SIMULATOR_APIS = ("chat", "completions")
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from humanlm.llm.build import build_backend
 from humanlm.llm.client import ChatClient
 from humanlm.llm.specs import ModelSpec
 from humanlm.model.vllm_ngram import XARG
-from humanlm.simulate.backends import Generation, GenerationSettings
+from humanlm.simulate.backends import SIMULATOR_APIS, Generation, GenerationSettings
 from humanlm.simulate.prompt import SimPrompt
 from humanlm.states.template import HUMAN
 
@@ -55,7 +55,6 @@ __all__ = ["SIMULATOR_APIS", "OpenAISimulator", "to_chat_messages"]
 logger = logging.getLogger(__name__)
 
 _HTTP_FAILURES = ("server_error", "rate_limited")
-SIMULATOR_APIS = ("chat", "completions")
 
 
 def to_chat_messages(messages: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
