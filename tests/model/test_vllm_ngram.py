@@ -2,16 +2,19 @@
 
 vLLM is not needed. The stand-ins below mirror vLLM 0.31.0 exactly as read from its source:
 
-- ``BatchUpdate``: ``vllm/v1/sample/logits_processor/interface.py`` lines 37-58, a frozen
+- ``BatchUpdate``: ``vllm/v1/sample/logits_processor/interface.py`` lines 36-57, a frozen
   dataclass with ``batch_size``, ``removed`` (indices), ``added`` (``(index, params,
   prompt_tok_ids, output_tok_ids)`` tuples, the output list a live reference) and ``moved``
   (``(index 1, index 2, directionality)``);
 - ``MoveDirectionality``: the same file, lines 17-21 (``UNIDIRECTIONAL``, ``SWAP``);
-- how a batch changes between steps: ``vllm/v1/worker/gpu_input_batch.py`` (new requests fill
-  the lowest removed index first, ``BatchUpdateBuilder.pop_removed`` in
-  ``vllm/v1/sample/logits_processor/state.py`` lines 100-105, so a refilled index is not reported
-  as removed; condensing moves the last request into a hole, one-way; reordering swaps);
-- ``SamplingParams.extra_args``: ``vllm/sampling_params.py`` line 349, filled from the request's
+- how a batch changes between steps, ``vllm/v1/worker/gpu_input_batch.py``: a new request takes
+  the lowest removed index first (``BatchUpdateBuilder.pop_removed``,
+  ``vllm/v1/sample/logits_processor/state.py`` lines 103-108, so a refilled index is not reported
+  as removed) and is appended to ``added`` (line 336); condensing moves the last request into a
+  hole, one-way (line 792); reordering swaps two rows (line 662);
+- the order updates are applied in (added, removed, moved): vLLM's own sparse processors,
+  ``process_dict_updates`` in ``vllm/v1/sample/logits_processor/builtin.py`` lines 374-411;
+- ``SamplingParams.extra_args``: ``vllm/sampling_params.py`` line 349, filled from a request's
   ``vllm_xargs`` (``vllm/entrypoints/openai/completion/protocol.py`` line 354).
 """
 

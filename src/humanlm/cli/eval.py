@@ -96,7 +96,8 @@ def eval_command(
         str | None, Opt("--name", help="Run label in reports (default: a short model name).")
     ] = None,
     thinking: Annotated[
-        bool | None, Opt("--thinking/--no-thinking", help=_default("thinking"))
+        bool | None,
+        Opt("--thinking/--no-thinking", help="(default: the model's training mode, else on)"),
     ] = None,
     state_set: Annotated[
         str | None,
