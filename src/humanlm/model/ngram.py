@@ -16,7 +16,12 @@ from __future__ import annotations
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-__all__ = ["NoRepeatNGramLogitsProcessor", "ban_repeated_ngrams", "ngram_processor_list"]
+__all__ = [
+    "NoRepeatNGramLogitsProcessor",
+    "ban_repeated_ngrams",
+    "banned_ngram_tokens",
+    "ngram_processor_list",
+]
 
 
 class NoRepeatNGramLogitsProcessor(LogitsProcessor):
@@ -55,28 +60,26 @@ class NoRepeatNGramLogitsProcessor(LogitsProcessor):
         )
 
 
-def ban_repeated_ngrams(
+def banned_ngram_tokens(
     input_ids: torch.Tensor,
-    scores: torch.Tensor,
     ngram_size: int,
     *,
     prompt_length: int = 0,
     pad_token_id: int | None = None,
-) -> torch.Tensor:
-    """The ban itself, shared by the transformers and the vLLM processors.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which tokens each row may not take next: ``(rows, tokens)`` index pairs.
+
+    The core of the ban, shared by the transformers and the vLLM processors.
 
     Args:
         input_ids: (batch, length) token ids so far.
-        scores: (batch, vocab) next-token scores; not modified.
         ngram_size, prompt_length, pad_token_id: as for ``NoRepeatNGramLogitsProcessor``.
-
-    Returns:
-        ``scores`` itself when nothing is banned, else a copy with the banned tokens at ``-inf``.
     """
     n = ngram_size
     seen = input_ids[:, prompt_length:]
     if seen.shape[1] < n:
-        return scores
+        empty = torch.empty(0, dtype=torch.long, device=input_ids.device)
+        return empty, empty
     # Every complete n-gram of the row starts before the last n-1 tokens, so all of them
     # count as "earlier"; the one whose first n-1 tokens equal that suffix names a banned token.
     ngrams = seen.unfold(1, n, 1)  # (batch, windows, n)
@@ -85,10 +88,26 @@ def ban_repeated_ngrams(
     if pad_token_id is not None:
         matches &= (ngrams != pad_token_id).all(dim=-1)
     rows, windows = matches.nonzero(as_tuple=True)
+    return rows, ngrams[rows, windows, -1]
+
+
+def ban_repeated_ngrams(
+    input_ids: torch.Tensor,
+    scores: torch.Tensor,
+    ngram_size: int,
+    *,
+    prompt_length: int = 0,
+    pad_token_id: int | None = None,
+) -> torch.Tensor:
+    """``scores`` (batch x vocab) itself when nothing is banned, else a copy with the banned
+    tokens at ``-inf`` (``scores`` is not modified)."""
+    rows, tokens = banned_ngram_tokens(
+        input_ids, ngram_size, prompt_length=prompt_length, pad_token_id=pad_token_id
+    )
     if rows.numel() == 0:
         return scores
     banned = scores.clone()
-    banned[rows, ngrams[rows, windows, -1]] = -float("inf")
+    banned[rows, tokens] = -float("inf")
     return banned
 
 

@@ -3,8 +3,8 @@
 vLLM V1 takes custom logits processors per engine, not per request: a processor class is loaded
 when the engine starts and each request opts in through ``SamplingParams.extra_args`` (offline)
 or ``vllm_xargs`` (the OpenAI-compatible server). The ban applied here is the one of
-``humanlm.model.ngram`` (the same tensor code, tested against brute force), on each request's
-generated tokens only, as the ``hf:`` backend does.
+``humanlm.model.ngram`` (the same matching code, ``banned_ngram_tokens``, tested against brute
+force), on each request's generated tokens only, as the ``hf:`` backend does.
 
 Load it:
 
@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from humanlm.model.ngram import ban_repeated_ngrams
+from humanlm.model.ngram import banned_ngram_tokens
 
 __all__ = ["XARG", "NGramBanLogitsProcessor", "RequestNGramBan", "requested_ngram_size"]
 
@@ -80,10 +80,16 @@ class RequestNGramBan:
         self.ngram_size = ngram_size
 
     def __call__(self, output_ids: Sequence[int], logits: torch.Tensor) -> torch.Tensor:
+        """Set the banned tokens of ``logits`` (one row, modified in place) to ``-inf``."""
         if len(output_ids) < self.ngram_size:
             return logits
-        ids = torch.tensor([list(output_ids)], dtype=torch.long, device=logits.device)
-        return ban_repeated_ngrams(ids, logits[None, :], self.ngram_size)[0]
+        # The matching runs on the CPU (the ids are a Python list there); only the few banned
+        # ids travel to the logits' device.
+        ids = torch.tensor([list(output_ids)], dtype=torch.long)
+        _rows, tokens = banned_ngram_tokens(ids, self.ngram_size)
+        if tokens.numel():
+            logits[tokens.to(logits.device)] = -float("inf")
+        return logits
 
 
 class NGramBanLogitsProcessor(_vllm_base()):  # type: ignore[misc]
@@ -130,10 +136,7 @@ class NGramBanLogitsProcessor(_vllm_base()):  # type: ignore[misc]
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         """Ban the repeating tokens in the rows of requests that asked; the rest is untouched."""
         for index, (ban, output_ids) in self.requests.items():
-            row = logits[index]
-            banned = ban(output_ids, row)
-            if banned is not row:
-                logits[index] = banned
+            ban(output_ids, logits[index])  # a view: banned in place
         return logits
 
 
