@@ -87,7 +87,9 @@ class JudgeConfig:
     Attributes:
         spec: ``embedding:minilm``, ``openai:MODEL[@BASE_URL]`` or ``litellm:PROVIDER/MODEL``.
         temperature: sampling temperature of the judge model.
-        max_tokens: reply length limit sent to the judge (unset: not sent).
+        max_tokens: reply length limit sent to the judge (4096, as in the paper's reference: a
+            reasoning judge without a limit may think until the server cuts it off; ``null``: not
+            sent).
         api_key_env: name of the environment variable holding the API key (never the key itself;
             unset: ``OPENAI_API_KEY`` for ``openai:``, the provider's own for ``litellm:``;
             ``none``: a server that takes no key).
@@ -99,7 +101,7 @@ class JudgeConfig:
 
     spec: str = "embedding:minilm"
     temperature: float = 1.0
-    max_tokens: int | None = None
+    max_tokens: int | None = 4096
     api_key_env: str | None = None
     concurrency: int = 32
     timeout_s: float = 120.0

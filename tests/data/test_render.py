@@ -275,13 +275,35 @@ def _msg(role: str, text: str, metadata: dict | None = None) -> dict:
             0,
             {"role": "user", "name": "ab12", "content": "Why Votes Matter\n\nBody text."},
         ),
+        (  # Medium: a label from the story's own topics goes too
+            "medium",
+            _msg(
+                "ab12",
+                "MACHINE LEARNING\n\nModels\n\nBody.",
+                {"counts": {"topics": ["machine-learning"]}},
+            ),
+            0,
+            {"role": "user", "name": "ab12", "content": "Models\n\nBody."},
+        ),
+        (  # Medium: an all-caps title is not a topic label and stays
+            "medium",
+            _msg("ab12", "WHY I QUIT MY JOB\n\nBody text."),
+            0,
+            {"role": "user", "name": "ab12", "content": "WHY I QUIT MY JOB\n\nBody text."},
+        ),
+        (  # Medium: a label word in ordinary case is a title and stays
+            "medium",
+            _msg("ab12", "Politics\n\nBody text."),
+            0,
+            {"role": "user", "name": "ab12", "content": "Politics\n\nBody text."},
+        ),
         (  # Medium: a normal first line stays
             "medium",
             _msg("ab12", "Why Votes Matter\n\nBody text."),
             0,
             {"role": "user", "name": "ab12", "content": "Why Votes Matter\n\nBody text."},
         ),
-        (  # Medium: only a short all-caps line counts as a topic line, and only in the story
+        (  # Medium: a topic label is dropped only from the story
             "medium",
             _msg("cd34", "POLITICS\n\nI disagree."),
             1,

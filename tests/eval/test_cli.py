@@ -53,7 +53,7 @@ def test_no_thinking_halves_the_budget(sim_server, judge_server, tmp_path):
     assert result.exit_code == 0, result.output
     body = sim_server.chat_requests[0].body
     assert body["max_tokens"] == 512 and body["chat_template_kwargs"]["enable_thinking"] is False
-    assert len(judge_server.chat_requests) == 1  # one valid reply; response alignment only
+    assert len(judge_server.chat_requests) == 2  # both replies judged; response alignment only
 
 
 def test_bad_settings_exit_with_code_2(tmp_path):

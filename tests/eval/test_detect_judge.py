@@ -52,11 +52,11 @@ def test_detect_judge_scores_pairs_and_writes_them(make_cfg):
         results, asked = result.results, len(detector.chat_requests)
     assert "detect judge openai:detector" in result.summary()
     block = results["metrics"]["detectability"]["judge"]
-    assert block["pairs"] == asked == 11  # one enzyme reply broke the format: no pair
+    assert block["pairs"] == asked == 12  # lenient extraction: even the off-format reply pairs
     assert block["unscored"] == 0 and block["accuracy"] >= 80
     assert block["turing_distance"] == pytest.approx(abs(block["accuracy"] - 50))
     by_source = results["by_data_source"]
-    assert sum(by_source[s]["metrics"]["detectability"]["judge"]["pairs"] for s in by_source) == 11
+    assert sum(by_source[s]["metrics"]["detectability"]["judge"]["pairs"] for s in by_source) == 12
     rows = [json.loads(x) for x in (Path(cfg.out) / DETECT_FILE).read_text().splitlines()]
     assert {r["human"] for r in rows} == {"A", "B"}  # the real reply is shown in both places
     assert results["detect_ledger"]["calls"] == asked
@@ -68,7 +68,7 @@ def test_unparseable_answers_are_unscored_not_guessed(make_cfg):
             aspects=False, max_retries=0, detect_judge=f"openai:detector@{detector.base_url}"
         )
         block = run_eval(cfg).results["metrics"]["detectability"]["judge"]
-    assert block["pairs"] == 0 and block["unscored"] == 11
+    assert block["pairs"] == 0 and block["unscored"] == 12
     assert block["accuracy"] is None and block["turing_distance"] is None
 
 

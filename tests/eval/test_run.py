@@ -33,7 +33,7 @@ def test_run_folder_holds_records_results_and_config(make_cfg, sim_server, judge
     recs = samples(run_dir)
     assert len(recs) == 8 == result.examples == result.evaluated
     for rec in recs:
-        assert rec["schema_version"] == 1
+        assert rec["schema_version"] == 2
         for key in ("example_id", "data_source", "user_id", "post_id", "generation", "response"):
             assert key in rec
         verdict = rec["verdicts"]["response_alignment"]
@@ -50,6 +50,7 @@ def test_run_folder_holds_records_results_and_config(make_cfg, sim_server, judge
     assert (run_dir / "judge_cache.sqlite").exists()
     # The judge ran at temperature 0 and the simulator at the protocol settings.
     assert all(r.body["temperature"] == 0.0 for r in judge_server.chat_requests)
+    assert all(r.body["max_tokens"] == 4096 for r in judge_server.chat_requests)
     assert all(r.body["temperature"] == 0.4 for r in sim_server.chat_requests)
 
 
@@ -62,11 +63,13 @@ def test_run_scores_are_means_of_the_records(make_cfg):
         summary = res["metrics"][metric]
         assert summary["score"] == pytest.approx(100 * sum(values) / len(values), abs=1e-3)
         assert summary["ci_low"] <= summary["score"] <= summary["ci_high"]
-    # The demo's wildchat examples about enzymes get an untagged reply: a real 0.
+    # The demo's wildchat examples about enzymes get an untagged reply: judged leniently, and
+    # counted against the valid-format rate.
     bad = [r for r in recs if NO_TAGS_MARKER in r["context_last"]["content"]]
     assert bad and all(r["valid_format"] is False for r in bad)
-    assert all(r["scores"]["response_alignment"] == 0.0 for r in bad)
-    assert all(r["verdicts"]["response_alignment"]["reason"] == "bad_format" for r in bad)
+    assert all(r["response"] == "I forgot the tags" for r in bad)
+    assert all(r["verdicts"]["response_alignment"]["reason"] == "ok" for r in bad)
+    assert res["metrics"]["valid_format"]["score"] < 100
     assert set(res["by_data_source"]) == {"reddit", "wildchat"}
 
 
@@ -207,9 +210,11 @@ def test_hf_backend_end_to_end(tiny_model_dir, make_cfg, judge_server):
     recs = samples(Path(cfg.out))
     assert len(recs) == 4 and all(isinstance(r["generation"], str) for r in recs)
     assert result.results["protocol_notes"]["ngram_ban_applied"] == 4
-    # A random tiny model cannot write the format: every output is a real 0, judged by nobody.
-    assert result.results["metrics"]["response_alignment"]["score"] == 0.0
-    assert judge_server.chat_requests == []
+    # A random tiny model cannot write the format; its text is still judged (lenient scoring),
+    # and the strict valid-format rate says it broke the format.
+    assert result.results["metrics"]["valid_format"]["score"] == 0.0
+    judged = [r for r in recs if r["response"]]
+    assert len(judge_server.chat_requests) == 2 * len(judged)  # response + aspects per reply
 
 
 def test_evaluate_examples_with_a_built_simulator(tiny_model_dir, demo_examples):
@@ -225,3 +230,68 @@ def test_evaluate_examples_with_a_built_simulator(tiny_model_dir, demo_examples)
     assert [r["example_id"] for r in recs] == [ex["example_id"] for ex in demo_examples[:3]]
     assert len(seen) == 3
     assert all("embedding_similarity" in r["scores"] for r in recs)
+
+
+@pytest.mark.parametrize(
+    ("mode", "state_set", "thinking"), [("sft", "r_no_tag", False), ("grpo-think", "r", True)]
+)
+def test_a_run_folder_is_evaluated_with_its_modes_prompt(
+    tiny_model_dir, make_cfg, tmp_path, monkeypatch, mode, state_set, thinking
+):
+    import shutil
+
+    import humanlm.eval.run as eval_run
+
+    run = tmp_path / "train-run"
+    shutil.copytree(tiny_model_dir, run / "model")
+    (run / "manifest.json").write_text(json.dumps({"mode": mode}))
+    asked = []
+    real = eval_run.build_sim_prompt
+
+    def recording(example, **kwargs):
+        asked.append(kwargs)
+        return real(example, **kwargs)
+
+    monkeypatch.setattr(eval_run, "build_sim_prompt", recording)
+    cfg = make_cfg(model=f"hf:{run}/model", limit=2, max_new_tokens=4, aspects=False)
+    result = run_eval(cfg)
+    assert asked == [{"thinking": thinking, "state_set": state_set}] * 2
+    notes = result.results["protocol_notes"]
+    assert (notes["mode"], notes["state_set"], notes["thinking"]) == (mode, state_set, thinking)
+    assert notes["thinking_from"] == "mode" and notes["ngram_ban"]["backend"] == "hf"
+    assert notes["ngram_ban"]["size"] == 4 and "transformers" in notes["ngram_ban"]["how"]
+    # The model's own tokenizer measured the prompts; the demo's are all short enough.
+    selection = notes["length_filter"]
+    assert selection["applied"] is True and selection["tokenizer"] == f"{run}/model"
+    assert selection["filtered"] == 0 and selection["examined"] == 2
+
+
+def test_an_openai_model_without_a_tokenizer_is_noted(make_cfg):
+    result = run_eval(make_cfg(limit=2, aspects=False))
+    notes = result.results["protocol_notes"]
+    assert notes["length_filter"]["applied"] is False and notes["length_filter"]["note"]
+    assert notes["ngram_ban"] == {
+        "backend": "openai",
+        "size": 0,
+        "how": "not applied (simulator_ngram_xargs is off)",
+    }
+    assert notes["simulator_api"] == "chat"
+
+
+def test_openai_completions_mode_with_the_ngram_argument(make_cfg, sim_server, tiny_model_dir):
+    sim_server.reply_fn = lambda request: Reply(content="plan</think>\n\n<response>ok</response>")
+    cfg = make_cfg(
+        limit=2,
+        aspects=False,
+        simulator_api="completions",
+        simulator_ngram_xargs=True,
+        tokenizer=str(tiny_model_dir),
+    )
+    result = run_eval(cfg)
+    requests = sim_server.completion_requests
+    assert len(requests) == 2 and sim_server.chat_requests == []
+    assert all(r.body["vllm_xargs"] == {"no_repeat_ngram_size": 4} for r in requests)
+    assert all(r.body["prompt"].endswith("<name>HUMAN</name>\n<think>\n") for r in requests)
+    notes = result.results["protocol_notes"]
+    assert notes["ngram_ban"]["size"] == 4 and "vllm_xargs" in notes["ngram_ban"]["how"]
+    assert notes["length_filter"]["applied"] is True and notes["simulator_api"] == "completions"

@@ -48,26 +48,48 @@ def test_valid_output_is_judged():
         "fake-v1",
     )
     assert [g.state for g in judge.groups] == ["response"]
-    assert rec["schema_version"] == 1 and rec["user_id"] == "u1" and rec["post_id"] == "p1"
+    assert rec["schema_version"] == 2 and rec["user_id"] == "u1" and rec["post_id"] == "p1"
 
 
 @pytest.mark.parametrize(
     "text",
     [
         "NTA.",  # no tags
+        "plan</think>\n\nNTA.",  # no tags after the thinking block
+        "Sure, here it is: <response>NTA.</response>",  # a sentence before the tags
         "<response>NTA.</response> and more",  # text after the tag
-        "<response></response>",  # empty reply
-        "",  # nothing at all
+        "<think>plan</think><response>NTA.",  # cut off before the closing tag
     ],
 )
-def test_bad_format_is_a_real_zero_without_a_judge_call(text):
+def test_a_reply_outside_the_format_is_judged_like_the_tagged_one(text):
+    judge = FakeJudge(lambda candidate, truth, state: 0.7 if candidate == "NTA." else 0.1)
+    tagged = score("<response>NTA.</response>", judge)
+    loose = score(text, judge)
+    assert loose["valid_format"] is False and loose["strict_response"] is None
+    assert loose["response"] == "NTA."
+    assert loose["scores"]["response_alignment"] == tagged["scores"]["response_alignment"] == 0.7
+    assert loose["scores"]["state_alignment"] == tagged["scores"]["state_alignment"]
+    assert loose["scores"]["valid_format"] == 0.0 and tagged["scores"]["valid_format"] == 1.0
+    assert [g.state for g in judge.groups] == ["response", "response"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<response></response>",  # empty reply
+        "",  # nothing at all
+        "<think>only a plan, cut off",  # nothing after the thinking
+        "plan</think>\n\n<response>  </response>",  # blank reply
+    ],
+)
+def test_an_empty_extraction_is_a_real_zero_without_a_judge_call(text):
     judge = FakeJudge(0.9)
     rec = score(text, judge)
     assert rec["valid_format"] is False and rec["response"] is None
     assert rec["scores"]["response_alignment"] == 0.0
     assert rec["verdicts"]["response_alignment"]["reason"] == "bad_format"
     assert rec["scores"]["state_alignment"] == 0.0
-    assert judge.groups == []  # the simulator's fault: no judge call
+    assert judge.groups == []  # nothing to judge: no judge call
 
 
 def test_judge_failure_is_unscored_not_zero():

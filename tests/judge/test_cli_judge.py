@@ -67,6 +67,7 @@ def test_group_mode_end_to_end_with_cache_rerun(server, tmp_path: Path) -> None:
     assert all(r["judge"] == spec and r["prompt_version"].startswith("judge-group-v") for r in rows)
     ledger = json.loads((out.parent / "judge_ledger.json").read_text())
     assert ledger["calls"] == 2 == len(server.chat_requests) and ledger["cache_hits"] == 0
+    assert all(r.body["max_tokens"] == 4096 for r in server.chat_requests)
     assert "2 requests" in result.output
 
     again = invoke("-i", str(src), "-o", str(out), "--judge", spec, "--temperature", "0")

@@ -236,8 +236,9 @@ def test_one_call_per_group_with_judgeable_candidates(server, make_judge) -> Non
         )
 
     verdicts = run(all_groups())
-    assert judge.ledger.calls == 3 == len(server.chat_requests)
-    assert judge.ledger.groups == 5 and judge.ledger.no_call == 2
+    # A latent state that copies the real reply is judged (the copy bonus is the response's).
+    assert judge.ledger.calls == 4 == len(server.chat_requests)
+    assert judge.ledger.groups == 5 and judge.ledger.no_call == 1
     assert all(v.is_scored for v in verdicts)
     assert judge.ledger.input_tokens > 0 and judge.ledger.output_tokens > 0
 

@@ -31,6 +31,13 @@ def test_plan_group(candidates, unique, slots) -> None:
     assert plan.unique == unique and list(plan.slots) == slots
 
 
+def test_copies_are_set_aside_for_the_response_only() -> None:
+    assert list(plan_group([TRUTH], TRUTH, state="response").slots) == [("copy", -1)]
+    for latent in ("stance", "emotion", "belief", "value", "goal", "communication"):
+        plan = plan_group([TRUTH, "x"], TRUTH, state=latent)
+        assert plan.unique == (TRUTH, "x") and list(plan.slots) == [("judge", 0), ("judge", 1)]
+
+
 FINISH_CASES = [
     (["a", TRUTH, ""], [0.5], None, [0.5, 0.6, 0.0]),  # copy = best + 0.1
     (["a", TRUTH], [0.95], None, [0.95, 1.0]),  # capped at 1

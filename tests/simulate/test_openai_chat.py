@@ -139,3 +139,94 @@ def test_public_api_needs_a_key(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         build_simulator("openai:gpt-4o-mini", settings=GenerationSettings())
+
+
+@pytest.mark.parametrize("thinking", [True, False])
+def test_completions_mode_sends_the_rendered_prompt(server, demo_examples, thinking):
+    prompt = build_sim_prompt(demo_examples[0], thinking=thinking)
+    server.enqueue(" plan</think>\n\n<response>NTA.")
+    sim = build_simulator(
+        f"openai:sim-model@{server.base_url}",
+        settings=GenerationSettings(retry=FAST_RETRY, max_new_tokens=50),
+        api="completions",
+    )
+    (out,) = generate_all(sim, [prompt])
+    assert server.chat_requests == []
+    (request,) = server.completion_requests
+    assert request.path.endswith("/v1/completions") and request.body["prompt"] == prompt.text
+    assert (
+        request.body["add_special_tokens"] is False and "chat_template_kwargs" not in request.body
+    )
+    assert (request.body["max_tokens"], request.body["stop"]) == (50, ["</response>"])
+    assert out.text == " plan</think>\n\n<response>NTA.</response>"  # the stop tag put back
+
+
+def test_completions_mode_retries_like_the_chat_mode(server, demo_examples):
+    server.enqueue(faults.server_error(), "<response>ok</response>")
+    sim = build_simulator(
+        f"openai:m@{server.base_url}",
+        settings=GenerationSettings(retry=FAST_RETRY),
+        api="completions",
+    )
+    (out,) = generate_all(sim, [build_sim_prompt(demo_examples[0], thinking=False)])
+    assert out.text == "<response>ok</response>" and len(server.completion_requests) == 2
+
+
+@pytest.mark.parametrize("api", ["chat", "completions"])
+def test_ngram_ban_is_requested_through_vllm_xargs_when_asked(server, demo_examples, api):
+    server.enqueue("<response>a</response>", "<response>b</response>")
+    prompt = build_sim_prompt(demo_examples[0], thinking=True)
+    asked = build_simulator(
+        f"openai:m@{server.base_url}",
+        settings=GenerationSettings(retry=FAST_RETRY),
+        api=api,
+        ngram_xargs=True,
+    )
+    plain = build_simulator(
+        f"openai:m@{server.base_url}", settings=GenerationSettings(retry=FAST_RETRY), api=api
+    )
+    generate_all(asked, [prompt])
+    generate_all(plain, [prompt])
+    first, second = server.requests
+    assert first.body["vllm_xargs"] == {"no_repeat_ngram_size": 4} and asked.ngram_ban == 4
+    assert "vllm_xargs" not in second.body and plain.ngram_ban == 0
+
+
+def test_unknown_api_is_a_config_error(server):
+    with pytest.raises(ConfigError, match="simulator_api"):
+        build_simulator(
+            f"openai:m@{server.base_url}", settings=GenerationSettings(), api="responses"
+        )
+
+
+def test_hf_and_completions_mode_give_identical_prompt_ids_for_every_platform(
+    server, tiny_model_dir, tmp_path
+):
+    from humanlm.data.prepare import load_prepared, run_prepare
+    from humanlm.simulate.backends import HFSimulator
+    from tests.data.samples import SAMPLE, sample_rows
+
+    sample_rows()  # skips when the real rows are absent
+    run_prepare(source=SAMPLE, dataset="auto", out_dir=tmp_path / "prepared")
+    examples = load_prepared(tmp_path / "prepared" / "train.parquet")
+    hf = HFSimulator(str(tiny_model_dir), settings=GenerationSettings())
+    sim = build_simulator(
+        f"openai:m@{server.base_url}",
+        settings=GenerationSettings(retry=FAST_RETRY),
+        api="completions",
+    )
+    by_platform = {}
+    for example in examples:
+        by_platform.setdefault(example["data_source"], example)
+    assert set(by_platform) == {"amazon", "enron", "reddit", "wildchat", "youtube", "medium"}
+    for thinking in (True, False):
+        prompts = [build_sim_prompt(ex, thinking=thinking) for ex in by_platform.values()]
+        server.enqueue(*["<response>x</response>"] * len(prompts))
+        generate_all(sim, prompts)
+        sent = {r.body["prompt"]: r.body for r in server.completion_requests[-len(prompts) :]}
+        for prompt in prompts:
+            body = sent[prompt.text]
+            # What a server does with the body: tokenize the prompt string as told.
+            served = hf.tokenizer(body["prompt"], add_special_tokens=body["add_special_tokens"])
+            local = hf.encode([prompt.text])["input_ids"][0].tolist()
+            assert served["input_ids"] == local

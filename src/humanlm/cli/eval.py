@@ -16,7 +16,7 @@ __all__ = ["eval_command"]
 
 _HELP = """Evaluate a simulator: generate one reply per example and score it with the judge.
 
-Protocol defaults (paper): response prompt only, thinking on, temperature 0.4, one sample, no-repeat 4-gram ban, 1024 new tokens with thinking (512 without), the first 2,000 test rows (5,000 for reddit), judge litellm:anthropic/claude-haiku-4-5 at temperature 0. Metrics: response alignment, state alignment (six states), embedding similarity (MiniLM), valid-format rate; run scores are means x 100 with bootstrap 95% intervals. Re-running the same command resumes.
+Protocol defaults (paper): response prompt only (prompt and thinking from the training mode of a humanlm run folder, else thinking on), temperature 0.4, one sample, no-repeat 4-gram ban, 1024 new tokens with thinking (512 without), the first 2,000 test rows (5,000 for reddit) whose prompt fits the dataset's token limit, judge litellm:anthropic/claude-haiku-4-5 at temperature 0. Metrics: response alignment, state alignment (six states), embedding similarity (MiniLM), valid-format rate; run scores are means x 100 with bootstrap 95% intervals. Re-running the same command resumes.
 
 Settings: --config FILE.yaml (keys of EvalConfig; the judge: block as in training), then the flags, then KEY=VALUE overrides.
 
@@ -25,6 +25,7 @@ Examples:
   humanlm eval --model hf:runs/x/model --data demo --limit 8 --judge embedding:minilm
   humanlm eval --config eval.yaml model=hf:runs/x/model judge.temperature=0.2 limit=100
   humanlm eval --model openai:Qwen/Qwen3-8B@http://127.0.0.1:8000/v1 --data data/reddit --dataset reddit --api-key-env ANTHROPIC_API_KEY
+  humanlm eval --model openai:runs/x/model@http://127.0.0.1:8000/v1 --simulator-api completions --tokenizer runs/x/model simulator_ngram_xargs=true --data demo
   humanlm eval --model vllm:runs/x/model --data snap-stanford/humanual-opinion --dataset reddit --judge openai:gpt-5-mini --no-thinking --out runs/eval-grpo
   humanlm eval --model hf:runs/x/model --data demo --judge embedding:minilm --seeds 3
   humanlm eval --rescore runs/eval-grpo --judge openai:gpt-5-mini --out runs/eval-grpo-gpt5
@@ -100,7 +101,23 @@ def eval_command(
         str | None, Opt("--name", help="Run label in reports (default: a short model name).")
     ] = None,
     thinking: Annotated[
-        bool | None, Opt("--thinking/--no-thinking", help=_default("thinking"))
+        bool | None,
+        Opt("--thinking/--no-thinking", help="(default: the model's training mode, else on)"),
+    ] = None,
+    state_set: Annotated[
+        str | None,
+        Opt(
+            "--state-set",
+            help="Response prompt: r or r_no_tag... (default: the model's mode, else r).",
+        ),
+    ] = None,
+    simulator_api: Annotated[
+        str | None,
+        Opt("--simulator-api", help=f"openai: chat or completions {_default('simulator_api')}."),
+    ] = None,
+    tokenizer: Annotated[
+        str | None,
+        Opt("--tokenizer", help="Tokenizer of the prompt-length filter (default: the model's)."),
     ] = None,
     temperature: Annotated[float | None, Opt("--temperature", help=_default("temperature"))] = None,
     top_p: Annotated[float | None, Opt("--top-p", help=_default("top_p"))] = None,

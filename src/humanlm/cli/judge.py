@@ -82,6 +82,9 @@ def judge(
     max_retries: Annotated[
         int, typer.Option("--max-retries", min=0, help="Retries per judge call.")
     ] = 4,
+    max_tokens: Annotated[
+        int, typer.Option("--max-tokens", min=0, help="Judge reply limit sent (0: none).")
+    ] = 4096,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
@@ -92,6 +95,7 @@ def judge(
     judge_ = build_judge(
         judge_spec,
         temperature=temperature,
+        max_tokens=max_tokens or None,
         api_key_env=api_key_env,
         concurrency=concurrency,
         timeout_s=timeout,

@@ -30,8 +30,29 @@ Renderer = Callable[..., dict[str, str]]
 # Author names that stand for "unknown" (deleted accounts etc.); never treated as one person.
 PLACEHOLDER_AUTHORS = frozenset({"", "na", "n/a", "none", "null", "[deleted]", "[removed]"})
 
-# Medium shows a short all-caps topic ("POLITICS", "US POLITICS") above a story's title.
-_TOPIC_LINE = re.compile(r"\A[ \t]*([A-Z][A-Z&/'\- ]{2,29})[ \t]*\n+")
+# Medium can show a story's topic in capitals ("POLITICS", "US POLITICS") above its title. Only
+# known labels are dropped: the politics topics below and the story's own ``topics``/``tags``
+# metadata; an all-caps title such as "WHY I QUIT MY JOB" stays.
+MEDIUM_TOPIC_LABELS = frozenset(
+    {
+        "politics",
+        "us politics",
+        "world",
+        "government",
+        "election",
+        "elections",
+        "democracy",
+        "society",
+        "economics",
+        "economy",
+        "history",
+        "culture",
+        "news",
+        "world politics",
+        "international relations",
+    }
+)
+_FIRST_LINE = re.compile(r"\A[ \t]*([^\n]{1,40}?)[ \t]*\n+")
 
 
 def _user(name: str, content: str) -> dict[str, str]:
@@ -77,13 +98,36 @@ def render_youtube(message: dict[str, Any], *, index: int) -> dict[str, str]:
 
 
 def render_medium(message: dict[str, Any], *, index: int) -> dict[str, str]:
-    """Author is the role; the story (message 0) loses its leading topic line."""
+    """Author is the role; the story (message 0) loses a leading line that is a known topic label.
+
+    A label is a capitalised line naming one of ``MEDIUM_TOPIC_LABELS`` or one of the story's own
+    ``topics``/``tags`` (in ``metadata.counts``); any other first line, capitals or not, stays.
+    """
     content = message["content"]
     if index == 0:
-        match = _TOPIC_LINE.match(content)
-        if match and content[match.end() :].strip():
+        match = _FIRST_LINE.match(content)
+        if match and content[match.end() :].strip() and _is_topic_label(match[1], message):
             content = content[match.end() :]
     return _user(message["role"], content)
+
+
+def _label_key(text: str) -> str:
+    return " ".join(text.lower().replace("-", " ").replace("_", " ").split())
+
+
+def _is_topic_label(line: str, message: dict[str, Any]) -> bool:
+    if line != line.upper() or not any(c.isalpha() for c in line):
+        return False
+    metadata = message.get("metadata")
+    counts = metadata.get("counts") if isinstance(metadata, dict) else None
+    own: set[str] = set()
+    if isinstance(counts, dict):
+        for key in ("topics", "tags"):
+            values = counts.get(key)
+            if isinstance(values, list):
+                own.update(_label_key(v) for v in values if isinstance(v, str))
+    key = _label_key(line)
+    return key in MEDIUM_TOPIC_LABELS or key in own
 
 
 def render_wildchat(message: dict[str, Any], *, index: int) -> dict[str, str]:

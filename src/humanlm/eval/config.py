@@ -1,15 +1,23 @@
 """``EvalConfig``: one ``humanlm eval`` run, with the paper's protocol as the defaults.
 
-Protocol (spec sections 1, 3 and 4): the response prompt only, thinking on, temperature 0.4,
-one sample per example, a no-repeat 4-gram ban, at most 1024 new tokens with thinking (512
-without), the first 2,000 test rows (5,000 for reddit), judged by claude-haiku-4-5 at
-temperature 0. Every default can be overridden.
+Protocol (the paper's evaluation): the response prompt only, temperature 0.4, one sample per
+example, a no-repeat 4-gram ban, at most 1024 new tokens with thinking (512 without), the first
+2,000 test rows (5,000 for reddit) whose prompt fits the dataset's length limit (5,120 or 7,168
+tokens), judged by claude-haiku-4-5 at temperature 0. Every default can be overridden.
+
+Prompt and thinking follow the model: for a humanlm run folder (``hf:``/``vllm:`` of the folder
+or its ``model/``) they come from the run's ``manifest.json`` (its training mode: SFT gets the
+untagged response prompt it was trained on, grpo-think/humanlm/sft-think think, grpo and sft do
+not); other models get the tagged response prompt with thinking on (the paper's base rows are
+run with ``--thinking`` and ``--no-thinking``). ``thinking``/``state_set`` set explicitly win.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from humanlm.config import JudgeConfig
@@ -19,9 +27,18 @@ from humanlm.eval.stats import METRICS
 from humanlm.llm.limits import RetryPolicy
 from humanlm.llm.specs import parse_spec as parse_model_spec
 from humanlm.simulate import GenerationSettings
+from humanlm.simulate.backends import SIMULATOR_APIS
 from humanlm.states import RESPONSE, STATES
+from humanlm.states.modes import MODES, Mode
 
-__all__ = ["AUTO_DATASETS", "EvalConfig", "PAPER_JUDGE", "PROTOCOL_VERSION", "paper_eval_judge"]
+__all__ = [
+    "AUTO_DATASETS",
+    "EvalConfig",
+    "PAPER_JUDGE",
+    "PROTOCOL_VERSION",
+    "model_mode",
+    "paper_eval_judge",
+]
 
 PAPER_JUDGE = "litellm:anthropic/claude-haiku-4-5"
 
@@ -32,7 +49,7 @@ def paper_eval_judge(spec: str = PAPER_JUDGE) -> JudgeConfig:
 
 
 # Bump when a change to prompts, parsing or scoring makes new records incomparable with old ones.
-PROTOCOL_VERSION = "humanual-eval-v1"
+PROTOCOL_VERSION = "humanual-eval-v2"
 AUTO_DATASETS = ("auto", "demo")
 JUDGE_KINDS = ("openai", "litellm", "embedding")
 _SIMULATOR_KINDS = ("hf", "vllm", "openai")
@@ -43,6 +60,11 @@ _FINGERPRINT_FIELDS = (
     "dataset",
     "split",
     "thinking",
+    "state_set",
+    "simulator_api",
+    "simulator_ngram_xargs",
+    "length_filter",
+    "tokenizer",
     "temperature",
     "top_p",
     "max_new_tokens",
@@ -69,7 +91,19 @@ class EvalConfig:
         limit: evaluate the first N examples (``None``: 2,000, or 5,000 for reddit).
         name: label of the run in reports (default: a short name from the model spec: the model
             name, or the run folder of a ``hf:runs/<run>/model`` path; never the URL).
-        thinking: let the simulator think before answering.
+        thinking: let the simulator think before answering (unset: from the model's training
+            mode for a humanlm run folder, else on).
+        state_set: the state set of the response prompt (``r``: tagged; ``r_no_tag``: SFT's
+            untagged; unset: from the model's training mode, else ``r``).
+        simulator_api: ``openai:`` only: ``chat`` (messages, for chat models) or ``completions``
+            (our rendered prompt verbatim, for a humanlm model behind ``vllm serve``).
+        simulator_ngram_xargs: ``openai:`` only: ask the server for the n-gram ban through
+            ``vllm_xargs`` (a vLLM server started with ``--logits-processors
+            humanlm.model.vllm_ngram:NGramBanLogitsProcessor``).
+        length_filter: drop test rows whose prompt exceeds the dataset's token limit before
+            taking the first N, as the paper's reference did.
+        tokenizer: tokenizer for the length filter (unset: the model's own for ``hf:``/``vllm:``;
+            an ``openai:`` model without one is evaluated unfiltered, and the results say so).
         temperature, top_p: sampling.
         max_new_tokens: generation budget (``None``: 1024 with thinking, 512 without).
         no_repeat_ngram: no-repeat n-gram ban size (0: off).
@@ -109,7 +143,12 @@ class EvalConfig:
     split: str = "test"
     limit: int | None = None
     name: str | None = None
-    thinking: bool = True
+    thinking: bool | None = None
+    state_set: str | None = None
+    simulator_api: str = "chat"
+    simulator_ngram_xargs: bool = False
+    length_filter: bool = True
+    tokenizer: str | None = None
     temperature: float = 0.4
     top_p: float = 1.0
     max_new_tokens: int | None = None
@@ -154,6 +193,16 @@ class EvalConfig:
             parse_model_spec(self.judge.spec, role="judge", kinds=JUDGE_KINDS)
         except ConfigError as err:
             problems.extend(err.problems)
+        self._mode: tuple[Mode, str] | None = None
+        if self.model and not problems:
+            try:
+                self._mode = model_mode(self.model)
+            except ConfigError as err:
+                problems.extend(err.problems)
+        if self.simulator_api not in SIMULATOR_APIS:
+            problems.append(f"simulator_api: must be one of {', '.join(SIMULATOR_APIS)}")
+        if self.state_set is not None and self.state_set not in _EVAL_STATE_SETS:
+            problems.append(f"state_set: must be one of {', '.join(_EVAL_STATE_SETS)}")
         if self.limit is not None and self.limit < 1:
             problems.append("limit: must be >= 1 (leave it unset for the protocol's row count)")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
@@ -179,11 +228,45 @@ class EvalConfig:
         self.generation_settings()  # validates the decoding settings too
 
     @property
+    def mode(self) -> Mode | None:
+        """The training mode of the model under test, when it is a humanlm run folder."""
+        return self._mode[0] if self._mode else None
+
+    @property
+    def effective_thinking(self) -> bool:
+        """Thinking as set, else the model's mode's, else on."""
+        if self.thinking is not None:
+            return self.thinking
+        return self.mode.thinking if self.mode else True
+
+    @property
+    def effective_state_set(self) -> str:
+        """The response prompt's state set as set, else the model's mode's, else ``r``."""
+        if self.state_set is not None:
+            return self.state_set
+        return self.mode.state_set if self.mode else "r"
+
+    def prompt_source(self) -> dict[str, Any]:
+        """Where the prompt and thinking came from (for ``results.json``)."""
+        return {
+            "mode": self.mode.name if self.mode else None,
+            "manifest": self._mode[1] if self._mode else None,
+            "thinking": self.effective_thinking,
+            "thinking_from": "setting"
+            if self.thinking is not None
+            else ("mode" if self.mode else "default"),
+            "state_set": self.effective_state_set,
+            "state_set_from": "setting"
+            if self.state_set is not None
+            else ("mode" if self.mode else "default"),
+        }
+
+    @property
     def effective_max_new_tokens(self) -> int:
         """The generation budget: as set, else 1024 with thinking and 512 without."""
         if self.max_new_tokens is not None:
             return self.max_new_tokens
-        return 1024 if self.thinking else STATES[RESPONSE].max_new_tokens
+        return 1024 if self.effective_thinking else STATES[RESPONSE].max_new_tokens
 
     @property
     def effective_limit(self) -> int:
@@ -227,6 +310,8 @@ class EvalConfig:
         Only names of key variables appear, never keys.
         """
         values = dataclasses.asdict(self)
+        values["thinking"] = self.effective_thinking
+        values["state_set"] = self.effective_state_set
         values["max_new_tokens"] = self.effective_max_new_tokens
         values["limit"] = self.effective_limit
         values["protocol"] = PROTOCOL_VERSION
@@ -243,3 +328,45 @@ class EvalConfig:
             return value
 
         return {"protocol": PROTOCOL_VERSION, **{k: pick(k) for k in _FINGERPRINT_FIELDS}}
+
+
+# Response prompts an evaluation can use: the tagged one of each training state set, SFT's
+# untagged one and SFT-think's.
+_EVAL_STATE_SETS = tuple(dict.fromkeys(m.state_set for m in MODES.values()))
+_MANIFEST = "manifest.json"
+
+
+def model_mode(spec: str) -> tuple[Mode, str] | None:
+    """The training mode of a humanlm run folder named by an ``hf:``/``vllm:`` spec.
+
+    The folder may be the run folder or its ``model/``; its ``manifest.json`` (written by
+    ``humanlm train``) names the mode. Other specs and folders without a manifest give ``None``.
+
+    Returns:
+        ``(mode, manifest path)`` or ``None``.
+
+    Raises:
+        ConfigError: a manifest that is not JSON or names an unknown mode.
+    """
+    parsed = parse_model_spec(spec, role="simulator", kinds=_SIMULATOR_KINDS)
+    if parsed.kind not in ("hf", "vllm"):
+        return None
+    folder = Path(parsed.model)
+    if not folder.is_dir():
+        return None
+    for candidate in (folder / _MANIFEST, folder.parent / _MANIFEST):
+        if not candidate.is_file():
+            continue
+        if candidate.parent != folder and folder.name != "model":
+            continue  # only a run folder's own model/ inherits its manifest
+        try:
+            manifest = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"{candidate}: not a readable manifest ({err})") from None
+        name = manifest.get("mode") if isinstance(manifest, dict) else None
+        if name is None:
+            return None  # an eval folder or another tool's manifest: no training mode
+        if name not in MODES:
+            raise ConfigError(f"{candidate}: mode {name!r} is not one of {', '.join(MODES)}")
+        return MODES[name], str(candidate)
+    return None

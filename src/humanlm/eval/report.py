@@ -227,7 +227,8 @@ def _metrics_table(runs: Sequence[EvalRun]) -> Table:
         [*columns, "unscored (per metric)"],
         rows,
         "Unscored examples (judge failure or no simulator output) are left out of the means, "
-        "never counted as 0; an output in the wrong format scores 0 (bad_format). "
+        "never counted as 0; replies are judged leniently (tags if present, else the text after "
+        "the thinking) and an empty reply scores 0 (bad_format). "
         "Unscored counts are listed in the order of the metric columns; – = switched off.",
     )
 

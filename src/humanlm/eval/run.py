@@ -13,8 +13,8 @@ resumes: finished examples are skipped and judge verdicts come from the cache.
 Sample record fields: ``schema_version``, ``example_id``, ``data_source``, ``user_id``,
 ``post_id``, ``turn_id``, ``context_last`` (excerpt of the last context message),
 ``ground_truth``, ``generation`` (raw output), ``finish_reason``, ``thinking``, ``response``
-(strict parse; ``null`` when the format is broken), ``extracted_response`` (lenient),
-``valid_format``, ``scores`` (metric -> 0..1 or ``null``), ``state_scores``, ``verdicts``
+(the lenient extraction that was judged; ``null`` when empty), ``strict_response`` (the strict
+parse; ``null`` when the format is broken), ``valid_format``, ``scores`` (metric -> 0..1 or ``null``), ``state_scores``, ``verdicts``
 (metric -> score, reason, judge, prompt_version, thought, cached, calls, raw), ``error``.
 """
 
@@ -45,12 +45,14 @@ from humanlm.eval.population import (
 )
 from humanlm.eval.samples import SAMPLES_FILE, SamplesFile, read_samples
 from humanlm.eval.scoring import SimilarityBatcher, score_example
+from humanlm.eval.selection import select_eval_examples, tokenizer_for
 from humanlm.eval.stability import stability_summary
 from humanlm.eval.stats import BOOTSTRAP_LEVEL, aggregate_records
 from humanlm.files import write_json
 from humanlm.judge import Judge, build_judge, build_judge_from_config
 from humanlm.judge.embedding import EmbeddingJudge
 from humanlm.judge.prompt import prompt_versions as judge_prompt_versions
+from humanlm.llm.specs import parse_spec
 from humanlm.log import write_run_files
 from humanlm.simulate import Simulator, build_sim_prompt, build_simulator
 
@@ -132,6 +134,7 @@ async def evaluate_examples_async(
     judge: Judge | None,
     embedder: Judge | None = None,
     thinking: bool = True,
+    state_set: str = "r",
     aspects: bool = True,
     concurrency: int = 32,
     use_cache: bool = True,
@@ -170,7 +173,7 @@ async def evaluate_examples_async(
     async def run_chunk(start: int) -> None:
         async with slots:
             chunk = examples[start : start + size]
-            prompts = [build_sim_prompt(ex, thinking=thinking) for ex in chunk]
+            prompts = [build_sim_prompt(ex, thinking=thinking, state_set=state_set) for ex in chunk]
             generations = await simulator.generate(prompts)
             await asyncio.gather(*(finish(start + i, g) for i, g in enumerate(generations)))
 
@@ -195,6 +198,7 @@ def evaluate_examples(
     judge: Judge | None,
     embedder: Judge | None = None,
     thinking: bool = True,
+    state_set: str = "r",
     aspects: bool = True,
     concurrency: int = 32,
     use_cache: bool = True,
@@ -216,6 +220,7 @@ def evaluate_examples(
             format and embedding similarity are scored).
         embedder: scores embedding similarity (``build_judge("embedding:minilm")``; ``None``: off).
         thinking: the response prompt opens a think block.
+        state_set: the response prompt's state set (``r`` tagged, ``r_no_tag`` for SFT models).
         aspects: also score the six latent states with ``judge.judge_aspects``.
         concurrency: examples in flight.
         use_cache: let the judge read and write its cache.
@@ -235,6 +240,7 @@ def evaluate_examples(
                 judge=judge,
                 embedder=embedder,
                 thinking=thinking,
+                state_set=state_set,
                 aspects=aspects,
                 concurrency=concurrency,
                 use_cache=use_cache,
@@ -269,8 +275,18 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
     data_dir = run_dir / "data"
     source = data_dir if is_prepared_dir(data_dir) else cfg.data  # prepared on an earlier try
     dataset = None if cfg.dataset in AUTO_DATASETS else cfg.dataset
-    examples = resolve_split(
-        source, dataset=dataset, split=cfg.split, work_dir=data_dir, limit=cfg.effective_limit
+    rows = resolve_split(source, dataset=dataset, split=cfg.split, work_dir=data_dir)
+    tokenizer, tokenizer_name = (
+        tokenizer_for(cfg.model, cfg.tokenizer) if cfg.length_filter else (None, None)
+    )
+    examples, selection = select_eval_examples(
+        rows,
+        limit=cfg.effective_limit,
+        tokenizer=tokenizer,
+        tokenizer_name=tokenizer_name,
+        state_set=cfg.effective_state_set,
+        thinking=cfg.effective_thinking,
+        enabled=cfg.length_filter,
     )
     if not examples:
         raise DataError(f"split {cfg.split!r} of {cfg.data} has no examples")
@@ -304,6 +320,8 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
                 cfg.model,
                 settings=cfg.generation_settings(),
                 api_key_env=cfg.simulator_api_key_env,
+                api=cfg.simulator_api,
+                ngram_xargs=cfg.simulator_ngram_xargs,
             )
         ngram_ban = simulator.ngram_ban
         if isinstance(embedder, EmbeddingJudge):
@@ -315,7 +333,8 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
                 simulator=simulator,
                 judge=judge,
                 embedder=embedder,
-                thinking=cfg.thinking,
+                thinking=cfg.effective_thinking,
+                state_set=cfg.effective_state_set,
                 aspects=cfg.aspects,
                 concurrency=cfg.concurrency,
                 use_cache=cfg.cache,
@@ -354,6 +373,7 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
         },
         summary=summary,
         ngram_ban=ngram_ban,
+        selection=selection,
         elapsed=elapsed,
     )
     results["timing"]["population_s"] = round(population_s, 3) if cfg.population else None
@@ -384,6 +404,7 @@ def _results(
     counts: dict[str, int],
     summary: dict[str, Any],
     ngram_ban: int | None,
+    selection: dict[str, Any],
     elapsed: float,
 ) -> dict[str, Any]:
     """The content of ``results.json``."""
@@ -403,8 +424,13 @@ def _results(
         "settings": cfg.resolved(),
         "protocol_notes": {
             "samples_per_example": cfg.seeds,
-            "prompt": "response prompt only (state set r)",
+            "prompt": f"response prompt only (state set {cfg.effective_state_set})",
+            **cfg.prompt_source(),
+            "scoring": "lenient extraction judged; strict format reported as valid_format",
             "ngram_ban_applied": ngram_ban,
+            "ngram_ban": _ngram_note(cfg, ngram_ban),
+            "simulator_api": _simulator_api(cfg),
+            "length_filter": selection,
         },
         "bootstrap": {
             "method": "percentile",
@@ -429,3 +455,26 @@ def _other_seeds(cfg: EvalConfig, run_dir: Path, results: dict[str, Any]) -> dic
         sub = dataclasses.replace(cfg, seed=seed, seeds=1, out=str(run_dir / f"seed-{seed}"))
         runs.append((seed, run_eval(sub).results["metrics"]))
     return stability_summary(runs)
+
+
+def _simulator_api(cfg: EvalConfig) -> str:
+    kind = parse_spec(cfg.model, role="simulator").kind
+    return cfg.simulator_api if kind == "openai" else "rendered prompt (local)"
+
+
+def _ngram_note(cfg: EvalConfig, applied: int | None) -> dict[str, Any]:
+    """Whether and how this backend applied the no-repeat n-gram ban."""
+    kind = parse_spec(cfg.model, role="simulator").kind
+    how = {
+        "hf": "transformers logits processor (humanlm.model.ngram)",
+        "vllm": "vLLM logits processor (humanlm.model.vllm_ngram)",
+        "openai": "requested from the server through vllm_xargs (applied only by a vLLM server "
+        "started with --logits-processors humanlm.model.vllm_ngram:NGramBanLogitsProcessor)",
+    }[kind]
+    if applied is None:
+        how = "no generation in this invocation (every example was resumed)"
+    elif not applied:
+        how = "not applied" + (
+            " (simulator_ngram_xargs is off)" if kind == "openai" and cfg.no_repeat_ngram else ""
+        )
+    return {"backend": kind, "size": applied, "how": how}

@@ -1,13 +1,18 @@
 """Score one simulated reply: format, response alignment, state alignment, embedding similarity.
 
-- valid format: the strict parse of the response format (``humanlm.states.parsing.parse_output``);
+- valid format: the strict parse of the response format (``humanlm.states.parsing.parse_output``),
+  reported as its own metric;
 - response alignment: the group judge with one candidate (state ``response``);
 - state alignment: the aspects judge, six latent states from one call; the example's score is
   their mean;
 - embedding similarity: cosine similarity with the real reply (MiniLM).
 
-An output that breaks the format is judged as an empty candidate: 0 with reason ``bad_format``
-and no judge call. A judge failure leaves the metric unscored (``None``) with its reason.
+Every model is scored on its leniently extracted reply (``extract_response``): the tagged
+response when there is one, else the text after the thinking block, else the raw text, never
+markup. A base or SFT model that answers without tags, or after a preamble, is judged on what it
+said, like the paper's reference scoring; training keeps the strict format. An empty extraction
+scores 0 with reason ``bad_format`` and no judge call. A judge failure leaves the metric unscored
+(``None``) with its reason.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from humanlm.states.parsing import extract_response, parse_output
 
 __all__ = ["SAMPLE_SCHEMA_VERSION", "SimilarityBatcher", "score_example"]
 
-SAMPLE_SCHEMA_VERSION = 1
+SAMPLE_SCHEMA_VERSION = 2
 _EXCERPT_CHARS = 1000
 
 
@@ -189,14 +194,14 @@ async def score_example(
             **record,
             "thinking": None,
             "response": None,
-            "extracted_response": None,
+            "strict_response": None,
             "valid_format": None,
             "scores": {},
             "state_scores": {},
             "verdicts": {},
         }
     parsed = parse_output(generation.text, [RESPONSE], strict=True)
-    response = parsed.fields[RESPONSE] if parsed.valid else None
+    response = extract_response(generation.text) or None  # lenient; empty scores 0 uncalled
     context = judge_context(example)
     truth = example["ground_truth"]
     jobs: dict[str, Any] = {}
@@ -240,7 +245,7 @@ async def score_example(
         **record,
         "thinking": parsed.thinking,
         "response": response,
-        "extracted_response": extract_response(generation.text),
+        "strict_response": parsed.fields[RESPONSE] if parsed.valid else None,
         "valid_format": parsed.valid,
         "scores": scores,
         "state_scores": state_scores,

@@ -2,8 +2,8 @@
 
 A metric's run score is the mean of its scored examples x 100 (spec section 6). Unscored
 examples (the judge failed, or the simulator gave no output) are counted and left out; they are
-never averaged in as 0. An output that breaks the response format is a real 0 (``bad_format``),
-since that is the simulator's fault.
+never averaged in as 0. An output with no reply text at all is a real 0 (``bad_format``), since
+that is the simulator's fault.
 
 Interval: percentile bootstrap. Draw ``resamples`` (default 1,000) samples of the scored values
 with replacement, each as large as the original, with ``numpy.random.default_rng(seed)``; the

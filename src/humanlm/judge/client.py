@@ -132,7 +132,7 @@ class LLMJudge:
             A ``GroupVerdict`` with one verdict per candidate, in the given order.
         """
         version = group_prompt_version()
-        plan = plan_group(candidates, ground_truth)
+        plan = plan_group(candidates, ground_truth, state=state)
         self.ledger.groups += 1
         if not plan.unique:
             self.ledger.no_call += 1

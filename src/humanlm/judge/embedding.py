@@ -111,7 +111,7 @@ class EmbeddingJudge:
         use_cache: bool = True,
     ) -> GroupVerdict:
         """Score each candidate by its similarity with ``ground_truth`` (context is unused)."""
-        plan = plan_group(candidates, ground_truth)
+        plan = plan_group(candidates, ground_truth, state=state)
         self.ledger.groups += 1
         if not plan.unique:
             self.ledger.no_call += 1

@@ -1,12 +1,16 @@
 """Economy rules of a group judgement, shared by every judge backend.
 
 Before a call: empty candidates score 0 (``bad_format``), exact copies of the real reply are set
-aside, identical candidates are merged, and only the distinct rest is numbered and sent. The end
-signal (``humanlm.states.ending``) is scored exactly, without a call: ending when the real user
-ended is an exact copy, and ending when they did not, or not ending when they did, scores 0
-(``end_mismatch``). After
-the call the scores are mapped back to every original position, and exact copies get
-``min(1, best + 0.1)`` (1.0 when nothing else was judged).
+aside (response state only), identical candidates are merged, and only the distinct rest is
+numbered and sent. The end signal (``humanlm.states.ending``) is scored exactly, without a call:
+ending when the real user ended is an exact copy, and ending when they did not, or not ending
+when they did, scores 0 (``end_mismatch``). After the call the scores are mapped back to every
+original position, and exact copies get ``min(1, best + 0.1)`` (1.0 when nothing else was
+judged).
+
+The copy bonus is for the response alone, as in the paper's reference: a latent state (stance,
+emotion, ...) that happens to repeat the real reply word for word is judged like any other.
+
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 
 from humanlm.judge.verdict import GroupVerdict, Verdict
 from humanlm.states.ending import is_end_signal
+from humanlm.states.registry import RESPONSE
 
 __all__ = ["COPY_BONUS", "GroupPlan", "finish_group", "plan_group"]
 
@@ -42,14 +47,17 @@ class GroupPlan:
     slots: tuple[tuple[str, int], ...]
 
 
-def plan_group(candidates: Sequence[str | None], ground_truth: str) -> GroupPlan:
+def plan_group(
+    candidates: Sequence[str | None], ground_truth: str, *, state: str = RESPONSE
+) -> GroupPlan:
     """Sort candidates into empty, exact copies of ``ground_truth`` and distinct judgeable ones.
 
     Candidates are compared after trimming and collapsing whitespace (a trailing newline does not
-    make a new candidate); the first spelling of each is the one the judge sees.
+    make a new candidate); the first spelling of each is the one the judge sees. Exact copies are
+    set aside only when ``state`` is the response; for a latent state they are judged.
     """
-    truth = _normal(ground_truth)
-    truth_ended = is_end_signal(truth)
+    truth_ended = is_end_signal(_normal(ground_truth))
+    truth = _normal(ground_truth) if state == RESPONSE else ""
     unique: list[str] = []
     index: dict[str, int] = {}
     slots: list[tuple[str, int]] = []

@@ -1,5 +1,8 @@
 """Chat backends: one request in, one ``Completion`` out, failures as ``TransportError``.
 
+``OpenAIBackend`` also speaks the text API (``complete_text``: ``/v1/completions`` with a prompt
+string), for a model whose own chat template was applied on our side.
+
 Backends do no retrying (the SDK's own retries are switched off): ``humanlm.llm.ChatClient``
 retries, so that every attempt is counted in the ledger, ``Retry-After`` is honoured and the
 overall deadline of a call holds. Credentials live only inside the SDK client; they never appear in a ``repr``, a log
@@ -159,6 +162,20 @@ def _completion(response: Any) -> Completion:
     )
 
 
+def _text_completion(response: Any) -> Completion:
+    input_tokens, output_tokens = _usage(response)
+    choices = getattr(response, "choices", None) or []
+    if not choices:
+        return Completion("", input_tokens, output_tokens)
+    choice = choices[0]
+    return Completion(
+        getattr(choice, "text", None) or "",
+        input_tokens,
+        output_tokens,
+        finish_reason=getattr(choice, "finish_reason", None),
+    )
+
+
 class OpenAIBackend:
     """Any OpenAI-compatible chat server through ``openai.AsyncOpenAI`` (OpenAI, vLLM, SGLang).
 
@@ -236,6 +253,28 @@ class OpenAIBackend:
         except ValueError:  # a 2xx whose body is not JSON
             raise TransportError("server_error") from None
         return _completion(response)
+
+    async def complete_text(
+        self,
+        prompt: str,
+        *,
+        timeout_s: float,
+        params: dict[str, Any] | None = None,
+    ) -> Completion:
+        """Send one text-completion request: ``prompt`` goes to the model exactly as given."""
+        where = f"openai:{self.model}"
+        try:
+            response = await self._client().completions.create(
+                model=self.model,
+                prompt=prompt,
+                timeout=timeout_s,
+                **{**self.params, **(params or {})},
+            )
+        except openai.OpenAIError as exc:
+            raise classify_error(exc, where=where, role=self.role) from None
+        except ValueError:  # a 2xx whose body is not JSON
+            raise TransportError("server_error") from None
+        return _text_completion(response)
 
     async def aclose(self) -> None:
         client = self._clients.pop(asyncio.get_running_loop(), None)

@@ -100,6 +100,7 @@ class _Call:
     content_retries: int | None
     params: dict[str, Any] | None
     content_label: str | None = None
+    prompt: str | None = None  # text API: sent as is instead of ``messages``
 
 
 class ChatClient:
@@ -185,6 +186,31 @@ class ChatClient:
         async with slot:  # the deadline starts once the request may go out
             return await self._attempts(call)
 
+    async def ask_text(
+        self,
+        prompt: str,
+        *,
+        parse: Parse | None = None,
+        content_retries: int | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Answer:
+        """Like ``ask``, through the text API: ``prompt`` is sent verbatim (``/v1/completions``).
+
+        Same retries, deadline, limiter and ledger as ``ask``; a refused reply is asked again
+        unchanged. The backend must have ``complete_text`` (``OpenAIBackend`` has).
+        """
+        if not hasattr(self.backend, "complete_text"):
+            raise HumanlmError(f"{self.name}: this backend has no text-completion API")
+        call = _Call(
+            [{"role": "user", "content": prompt}], parse or _accept, None, content_retries, params
+        )
+        call.prompt = prompt
+        slot = self._slot()
+        if slot is None:
+            return await self._attempts(call)
+        async with slot:
+            return await self._attempts(call)
+
     async def _attempts(self, call: _Call) -> Answer:
         messages, parse, follow_up, params = call.messages, call.parse, call.follow_up, call.params
         budget = self.retry.max_retries
@@ -207,6 +233,10 @@ class ChatClient:
             current = messages
 
             def send(timeout_s: float, current: list[dict[str, str]] = current) -> Awaitable[Any]:
+                if call.prompt is not None:
+                    return self.backend.complete_text(  # type: ignore[attr-defined]
+                        call.prompt, timeout_s=timeout_s, params=params
+                    )
                 if params:
                     return self.backend.complete(current, timeout_s=timeout_s, params=params)
                 return self.backend.complete(current, timeout_s=timeout_s)

@@ -1,8 +1,9 @@
-"""No-repeat n-gram ban for ``model.generate``: the eval decoding rule of spec section 3.
+"""No-repeat n-gram ban for ``model.generate``: the evaluation decoding rule of the paper.
 
 At every decoding step, a token that would complete an n-gram already present earlier in the same
 row gets a score of ``-inf``. The reference implementation declared this ban but never switched it
-on (spec section 7); ours is passed explicitly through ``logits_processor``.
+on; ours is passed explicitly through ``logits_processor``. The vLLM engine gets the same ban
+from ``humanlm.model.vllm_ngram``.
 
 Example:
     >>> from humanlm.model.ngram import ngram_processor_list
@@ -15,7 +16,12 @@ from __future__ import annotations
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-__all__ = ["NoRepeatNGramLogitsProcessor", "ngram_processor_list"]
+__all__ = [
+    "NoRepeatNGramLogitsProcessor",
+    "ban_repeated_ngrams",
+    "banned_ngram_tokens",
+    "ngram_processor_list",
+]
 
 
 class NoRepeatNGramLogitsProcessor(LogitsProcessor):
@@ -45,23 +51,64 @@ class NoRepeatNGramLogitsProcessor(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         """Return a copy of ``scores`` (batch x vocab) with the banned tokens set to ``-inf``."""
-        n = self.ngram_size
-        seen = input_ids[:, self.prompt_length :]
-        if seen.shape[1] < n:
-            return scores
-        # Every complete n-gram of the row starts before the last n-1 tokens, so all of them
-        # count as "earlier"; the one whose first n-1 tokens equal that suffix names a banned token.
-        ngrams = seen.unfold(1, n, 1)  # (batch, windows, n)
-        suffix = seen[:, seen.shape[1] - n + 1 :]  # (batch, n-1)
-        matches = (ngrams[:, :, :-1] == suffix[:, None, :]).all(dim=-1)
-        if self.pad_token_id is not None:
-            matches &= (ngrams != self.pad_token_id).all(dim=-1)
-        rows, windows = matches.nonzero(as_tuple=True)
-        if rows.numel() == 0:
-            return scores
-        banned = scores.clone()
-        banned[rows, ngrams[rows, windows, -1]] = -float("inf")
-        return banned
+        return ban_repeated_ngrams(
+            input_ids,
+            scores,
+            self.ngram_size,
+            prompt_length=self.prompt_length,
+            pad_token_id=self.pad_token_id,
+        )
+
+
+def banned_ngram_tokens(
+    input_ids: torch.Tensor,
+    ngram_size: int,
+    *,
+    prompt_length: int = 0,
+    pad_token_id: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which tokens each row may not take next: ``(rows, tokens)`` index pairs.
+
+    The core of the ban, shared by the transformers and the vLLM processors.
+
+    Args:
+        input_ids: (batch, length) token ids so far.
+        ngram_size, prompt_length, pad_token_id: as for ``NoRepeatNGramLogitsProcessor``.
+    """
+    n = ngram_size
+    seen = input_ids[:, prompt_length:]
+    if seen.shape[1] < n:
+        empty = torch.empty(0, dtype=torch.long, device=input_ids.device)
+        return empty, empty
+    # Every complete n-gram of the row starts before the last n-1 tokens, so all of them
+    # count as "earlier"; the one whose first n-1 tokens equal that suffix names a banned token.
+    ngrams = seen.unfold(1, n, 1)  # (batch, windows, n)
+    suffix = seen[:, seen.shape[1] - n + 1 :]  # (batch, n-1)
+    matches = (ngrams[:, :, :-1] == suffix[:, None, :]).all(dim=-1)
+    if pad_token_id is not None:
+        matches &= (ngrams != pad_token_id).all(dim=-1)
+    rows, windows = matches.nonzero(as_tuple=True)
+    return rows, ngrams[rows, windows, -1]
+
+
+def ban_repeated_ngrams(
+    input_ids: torch.Tensor,
+    scores: torch.Tensor,
+    ngram_size: int,
+    *,
+    prompt_length: int = 0,
+    pad_token_id: int | None = None,
+) -> torch.Tensor:
+    """``scores`` (batch x vocab) itself when nothing is banned, else a copy with the banned
+    tokens at ``-inf`` (``scores`` is not modified)."""
+    rows, tokens = banned_ngram_tokens(
+        input_ids, ngram_size, prompt_length=prompt_length, pad_token_id=pad_token_id
+    )
+    if rows.numel() == 0:
+        return scores
+    banned = scores.clone()
+    banned[rows, tokens] = -float("inf")
+    return banned
 
 
 def ngram_processor_list(

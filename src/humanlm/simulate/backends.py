@@ -2,9 +2,10 @@
 
 - ``hf:PATH_OR_ID``: transformers ``generate``, batched with left padding, our chat template, the
   no-repeat n-gram ban, stopped at the closing tags; CPU or one GPU;
-- ``vllm:PATH_OR_ID``: vLLM's offline engine (GPU machines, optional import; no n-gram ban);
-- ``openai:MODEL[@BASE_URL]``: any OpenAI-compatible chat server, concurrent and retried
-  (``humanlm.simulate.openai_chat``).
+- ``vllm:PATH_OR_ID``: vLLM's offline engine (GPU machines, optional import) on the same rendered
+  prompts, with the n-gram ban as a vLLM logits processor (``humanlm.model.vllm_ngram``);
+- ``openai:MODEL[@BASE_URL]``: any OpenAI-compatible server, concurrent and retried, through the
+  chat API or the text API with our rendered prompt (``humanlm.simulate.openai_chat``).
 
 Every backend returns the raw completion text (thinking included) so that parsing is the same
 for all of them. ``generate`` is a coroutine: local backends run in a worker thread, so judge
@@ -31,6 +32,7 @@ from humanlm.llm.specs import parse_spec
 from humanlm.simulate.prompt import SimPrompt
 
 __all__ = [
+    "SIMULATOR_APIS",
     "GenerationSettings",
     "Generation",
     "HFSimulator",
@@ -44,6 +46,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SIMULATOR_KINDS = ("hf", "vllm", "openai")
+# How an ``openai:`` simulator is asked: chat messages, or our rendered prompt as text.
+SIMULATOR_APIS = ("chat", "completions")
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,13 @@ class HFSimulator:
         with self._tokenizer_lock:
             return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def encode(self, texts: list[str]) -> Any:
+        """The left-padded model inputs of ``texts`` (no special tokens added: the template has them)."""
+        with self._tokenizer_lock:
+            return self.tokenizer(
+                texts, return_tensors="pt", padding=True, add_special_tokens=False
+            )
+
     def generate_texts(
         self, texts: Sequence[str], *, settings: GenerationSettings | None = None
     ) -> list[Generation]:
@@ -219,9 +230,7 @@ class HFSimulator:
         # A fresh seed per batch: the same prompts in the same order give the same outputs.
         torch.manual_seed(s.seed if fixed_seed else s.seed + self._calls)
         self._calls += 1
-        with self._tokenizer_lock:
-            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = {k: v.to(self.device) for k, v in enc.items()}
+        enc = {k: v.to(self.device) for k, v in self.encode(texts).items()}
         padded_len = enc["input_ids"].shape[1]
         processors = LogitsProcessorList()
         if s.no_repeat_ngram_size:
@@ -266,20 +275,23 @@ class HFSimulator:
 
 
 class VLLMSimulator:
-    """vLLM's offline engine on rendered prompts (GPU). vLLM V1 has no per-request logits
-    processors, so the n-gram ban is not applied; the results say so (``ngram_ban`` = 0)."""
+    """vLLM's offline engine on rendered prompts (GPU).
+
+    The n-gram ban runs as a V1 logits processor (``NGramBanLogitsProcessor``) loaded with the
+    engine and switched on for our requests through ``SamplingParams.extra_args``.
+    """
 
     def __init__(self, path: str, *, settings: GenerationSettings):
         require_extra("vllm", needed_by=f"simulator vllm:{path} (on a CPU use hf:{path})")
         from vllm import LLM, SamplingParams
 
+        from humanlm.model.vllm_ngram import XARG, NGramBanLogitsProcessor
+
         self.spec = f"vllm:{path}"
         self.settings = settings
         self.batch_size = max(settings.batch_size, 256)  # the engine schedules its own batches
-        self.ngram_ban = 0
-        if settings.no_repeat_ngram_size:
-            logger.warning("vllm: no per-request n-gram ban in vLLM V1; generating without it")
-        self._llm = LLM(model=path, seed=settings.seed)
+        self.ngram_ban = settings.no_repeat_ngram_size
+        self._llm = LLM(model=path, seed=settings.seed, logits_processors=[NGramBanLogitsProcessor])
         self._params = SamplingParams(
             temperature=settings.temperature,
             top_p=settings.top_p,
@@ -287,6 +299,7 @@ class VLLMSimulator:
             stop=list(settings.stop),
             include_stop_str_in_output=True,
             seed=settings.seed,
+            extra_args={XARG: self.ngram_ban} if self.ngram_ban else None,
         )
         self._lock = threading.Lock()
 
@@ -305,7 +318,12 @@ class VLLMSimulator:
 
 
 def build_simulator(
-    spec: str, *, settings: GenerationSettings, api_key_env: str | None = None
+    spec: str,
+    *,
+    settings: GenerationSettings,
+    api_key_env: str | None = None,
+    api: str = "chat",
+    ngram_xargs: bool = False,
 ) -> Simulator:
     """Build a simulator from ``hf:PATH``, ``vllm:PATH`` or ``openai:MODEL[@BASE_URL]``.
 
@@ -314,6 +332,8 @@ def build_simulator(
         settings: decoding settings.
         api_key_env: variable holding the key of an ``openai:`` server (default
             ``OPENAI_API_KEY``; a server given by ``@BASE_URL`` may need none).
+        api: ``openai:`` only: ``chat`` or ``completions`` (our rendered prompt, verbatim).
+        ngram_xargs: ``openai:`` only: request the n-gram ban through ``vllm_xargs``.
 
     Raises:
         ConfigError: unknown spec, missing key, vLLM not installed.
@@ -326,7 +346,12 @@ def build_simulator(
     from humanlm.simulate.openai_chat import OpenAISimulator
 
     return OpenAISimulator(
-        parsed.model, base_url=parsed.base_url, settings=settings, api_key_env=api_key_env
+        parsed.model,
+        base_url=parsed.base_url,
+        settings=settings,
+        api_key_env=api_key_env,
+        api=api,
+        ngram_xargs=ngram_xargs,
     )
 
 

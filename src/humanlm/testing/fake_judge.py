@@ -56,7 +56,7 @@ class FakeJudge:
         candidates: Sequence[str | None],
         use_cache: bool = True,
     ) -> GroupVerdict:
-        plan = plan_group(candidates, ground_truth)
+        plan = plan_group(candidates, ground_truth, state=state)
         self.ledger.groups += 1
         if not plan.unique:
             self.ledger.no_call += 1

@@ -1,7 +1,7 @@
 """A scripted OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks.
 
-It answers ``POST /v1/chat/completions`` from a queue of scripted replies, else from a reply
-function, with configurable latency, seeded random faults, and ``usage`` token counts; it
+It answers ``POST /v1/chat/completions`` (and the text API, ``POST /v1/completions``) from a
+queue of scripted replies, else from a reply function, with configurable latency, seeded random faults, and ``usage`` token counts; it
 records every request. It runs in a background thread (stdlib ``http.server``), so synchronous
 and asynchronous clients can both use it.
 
@@ -72,8 +72,15 @@ class RecordedRequest:
         return list(self.body.get("messages") or [])
 
     @property
+    def is_text_completion(self) -> bool:
+        """A request to the text API (``/v1/completions``), which sends a prompt string."""
+        return not self.path.rstrip("/").endswith("/chat/completions")
+
+    @property
     def prompt(self) -> str:
-        """The content of the last message (the judge prompt)."""
+        """The content of the last message (the judge prompt), or the text API's prompt."""
+        if self.is_text_completion:
+            return str(self.body.get("prompt") or "")
         messages = self.messages
         content = messages[-1].get("content") if messages else ""
         return content if isinstance(content, str) else json.dumps(content)
@@ -196,6 +203,12 @@ class ScriptedServer:
         with self._lock:
             return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
+    @property
+    def completion_requests(self) -> list[RecordedRequest]:
+        """The text-completion (``/v1/completions``) requests received so far."""
+        with self._lock:
+            return [r for r in self.requests if r.is_text_completion]
+
     def _next_reply(self, request: RecordedRequest) -> Reply:
         with self._lock:
             self.requests.append(request)
@@ -215,6 +228,7 @@ class ScriptedServer:
             error = {"message": f"scripted error {reply.status}", "type": "scripted", "code": None}
             return json.dumps({"error": error}).encode("utf-8")
         prompt_chars = sum(len(str(m.get("content") or "")) for m in request.messages)
+        prompt_chars += len(request.prompt) if request.is_text_completion else 0
         content = reply.content
         prompt_tokens, completion_tokens = reply.usage or (
             max(1, prompt_chars // 4),
@@ -223,18 +237,19 @@ class ScriptedServer:
         with self._lock:
             self._ids += 1
             ident = self._ids
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop",
+        }
+        if request.is_text_completion:
+            choice = {"index": 0, "text": content or "", "logprobs": None, "finish_reason": "stop"}
         body = {
-            "id": f"chatcmpl-scripted-{ident}",
-            "object": "chat.completion",
+            "id": f"{'cmpl' if request.is_text_completion else 'chatcmpl'}-scripted-{ident}",
+            "object": "text_completion" if request.is_text_completion else "chat.completion",
             "created": int(time.time()),
             "model": request.model or self.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": content},
-                    "finish_reason": "stop",
-                }
-            ],
+            "choices": [choice],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
@@ -281,8 +296,8 @@ class _Handler(BaseHTTPRequestHandler):
         request = RecordedRequest(
             "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time()
         )
-        if not self.path.rstrip("/").endswith("/chat/completions"):
-            self._send(404, b'{"error": {"message": "only /v1/chat/completions is served"}}')
+        if not self.path.rstrip("/").endswith("/completions"):
+            self._send(404, b'{"error": {"message": "only /v1/(chat/)completions is served"}}')
             return
         server = self.scripted
         reply = server._next_reply(request)

@@ -1,0 +1,88 @@
+"""Mode-aware evaluation settings: prompt and thinking from a run folder's manifest."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from humanlm.errors import ConfigError
+from humanlm.eval import EvalConfig
+from humanlm.eval.config import model_mode
+from humanlm.states.modes import MODES
+
+
+def run_folder(tmp_path, mode: str | None):
+    run = tmp_path / f"run-{mode}"
+    (run / "model").mkdir(parents=True)
+    manifest = {"schema_version": 1, "seed": 0}
+    if mode is not None:
+        manifest["mode"] = mode
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return run
+
+
+EXPECTED = {  # mode -> (state set of the response prompt, thinking)
+    "humanlm": ("sebvgcr", True),
+    "grpo": ("r", False),
+    "grpo-think": ("r", True),
+    "sft": ("r_no_tag", False),
+    "sft-think": ("think_r", True),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("kind", ["hf", "vllm"])
+@pytest.mark.parametrize("target", ["run", "model"])
+def test_a_run_folder_gives_its_modes_prompt_and_thinking(tmp_path, mode, kind, target):
+    run = run_folder(tmp_path, mode)
+    path = run if target == "run" else run / "model"
+    cfg = EvalConfig(model=f"{kind}:{path}", judge="embedding:minilm")
+    assert (cfg.effective_state_set, cfg.effective_thinking) == EXPECTED[mode]
+    assert cfg.mode is MODES[mode]
+    source = cfg.prompt_source()
+    assert source["mode"] == mode and source["manifest"] == str(run / "manifest.json")
+    assert source["thinking_from"] == source["state_set_from"] == "mode"
+    resolved = cfg.resolved()
+    assert (resolved["state_set"], resolved["thinking"]) == EXPECTED[mode]
+    assert resolved["max_new_tokens"] == (1024 if EXPECTED[mode][1] else 512)
+
+
+def test_settings_override_the_mode(tmp_path):
+    run = run_folder(tmp_path, "grpo-think")
+    cfg = EvalConfig(
+        model=f"hf:{run}/model", judge="embedding:minilm", thinking=False, state_set="r_no_tag"
+    )
+    assert (cfg.effective_state_set, cfg.effective_thinking) == ("r_no_tag", False)
+    assert cfg.prompt_source()["thinking_from"] == "setting"
+
+
+@pytest.mark.parametrize("spec", ["hf:Qwen/Qwen3-8B", "openai:m@http://127.0.0.1:9/v1"])
+def test_base_models_keep_the_paper_default(spec):
+    cfg = EvalConfig(model=spec, judge="embedding:minilm")
+    assert cfg.mode is None and (cfg.effective_state_set, cfg.effective_thinking) == ("r", True)
+    assert (
+        EvalConfig(model=spec, judge="embedding:minilm", thinking=False).effective_thinking is False
+    )
+
+
+def test_a_folder_without_a_training_mode_is_a_base_model(tmp_path):
+    run = run_folder(tmp_path, None)  # e.g. an eval folder's manifest
+    assert model_mode(f"hf:{run}") is None
+    other = tmp_path / "elsewhere" / "weights"
+    other.mkdir(parents=True)
+    (other.parent / "manifest.json").write_text(json.dumps({"mode": "sft"}))
+    assert model_mode(f"hf:{other}") is None  # only a folder named model/ inherits its parent's
+
+
+def test_an_unknown_mode_names_the_manifest(tmp_path):
+    run = run_folder(tmp_path, "dpo")
+    with pytest.raises(ConfigError, match=r"manifest\.json: mode 'dpo'"):
+        EvalConfig(model=f"hf:{run}", judge="embedding:minilm")
+
+
+def test_unknown_simulator_api_and_state_set_are_refused():
+    with pytest.raises(ConfigError, match="simulator_api"):
+        EvalConfig(model="hf:x", judge="embedding:minilm", simulator_api="responses")
+    with pytest.raises(ConfigError, match="state_set"):
+        EvalConfig(model="hf:x", judge="embedding:minilm", state_set="xyz")
