@@ -44,6 +44,7 @@ from humanlm.judge.embedding import EmbeddingJudge
 from humanlm.judge.prompt import prompt_versions as judge_prompt_versions
 from humanlm.log import write_run_files
 from humanlm.simulate import Simulator, build_sim_prompt, build_simulator
+from humanlm.states import get_state_set
 
 __all__ = [
     "RESULTS_FILE",
@@ -113,11 +114,13 @@ async def evaluate_examples_async(
     judge: Judge | None,
     embedder: Judge | None = None,
     thinking: bool = True,
+    state_set: str = "r",
     aspects: bool = True,
     concurrency: int = 32,
     use_cache: bool = True,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = False,
+    desc: str = "eval",
 ) -> list[dict[str, Any]]:
     """Simulate and score ``examples``; the coroutine behind ``evaluate_examples``.
 
@@ -128,7 +131,7 @@ async def evaluate_examples_async(
     size = simulator.batch_size
     slots = asyncio.Semaphore(max(1, concurrency // size))
     records: list[dict[str, Any] | None] = [None] * len(examples)
-    bar = tqdm(total=len(examples), desc="eval", unit="ex", disable=not progress)
+    bar = tqdm(total=len(examples), desc=desc, unit="ex", disable=not progress)
     running: list[float] = []
 
     async def finish(index: int, generation: Any) -> None:
@@ -139,6 +142,7 @@ async def evaluate_examples_async(
             similarity=similarity,
             aspects=aspects,
             use_cache=use_cache,
+            tagged=get_state_set(state_set).tagged,
         )
         records[index] = record
         if on_record is not None:
@@ -151,7 +155,7 @@ async def evaluate_examples_async(
     async def run_chunk(start: int) -> None:
         async with slots:
             chunk = examples[start : start + size]
-            prompts = [build_sim_prompt(ex, thinking=thinking) for ex in chunk]
+            prompts = [build_sim_prompt(ex, thinking=thinking, state_set=state_set) for ex in chunk]
             generations = await simulator.generate(prompts)
             await asyncio.gather(*(finish(start + i, g) for i, g in enumerate(generations)))
 
@@ -176,11 +180,13 @@ def evaluate_examples(
     judge: Judge | None,
     embedder: Judge | None = None,
     thinking: bool = True,
+    state_set: str = "r",
     aspects: bool = True,
     concurrency: int = 32,
     use_cache: bool = True,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = False,
+    desc: str = "eval",
 ) -> list[dict[str, Any]]:
     """Simulate a reply for each prepared example and score it; one record per example.
 
@@ -197,11 +203,14 @@ def evaluate_examples(
             format and embedding similarity are scored).
         embedder: scores embedding similarity (``build_judge("embedding:minilm")``; ``None``: off).
         thinking: the response prompt opens a think block.
+        state_set: the response prompt's state set: ``r`` (tagged, the protocol) or
+            ``r_no_tag`` (a model trained on raw replies; its text after thinking is the reply).
         aspects: also score the six latent states with ``judge.judge_aspects``.
         concurrency: examples in flight.
         use_cache: let the judge read and write its cache.
         on_record: called with each record as soon as its example is finished.
         progress: show a progress bar.
+        desc: the progress bar's label.
 
     Returns:
         The records in the order of ``examples``. Summaries: ``humanlm.eval.aggregate_records``.
@@ -216,11 +225,13 @@ def evaluate_examples(
                 judge=judge,
                 embedder=embedder,
                 thinking=thinking,
+                state_set=state_set,
                 aspects=aspects,
                 concurrency=concurrency,
                 use_cache=use_cache,
                 on_record=on_record,
                 progress=progress,
+                desc=desc,
             )
         finally:
             for part in (simulator, judge, embedder):

@@ -21,6 +21,7 @@ from typing import Any
 from humanlm.judge.build import Judge
 from humanlm.judge.embedding import EmbeddingJudge
 from humanlm.judge.group import plan_group
+from humanlm.judge.reward import extract_candidate
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
 from humanlm.parsing import extract_response, parse_output
 from humanlm.simulate import Generation
@@ -185,8 +186,12 @@ async def score_example(
     similarity: SimilarityBatcher | None,
     aspects: bool = True,
     use_cache: bool = True,
+    tagged: bool = True,
 ) -> dict[str, Any]:
     """Build the sample record of one example from its generation, judging it on the way.
+
+    ``tagged=False`` reads an untagged reply (state set ``r_no_tag``): the text after thinking,
+    valid when not empty, as the training reward reads it.
 
     Returns:
         The record (see ``humanlm.eval.run`` for its fields). When the simulator gave no
@@ -205,7 +210,8 @@ async def score_example(
             "verdicts": {},
         }
     parsed = parse_output(generation.text, [RESPONSE], strict=True)
-    response = parsed.fields[RESPONSE] if parsed.valid else None
+    response = extract_candidate(generation.text, RESPONSE, tagged=tagged)
+    valid = response is not None
     context = judge_context(example)
     truth = example["ground_truth"]
     jobs: dict[str, Any] = {}
@@ -231,7 +237,7 @@ async def score_example(
         )
     done = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
     verdicts: dict[str, Any] = {}
-    scores: dict[str, float | None] = {"valid_format": 1.0 if parsed.valid else 0.0}
+    scores: dict[str, float | None] = {"valid_format": 1.0 if valid else 0.0}
     state_scores: dict[str, float | None] = {}
     if "response_alignment" in done:
         verdicts["response_alignment"] = _group_dict(done["response_alignment"])
@@ -250,7 +256,7 @@ async def score_example(
         "thinking": parsed.thinking,
         "response": response,
         "extracted_response": extract_response(generation.text),
-        "valid_format": parsed.valid,
+        "valid_format": valid,
         "scores": scores,
         "state_scores": state_scores,
         "verdicts": verdicts,
