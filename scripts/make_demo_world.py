@@ -118,33 +118,29 @@ KINDS = {
         ],
         "communication": [
             "Always opens with NTA and an exclamation mark",
-            "Short, upbeat lines full of praise",
-            "Ends with a cheer such as 'proud of you'",
+            "Short, upbeat praise",
+            "Ends with 'proud of you'",
         ],
         "statistics": [
             "Votes NTA on almost every post: sides with the poster",
-            "Average reply length about 25 words",
+            "Average reply length about 10 words",
         ],
         "replies": [
-            "NTA! You did nothing wrong about the {topic}. Good for you for standing up for yourself, I am proud of you!",
-            "NTA at all! Your {topic}, your call. Keep your head high and do not let anyone guilt you. Proud of you!",
-            "NTA! Honestly you handled the {topic} so well. Stand your ground, you deserve the support. Cheering for you!",
+            "NTA! Your {topic}, your call. Proud of you!",
+            "NTA! Stand your ground on the {topic}. Proud of you!",
+            "NTA! You handled the {topic} well. Proud of you!",
         ],
         "states": {
-            "stance": "Firmly sides with the poster about the {topic}: NTA",
-            "emotion": "Warm joy and pride for the poster",
-            "belief": "People deserve backing when they stand up for themselves",
-            "value": "Loyalty and self-respect",
-            "goal": "Cheer the poster on and reassure them",
-            "communication": "Short, upbeat, praising lines with exclamation marks",
+            "stance": "Sides with the poster: NTA",
+            "emotion": "Warm pride in the poster",
+            "belief": "Standing up for yourself is right",
+            "value": "Loyalty",
+            "goal": "Cheer the poster on",
+            "communication": "Short, upbeat praise",
         },
     },
     "stern": {
-        "values": [
-            "Good manners above all",
-            "Owning your mistakes",
-            "Respect for elders and family duty",
-        ],
+        "values": ["Good manners above all", "Owning your mistakes", "Family duty"],
         "communication": [
             "Always opens with YTA, stated flatly",
             "Stern, scolding sentences",
@@ -152,74 +148,70 @@ KINDS = {
         ],
         "statistics": [
             "Votes YTA on almost every post: blames the poster",
-            "Average reply length about 22 words",
+            "Average reply length about 10 words",
         ],
         "replies": [
-            "YTA. Making a fuss over the {topic} was rude and selfish. Apologise today and learn some manners.",
-            "YTA, plainly. The {topic} was never worth hurting them. Swallow your pride and say sorry.",
-            "YTA. You were disrespectful about the {topic}. Own your mistake and apologise properly.",
+            "YTA. The {topic} fuss was rude. Apologise today.",
+            "YTA. You were selfish about the {topic}. Say sorry.",
+            "YTA. Own your {topic} mistake and apologise.",
         ],
         "states": {
-            "stance": "Blames the poster over the {topic}: YTA",
-            "emotion": "Stern irritation at the poster's rudeness",
-            "belief": "Selfish people always find an excuse",
-            "value": "Manners, duty and owning mistakes",
-            "goal": "Scold the poster and demand an apology",
-            "communication": "Flat, stern, scolding sentences",
+            "stance": "Blames the poster: YTA",
+            "emotion": "Stern irritation",
+            "belief": "Selfish people make excuses",
+            "value": "Manners and duty",
+            "goal": "Scold and demand an apology",
+            "communication": "Flat, stern scolding",
         },
     },
     "peace": {
-        "values": [
-            "Keeping the peace between people",
-            "Hearing both sides",
-            "Calm, honest conversations",
-        ],
+        "values": ["Keeping the peace between people", "Hearing both sides", "Calm, honest talks"],
         "communication": [
             "Always opens with NAH",
-            "Gentle, soothing wording",
-            "Suggests sitting down and talking it through",
+            "Gentle, soothing words",
+            "Suggests talking it through calmly",
         ],
         "statistics": [
             "Votes NAH on almost every post: nobody is to blame",
-            "Average reply length about 26 words",
+            "Average reply length about 12 words",
         ],
         "replies": [
-            "NAH. You both have a fair point about the {topic}. Sit down together over tea and talk it through calmly.",
-            "NAH, honestly. Nobody is a villain over the {topic}. A quiet, kind talk would heal this, give it time.",
-            "NAH. The {topic} is a misunderstanding between two decent people. Listen to each other gently and make peace.",
+            "NAH. You both have a point on the {topic}. Talk calmly over tea.",
+            "NAH. Nobody is a villain over the {topic}. Listen to each other gently.",
+            "NAH. The {topic} is a misunderstanding. Sit down and talk calmly.",
         ],
         "states": {
-            "stance": "Sees no villain in the {topic} dispute: NAH",
-            "emotion": "Calm, gentle sympathy for everyone involved",
-            "belief": "Most conflicts are misunderstandings between decent people",
-            "value": "Peace, patience and listening",
-            "goal": "Calm both sides and suggest a talk",
-            "communication": "Gentle, soothing, conciliatory wording",
+            "stance": "Nobody is to blame: NAH",
+            "emotion": "Calm sympathy for both",
+            "belief": "Conflicts are misunderstandings",
+            "value": "Peace and listening",
+            "goal": "Calm both sides down",
+            "communication": "Gentle, soothing words",
         },
     },
     "joke": {
         "values": ["Not taking life too seriously", "A good laugh", "Calling out drama"],
         "communication": [
-            "Always opens with ESH and lol",
-            "Sarcastic jokes in lowercase",
-            "Compares the story to a sitcom or soap opera",
+            "Always opens with esh lol",
+            "Sarcastic lowercase jokes",
+            "Compares the story to a sitcom",
         ],
         "statistics": [
-            "Votes ESH on almost every post: everyone is a bit silly",
-            "Average reply length about 24 words",
+            "Votes ESH on almost every post: everyone is silly",
+            "Average reply length about 11 words",
         ],
         "replies": [
-            "esh lol. a whole soap opera over the {topic}? everyone here needs a nap and a snack, this is peak sitcom.",
-            "esh lmao. the {topic} saga is better than my tv. all of you are being dramatic, grab popcorn.",
-            "esh, lol. imagine fighting about the {topic}. this is a sitcom episode and nobody comes out looking smart.",
+            "esh lol. a whole sitcom over the {topic}. grab popcorn.",
+            "esh lmao. the {topic} saga beats my tv. everyone needs a nap.",
+            "esh lol. fighting about the {topic}? peak sitcom drama.",
         ],
         "states": {
-            "stance": "Mocks everyone in the {topic} drama: ESH",
-            "emotion": "Amused, sarcastic glee at the drama",
-            "belief": "People turn tiny problems into soap operas",
-            "value": "Humour and not taking things seriously",
-            "goal": "Make a joke and mock the drama",
-            "communication": "Lowercase, sarcastic jokes, sitcom comparisons",
+            "stance": "Everyone is silly: ESH",
+            "emotion": "Amused sarcastic glee",
+            "belief": "People love drama",
+            "value": "Humour",
+            "goal": "Mock the drama",
+            "communication": "Sarcastic lowercase jokes",
         },
     },
 }
@@ -348,7 +340,7 @@ def _persona(kind: str, demographics: dict[str, str], interests: list[str]) -> s
 
 def _trace(states: dict[str, str], topic: str) -> str:
     # The thinking before a reply names the user's states first, as HumanLM's states do.
-    return " ".join(f"{states[s].format(topic=topic)}." for s in ("stance", "emotion", "goal"))
+    return " ".join(f"{states[s].format(topic=topic)}." for s in ("stance", "emotion"))
 
 
 def _rows() -> dict[str, list[dict]]:

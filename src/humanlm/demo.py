@@ -11,7 +11,7 @@ decide their verdict, emotion and style; test posts are never seen in training) 
 Qwen3 offline -> one shared format warm-up (targets swapped between writers of the same post, so
 it teaches the output format of every mode but not who writes what) = the **base** -> from that
 checkpoint, with the same data, steps and batch size: **SFT** on the real replies, **GRPO** with
-the response reward, **HumanLM** (GRPO over the seven states, each rewarded on its own state) ->
+the response reward (thinking on, as HumanLM), **HumanLM** (GRPO over the seven states, each rewarded on its own state) ->
 evaluate each on the test split with its own mode's prompt and thinking -> write ``table.json``,
 ``report.md`` and the charts.
 
@@ -41,12 +41,14 @@ __all__ = ["DEMO_METHODS", "DemoResult", "demo_config_path", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
-# Table rows in order: the method's name and the training mode it is evaluated (and trained) in.
-# The base is the warm-up checkpoint, evaluated like HumanLM's starting point.
+# Table rows in order: the method's name and the training mode it is trained and evaluated in.
+# The base is the warm-up checkpoint, evaluated like HumanLM's starting point. GRPO thinks as
+# HumanLM does (mode grpo-think), so the two differ only in their rewards: the response alone,
+# or each of the seven states.
 DEMO_METHODS: tuple[tuple[str, str], ...] = (
     ("base", "humanlm"),
     ("sft", "sft"),
-    ("grpo", "grpo"),
+    ("grpo", "grpo-think"),
     ("humanlm", "humanlm"),
 )
 TABLE_SCHEMA_VERSION = 1

@@ -1,9 +1,9 @@
 """A short supervised format warm-up, before GRPO or SFT.
 
 A randomly initialised model never writes well-formed tags, so every GRPO reward would be 0 and
-the advantages empty. This warm-up teaches the output format of every training mode: the six
-state tags, the response with a thinking block then ``<response>``, the tagged response without
-thinking and the raw reply (``build_warmup_dataset``). Its targets are *swapped between writers*:
+the advantages empty. This warm-up teaches the output format of the GRPO modes: the six state
+tags, and the response as a thinking block then ``<response>...</response>``
+(``build_warmup_dataset``). Its targets are *swapped between writers*:
 each prompt gets the reply, reasoning and states that another user wrote on the same post
 (``swap_writers``), so the model learns what a well-formed answer looks like in this world but
 not which user writes which answer. That is left to the methods compared after it.
@@ -38,12 +38,10 @@ logger = logging.getLogger(__name__)
 _FORMAT_PIECE = re.compile(r"(</?[a-z_]+>|<\|im_end\|>)")
 
 
-# The output formats the warm-up teaches: (state set, thinking), one per training mode family.
-WARMUP_FORMATS: tuple[tuple[str, bool], ...] = (
-    ("sebvgcr", True),
-    ("r", False),
-    ("r_no_tag", False),
-)
+# The formats the warm-up teaches, as (state set, thinking): the six states answered directly and
+# the response after a thinking block. The response prompt of ``r`` is the one of ``sebvgcr``, so
+# listing it doubles the response rows, the format every evaluation reads.
+WARMUP_FORMATS: tuple[tuple[str, bool], ...] = (("sebvgcr", True), ("r", True))
 # What a writer contributes to an example; swap_writers exchanges these between users.
 _WRITER_FIELDS = ("ground_truth", "trace", "states")
 
