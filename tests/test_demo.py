@@ -21,10 +21,10 @@ def demo(tmp_path_factory, tiny_model_dir):
         out,
         overrides=[
             f"model.path={tiny_model_dir}",
-            "warmup.steps=40",
+            "warmup.steps=20",
             "trainer.max_steps=2",
             "trainer.per_device_train_batch_size=8",
-            "grpo.max_completion_length=32",
+            "grpo.max_completion_length=24",
         ],
         progress=False,
     )
