@@ -173,7 +173,7 @@ def write_demo_report(
         "> **What this is.** A small, synthetic forum world (bundled with humanlm): 8 users of 4 "
         "kinds whose personas decide their verdict, emotion and style, so the same post gets "
         "opposite verdicts from different users; test posts never appear in training. A tiny "
-        "randomly initialised Qwen3 (~10M parameters) learns it for a few minutes on a CPU. The "
+        "randomly initialised Qwen3 (~10M parameters) is trained on it for a few minutes on a CPU. The "
         f"judge is offline (`{cfg.eval_judge.spec}`: cosine similarity of MiniLM sentence "
         "embeddings with the real reply). It shows the method's mechanics on a world where they "
         "can work; it is not evidence about real users or large models.",
