@@ -1,34 +1,57 @@
-"""``humanlm demo``: the whole HumanLM loop offline on a CPU, as one command.
+"""``humanlm demo``: a mini Table 1 offline on a CPU: base, SFT, GRPO and HumanLM, as one command.
 
 Example:
     >>> from humanlm.demo import run_demo
     >>> result = run_demo("runs/demo")  # doctest: +SKIP
+    >>> result.table["rows"][0]["method"]  # doctest: +SKIP
+    'base'
 
-Prepare the bundled demo data -> build a tiny Qwen3 offline -> format warm-up -> GRPO over the
-seven states with the offline MiniLM judge -> evaluate on the demo test split -> write
-``report.md``, ``metrics.jsonl`` (mean reward per state per step) and ``reward.png``.
-A tiny randomly initialised model on a CPU proves that the pipeline works end to end; it says
-nothing about the quality of the method.
+Steps: prepare the bundled demo world (synthetic: eight forum users of four kinds whose personas
+decide their verdict, emotion and style; test posts are never seen in training) -> build a tiny
+Qwen3 offline -> one shared format warm-up (targets swapped between writers of the same post, so
+it teaches the output format of every mode but not who writes what) = the **base** -> from that
+checkpoint, with the same data, steps and batch size: **SFT** on the real replies, **GRPO** with
+the response reward (thinking on, as HumanLM), **HumanLM** (GRPO over the seven states, each rewarded on its own state) ->
+evaluate each on the test split with its own mode's prompt and thinking -> write ``table.json``,
+``report.md`` and the charts.
+
+Outputs in ``DIR``: ``table.json`` (the comparison), ``report.md``, ``reward.png`` (HumanLM's
+reward per state, GRPO's response reward), ``loss.png`` (warm-up, SFT and GRPO losses on their own
+axes), ``metrics.jsonl`` (HumanLM's per-step rewards), ``base/`` (the warm-up checkpoint and
+its log), ``sft/``, ``grpo/``, ``humanlm/`` (training run folders) and ``eval/<method>/``
+(``samples.jsonl``, ``results.json``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from humanlm.config import TrainConfig, load_config
 from humanlm.configs import config_path
-from humanlm.files import write_jsonl, write_text
+from humanlm.files import write_json, write_jsonl
 from humanlm.states import STATE_NAMES
-from humanlm.train.callbacks import read_metrics
+from humanlm.states.modes import MODES, Mode
 
-__all__ = ["DemoResult", "demo_config_path", "run_demo"]
+__all__ = ["DEMO_METHODS", "DemoResult", "demo_config_path", "run_demo"]
 
 logger = logging.getLogger(__name__)
+
+# Table rows in order: the method's name and the training mode it is trained and evaluated in.
+# The base is the warm-up checkpoint, evaluated like HumanLM's starting point. GRPO thinks as
+# HumanLM does (mode grpo-think), so the two differ only in their rewards: the response alone,
+# or each of the seven states.
+DEMO_METHODS: tuple[tuple[str, str], ...] = (
+    ("base", "humanlm"),
+    ("sft", "sft"),
+    ("grpo", "grpo-think"),
+    ("humanlm", "humanlm"),
+)
+TABLE_SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -37,10 +60,12 @@ class DemoResult:
 
     out_dir: Path
     report: Path
+    table_path: Path
+    table: dict[str, Any]
     metrics: Path
     plot: Path
     steps: list[dict[str, Any]]
-    eval_results: dict[str, Any]
+    seconds: dict[str, float]
 
 
 def demo_config_path() -> Path:
@@ -48,11 +73,103 @@ def demo_config_path() -> Path:
     return config_path("demo.yaml")
 
 
-def _step_rewards(train_metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _warm_up_base(cfg: TrainConfig, out: Path, *, progress: bool) -> tuple[Path, list[dict]]:
+    """The shared base: a tiny model after the format warm-up, saved in ``out/model``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+
+    from humanlm.data.resolve import resolve_split
+    from humanlm.model.tiny import build_tiny_model
+    from humanlm.train.warmup import build_warmup_dataset, run_warmup
+
+    set_seed(cfg.seed)
+    if cfg.model.path == "tiny":
+        tiny = build_tiny_model(out / "tiny", seed=cfg.seed)
+    else:
+        tiny = Path(cfg.model.path)
+    examples = resolve_split(
+        cfg.data.source, dataset=cfg.data.dataset, split=cfg.data.train_split, work_dir=out / "data"
+    )
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    model = AutoModelForCausalLM.from_pretrained(tiny)
+    log: list[dict[str, Any]] = []
+    run_warmup(
+        model=model,
+        tokenizer=tokenizer,
+        dataset=build_warmup_dataset(examples, seed=cfg.seed),
+        steps=cfg.warmup.steps,
+        learning_rate=cfg.warmup.learning_rate,
+        batch_size=cfg.warmup.batch_size,
+        seed=cfg.seed,
+        on_log=lambda r: log.append({"phase": "warmup", **r}),
+        progress=progress,
+    )
+    model.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")
+    write_jsonl(out / "metrics.jsonl", log)
+    return out / "model", log
+
+
+def _evaluate(
+    model_dir: Path, mode: Mode, *, cfg: TrainConfig, out: Path, progress: bool, label: str
+) -> dict[str, Any]:
+    """Score ``model_dir`` on the test split with ``mode``'s response prompt and thinking."""
+    from humanlm.data.resolve import resolve_split
+    from humanlm.eval import aggregate_records, evaluate_examples
+    from humanlm.judge import build_judge
+    from humanlm.simulate import GenerationSettings, build_simulator
+
+    examples = resolve_split(
+        cfg.data.source, dataset=cfg.data.dataset, split="test", work_dir=out / "data"
+    )
+    # The paper's decoding (temperature 0.4, 4-gram ban); the budget of the training rollouts.
+    settings = GenerationSettings(
+        max_new_tokens=int(cfg.trainer_options.get("max_completion_length", 128)),
+        batch_size=len(examples),
+        seed=cfg.seed,
+    )
+    records = evaluate_examples(
+        examples,
+        simulator=build_simulator(f"hf:{model_dir}", settings=settings),
+        judge=build_judge(cfg.eval_judge.spec),
+        thinking=mode.thinking,
+        state_set=mode.state_set,
+        aspects=False,
+        progress=progress,
+        desc=f"eval {label}",
+    )
+    write_jsonl(out / "samples.jsonl", records)
+    summary = aggregate_records(
+        records, metrics=["response_alignment", "valid_format"], seed=cfg.seed
+    )
+    results = {"name": label, "mode": mode.name, "model": str(model_dir), **summary}
+    write_json(out / "results.json", results)
+    return {**results, "records": records}
+
+
+def _table_row(method: str, results: dict[str, Any]) -> dict[str, Any]:
+    alignment = results["metrics"]["response_alignment"]
+    valid = results["metrics"]["valid_format"]
+    return {
+        "method": method,
+        "response_alignment": alignment["score"],
+        "ci_low": alignment["ci_low"],
+        "ci_high": alignment["ci_high"],
+        "n": alignment["examples"],
+        "valid_format": valid["score"],
+    }
+
+
+def _train_rows(metrics_path: Path) -> list[dict[str, Any]]:
+    from humanlm.train.callbacks import read_metrics
+
+    return [r for r in read_metrics(metrics_path) if r.get("phase") == "train"]
+
+
+def _step_rewards(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One record per GRPO step: mean reward, and mean reward and valid-format rate per state."""
     steps = []
-    for record in train_metrics:
-        if record.get("phase") != "train" or "reward" not in record:
+    for record in rows:
+        if "reward" not in record:
             continue
         row: dict[str, Any] = {"step": record["step"], "reward": record["reward"]}
         for state in STATE_NAMES:
@@ -64,158 +181,90 @@ def _step_rewards(train_metrics: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return steps
 
 
-def _plot(steps: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_reward, ax_valid) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for state in STATE_NAMES:
-        for ax, prefix in ((ax_reward, "state_reward"), (ax_valid, "valid_format")):
-            points = [
-                (s["step"], s[f"{prefix}/{state}"]) for s in steps if f"{prefix}/{state}" in s
-            ]
-            if points:
-                xs, ys = zip(*points, strict=True)
-                ax.plot(xs, ys, marker="o", linewidth=1, markersize=3, label=state)
-    ax_reward.plot(
-        [s["step"] for s in steps],
-        [s["reward"] for s in steps],
-        color="black",
-        linewidth=2.5,
-        label="all states",
-    )
-    ax_reward.set(
-        title="GRPO reward per state (MiniLM similarity)", xlabel="step", ylabel="mean reward"
-    )
-    ax_valid.set(
-        title="Valid-format rate per state",
-        xlabel="step",
-        ylabel="fraction valid",
-        ylim=(-0.05, 1.05),
-    )
-    ax_reward.legend(fontsize=8, ncol=2)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def _fmt(value: float | None, scale: float = 1.0) -> str:
-    return "n/a" if value is None else f"{value * scale:.3f}"
-
-
-def _report(
-    cfg: TrainConfig,
-    steps: list[dict[str, Any]],
-    warmup: list[dict[str, Any]],
-    results: dict[str, Any],
-) -> str:
-    half = max(1, len(steps) // 2)
-    lines = [
-        "# humanlm demo report",
-        "",
-        "> **What this shows.** A tiny, randomly initialised Qwen3 (about 10M parameters) trained for a "
-        "few minutes on a CPU with an offline embedding judge. It proves that the HumanLM pipeline "
-        "runs end to end (data -> state prompts -> warm-up -> GRPO with per-state rewards -> "
-        "evaluation -> report); it says nothing about the quality of the method. Real runs use "
-        "Qwen3-8B, an LLM judge and GPUs (see the README).",
-        "",
-        "## Run",
-        "",
-        f"- mode `{cfg.mode}` (state set `{cfg.state_set}`, hetero thinking), seed {cfg.seed}",
-        f"- data: bundled demo (`{cfg.data.source}`), judge `{cfg.judge.spec}`",
-        f"- warm-up: {len(warmup)} steps, loss {_fmt(warmup[0]['loss'] if warmup else None)} -> "
-        f"{_fmt(warmup[-1]['loss'] if warmup else None)}",
-        f"- GRPO: {len(steps)} steps of {cfg.trainer_options.get('per_device_train_batch_size')} rollouts",
-        "",
-        "## Reward per state",
-        "",
-        "![reward per state](reward.png)",
-        "",
-        "| state | mean reward, first half | mean reward, second half | valid format, all steps |",
-        "|---|---|---|---|",
-    ]
-    for state in STATE_NAMES:
-        key, valid_key = f"state_reward/{state}", f"valid_format/{state}"
-        first = _mean([s[key] for s in steps[:half] if key in s])
-        second = _mean([s[key] for s in steps[half:] if key in s])
-        valid = _mean([s[valid_key] for s in steps if valid_key in s])
-        lines.append(f"| {state} | {_fmt(first)} | {_fmt(second)} | {_fmt(valid)} |")
-    first_all = _mean([s["reward"] for s in steps[:half]])
-    second_all = _mean([s["reward"] for s in steps[half:]])
-    lines += [f"| **all** | {_fmt(first_all)} | {_fmt(second_all)} | |", ""]
-    metrics = results.get("metrics", {})
-    lines += [
-        "## Evaluation on the demo test split (response prompt, thinking on)",
-        "",
-        "| metric | score x100 | 95% interval | scored / examples |",
-        "|---|---|---|---|",
-    ]
-    for name, summary in metrics.items():
-        if isinstance(summary, dict) and "score" in summary:
-            interval = f"{_fmt(summary.get('ci_low'))} - {_fmt(summary.get('ci_high'))}"
-            lines.append(
-                f"| {name} | {_fmt(summary.get('score'))} | {interval} | "
-                f"{summary.get('scored')} / {summary.get('examples')} |"
-            )
-    lines += [
-        "",
-        "Files: `metrics.jsonl` (per step), `reward.png`, `train/` (run folder: config, manifest, "
-        "checkpoints, model), `eval/` (samples.jsonl, results.json, report.html).",
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def run_demo(
-    out_dir: str | Path = "runs/demo", *, overrides: list[str] | None = None
+    out_dir: str | Path = "runs/demo",
+    *,
+    overrides: list[str] | None = None,
+    progress: bool = True,
 ) -> DemoResult:
-    """Run the offline demo into ``out_dir`` (its ``train/`` and ``eval/`` folders are replaced)."""
-    from humanlm.eval import EvalConfig, run_eval
-    from humanlm.eval.report import write_report
+    """Train and evaluate base, SFT, GRPO and HumanLM into ``out_dir`` (earlier results replaced).
+
+    Args:
+        out_dir: the output folder.
+        overrides: ``KEY=VALUE`` overrides of the demo preset (they apply to every method, so
+            the budgets stay equal).
+        progress: show a progress bar per phase.
+
+    Raises:
+        HumanlmError: a training run left too many rollouts unscored, or bad overrides.
+    """
+    from humanlm.demo_report import write_demo_report
     from humanlm.train.run import run_train
 
     out = Path(out_dir)
+    overrides = list(overrides or [])
     cfg = load_config(demo_config_path(), overrides)
-    for sub in ("train", "eval"):
+    for sub in ("base", "eval", *(m for m, _ in DEMO_METHODS)):
         shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
 
-    trained = run_train(cfg, run_dir=out / "train")
-    evaluation = run_eval(
-        EvalConfig(
-            model=f"hf:{trained.model_dir}",
-            data="demo",
-            dataset="auto",
-            split="test",
-            judge="embedding:minilm",
-            aspects=False,
-            max_new_tokens=int(cfg.trainer_options.get("max_completion_length", 160)),
-            out=str(out / "eval"),
-            progress=False,
+    clock = time.monotonic()
+    base_model, warmup_log = _warm_up_base(cfg, out / "base", progress=progress)
+    seconds["warm-up"] = time.monotonic() - clock
+
+    models = {"base": base_model}
+    train_logs: dict[str, list[dict[str, Any]]] = {}
+    for method, mode in DEMO_METHODS[1:]:
+        clock = time.monotonic()
+        method_cfg = load_config(
+            demo_config_path(),
+            # The demo keeps only final models: checkpoints would cost time and disk.
+            ["trainer.save_strategy='no'", *overrides, f"mode={mode}", f"model.path={base_model}"]
+            + ["warmup.steps=0"],
         )
-    )
-    write_report([out / "train", out / "eval"], out=out / "eval" / "report.html")
+        method_cfg.name = f"demo-{method}"
+        trained = run_train(method_cfg, run_dir=out / method)
+        models[method] = trained.model_dir
+        train_logs[method] = _train_rows(trained.metrics_path)
+        seconds[f"train {method}"] = time.monotonic() - clock
 
-    train_metrics = read_metrics(trained.metrics_path)
-    steps = _step_rewards(train_metrics)
-    warmup = [m for m in train_metrics if m.get("phase") == "warmup"]
+    rows, results = [], {}
+    for method, mode in DEMO_METHODS:
+        clock = time.monotonic()
+        results[method] = _evaluate(
+            models[method],
+            MODES[mode],
+            cfg=cfg,
+            out=out / "eval" / method,
+            progress=progress,
+            label=method,
+        )
+        rows.append(_table_row(method, results[method]))
+        seconds[f"eval {method}"] = time.monotonic() - clock
+    seconds["total"] = time.monotonic() - started
+
+    table = {"schema_version": TABLE_SCHEMA_VERSION, "rows": rows}
+    write_json(out / "table.json", table)
+    steps = _step_rewards(train_logs["humanlm"])
     write_jsonl(out / "metrics.jsonl", steps)
-    _plot(steps, out / "reward.png")
-    results = json.loads((evaluation.run_dir / "results.json").read_text(encoding="utf-8"))
-    write_text(out / "report.md", _report(cfg, steps, warmup, results))
+    report = write_demo_report(
+        out,
+        cfg=cfg,
+        table=table,
+        results=results,
+        warmup_log=warmup_log,
+        train_logs=train_logs,
+        seconds=seconds,
+    )
     return DemoResult(
         out_dir=out,
-        report=out / "report.md",
+        report=report,
+        table_path=out / "table.json",
+        table=table,
         metrics=out / "metrics.jsonl",
         plot=out / "reward.png",
         steps=steps,
-        eval_results=results,
+        seconds=seconds,
     )

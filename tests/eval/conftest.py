@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,9 @@ from humanlm.eval import EvalConfig
 from humanlm.testing import RecordedRequest, Reply, ScriptedServer
 from humanlm.testing.judge_replies import judge_reply_fn
 
+# The first bundled demo set (a forum and a chat with an assistant, 12 users): evaluation tests
+# need both platforms; the demo itself runs on the synthetic demo world.
+MIXED_DEMO = Path(__file__).parents[1] / "fixtures" / "mixed_demo"
 # A simulator reply that breaks the response format is produced for contexts with this text.
 NO_TAGS_MARKER = "enzyme"
 
@@ -25,11 +29,11 @@ def echo_reply(request: RecordedRequest) -> Reply:
 
 @pytest.fixture(scope="session")
 def demo_examples(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    """The bundled demo test split, prepared (12 examples, reddit and wildchat)."""
+    """The mixed fixture's test split, prepared (12 examples, reddit and wildchat)."""
     from humanlm.data.resolve import resolve_split
 
     return resolve_split(
-        "demo", dataset=None, split="test", work_dir=tmp_path_factory.mktemp("demo")
+        str(MIXED_DEMO), dataset="auto", split="test", work_dir=tmp_path_factory.mktemp("demo")
     )
 
 
@@ -52,7 +56,7 @@ def make_cfg(sim_server, judge_server, tmp_path) -> Callable[..., EvalConfig]:
     def make(**overrides: Any) -> EvalConfig:
         settings: dict[str, Any] = {
             "model": f"openai:sim@{sim_server.base_url}",
-            "data": "demo",
+            "data": str(MIXED_DEMO),
             "judge": f"openai:judge@{judge_server.base_url}",
             "out": str(tmp_path / "run"),
             "embedding": False,

@@ -15,6 +15,7 @@ from humanlm.cli.report import report
 from humanlm.errors import ConfigError
 
 runner = CliRunner()
+MIXED = str(Path(__file__).parents[1] / "fixtures" / "mixed_demo")  # a forum and a chat
 app = typer.Typer()
 app.command("eval")(eval_command)
 app.command("report")(report)
@@ -23,7 +24,7 @@ app.command("report")(report)
 def test_eval_prints_settings_and_writes_the_run(sim_server, judge_server, tmp_path):
     out = tmp_path / "run"
     args = [
-        "eval", "--model", f"openai:sim@{sim_server.base_url}", "--data", "demo",
+        "eval", "--model", f"openai:sim@{sim_server.base_url}", "--data", MIXED,
         "--dataset", "auto", "--limit", "4", "--judge", f"openai:judge@{judge_server.base_url}",
         "--out", str(out), "--no-embedding", "--temperature", "0.7", "--no-progress",
     ]  # fmt: skip
@@ -45,7 +46,7 @@ def test_eval_prints_settings_and_writes_the_run(sim_server, judge_server, tmp_p
 
 def test_no_thinking_halves_the_budget(sim_server, judge_server, tmp_path):
     args = [
-        "eval", "--model", f"openai:sim@{sim_server.base_url}", "--data", "demo", "--limit", "2",
+        "eval", "--model", f"openai:sim@{sim_server.base_url}", "--data", MIXED, "--limit", "2",
         "--judge", f"openai:judge@{judge_server.base_url}", "--out", str(tmp_path / "r"),
         "--no-embedding", "--no-aspects", "--no-thinking", "--no-progress",
     ]  # fmt: skip
@@ -58,7 +59,7 @@ def test_no_thinking_halves_the_budget(sim_server, judge_server, tmp_path):
 
 def test_bad_settings_exit_with_code_2(tmp_path):
     command = [sys.executable, "-m", "humanlm.cli.main", "eval", "--model", "runs/x", "--data",
-               "demo", "--out", str(tmp_path / "r")]  # fmt: skip
+               MIXED, "--out", str(tmp_path / "r")]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "error:" in proc.stderr and "hf:PATH" in proc.stderr

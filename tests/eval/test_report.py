@@ -16,6 +16,8 @@ from humanlm.eval.report import write_report
 from humanlm.testing import Reply, ScriptedServer
 from humanlm.testing.judge_replies import judge_reply_fn, overlap_score
 
+from .conftest import MIXED_DEMO
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -131,7 +133,7 @@ def population_runs(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("population")
     data = tmp / "data"
     data.mkdir()
-    demo = (Path(__file__).parents[2] / "src/humanlm/data/demo/test.jsonl").read_text()
+    demo = (MIXED_DEMO / "test.jsonl").read_text()  # reddit and wildchat rows
     (data / "test.jsonl").write_text(demo)
     rows = [json.loads(line) for line in demo.splitlines()]
     for row in rows:

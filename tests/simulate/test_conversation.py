@@ -19,6 +19,8 @@ from humanlm.states import END_SIGNAL
 from humanlm.testing import ScriptedServer
 from humanlm.testing.server import Reply
 
+from .conftest import MIXED_DEMO
+
 FAST = RetryPolicy(max_retries=2, timeout_s=10.0, backoff_s=0.01, backoff_max_s=0.02)
 
 
@@ -144,7 +146,7 @@ def test_a_failing_assistant_is_retried_then_recorded(servers, tmp_path: Path) -
 def test_scenarios_from_prepared_wildchat_rows(servers, tmp_path: Path) -> None:
     from humanlm.data.prepare import run_prepare
 
-    demo = Path(__file__).parents[2] / "src/humanlm/data/demo/test.jsonl"
+    demo = MIXED_DEMO / "test.jsonl"  # reddit and wildchat rows
     run_prepare(source=demo, dataset="auto", out_dir=tmp_path / "data", split="test")
     scenarios = scenarios_from_prepared(tmp_path / "data/test.parquet", dataset="wildchat")
     assert scenarios and all(s.messages[0]["role"] == "user" for s in scenarios)
@@ -210,7 +212,7 @@ def test_a_model_trained_on_end_examples_ends_the_conversation(
     from humanlm.train.data import build_sft_dataset
     from humanlm.train.warmup import run_warmup
 
-    demo = Path(__file__).parents[2] / "src/humanlm/data/demo/test.jsonl"
+    demo = MIXED_DEMO / "test.jsonl"  # reddit and wildchat rows
     run_prepare(source=demo, dataset="auto", out_dir=tmp_path / "data", split="test")
     rows = [
         r for r in load_prepared(tmp_path / "data/test.parquet") if r["data_source"] == "wildchat"

@@ -3,7 +3,13 @@
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from humanlm.train.warmup import _batch, _encode_target, run_warmup
+from humanlm.train.warmup import (
+    _batch,
+    _encode_target,
+    build_warmup_dataset,
+    run_warmup,
+    swap_writers,
+)
 
 
 def test_format_tokens_get_the_format_weight(tiny_model_dir):
@@ -50,3 +56,46 @@ def test_warmup_lowers_the_loss(tiny_model_dir):
         seed=0,
     )
     assert len(losses) == 12 and losses[-1] < losses[0] / 2
+
+
+def _example(post, user, reply):
+    return {
+        "example_id": f"{post}-{user}",
+        "post_id": post,
+        "user_id": user,
+        "persona": f"persona of {user}",
+        "messages": [{"role": "user", "name": "op", "content": f"post {post}"}],
+        "ground_truth": reply,
+        "trace": f"thinking of {user}",
+        "states": {"stance": f"stance of {user}"},
+        "data_source": "reddit",
+    }
+
+
+def test_swap_writers_gives_every_example_another_users_target_on_the_same_post():
+    examples = [_example("p1", u, f"reply {u}") for u in "abcd"] + [_example("p2", "a", "alone")]
+    swapped = swap_writers(examples, seed=3)
+    for old, new in zip(examples[:4], swapped[:4], strict=True):
+        assert new["persona"] == old["persona"] and new["user_id"] == old["user_id"]
+        assert new["ground_truth"] != old["ground_truth"]
+        writer = new["ground_truth"].split()[-1]
+        assert new["trace"] == f"thinking of {writer}"  # reply, trace and states move together
+        assert new["states"] == {"stance": f"stance of {writer}"}
+    assert sorted(s["ground_truth"] for s in swapped[:4]) == [f"reply {u}" for u in "abcd"]
+    assert swapped[4]["ground_truth"] == "alone"  # nobody to swap with
+    assert swap_writers(examples, seed=3) == swapped
+
+
+def test_warmup_rows_teach_states_and_a_thinking_response():
+    examples = [_example("p1", u, f"reply {u}") for u in "ab"]
+    rows = build_warmup_dataset(examples, seed=0).to_list()
+    response = [r for r in rows if r["state"] == "response"]
+    assert len(response) == 4  # two examples, listed by both formats
+    assert all(r["prompt"].endswith("<name>HUMAN</name>\n<think>\n") for r in response)
+    assert all(
+        r["completion"].startswith("thinking of ")
+        and "</think>\n\n<response>reply " in r["completion"]
+        for r in response
+    )
+    (stance,) = [r for r in rows if r["state"] == "stance" and "persona of a" in r["prompt"]]
+    assert stance["completion"].startswith("<stance>stance of b</stance>")

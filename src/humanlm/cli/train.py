@@ -85,24 +85,32 @@ def demo(
         list[str] | None, typer.Argument(help="KEY=VALUE overrides of the demo preset.")
     ] = None,
 ) -> None:
-    """Run the embedded default offline on a CPU: demo data, tiny model, warm-up, GRPO, eval, report.
+    """A mini Table 1 offline on a CPU: base, SFT, GRPO and HumanLM on the synthetic demo world.
 
-    Writes OUT/report.md, OUT/metrics.jsonl (mean reward per state per step), OUT/reward.png,
-    OUT/train/ (the training run) and OUT/eval/ (samples, results, HTML report). No network, no
-    GPU, no API key. A tiny model on a CPU proves the pipeline, not the quality of the method.
+    One shared format warm-up (the base), then SFT, GRPO (response reward) and HumanLM (state
+    rewards) from it with the same data and budget, each evaluated on the test split with its
+    own prompt. Writes OUT/table.json, OUT/report.md, OUT/reward.png, OUT/loss.png,
+    OUT/metrics.jsonl and one folder per method. No network, no GPU, no API key.
 
     \b
     Examples:
       humanlm demo
-      humanlm demo --out /tmp/demo trainer.max_steps=4 warmup.steps=100
+      humanlm demo --out /tmp/demo trainer.max_steps=4 warmup.steps=20
     """
     from humanlm.demo import run_demo
+    from humanlm.demo_report import reward_trend
 
     result = run_demo(out, overrides=list(overrides or []))
-    steps = result.steps
-    if steps:
-        typer.echo(
-            f"GRPO reward: step {steps[0]['step']} {steps[0]['reward']:.3f} -> "
-            f"step {steps[-1]['step']} {steps[-1]['reward']:.3f}"
+    for row in result.table["rows"]:
+        score = row["response_alignment"]
+        shown = (
+            "n/a" if score is None else f"{score:.1f} [{row['ci_low']:.1f}, {row['ci_high']:.1f}]"
         )
-    typer.echo(f"report: {result.report}\nmetrics: {result.metrics}\nplot: {result.plot}")
+        typer.echo(
+            f"{row['method']:>8}: response alignment {shown}, valid {row['valid_format']:.0f}%"
+        )
+    if result.steps:
+        first, last = reward_trend(result.steps)
+        typer.echo(f"HumanLM reward (mean of first / last 5 steps): {first:.3f} -> {last:.3f}")
+    typer.echo(f"time: {result.seconds['total']:.0f} s")
+    typer.echo(f"report: {result.report}\ntable: {result.table_path}\nplot: {result.plot}")

@@ -1,7 +1,11 @@
 """PNG charts for reports: per-state alignment bars and training curves (matplotlib, no display).
 
 Figures are drawn with ``matplotlib.figure.Figure`` and the Agg canvas directly, so no global
-backend is switched and nothing needs a screen.
+backend is switched and nothing needs a screen. Every chart gives a state the same colour
+(``STATE_COLORS``). A state is sampled in only some GRPO steps, so its reward is drawn as markers
+on the steps where it was sampled plus a rolling mean over those steps, never as a line that
+joins steps across gaps. Losses of different phases (warm-up, SFT, GRPO) get separate axes:
+their scales have nothing in common.
 """
 
 from __future__ import annotations
@@ -13,9 +17,29 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["state_alignment_chart", "training_chart"]
+__all__ = [
+    "OVERALL_COLOR",
+    "STATE_COLORS",
+    "loss_chart",
+    "reward_chart",
+    "rolling_mean",
+    "state_alignment_chart",
+    "training_chart",
+]
 
 _DPI = 110
+# One colour per state in every chart (matplotlib's tab10 order); the overall reward is black.
+STATE_COLORS = {
+    "stance": "#1f77b4",
+    "emotion": "#ff7f0e",
+    "belief": "#2ca02c",
+    "value": "#d62728",
+    "goal": "#9467bd",
+    "communication": "#8c564b",
+    "response": "#e377c2",
+}
+OVERALL_COLOR = "#000000"
+_WINDOW = 5  # rolling mean over this many sampled steps
 
 
 def _png(fig: Figure) -> bytes:
@@ -25,10 +49,21 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def rolling_mean(values: Sequence[float], window: int = _WINDOW) -> list[float]:
+    """Trailing mean of each value with up to ``window - 1`` values before it."""
+    out = []
+    for i in range(len(values)):
+        part = values[max(0, i - window + 1) : i + 1]
+        out.append(sum(part) / len(part))
+    return out
+
+
 def state_alignment_chart(
     series: Sequence[tuple[str, Mapping[str, Mapping[str, Any]]]], states: Sequence[str]
 ) -> bytes:
     """Grouped bars: one group per state, one bar per run, 95% intervals as error bars.
+
+    Bars of a run share one hatch pattern; each state's tick label has the state's colour.
 
     Args:
         series: ``(label, {state: summary})`` per run; a summary has ``score``, ``ci_low``,
@@ -38,8 +73,9 @@ def state_alignment_chart(
     fig = Figure(figsize=(max(6.0, 1.3 * len(states) + 1), 4.2))
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(series))
+    hatches = ("", "//", "..", "xx", "\\\\", "oo", "--", "++")
     for i, (label, summaries) in enumerate(series):
-        xs, heights, low, high = [], [], [], []
+        xs, heights, low, high, colors = [], [], [], [], []
         for j, state in enumerate(states):
             s = summaries.get(state) or {}
             if s.get("score") is None:
@@ -48,13 +84,27 @@ def state_alignment_chart(
             heights.append(s["score"])
             low.append(s["score"] - s["ci_low"])
             high.append(s["ci_high"] - s["score"])
-        ax.bar(xs, heights, width=width, yerr=[low, high], capsize=3, label=label)
+            colors.append(STATE_COLORS.get(state, "#7f7f7f"))
+        ax.bar(
+            xs,
+            heights,
+            width=width,
+            yerr=[low, high],
+            capsize=3,
+            color=colors,
+            edgecolor="white",
+            hatch=hatches[i % len(hatches)],
+            label=label,
+        )
     ax.set_xticks(range(len(states)), list(states))
+    for tick, state in zip(ax.get_xticklabels(), states, strict=True):
+        tick.set_color(STATE_COLORS.get(state, "#000000"))
     ax.set_ylabel("state alignment (x100)")
     ax.set_title("State alignment per latent state (95% bootstrap intervals)")
     ax.set_ylim(bottom=0)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
+    if len(series) > 1:
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
     return _png(fig)
 
 
@@ -67,34 +117,99 @@ def _curve(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], li
     return [p[0] for p in points], [p[1] for p in points]
 
 
+def _reward_axes(ax: Any, rows: Sequence[Mapping[str, Any]], *, overall_label: str) -> bool:
+    """Draw ``reward`` and every ``state_reward/<state>`` of ``rows`` on ``ax``; False if none."""
+    drawn = False
+    states = sorted(
+        {k.removeprefix("state_reward/") for r in rows for k in r if k.startswith("state_reward/")}
+    )
+    for state in states:
+        steps, values = _curve(rows, f"state_reward/{state}")
+        if not steps:
+            continue
+        color = STATE_COLORS.get(state, "#7f7f7f")
+        ax.scatter(steps, values, s=12, color=color, alpha=0.45)
+        ax.plot(steps, rolling_mean(values), color=color, linewidth=1.5, label=state)
+        drawn = True
+    steps, values = _curve(rows, "reward")
+    if steps:
+        ax.plot(steps, values, color=OVERALL_COLOR, linewidth=0.8, alpha=0.35)
+        ax.plot(
+            steps, rolling_mean(values), color=OVERALL_COLOR, linewidth=2.5, label=overall_label
+        )
+        drawn = True
+    return drawn
+
+
+def reward_chart(
+    panels: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *, title: str
+) -> bytes | None:
+    """One reward panel per training run (``(title, metrics rows)``); ``None`` without rewards.
+
+    Dots: a state's mean reward on each step where it was sampled; line: its rolling mean over
+    those steps (window 5). Black: the step's mean reward over all sampled rows.
+    """
+    shown = [(t, rows) for t, rows in panels if any("reward" in r for r in rows)]
+    if not shown:
+        return None
+    fig = Figure(figsize=(6.2 * len(shown), 4.2))
+    axes = fig.subplots(1, len(shown), squeeze=False)[0]
+    for ax, (panel_title, rows) in zip(axes, shown, strict=True):
+        _reward_axes(ax, rows, overall_label="all rows (rolling mean)")
+        ax.set(title=panel_title, xlabel="step", ylabel="mean reward")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, ncol=2)
+    fig.suptitle(title)
+    return _png(fig)
+
+
+def loss_chart(
+    panels: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *, title: str
+) -> bytes | None:
+    """One loss panel per phase (``(title, rows with step and loss)``); ``None`` without losses."""
+    shown = [(t, _curve(rows, "loss")) for t, rows in panels]
+    shown = [(t, curve) for t, curve in shown if curve[0]]
+    if not shown:
+        return None
+    fig = Figure(figsize=(4.2 * len(shown), 3.6))
+    axes = fig.subplots(1, len(shown), squeeze=False)[0]
+    for ax, (panel_title, (steps, values)) in zip(axes, shown, strict=True):
+        ax.plot(steps, values, marker=".", color=OVERALL_COLOR, linewidth=1)
+        ax.set(title=panel_title, xlabel="step", ylabel="loss")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return _png(fig)
+
+
 def training_chart(rows: Sequence[Mapping[str, Any]], *, title: str) -> bytes | None:
     """Loss and reward curves from a training ``metrics.jsonl`` (``None`` when it has neither).
 
-    Left panel: ``loss`` per phase. Right panel: ``reward`` and every ``state_reward/<state>``.
+    One loss panel per phase (warm-up and training losses have unrelated scales), then one
+    reward panel: ``reward`` and every ``state_reward/<state>``, drawn as in ``reward_chart``.
     """
     phases = list(dict.fromkeys(str(r.get("phase", "train")) for r in rows))
-    reward_keys = ["reward"] + sorted({k for r in rows for k in r if k.startswith("state_reward/")})
-    has_loss = any(isinstance(r.get("loss"), int | float) for r in rows)
-    has_reward = any(isinstance(r.get(k), int | float) for r in rows for k in reward_keys)
-    if not (has_loss or has_reward):
-        return None
-    fig = Figure(figsize=(11, 3.8))
-    loss_ax, reward_ax = fig.subplots(1, 2)
+    losses = []
     for phase in phases:
-        steps, values = _curve([r for r in rows if str(r.get("phase", "train")) == phase], "loss")
-        if steps:
-            loss_ax.plot(steps, values, marker=".", label=phase)
-    loss_ax.set_title("loss")
-    loss_ax.set_xlabel("step")
-    for key in reward_keys:
-        steps, values = _curve(rows, key)
-        if steps:
-            reward_ax.plot(steps, values, marker=".", label=key.removeprefix("state_reward/"))
-    reward_ax.set_title("reward (overall and per state)")
-    reward_ax.set_xlabel("step")
-    for ax in (loss_ax, reward_ax):
+        curve = _curve([r for r in rows if str(r.get("phase", "train")) == phase], "loss")
+        if curve[0]:
+            losses.append((phase, curve))
+    reward_keys = ["reward"] + sorted({k for r in rows for k in r if k.startswith("state_reward/")})
+    has_reward = any(isinstance(r.get(k), int | float) for r in rows for k in reward_keys)
+    if not (losses or has_reward):
+        return None
+    panels = len(losses) + int(has_reward)
+    fig = Figure(figsize=(4.6 * panels, 3.8))
+    axes = list(fig.subplots(1, panels, squeeze=False)[0])
+    for ax, (phase, (steps, values)) in zip(axes, losses, strict=False):
+        ax.plot(steps, values, marker=".", color=OVERALL_COLOR, linewidth=1)
+        ax.set(title=f"loss ({phase})", xlabel="step")
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+    if has_reward:
+        ax = axes[-1]
+        train_rows = [r for r in rows if str(r.get("phase", "train")) != "warmup"]
+        _reward_axes(ax, train_rows, overall_label="reward")
+        ax.set(title="reward (overall and per state)", xlabel="step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.suptitle(title)
     return _png(fig)

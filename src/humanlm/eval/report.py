@@ -20,6 +20,7 @@ import datetime as _dt
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -248,8 +249,15 @@ def _sample_rows(run: EvalRun) -> tuple[list[dict[str, Any]], list[dict[str, Any
     ]
     scored.sort(key=lambda r: (r["scores"]["response_alignment"], str(r["example_id"])))
     worst = scored[:_SAMPLES_SHOWN]
-    best = [r for r in reversed(scored[-_SAMPLES_SHOWN:]) if r not in worst]
-    return [_excerpt(r) for r in worst], [_excerpt(r) for r in best]
+    # Distinct examples only, and no "best" that merely ties with the worst ones.
+    floor = worst[-1]["scores"]["response_alignment"] if worst else None
+    best = [
+        r
+        for r in reversed(scored[-_SAMPLES_SHOWN:])
+        if r not in worst and r["scores"]["response_alignment"] != floor
+    ]
+    counts = Counter(r["scores"]["response_alignment"] for r in scored)
+    return [_excerpt(r, counts) for r in worst], [_excerpt(r, counts) for r in best]
 
 
 def _clip(text: str | None) -> str:
@@ -257,13 +265,15 @@ def _clip(text: str | None) -> str:
     return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
 
 
-def _excerpt(record: Mapping[str, Any]) -> dict[str, Any]:
+def _excerpt(record: Mapping[str, Any], counts: Mapping[float, int]) -> dict[str, Any]:
     verdict = (record.get("verdicts") or {}).get("response_alignment") or {}
     response = record.get("response")
+    score = record["scores"]["response_alignment"]
     return {
         "example_id": record["example_id"],
         "data_source": record.get("data_source"),
-        "score": 100 * record["scores"]["response_alignment"],
+        "score": 100 * score,
+        "ties": counts.get(score, 1) - 1,
         "reason": verdict.get("reason"),
         "thought": _clip(verdict.get("thought")),
         "context": _clip((record.get("context_last") or {}).get("content")),
@@ -366,7 +376,8 @@ def _markdown(content: Mapping[str, Any], figures: Sequence[Figure]) -> str:
             for s in block[kind]:
                 lines += [
                     f"- {kind} · `{s['example_id']}` ({s['data_source']}): "
-                    f"{s['score']:.1f} ({s['reason']})",
+                    f"{s['score']:.1f} ({s['reason']})"
+                    + (f", tied with {s['ties']} other samples" if s["ties"] else ""),
                     f"  - simulated: {_md_cell(s['response'])}",
                     f"  - real: {_md_cell(s['truth'])}",
                     f"  - judge: {_md_cell(s['thought'])}",

@@ -55,6 +55,7 @@ from humanlm.judge.prompt import prompt_versions as judge_prompt_versions
 from humanlm.llm.specs import parse_spec
 from humanlm.log import write_run_files
 from humanlm.simulate import Simulator, build_sim_prompt, build_simulator
+from humanlm.states import get_state_set
 
 __all__ = [
     "RESULTS_FILE",
@@ -140,6 +141,7 @@ async def evaluate_examples_async(
     use_cache: bool = True,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = False,
+    desc: str = "eval",
 ) -> list[dict[str, Any]]:
     """Simulate and score ``examples``; the coroutine behind ``evaluate_examples``.
 
@@ -150,7 +152,7 @@ async def evaluate_examples_async(
     size = simulator.batch_size
     slots = asyncio.Semaphore(max(1, concurrency // size))
     records: list[dict[str, Any] | None] = [None] * len(examples)
-    bar = tqdm(total=len(examples), desc="eval", unit="ex", disable=not progress)
+    bar = tqdm(total=len(examples), desc=desc, unit="ex", disable=not progress)
     running: list[float] = []
 
     async def finish(index: int, generation: Any) -> None:
@@ -161,6 +163,7 @@ async def evaluate_examples_async(
             similarity=similarity,
             aspects=aspects,
             use_cache=use_cache,
+            tagged=get_state_set(state_set).tagged,
         )
         records[index] = record
         if on_record is not None:
@@ -204,6 +207,7 @@ def evaluate_examples(
     use_cache: bool = True,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = False,
+    desc: str = "eval",
 ) -> list[dict[str, Any]]:
     """Simulate a reply for each prepared example and score it; one record per example.
 
@@ -226,6 +230,7 @@ def evaluate_examples(
         use_cache: let the judge read and write its cache.
         on_record: called with each record as soon as its example is finished.
         progress: show a progress bar.
+        desc: the progress bar's label.
 
     Returns:
         The records in the order of ``examples``. Summaries: ``humanlm.eval.aggregate_records``.
@@ -246,6 +251,7 @@ def evaluate_examples(
                 use_cache=use_cache,
                 on_record=on_record,
                 progress=progress,
+                desc=desc,
             )
         finally:
             for part in (simulator, judge, embedder):

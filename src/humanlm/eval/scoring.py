@@ -25,6 +25,7 @@ from typing import Any
 from humanlm.judge.build import Judge
 from humanlm.judge.embedding import EmbeddingJudge
 from humanlm.judge.group import plan_group
+from humanlm.judge.reward import extract_candidate
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
 from humanlm.simulate import Generation
 from humanlm.states import LATENT_STATES, RESPONSE
@@ -181,8 +182,14 @@ async def score_example(
     similarity: SimilarityBatcher | None,
     aspects: bool = True,
     use_cache: bool = True,
+    tagged: bool = True,
 ) -> dict[str, Any]:
     """Build the sample record of one example from its generation, judging it on the way.
+
+    The reply judged is always the lenient extraction. ``tagged`` decides what counts as the
+    strict format: the ``<response>`` tags (state sets ``r``, ``sebvgcr``, ``think_r``), or for
+    ``tagged=False`` (``r_no_tag``, SFT models) a non-empty reply after the thinking, as the
+    training reward reads it.
 
     Returns:
         The record (see ``humanlm.eval.run`` for its fields). When the simulator gave no
@@ -202,6 +209,10 @@ async def score_example(
         }
     parsed = parse_output(generation.text, [RESPONSE], strict=True)
     response = extract_response(generation.text) or None  # lenient; empty scores 0 uncalled
+    if tagged:
+        strict = parsed.fields[RESPONSE] if parsed.valid else None
+    else:
+        strict = extract_candidate(generation.text, RESPONSE, tagged=False)
     context = judge_context(example)
     truth = example["ground_truth"]
     jobs: dict[str, Any] = {}
@@ -227,7 +238,7 @@ async def score_example(
         )
     done = dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
     verdicts: dict[str, Any] = {}
-    scores: dict[str, float | None] = {"valid_format": 1.0 if parsed.valid else 0.0}
+    scores: dict[str, float | None] = {"valid_format": 1.0 if strict is not None else 0.0}
     state_scores: dict[str, float | None] = {}
     if "response_alignment" in done:
         verdicts["response_alignment"] = _group_dict(done["response_alignment"])
@@ -245,8 +256,8 @@ async def score_example(
         **record,
         "thinking": parsed.thinking,
         "response": response,
-        "strict_response": parsed.fields[RESPONSE] if parsed.valid else None,
-        "valid_format": parsed.valid,
+        "strict_response": strict,
+        "valid_format": strict is not None,
         "scores": scores,
         "state_scores": state_scores,
         "verdicts": verdicts,

@@ -8,7 +8,8 @@ Example:
 Supports the modes ``humanlm`` (GRPO over the seven states with hetero thinking, each sample
 rewarded by the judge score of its own state), ``grpo`` / ``grpo-think`` (GRPO on the response,
 thinking off / on), ``sft`` / ``sft-think`` (SFT on the raw reply / on a thinking trace plus the
-tagged reply). An optional SFT warm-up on tagged targets precedes GRPO (``warmup.steps``).
+tagged reply). An optional format warm-up precedes GRPO (``warmup.steps``; see
+``humanlm.train.warmup``).
 Refuses, before any model loads: unknown keys, unknown modes, a warm-up before SFT.
 """
 
@@ -29,7 +30,7 @@ from humanlm.train.callbacks import MetricsFileCallback, UnscoredGuard
 from humanlm.train.cpu import enable_compact_lm_head_on_cpu
 from humanlm.train.data import build_grpo_dataset, build_sft_dataset, drop_long_prompts
 from humanlm.train.trainers import build_grpo_trainer, build_sft_trainer
-from humanlm.train.warmup import run_warmup
+from humanlm.train.warmup import build_warmup_dataset, run_warmup
 
 __all__ = ["TrainResult", "latest_checkpoint", "resume_train", "run_train"]
 
@@ -85,9 +86,7 @@ def _trainer_options(cfg: TrainConfig) -> dict[str, Any]:
 def _warm_up(
     cfg: TrainConfig, *, model: Any, tokenizer: Any, examples: list, run_dir: Path
 ) -> None:
-    dataset = build_sft_dataset(
-        examples, state_set=cfg.state_set, thinking=cfg.thinking, seed=cfg.seed, use_trace=False
-    )
+    dataset = build_warmup_dataset(examples, seed=cfg.seed)
     metrics_path = run_dir / "metrics.jsonl"
 
     def log(record: dict[str, Any]) -> None:
