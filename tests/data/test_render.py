@@ -353,14 +353,8 @@ def test_author_map_ignores_replies_shared_by_several_users():
     from humanlm.data.schema import normalize_row
 
     def row(user, completion, prompt):
-        raw = {
-            "prompt": prompt,
-            "completion": completion,
-            "user_id": user,
-            "post_id": "p1",
-            "turn_id": len(prompt),
-            "persona": "A user.",
-        }
+        raw = {"prompt": prompt, "completion": completion, "user_id": user, "post_id": "p1",
+               "turn_id": len(prompt), "persona": "A user."}
         return normalize_row(raw, file="mem", row=0, dataset="generic")
 
     post = {"role": "op", "content": "A post"}
