@@ -12,8 +12,9 @@ The memory model counts the states that scale with the parameter count N (bytes 
 - reference model (GRPO with ``beta > 0``, no LoRA): the policy's dtype, as TRL builds it;
 - gradients: the dtype of the weights;
 - AdamW: two moments in the dtype of the weights;
-- colocated vLLM: ``vllm_gpu_memory_utilization`` of the card while it generates; with
-  ``vllm_enable_sleep_mode`` it gives that memory back during the update.
+- colocated vLLM: ``vllm_gpu_memory_utilization`` of the card (weights and KV cache) next to
+  the resident training state while it generates; with ``vllm_enable_sleep_mode`` it gives that
+  memory back during the update, when the activations need it.
 
 Under DDP every GPU holds all of it; FSDP2 and ZeRO-3 shard policy, reference, gradients and
 optimizer state over the processes. Activations are not modelled: a plan must leave
@@ -41,6 +42,7 @@ from humanlm.errors import ConfigError
 
 __all__ = [
     "ACTIVATION_HEADROOM",
+    "GENERATION_FILL",
     "KNOWN_PARAMS",
     "BatchPlan",
     "Launcher",
@@ -55,6 +57,8 @@ __all__ = [
 GB = 1e9
 # Share of each card a plan keeps free for activations, CUDA context and fragmentation.
 ACTIVATION_HEADROOM = 0.15
+# While vLLM generates there are no training activations; the card may fill up to this share.
+GENERATION_FILL = 0.95
 
 # Parameter counts of models the presets name, for plans made without the weights at hand.
 KNOWN_PARAMS: dict[str, float] = {
@@ -150,8 +154,13 @@ class MemoryPlan:
         return sum(self.parts_gb.values())
 
     @property
-    def peak_gb(self) -> float:
-        """Training state plus vLLM's share when vLLM keeps its memory during the update."""
+    def generation_gb(self) -> float:
+        """While vLLM generates: the training state stays resident next to vLLM's share."""
+        return self.training_gb + self.vllm_gb
+
+    @property
+    def update_gb(self) -> float:
+        """During the update (plus activations): vLLM's share unless it sleeps."""
         return self.training_gb + (0.0 if self.vllm_sleeps else self.vllm_gb)
 
 
@@ -206,9 +215,14 @@ class Plan:
                 when = "released during the update (sleep mode)" if m.vllm_sleeps else "held"
                 lines.append(f"vLLM share: {m.vllm_gb:.1f} GB, {when}")
             budget = m.gpu_memory_gb * (1 - ACTIVATION_HEADROOM)
+            if m.vllm_gb:
+                lines.append(
+                    f"while generating: {m.generation_gb:.1f} GB of {m.gpu_memory_gb:g} GB "
+                    f"(limit {m.gpu_memory_gb * GENERATION_FILL:.1f} GB)"
+                )
             lines.append(
-                f"peak model state: {m.peak_gb:.1f} GB of {m.gpu_memory_gb:g} GB "
-                f"(limit {budget:.1f} GB: {ACTIVATION_HEADROOM:.0%} kept for activations)"
+                f"during the update: {m.update_gb:.1f} GB + activations (limit {budget:.1f} GB: "
+                f"{ACTIVATION_HEADROOM:.0%} of {m.gpu_memory_gb:g} GB kept for activations)"
             )
         lines.append("")
         if self.problems:
@@ -356,8 +370,14 @@ def memory_plan(cfg: TrainConfig, options: dict[str, Any], launcher: Launcher) -
     problems = []
     budget = launcher.gpu_memory_gb * (1 - ACTIVATION_HEADROOM)
     training = sum(parts.values())
-    peak = training + (0.0 if sleeps else vllm_gb)
-    if peak > budget:
+    update = training + (0.0 if sleeps else vllm_gb)
+    if training + vllm_gb > launcher.gpu_memory_gb * GENERATION_FILL:
+        problems.append(
+            f"while vLLM generates, {training:.1f} GB of training state + {vllm_gb:.1f} GB of vLLM "
+            f"exceed {launcher.gpu_memory_gb * GENERATION_FILL:.1f} GB: lower "
+            f"grpo.vllm_gpu_memory_utilization or shard over more GPUs"
+        )
+    if update > budget:
         fixes = []
         if launcher.strategy == "ddp" and launcher.num_processes > 1:
             fixes.append("launch with configs/accelerate/fsdp_8gpu.yaml (FSDP2 shards the state)")
@@ -365,7 +385,7 @@ def memory_plan(cfg: TrainConfig, options: dict[str, Any], launcher: Launcher) -
             fixes.append("set grpo.vllm_enable_sleep_mode=true")
         fixes.append("use LoRA (model.lora=true) or a smaller model")
         problems.append(
-            f"{peak:.1f} GB of model state per GPU exceeds {budget:.1f} GB "
+            f"{update:.1f} GB of model state per GPU during the update exceeds {budget:.1f} GB "
             f"({launcher.gpu_memory_gb:g} GB cards less {ACTIVATION_HEADROOM:.0%} for "
             f"activations): " + "; or ".join(fixes)
         )

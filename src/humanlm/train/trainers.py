@@ -69,11 +69,27 @@ def _make_args(
 ) -> Any:
     kwargs = {**_precision_defaults(), **defaults, **user, **fixed}
     try:
-        return config_cls(**kwargs)
+        args = config_cls(**kwargs)
     except TypeError as err:
         raise ConfigError(f"trainer: {err} (see the {config_cls.__name__} documentation)") from None
     except ValueError as err:
         raise ConfigError(f"trainer: {config_cls.__name__} refused the options: {err}") from None
+    _name_the_cpu_plainly(args)
+    return args
+
+
+def _name_the_cpu_plainly(args: Any) -> None:
+    """Make ``args.device`` ``cpu`` where accelerate calls each rank's CPU ``cpu:0``.
+
+    In a multi-process CPU run accelerate names the device ``cpu:0``, and the Trainer resumes by
+    loading the optimizer state with ``map_location=args.device``; ``torch.load`` knows no
+    location ``cpu:0`` and fails. Both names mean the same memory.
+    """
+    import torch
+
+    device = args.device
+    if device.type == "cpu" and device.index is not None:
+        args.__dict__["_setup_devices"] = torch.device("cpu")
 
 
 def closing_tags() -> list[str]:
