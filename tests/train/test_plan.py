@@ -85,6 +85,9 @@ def test_ddp_8b_on_80gb_cards_is_refused_and_fsdp2_fits():
     assert not plan.problems, plan.problems
     assert plan.memory.parts_gb["policy weights"] == pytest.approx(8.19 * 4 / 8, rel=0.01)
     assert plan.memory.vllm_sleeps and "# plan fits" in plan.render()
+    # The same run compared across strategies: sharding divides the state by 8.
+    assert plan.by_strategy["fsdp2"] == plan.by_strategy["zero3"] == plan.memory.update_gb
+    assert plan.by_strategy["ddp"] == pytest.approx(8 * plan.by_strategy["fsdp2"])
 
 
 def test_zero3_and_multinode_launchers(tmp_path):

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -173,6 +174,8 @@ class Plan:
     launcher: Launcher
     batch: BatchPlan
     memory: MemoryPlan | None
+    # The same run under each strategy on as many processes: strategy -> update-phase GB per GPU.
+    by_strategy: dict[str, float] = field(default_factory=dict)
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -223,6 +226,11 @@ class Plan:
             lines.append(
                 f"during the update: {m.update_gb:.1f} GB + activations (limit {budget:.1f} GB: "
                 f"{ACTIVATION_HEADROOM:.0%} of {m.gpu_memory_gb:g} GB kept for activations)"
+            )
+        if self.by_strategy:
+            lines.append(
+                f"update phase on {lau.num_processes} GPUs by strategy: "
+                + ", ".join(f"{k} {v:.1f} GB" for k, v in self.by_strategy.items())
             )
         lines.append("")
         if self.problems:
@@ -434,7 +442,13 @@ def make_plan(cfg: TrainConfig, launcher: Launcher) -> Plan:
 
     cls_name, options = trl_options(cfg)
     batch = batch_plan(cfg, options, launcher.num_processes, train_examples=_train_examples(cfg))
-    return Plan(cls_name, options, launcher, batch, memory_plan(cfg, options, launcher))
+    memory = memory_plan(cfg, options, launcher)
+    by_strategy = {}
+    if memory is not None:
+        for strategy in ("ddp", "fsdp2", "zero3"):
+            other = dataclasses.replace(launcher, strategy=strategy)
+            by_strategy[strategy] = memory_plan(cfg, options, other).update_gb
+    return Plan(cls_name, options, launcher, batch, memory, by_strategy)
 
 
 def check_plan(cfg: TrainConfig, *, world_size: int) -> Plan:
