@@ -5,6 +5,7 @@ import yaml
 
 from humanlm.config import MODES, load_config
 from humanlm.configs import configs_dir
+from humanlm.train import paper
 
 CONFIGS = configs_dir()  # src/humanlm/configs: they ship inside the package
 RUN_CONFIGS = sorted(
@@ -45,21 +46,67 @@ def test_accelerate_config_parses(path):
     assert data["num_processes"] >= 8
 
 
-def test_paper_presets_carry_the_paper_settings():
-    cfg = load_config(CONFIGS / "paper" / "reddit_humanlm.yaml")
-    options = cfg.trainer_options
-    assert cfg.model.path == "Qwen/Qwen3-8B" and cfg.state_set == "sebvgcr" and cfg.thinking
-    assert options["num_generations"] == 4 and options["learning_rate"] == 1e-6
-    assert options["beta"] == 0.001 and options["use_bias_correction_kl"] is False
-    assert options["temperature"] == 0.8 and options["max_completion_length"] == 1024
-    # 32 prompts x 4 rollouts per generation, 16 rollouts (4 prompts) per optimizer step on 8 GPUs.
-    rows_per_step = options["per_device_train_batch_size"] * 8
-    assert rows_per_step == 16 and rows_per_step * options["steps_per_generation"] == 128
-    assert cfg.judge.spec == "openai:gpt-5-mini" and cfg.judge.temperature == 1.0
-    assert (
-        load_config(CONFIGS / "paper" / "reddit_grpo.yaml").trainer_options["max_completion_length"]
-        == 512
+PAPER = sorted((CONFIGS / "paper").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PAPER, ids=lambda p: p.name)
+def test_paper_presets_are_rendered_from_the_table(path):
+    dataset, mode = path.stem.split("_", 1)
+    assert path.read_text() == paper.render_preset(dataset, mode), (
+        "regenerate with: python -m humanlm.train.paper src/humanlm/configs/paper"
     )
+
+
+def test_every_dataset_and_mode_has_a_preset():
+    expected = {paper.preset_name(d, m) for d in paper.DATASETS for m in paper.MODE_RESULT_ROW}
+    assert {p.stem for p in PAPER} == expected and len(expected) == 30
+
+
+@pytest.mark.parametrize("path", PAPER, ids=lambda p: p.name)
+def test_paper_presets_carry_the_paper_settings(path):
+    cfg = load_config(path)
+    budget = paper.DATASETS[cfg.data.dataset]
+    options = cfg.trainer_options
+    assert cfg.model.path == "Qwen/Qwen3-8B" and cfg.model.dtype == "float32"  # fp32 master
+    assert options["bf16"] is True and options["learning_rate"] == 1e-6  # bf16 compute
+    assert options["weight_decay"] == 0.01 and cfg.data.fraction == budget.fraction
+    assert cfg.judge.spec == "openai:gpt-5-mini" and cfg.judge.temperature == 1.0
+    assert cfg.eval_judge.spec.endswith("claude-haiku-4-5") and cfg.eval_judge.temperature == 0.0
+    assert cfg.val_every == options["save_steps"]  # every validation has its checkpoint
+    assert paper.LAUNCHER in path.read_text()
+    if cfg.trainer_kind == "grpo":
+        assert options["num_generations"] == 4 and options["beta"] == 0.001
+        assert options["use_bias_correction_kl"] is False and options["temperature"] == 0.8
+        assert options["lr_scheduler_type"] == "constant"
+        assert options["max_completion_length"] == (1024 if cfg.thinking else 512)
+        # 32 prompts x 4 rollouts per rollout step, 16 rollouts (4 prompts) per update, 8 GPUs.
+        rows_per_step = options["per_device_train_batch_size"] * 8
+        assert rows_per_step == 16 and rows_per_step * options["steps_per_generation"] == 128
+        assert (
+            options["max_steps"] == budget.rollout_steps * 8 and 150 <= budget.rollout_steps <= 225
+        )
+        assert options["save_steps"] == 25 * 8
+        assert options["use_vllm"] and options["vllm_mode"] == "colocate"
+        assert options["vllm_enable_sleep_mode"] is True
+        assert options["vllm_importance_sampling_correction"] is False
+    else:
+        assert options["lr_scheduler_type"] == "cosine" and options["num_train_epochs"] == 2
+        assert (
+            options["per_device_train_batch_size"] * 8 * options["gradient_accumulation_steps"]
+            == 128
+        )
+        assert options["max_length"] == 8192 and options["save_steps"] == 25
+
+
+def test_the_reference_budgets():
+    reference = {
+        d: (b.fraction, b.rollout_steps) for d, b in paper.DATASETS.items() if b.from_reference
+    }
+    assert {d: f for d, (f, _) in reference.items()} == {
+        "reddit": 0.5,
+        "medium": 0.25,
+        "youtube": 0.05,
+    }
 
 
 def test_the_demo_preset_exists_once():

@@ -69,6 +69,7 @@ class DataConfig:
         train_split: split used for training.
         val_split: split used for validation (``""`` disables validation).
         limit: keep only the first N training examples (before state augmentation).
+        fraction: train on a seeded random share of the (limited) training examples, in (0, 1].
         max_prompt_tokens: drop examples whose longest per-state prompt exceeds this many tokens.
     """
 
@@ -77,7 +78,12 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     limit: int | None = None
+    fraction: float = 1.0
     max_prompt_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.fraction <= 1.0:
+            raise ConfigError(f"data.fraction: {self.fraction} must lie in (0, 1]")
 
 
 @dataclass

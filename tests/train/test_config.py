@@ -70,3 +70,10 @@ def test_mode_specific_trainer_options_merge_over_shared_ones():
 def test_missing_config_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("fraction", [0, -0.5, 1.5])
+def test_data_fraction_must_lie_in_the_unit_interval(fraction):
+    with pytest.raises(ConfigError, match="data.fraction"):
+        from_dict({"data": {"fraction": fraction}})
+    assert from_dict({"data": {"fraction": 0.25}}).data.fraction == 0.25

@@ -3,7 +3,7 @@
 import json
 
 from humanlm.states.template import END_OF_TURN
-from humanlm.train.data import build_grpo_dataset, build_sft_dataset, sft_target
+from humanlm.train.data import build_grpo_dataset, build_sft_dataset, sft_target, take_fraction
 
 EXAMPLE = {
     "example_id": "demo-1",
@@ -78,3 +78,12 @@ def test_grpo_rows_carry_state_and_reward_columns():
 def test_sft_dataset_skips_rows_without_targets():
     dataset = build_sft_dataset([EXAMPLE], state_set="sebvgcr", thinking=True)
     assert sorted(dataset["state"]) == ["response", "stance"]
+
+
+def test_take_fraction_is_a_seeded_ordered_subset():
+    rows = [{"example_id": str(i)} for i in range(40)]
+    half = take_fraction(rows, 0.5, seed=3)
+    assert len(half) == 20 and half == take_fraction(rows, 0.5, seed=3)  # same subset per rank
+    assert [int(r["example_id"]) for r in half] == sorted(int(r["example_id"]) for r in half)
+    assert half != take_fraction(rows, 0.5, seed=4)
+    assert take_fraction(rows, 1.0, seed=0) == rows and len(take_fraction(rows, 0.01, seed=0)) == 1

@@ -107,8 +107,32 @@ def test_missing_required_values_are_named(prepared_dir) -> None:
 
 
 def test_verl_own_checks_are_applied(required) -> None:
+    # 2 prompts x 4 rollouts fit the 8 data-parallel ranks of 16 GPUs with sequence parallel 2,
+    # but verl wants a step's 8 rollouts to divide over all 16 GPUs.
+    overrides = [
+        "trainer.n_gpus_per_node=16",
+        "actor_rollout_ref.actor.ulysses_sequence_parallel_size=2",
+        "data.train_batch_size=2",
+        "actor_rollout_ref.actor.ppo_mini_batch_size=2",
+        "actor_rollout_ref.rollout.agent.num_workers=8",
+    ]
     with pytest.raises(ConfigError, match="verl: real_train_batch_size"):
-        run_verl(None, [*required, "trainer.n_gpus_per_node=3"], dry_run=True)
+        run_verl(None, [*required, *overrides], dry_run=True)
+
+
+@pytest.mark.parametrize("nnodes", [1, 2, 4])
+def test_ppo_mini_batches_must_divide_over_the_data_parallel_ranks(required, nnodes) -> None:
+    # 4 nodes x 8 GPUs: the paper's mini-batch of 4 prompts x 4 rollouts cannot split over 32.
+    nodes = [f"trainer.nnodes={nnodes}", "trainer.n_gpus_per_node=8"]
+    if nnodes * 8 <= 16:
+        run_verl(None, [*required, *nodes], dry_run=True)
+        return
+    with pytest.raises(ConfigError) as err:
+        run_verl(None, [*required, *nodes], dry_run=True)
+    (problem,) = err.value.problems
+    assert "32 data-parallel ranks" in problem and "ppo_mini_batch_size=8" in problem
+    fixed = ["actor_rollout_ref.actor.ppo_mini_batch_size=8", "data.train_batch_size=32"]
+    run_verl(None, [*required, *nodes, *fixed], dry_run=True)
 
 
 def test_bad_override_is_a_config_error(required) -> None:

@@ -23,6 +23,9 @@ Examples:
   humanlm train --config demo.yaml mode=sft-think trainer.max_steps=2 name=smoke
   humanlm train --config paper/reddit_humanlm.yaml judge.spec=openai:gpt-5-mini
   humanlm train --resume runs/20261128-101500_demo
+  torchrun --nproc_per_node 2 -m humanlm.cli.main train --config configs/demo.yaml
+  humanlm train --config configs/paper/reddit_humanlm.yaml --dry-run \
+      --launcher configs/accelerate/fsdp_8gpu.yaml --gpu-memory-gb 80
   humanlm train --engine verl --dry-run data.train_files=data/reddit/train.parquet \
       data.val_files=data/reddit/val.parquet actor_rollout_ref.model.path=Qwen/Qwen3-8B
 """
@@ -41,8 +44,24 @@ def train(
     ] = None,
     engine: Annotated[str, typer.Option("--engine", help="trl (default) or verl.")] = "trl",
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="verl only: print the resolved command and config.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Load nothing; print the plan (TRL options, batch arithmetic, memory per GPU) "
+            "or, with --engine verl, the resolved command and config. Exit 2 if it cannot run.",
+        ),
     ] = False,
+    launcher: Annotated[
+        Path | None,
+        typer.Option(
+            "--launcher",
+            help="--dry-run: the accelerate config the run will launch with "
+            "(configs/accelerate/*.yaml); default: this launch's WORLD_SIZE, DDP.",
+        ),
+    ] = None,
+    gpu_memory_gb: Annotated[
+        float, typer.Option("--gpu-memory-gb", help="--dry-run: memory of one GPU.")
+    ] = 80.0,
 ) -> None:
     from humanlm.errors import ConfigError
 
@@ -61,9 +80,22 @@ def train(
         return
     if engine != "trl":
         raise ConfigError(f"--engine {engine!r}: use trl or verl")
-    if dry_run:
-        raise ConfigError("--dry-run applies to --engine verl only")
     from humanlm.config import load_config
+
+    if dry_run:
+        from humanlm.train.plan import Launcher, make_plan
+
+        if config is None:
+            raise ConfigError("--dry-run needs --config FILE")
+        plan = make_plan(
+            load_config(config, list(overrides or [])),
+            Launcher.from_file(launcher, gpu_memory_gb=gpu_memory_gb),
+        )
+        typer.echo(plan.render())
+        if plan.problems:
+            raise ConfigError(f"{config}: the plan cannot run; see '# refused' above")
+        return
+    from humanlm.train.dist import is_main
     from humanlm.train.run import resume_train, run_train
 
     if resume is not None:
@@ -72,8 +104,9 @@ def train(
         if config is None:
             raise ConfigError("--config FILE is required (or --resume RUN_DIR)")
         result = run_train(load_config(config, list(overrides or [])))
-    typer.echo(f"trained {result.global_step} steps; model in {result.model_dir}")
-    typer.echo(f"run folder: {result.run_dir}")
+    if is_main():
+        typer.echo(f"trained {result.global_step} steps; model in {result.model_dir}")
+        typer.echo(f"run folder: {result.run_dir}")
 
 
 train.__doc__ = _TRAIN_HELP

@@ -21,7 +21,7 @@ from typing import Any
 
 from humanlm.judge.build import Judge
 from humanlm.states import get_state
-from humanlm.states.parsing import extract_response, parse_output
+from humanlm.states.parsing import cut_at_closing_tag, extract_response, parse_output
 
 __all__ = ["completion_text", "extract_candidate", "state_reward"]
 
@@ -63,6 +63,7 @@ async def state_reward(
     judge: Judge,
     log_metric: Callable[[str, float], None] | None = None,
     tagged: bool = True,
+    stops_at_tags: bool = False,
     **kwargs: Any,
 ) -> list[float | None]:
     """Score every rollout on its own state with one judge call per (example, state) group.
@@ -79,6 +80,10 @@ async def state_reward(
             fraction and ledger deltas.
         tagged: completions wrap their answer in the state's tags (``False`` for untagged
             response data: the text after thinking is the response).
+        stops_at_tags: the rollouts stopped at the closing tags (vLLM ``stop``): each completion
+            is cut at its first closing tag before parsing, dropping what the stopping token
+            carried past the tag (``</stance><``). Rollouts without stop strings are parsed whole,
+            so text written after the tag stays a format error.
         **kwargs: other columns TRL passes (``trainer_state``, ``completion_ids``, ...).
 
     Returns:
@@ -98,10 +103,10 @@ async def state_reward(
             )
     for s in set(state):
         get_state(s)
-    candidates = [
-        extract_candidate(completion_text(c), s, tagged=tagged)
-        for c, s in zip(completions, state, strict=True)
-    ]
+    texts = [completion_text(c) for c in completions]
+    if stops_at_tags:
+        texts = [cut_at_closing_tag(t) for t in texts]
+    candidates = [extract_candidate(t, s, tagged=tagged) for t, s in zip(texts, state, strict=True)]
     groups: dict[tuple[str, str], list[int]] = {}
     for i, key in enumerate(zip(map(str, example_id), state, strict=True)):
         groups.setdefault(key, []).append(i)

@@ -25,7 +25,14 @@ from dataclasses import dataclass
 
 from humanlm.states.registry import RESPONSE, STATE_NAMES, STATES
 
-__all__ = ["THINK_CLOSE", "THINK_OPEN", "ParsedOutput", "extract_response", "parse_output"]
+__all__ = [
+    "THINK_CLOSE",
+    "THINK_OPEN",
+    "ParsedOutput",
+    "cut_at_closing_tag",
+    "extract_response",
+    "parse_output",
+]
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
@@ -51,6 +58,18 @@ class ParsedOutput:
     fields: dict[str, str | None]
     valid: bool
     thinking: str | None = None
+
+
+def cut_at_closing_tag(text: str) -> str:
+    """``text`` up to the end of its first state closing tag (unchanged when it has none).
+
+    A rollout server that stops on the closing tags stops on the token that completes a tag and
+    returns that whole token; Qwen's vocabulary merges ``>`` with what follows (``"><"`` is one
+    token), so the decoded text can end ``</stance><``. Cutting at the tag restores what the
+    rollout meant to write before the strict format check.
+    """
+    ends = [i + len(s.close_tag) for s in STATES.values() if (i := text.find(s.close_tag)) >= 0]
+    return text[: min(ends)] if ends else text
 
 
 def parse_output(text: str, states: Sequence[str], *, strict: bool = True) -> ParsedOutput:

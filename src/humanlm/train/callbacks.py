@@ -9,7 +9,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-__all__ = ["MetricsFileCallback", "read_metrics"]
+from humanlm.train import dist
+
+__all__ = ["MetricsFileCallback", "UnscoredGuard", "read_metrics"]
 
 
 class MetricsFileCallback(TrainerCallback):
@@ -44,8 +46,11 @@ class UnscoredGuard(TrainerCallback):
     """Stop training, after a checkpoint, when too much of a step went unscored by the judge.
 
     Unscored groups are already left out of the update (reward ``None``); this guard catches a
-    judge that is failing wholesale. After ``trainer.train()`` returns, ``error`` holds the message
-    to raise (naming the judge and its last failure reasons), or ``None``.
+    judge that is failing wholesale. Every rank scores its own slice of the rollouts, so the
+    decision is taken on the ledgers of all ranks together: every rank stops at the same step
+    (a rank that stopped alone would leave the others blocked in a collective). After
+    ``trainer.train()`` returns, ``error`` holds the message to raise on every rank (naming the
+    judge and its last failure reasons), or ``None``.
     """
 
     def __init__(self, *, ledger: Any, judge_name: str, max_fraction: float, run_dir: Path):
@@ -55,13 +60,19 @@ class UnscoredGuard(TrainerCallback):
         self.run_dir = Path(run_dir)
         self.error: str | None = None
 
+    def write_ledger(self) -> Any:
+        """Merge every rank's ledger; rank 0 writes ``judge_ledger.json``. Call on every rank."""
+        merged = dist.merge_ledgers(dist.all_gather(self.ledger))
+        if dist.is_main() and (merged.calls or merged.failures or merged.groups):
+            merged.write(self.run_dir)
+        return merged
+
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any):
-        fraction = self.ledger.last_batch_unscored_frac
-        if self.ledger.calls or self.ledger.failures:
-            self.ledger.write(self.run_dir)
+        merged = self.write_ledger()
+        fraction = merged.last_batch_unscored_frac
         if fraction is None or fraction <= self.max_fraction or self.error:
             return control
-        reasons = ", ".join(f"{k} x{v}" for k, v in sorted(self.ledger.last_batch_failures.items()))
+        reasons = ", ".join(f"{k} x{v}" for k, v in sorted(merged.last_batch_failures.items()))
         self.error = (
             f"judge {self.judge_name} left {fraction:.0%} of step {state.global_step} unscored "
             f"(limit {self.max_fraction:.0%}; last reasons: {reasons or 'none recorded'}). "

@@ -76,6 +76,24 @@ def sft_target(
     return body + END_OF_TURN
 
 
+def take_fraction(
+    examples: Sequence[Mapping[str, Any]], fraction: float, *, seed: int
+) -> list[Mapping[str, Any]]:
+    """A seeded random ``fraction`` of the examples, in their original order (1.0: all of them).
+
+    The paper's runs train on subsets of the larger datasets (e.g. half of Opinion); the same
+    seed picks the same subset on every rank and on resume.
+    """
+    if fraction >= 1.0:
+        return list(examples)
+    import random
+
+    keep = max(1, round(len(examples) * fraction))
+    chosen = sorted(random.Random(seed).sample(range(len(examples)), keep))
+    logger.info("data.fraction %.2f: training on %d of %d examples", fraction, keep, len(examples))
+    return [examples[i] for i in chosen]
+
+
 def drop_long_prompts(
     examples: Sequence[Mapping[str, Any]],
     *,

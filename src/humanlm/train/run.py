@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,18 @@ from typing import Any
 from humanlm.config import TrainConfig, to_dict
 from humanlm.data.resolve import resolve_split
 from humanlm.errors import ConfigError, HumanlmError
-from humanlm.log import make_run_dir, write_run_files
+from humanlm.log import write_run_files
+from humanlm.train import dist
 from humanlm.train.callbacks import MetricsFileCallback, UnscoredGuard
 from humanlm.train.cpu import enable_compact_lm_head_on_cpu
-from humanlm.train.data import build_grpo_dataset, build_sft_dataset, drop_long_prompts
-from humanlm.train.trainers import build_grpo_trainer, build_sft_trainer
+from humanlm.train.data import (
+    build_grpo_dataset,
+    build_sft_dataset,
+    drop_long_prompts,
+    take_fraction,
+)
+from humanlm.train.plan import check_plan
+from humanlm.train.trainers import build_grpo_trainer, build_sft_trainer, trl_options
 from humanlm.train.warmup import build_warmup_dataset, run_warmup
 
 __all__ = ["TrainResult", "latest_checkpoint", "resume_train", "run_train"]
@@ -52,7 +60,8 @@ def _resolve_model(cfg: TrainConfig, run_dir: Path) -> Path | str:
         return cfg.model.path
     from humanlm.model.tiny import build_tiny_model
 
-    return build_tiny_model(run_dir / "base_model", seed=cfg.seed)
+    with dist.main_first():  # rank 0 builds it; the others find the finished build
+        return build_tiny_model(run_dir / "base_model", seed=cfg.seed)
 
 
 def _load_model(path: Path | str, cfg: TrainConfig) -> Any:
@@ -77,10 +86,7 @@ def _peft_config(cfg: TrainConfig) -> Any:
 
 
 def _trainer_options(cfg: TrainConfig) -> dict[str, Any]:
-    options = cfg.trainer_options
-    if cfg.model.gradient_checkpointing:
-        options.setdefault("gradient_checkpointing", True)
-    return options
+    return trl_options(cfg)[1]
 
 
 def _warm_up(
@@ -90,6 +96,8 @@ def _warm_up(
     metrics_path = run_dir / "metrics.jsonl"
 
     def log(record: dict[str, Any]) -> None:
+        if not dist.is_main():
+            return
         with metrics_path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps({"phase": "warmup", **record}) + "\n")
 
@@ -109,7 +117,10 @@ def _state_reward(cfg: TrainConfig) -> Any:
     from humanlm.judge import build_judge_from_config, state_reward
 
     judge = build_judge_from_config(cfg.judge)
-    return judge, functools.partial(state_reward, judge=judge, tagged=True)
+    # With vLLM the rollouts stop at the closing tags (see build_grpo_trainer); the stopping
+    # token may carry characters past the tag, which the reward cuts off before parsing.
+    stops = bool(cfg.trainer_options.get("use_vllm"))
+    return judge, functools.partial(state_reward, judge=judge, tagged=True, stops_at_tags=stops)
 
 
 def _validation(cfg: TrainConfig, *, tokenizer: Any, run_dir: Path) -> list[Any]:
@@ -118,13 +129,14 @@ def _validation(cfg: TrainConfig, *, tokenizer: Any, run_dir: Path) -> list[Any]
     from humanlm.judge import build_judge_from_config
     from humanlm.train.validation import ValidationCallback
 
-    examples = resolve_split(
-        cfg.data.source,
-        dataset=cfg.data.dataset,
-        split=cfg.data.val_split,
-        work_dir=run_dir / "data",
-        limit=cfg.val_limit,
-    )
+    with dist.main_first():  # a raw source is prepared once, into the shared run folder
+        examples = resolve_split(
+            cfg.data.source,
+            dataset=cfg.data.dataset,
+            split=cfg.data.val_split,
+            work_dir=run_dir / "data",
+            limit=cfg.val_limit,
+        )
     return [
         ValidationCallback(
             every=cfg.val_every,
@@ -137,6 +149,32 @@ def _validation(cfg: TrainConfig, *, tokenizer: Any, run_dir: Path) -> list[Any]
             max_new_tokens=int(cfg.trainer_options.get("max_completion_length", 512)),
         )
     ]
+
+
+def _save_final_model(trainer: Any, tokenizer: Any, model_dir: Path) -> None:
+    """Write the full weights to ``model_dir`` from every launcher (all ranks take part).
+
+    Under FSDP with a sharded state dict (the right choice for checkpoints) ``save_model`` writes
+    no weights at all; for the final model the state dict type is switched to a full one, which
+    gathers the shards onto rank 0 (ZeRO-3 gathers through ``zero3_save_16bit_model``).
+    """
+    plugin = getattr(trainer.accelerator.state, "fsdp_plugin", None)
+    sharded = (
+        trainer.is_fsdp_enabled
+        and plugin is not None
+        and "FULL_STATE_DICT" not in str(plugin.state_dict_type)
+    )
+    previous = plugin.state_dict_type if sharded else None
+    if sharded:
+        plugin.set_state_dict_type("FULL_STATE_DICT")
+    try:
+        trainer.save_model(str(model_dir))
+    finally:
+        if sharded:
+            plugin.set_state_dict_type(previous)
+    if dist.is_main():
+        tokenizer.save_pretrained(str(model_dir))
+    dist.barrier()
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -186,26 +224,37 @@ def run_train(
     """
     from transformers import AutoTokenizer, set_seed
 
-    run_dir = Path(run_dir) if run_dir else make_run_dir(cfg.output_root, cfg.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_files(
-        run_dir,
-        config=to_dict(cfg),
-        seed=cfg.seed,
-        extra={"mode": cfg.mode, "resumed_from": str(resume_from) if resume_from else None},
-    )
+    plan = check_plan(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
+    dist.init_distributed()
+    run_dir = Path(run_dir) if run_dir else dist.shared_run_dir(cfg.output_root, cfg.name)
+    if dist.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_files(
+            run_dir,
+            config=to_dict(cfg),
+            seed=cfg.seed,
+            extra={
+                "mode": cfg.mode,
+                "resumed_from": str(resume_from) if resume_from else None,
+                "world_size": dist.world_size(),
+                "batch": plan.batch.to_dict(),
+            },
+        )
+    dist.barrier()
     set_seed(cfg.seed)
     enable_compact_lm_head_on_cpu()
 
     model_path = _resolve_model(cfg, run_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    examples = resolve_split(
-        cfg.data.source,
-        dataset=cfg.data.dataset,
-        split=cfg.data.train_split,
-        work_dir=run_dir / "data",
-        limit=cfg.data.limit,
-    )
+    with dist.main_first():
+        examples = resolve_split(
+            cfg.data.source,
+            dataset=cfg.data.dataset,
+            split=cfg.data.train_split,
+            work_dir=run_dir / "data",
+            limit=cfg.data.limit,
+        )
+    examples = take_fraction(examples, cfg.data.fraction, seed=cfg.seed)
     examples = drop_long_prompts(
         examples,
         tokenizer=tokenizer,
@@ -261,14 +310,14 @@ def run_train(
         )
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     if guard is not None:
-        guard.ledger.write(run_dir)
-        logger.info("judge: %s", guard.ledger.summary())
+        ledger = guard.write_ledger()
+        if dist.is_main():
+            logger.info("judge: %s", ledger.summary())
         if guard.error:
             raise HumanlmError(guard.error)
 
     model_dir = run_dir / "model"
-    trainer.save_model(str(model_dir))
-    tokenizer.save_pretrained(str(model_dir))
+    _save_final_model(trainer, tokenizer, model_dir)
     return TrainResult(
         run_dir=run_dir,
         model_dir=model_dir,

@@ -22,6 +22,7 @@ __all__ = [
     "build_grpo_trainer",
     "build_sft_trainer",
     "closing_tags",
+    "trl_options",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,10 +57,12 @@ SFT_DEFAULTS: dict[str, Any] = {
 
 def _precision_defaults() -> dict[str, Any]:
     # TRL turns bf16 on by default, which fails on machines without a bf16 GPU (our CPU smoke runs).
+    # Without CUDA, `use_cpu` makes accelerate join the launcher's gloo process group: otherwise
+    # two processes under torchrun would each train alone.
     import torch
 
-    has_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return {"bf16": has_bf16}
+    has_cuda = torch.cuda.is_available()
+    return {"bf16": has_cuda and torch.cuda.is_bf16_supported(), "use_cpu": not has_cuda}
 
 
 def _make_args(
@@ -67,16 +70,52 @@ def _make_args(
 ) -> Any:
     kwargs = {**_precision_defaults(), **defaults, **user, **fixed}
     try:
-        return config_cls(**kwargs)
+        args = config_cls(**kwargs)
     except TypeError as err:
         raise ConfigError(f"trainer: {err} (see the {config_cls.__name__} documentation)") from None
     except ValueError as err:
         raise ConfigError(f"trainer: {config_cls.__name__} refused the options: {err}") from None
+    _name_the_cpu_plainly(args)
+    return args
+
+
+def _name_the_cpu_plainly(args: Any) -> None:
+    """Make ``args.device`` ``cpu`` where accelerate calls each rank's CPU ``cpu:0``.
+
+    In a multi-process CPU run accelerate names the device ``cpu:0``, and the Trainer resumes by
+    loading the optimizer state with ``map_location=args.device``; ``torch.load`` knows no
+    location ``cpu:0`` and fails. Both names mean the same memory.
+    """
+    import torch
+
+    device = args.device
+    if device.type == "cpu" and device.index is not None:
+        args.__dict__["_setup_devices"] = torch.device("cpu")
 
 
 def closing_tags() -> list[str]:
     """Stop strings for rollouts: the closing tag of every state."""
     return [s.close_tag for s in STATES.values()]
+
+
+def trl_options(cfg: Any) -> tuple[str, dict[str, Any]]:
+    """The TRL config class and the options a run of ``cfg`` passes to it (machine-independent).
+
+    Our defaults, then the user's ``trainer:`` and mode mapping; gradient checkpointing from
+    ``model:``; with vLLM, stop strings at the closing tags. ``bf16`` / ``use_cpu`` are added
+    for the machine at hand when the trainer is built, unless set here.
+    """
+    options = dict(cfg.trainer_options)
+    if cfg.model.gradient_checkpointing:
+        options.setdefault("gradient_checkpointing", True)
+    if cfg.trainer_kind == "sft":
+        return "SFTConfig", {**SFT_DEFAULTS, **options}
+    options = {**GRPO_DEFAULTS, **options}
+    if options.get("use_vllm"):
+        generation = dict(options.get("generation_kwargs") or {})
+        generation.setdefault("stop", closing_tags())
+        options["generation_kwargs"] = generation
+    return "GRPOConfig", options
 
 
 def build_sft_trainer(

@@ -28,6 +28,7 @@ from verl.experimental.agent_loop.agent_loop import (
 )
 from verl.utils.profiler import simple_timer
 
+from humanlm.parsing import cut_at_closing_tag
 from humanlm.states import STATES
 from humanlm.states.template import render_chat
 
@@ -69,8 +70,7 @@ def cut_at_stop(text: str) -> str:
     may carry characters past the tag (``"><"``); decoding the ids then shows them. Text without a
     stop string is returned unchanged (the rollout ran to the length limit).
     """
-    ends = [i + len(tag) for tag in STOP_STRINGS if (i := text.find(tag)) >= 0]
-    return text[: min(ends)] if ends else text
+    return cut_at_closing_tag(text)
 
 
 def with_stop_strings(sampling_params: Mapping[str, Any], engine: str | None) -> dict[str, Any]:

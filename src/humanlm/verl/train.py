@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import importlib.util
 import io
+import math
 import shlex
 import sys
 from collections.abc import Iterator, Sequence
@@ -161,6 +162,38 @@ def _legacy_problems(cfg: Any) -> list[str]:
     return problems
 
 
+def _data_parallel_size(cfg: Any) -> int:
+    """verl's actor data-parallel size: all GPUs over the model-parallel group of one replica."""
+    actor = cfg.actor_rollout_ref.actor
+    gpus = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
+    if actor.strategy == "megatron":
+        mp = actor.megatron
+        group = (
+            int(mp.tensor_model_parallel_size)
+            * int(mp.pipeline_model_parallel_size)
+            * int(mp.context_parallel_size)
+        )
+    else:
+        group = int(actor.get("ulysses_sequence_parallel_size", 1) or 1)
+    return max(1, gpus // max(1, group))
+
+
+def _data_parallel_problems(cfg: Any, *, mini: int, batch: int) -> list[str]:
+    """verl splits each PPO mini-batch's rollouts evenly over the data-parallel ranks."""
+    n = int(cfg.actor_rollout_ref.rollout.n)
+    dp = _data_parallel_size(cfg)
+    if mini < 1 or batch % mini or n < 2 or (mini * n) % dp == 0:
+        return []  # the first two are reported on their own
+    step = dp // math.gcd(dp, n)
+    fix = -(-mini // step) * step
+    return [
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={mini}: a PPO mini-batch of {mini} prompts x "
+        f"{n} rollouts = {mini * n} must divide over the {dp} data-parallel ranks "
+        f"(trainer.nnodes x trainer.n_gpus_per_node / model-parallel size); use "
+        f"ppo_mini_batch_size={fix} with data.train_batch_size a multiple of it"
+    ]
+
+
 def _grpo_problems(cfg: Any) -> list[str]:
     """Group and batch settings the judged groups rely on."""
     problems = []
@@ -175,6 +208,7 @@ def _grpo_problems(cfg: Any) -> list[str]:
             f"actor_rollout_ref.actor.ppo_mini_batch_size={mini} must divide "
             f"data.train_batch_size={batch} (both count prompts)"
         )
+    problems += _data_parallel_problems(cfg, mini=mini, batch=batch)
     workers = int(rollout.agent.num_workers)
     if workers < 1 or (batch * rollout.n) % workers:
         problems.append(
