@@ -18,7 +18,7 @@ import pytest
 
 import humanlm
 from humanlm.demo import demo_config_path
-from humanlm.judge.ledger import Ledger
+from humanlm.llm.ledger import Ledger
 from humanlm.testing.server import ScriptedServer
 from humanlm.train.callbacks import read_metrics
 from humanlm.train.dist import all_gather, is_main, merge_ledgers, shared_run_dir, world_size

@@ -23,7 +23,7 @@ def test_trl_options_layer_defaults_user_and_stop_strings():
     name, options = trl_options(cfg)
     assert name == "GRPOConfig"
     assert options["beta"] == GRPO_DEFAULTS["beta"]  # our default
-    assert options["max_completion_length"] == 160  # the config's own value wins
+    assert options["max_completion_length"] == cfg.grpo["max_completion_length"]  # the config wins
     assert options["gradient_checkpointing"] is True
     assert options["generation_kwargs"]["stop"] == closing_tags()
     name, options = trl_options(load_config(demo_config_path(), ["mode=sft"]))

@@ -269,6 +269,9 @@ def write_presets(folder: str | Path) -> list[Path]:
     return out
 
 
-if __name__ == "__main__":  # python -m humanlm.train.paper src/humanlm/configs/paper
-    for written in write_presets(sys.argv[1] if len(sys.argv) > 1 else "configs/paper"):
+if __name__ == "__main__":  # python -m humanlm.train.paper [FOLDER]; default: the shipped presets
+    from humanlm.configs import configs_dir
+
+    default = configs_dir() / "paper"
+    for written in write_presets(sys.argv[1] if len(sys.argv) > 1 else default):
         print(written)

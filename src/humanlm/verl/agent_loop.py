@@ -28,8 +28,8 @@ from verl.experimental.agent_loop.agent_loop import (
 )
 from verl.utils.profiler import simple_timer
 
-from humanlm.parsing import cut_at_closing_tag
 from humanlm.states import STATES
+from humanlm.states.parsing import cut_at_closing_tag
 from humanlm.states.template import render_chat
 
 __all__ = [
