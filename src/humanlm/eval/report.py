@@ -32,11 +32,11 @@ from jinja2 import Environment
 
 from humanlm.errors import DataError
 from humanlm.eval.charts import state_alignment_chart, training_chart
-from humanlm.eval.paper import DATASET_ORDER, PAPER_AVG, PAPER_NAMES, PAPER_RESULTS, PAPER_SOURCE
 from humanlm.eval.population_report import population_figures, population_tables
 from humanlm.eval.samples import SAMPLES_FILE, read_samples
 from humanlm.eval.stats import METRICS
 from humanlm.files import write_text
+from humanlm.paper import DATASET_ORDER, PAPER_AVG, PAPER_NAMES, PAPER_RESULTS, PAPER_SOURCE
 from humanlm.states import LATENT_STATES
 
 __all__ = ["EvalRun", "ReportFiles", "Table", "TrainingLog", "load_runs", "write_report"]

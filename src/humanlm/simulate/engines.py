@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from humanlm.errors import ConfigError
 from humanlm.llm.build import build_backend
 from humanlm.llm.client import ChatClient
-from humanlm.llm.specs import ModelSpec
+from humanlm.llm.specs import ModelSpec, parse_spec
 from humanlm.simulate.backends import (
     Generation,
     GenerationSettings,
@@ -285,22 +285,16 @@ def build_engine(
     Raises:
         ConfigError: unknown spec, missing base URL or key, vLLM not installed.
     """
-    kind, sep, rest = spec.strip().partition(":")
-    if not sep or not rest or kind not in ("hf", "vllm", "openai"):
-        raise ConfigError(
-            f"model spec {spec!r} is not understood; use hf:PATH, vllm:PATH or "
-            "openai:MODEL@BASE_URL"
-        )
-    if kind == "hf":
-        return HFEngine(rest)
-    if kind == "vllm":
-        return VLLMEngine(rest)
+    parsed = parse_spec(spec, role="simulator", kinds=("hf", "vllm", "openai"))
+    if parsed.kind == "hf":
+        return HFEngine(parsed.model)
+    if parsed.kind == "vllm":
+        return VLLMEngine(parsed.model)
     if raw_completions:
-        model, at, url = rest.partition("@")
-        if not at or not url.startswith(("http://", "https://")):
+        if parsed.base_url is None:
             raise ConfigError(
                 f"model spec {spec!r}: the proxy needs the completions endpoint, "
                 "openai:MODEL@http://HOST:PORT/v1"
             )
-        return CompletionsEngine(model, base_url=url, api_key_env=api_key_env)
+        return CompletionsEngine(parsed.model, base_url=parsed.base_url, api_key_env=api_key_env)
     return ChatEngine(spec, api_key_env=api_key_env)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from humanlm.errors import HumanlmError
+from humanlm.llm.specs import parse_spec
 from humanlm.simulate.backends import GenerationSettings
 from humanlm.simulate.engines import Engine, build_engine
 from humanlm.simulate.prompt import SimPrompt, build_sim_prompt
@@ -254,14 +255,16 @@ class UserSimulator:
         Raises:
             ConfigError: unknown spec or mode, missing key, unreachable ``humanlm serve``.
         """
-        kind, _, rest = spec.strip().partition(":")
-        model, at, url = rest.partition("@")
-        if kind == "openai" and at:
+        parsed = parse_spec(spec, role="simulator", kinds=("hf", "vllm", "openai"))
+        if parsed.kind == "openai" and parsed.base_url is not None:
             from humanlm.simulate.served import ServedUserSimulator, is_humanlm_server
 
-            if is_humanlm_server(url, api_key_env=api_key_env):
+            if is_humanlm_server(parsed.base_url, api_key_env=api_key_env):
                 return ServedUserSimulator(
-                    model, base_url=url, settings=settings, api_key_env=api_key_env
+                    parsed.model,
+                    base_url=parsed.base_url,
+                    settings=settings,
+                    api_key_env=api_key_env,
                 )
         return cls(build_engine(spec, api_key_env=api_key_env), mode=mode, settings=settings)
 

@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from humanlm.eval.paper import PAPER_NAMES, PAPER_RESULTS
+from humanlm.paper import PAPER_NAMES, PAPER_RESULTS
 from humanlm.states.modes import MODES
 
 __all__ = [
