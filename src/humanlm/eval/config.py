@@ -21,9 +21,25 @@ from humanlm.llm.specs import parse_spec as parse_model_spec
 from humanlm.simulate import GenerationSettings
 from humanlm.states import RESPONSE, STATES
 
-__all__ = ["AUTO_DATASETS", "EvalConfig", "PAPER_JUDGE", "PROTOCOL_VERSION", "paper_eval_judge"]
+__all__ = [
+    "AUTO_DATASETS",
+    "PAPER_JUDGE",
+    "PROTOCOL_VERSION",
+    "EvalConfig",
+    "paper_eval_judge",
+    "without_endpoint",
+]
 
 PAPER_JUDGE = "litellm:anthropic/claude-haiku-4-5"
+
+
+def without_endpoint(spec: str) -> str:
+    """``spec`` without the ``@BASE_URL`` of an ``openai:`` spec (other specs unchanged)."""
+    try:
+        parsed = parse_model_spec(spec)
+    except ConfigError:
+        return spec
+    return f"{parsed.kind}:{parsed.model}" if parsed.base_url else spec
 
 
 def paper_eval_judge(spec: str = PAPER_JUDGE) -> JudgeConfig:
@@ -215,8 +231,14 @@ class EvalConfig:
         return values
 
     def fingerprint(self) -> dict[str, Any]:
-        """The settings a resumed run must share with the folder it continues."""
+        """The settings a resumed run must share with the folder it continues.
+
+        Model and judge are named without their endpoint: a server that moved to another host or
+        port serves the same model, so the run resumes.
+        """
         resolved = self.resolved()
+        resolved["model"] = without_endpoint(self.model)
+        resolved["judge"] = {**resolved["judge"], "spec": without_endpoint(self.judge.spec)}
 
         def pick(key: str) -> Any:
             value: Any = resolved
