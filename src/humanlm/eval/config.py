@@ -18,6 +18,7 @@ from humanlm.errors import ConfigError, HumanlmError
 from humanlm.eval.stats import METRICS
 from humanlm.llm.limits import RetryPolicy
 from humanlm.llm.specs import parse_spec as parse_model_spec
+from humanlm.llm.specs import without_endpoint
 from humanlm.simulate import GenerationSettings
 from humanlm.states import RESPONSE, STATES
 
@@ -27,19 +28,9 @@ __all__ = [
     "PROTOCOL_VERSION",
     "EvalConfig",
     "paper_eval_judge",
-    "without_endpoint",
 ]
 
 PAPER_JUDGE = "litellm:anthropic/claude-haiku-4-5"
-
-
-def without_endpoint(spec: str) -> str:
-    """``spec`` without the ``@BASE_URL`` of an ``openai:`` spec (other specs unchanged)."""
-    try:
-        parsed = parse_model_spec(spec)
-    except ConfigError:
-        return spec
-    return f"{parsed.kind}:{parsed.model}" if parsed.base_url else spec
 
 
 def paper_eval_judge(spec: str = PAPER_JUDGE) -> JudgeConfig:

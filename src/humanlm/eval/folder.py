@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from humanlm.errors import ConfigError, DataError
-from humanlm.eval.config import EvalConfig, without_endpoint
+from humanlm.eval.config import EvalConfig
 from humanlm.files import check_output_dir
+from humanlm.llm.specs import without_endpoint
 from humanlm.log import make_run_dir
 
 __all__ = ["check_unique_ids", "resolve_run_dir", "stored_fingerprint"]
