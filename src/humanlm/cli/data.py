@@ -281,6 +281,9 @@ def build(
         show_progress=True,
     )
     typer.echo(summary.describe())
+    if summary.personas is not None and summary.personas.failed:
+        typer.echo(f"error: {summary.personas.resume_hint(llm or 'SPEC')}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command(name="personas")
@@ -300,8 +303,14 @@ def personas_command(
     concurrency: Annotated[int, typer.Option(min=1, help="Calls in flight.")] = 8,
     api_key_env: Annotated[str | None, typer.Option(help="Variable holding the API key.")] = None,
     cache: Annotated[Path | None, typer.Option(help="SQLite cache shared across folders.")] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Summarise every user again (ignore personas.jsonl).")
+    ] = False,
 ) -> None:
-    """(Re)write the personas of a built folder; resumes from its personas.jsonl."""
+    """(Re)write the personas of a built folder; resumes from its personas.jsonl.
+
+    A rerun asks only for the users without a persona; exit code 1 while some users have none.
+    """
     from humanlm.enrich.personas import run_personas
 
     summary = run_personas(
@@ -313,8 +322,12 @@ def personas_command(
         api_key_env=api_key_env,
         cache=cache,
         show_progress=True,
+        fresh=fresh,
     )
     typer.echo(summary.describe())
+    if summary.failed:
+        typer.echo(f"error: {summary.resume_hint(llm or 'SPEC')}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -375,8 +388,14 @@ def traces_command(
     overwrite: Annotated[
         bool, typer.Option(help="Regenerate traces that input rows already have.")
     ] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Ask for every trace again (ignore traces.jsonl).")
+    ] = False,
 ) -> None:
-    """Write a 2-4 sentence thinking trace per example (for sft-think); resumable."""
+    """Write a 2-4 sentence thinking trace per example (for sft-think); resumable.
+
+    Exit code 1 while some examples have no trace (rerun the same command to retry them).
+    """
     from humanlm.enrich.traces import run_traces
 
     summary = run_traces(
@@ -388,5 +407,13 @@ def traces_command(
         concurrency=concurrency,
         api_key_env=api_key_env,
         show_progress=True,
+        fresh=fresh,
     )
     typer.echo(summary.describe())
+    if summary.failed:
+        typer.echo(
+            f"error: {len(summary.failed):,} examples have no trace; run the same command again "
+            "to retry only them",
+            err=True,
+        )
+        raise typer.Exit(1)

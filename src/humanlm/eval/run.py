@@ -172,6 +172,7 @@ async def evaluate_examples_async(
             similarity.close()
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # no unretrieved task errors
     assert all(r is not None for r in records)
     return [r for r in records if r is not None]
 

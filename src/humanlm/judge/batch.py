@@ -269,6 +269,7 @@ async def judge_rows(
         bar.close()
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # no unretrieved task errors
     return results
 
 
