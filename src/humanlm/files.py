@@ -17,6 +17,8 @@ __all__ = [
     "atomic_path",
     "check_output_dir",
     "check_output_file",
+    "decode_utf8",
+    "not_utf8_error",
     "read_jsonl",
     "write_json",
     "write_jsonl",
@@ -138,6 +140,52 @@ def check_output_dir(path: str | os.PathLike[str], *, what: str = "output folder
     if folder.exists():
         _check_folder_writable(folder, what, folder)
     return folder
+
+
+def decode_utf8(raw: bytes, *, file: str | os.PathLike[str], offset: int = 0) -> str:
+    """``raw`` as UTF-8 text; ``offset``: where ``raw`` starts in ``file``.
+
+    Raises:
+        DataError: not UTF-8, naming the file and the byte offset of the first bad byte.
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        from humanlm.errors import DataError
+
+        raise DataError(
+            f"not UTF-8 text (byte 0x{raw[err.start]:02x} at byte offset {offset + err.start}); "
+            "save the file as UTF-8",
+            file=str(file),
+        ) from None
+
+
+def not_utf8_error(path: str | os.PathLike[str], *, opener: Any = open) -> Exception:
+    """The one-line ``DataError`` for a file that failed to decode as UTF-8.
+
+    The file is read again in binary (through ``opener``, e.g. ``gzip.open``) to find the
+    offset of the first bad byte, so the message can point at it.
+    """
+    import codecs
+
+    from humanlm.errors import DataError
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with opener(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            pending = decoder.getstate()[0]  # an incomplete character from the last chunk
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                seen = pending + chunk
+                return DataError(
+                    f"not UTF-8 text (byte 0x{seen[err.start]:02x} at byte offset "
+                    f"{offset - len(pending) + err.start}); save the file as UTF-8",
+                    file=str(path),
+                )
+            offset += len(chunk)
+    return DataError("not UTF-8 text; save the file as UTF-8", file=str(path))
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

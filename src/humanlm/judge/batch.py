@@ -31,7 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from humanlm.errors import ConfigError, DataError
-from humanlm.files import append_jsonl, check_output_file, read_jsonl, write_jsonl
+from humanlm.files import (
+    append_jsonl,
+    check_output_file,
+    decode_utf8,
+    read_jsonl,
+    write_jsonl,
+)
 from humanlm.judge.build import Judge
 from humanlm.judge.client import LLMJudge
 from humanlm.judge.prompt import aspects_prompt_version
@@ -119,7 +125,7 @@ def read_rows(path: str | os.PathLike[str], *, mode: str = "group") -> list[dict
     with path.open("rb") as fh:
         offset = 0
         for lineno, raw in enumerate(fh, start=1):
-            line = _decode(raw, path, lineno, offset)
+            line = decode_utf8(raw, file=path, offset=offset)
             offset += len(raw)
             if not line.strip():
                 continue
@@ -131,17 +137,6 @@ def read_rows(path: str | os.PathLike[str], *, mode: str = "group") -> list[dict
     if not rows:
         raise DataError("no rows to judge", file=str(path))
     return rows
-
-
-def _decode(raw: bytes, path: Path, lineno: int, offset: int) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(
-            f"line {lineno}: not UTF-8 (byte 0x{raw[err.start]:02x} at byte offset "
-            f"{offset + err.start}); save the file as UTF-8",
-            file=str(path),
-        ) from None
 
 
 _OUTPUT_FIELDS = ("scores", "reason", "prompt_version", "judge", "judge_params")
