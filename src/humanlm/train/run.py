@@ -24,14 +24,15 @@ from typing import Any
 from humanlm.config import TrainConfig, to_dict
 from humanlm.data.resolve import resolve_split
 from humanlm.errors import ConfigError, HumanlmError
+from humanlm.files import check_output_dir
 from humanlm.log import make_run_dir, write_run_files
 from humanlm.train.callbacks import MetricsFileCallback, UnscoredGuard
 from humanlm.train.cpu import enable_compact_lm_head_on_cpu
 from humanlm.train.data import build_grpo_dataset, build_sft_dataset, drop_long_prompts
-from humanlm.train.trainers import build_grpo_trainer, build_sft_trainer
+from humanlm.train.trainers import build_grpo_trainer, build_sft_trainer, check_trainer_options
 from humanlm.train.warmup import run_warmup
 
-__all__ = ["TrainResult", "latest_checkpoint", "resume_train", "run_train"]
+__all__ = ["TrainResult", "check_train_settings", "latest_checkpoint", "resume_train", "run_train"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,23 @@ def _validation(cfg: TrainConfig, *, tokenizer: Any, run_dir: Path) -> list[Any]
     ]
 
 
+def check_train_settings(cfg: TrainConfig) -> None:
+    """Refuse, before anything loads, trainer options TRL would refuse and a bad warm-up.
+
+    Raises:
+        ConfigError: every problem found, one line each.
+    """
+    problems = []
+    if cfg.warmup.steps and cfg.warmup.learning_rate <= 0:
+        problems.append(f"warmup.learning_rate: must be > 0, got {cfg.warmup.learning_rate!r}")
+    try:
+        check_trainer_options(cfg.trainer_kind, _trainer_options(cfg), seed=cfg.seed)
+    except ConfigError as err:
+        problems.extend(err.problems)
+    if problems:
+        raise ConfigError(problems)
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete ``checkpoints/checkpoint-N`` folder of a run, or None.
 
@@ -187,6 +205,9 @@ def run_train(
     """
     from transformers import AutoTokenizer, set_seed
 
+    check_train_settings(cfg)  # before a run folder exists or a model loads
+    if run_dir is None:
+        check_output_dir(cfg.output_root, what="output_root")
     run_dir = Path(run_dir) if run_dir else make_run_dir(cfg.output_root, cfg.name)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_run_files(
