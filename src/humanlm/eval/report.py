@@ -14,10 +14,12 @@ inlines them as data URIs and needs no network.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as _dt
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -53,10 +55,12 @@ class EvalRun:
     path: Path
     results: dict[str, Any]
     samples: list[dict[str, Any]]
+    name: str | None = None
 
     @property
     def label(self) -> str:
-        return str(self.results.get("name") or self.results.get("model"))
+        """The run's name in tables: its own, made distinct by ``load_runs`` when it repeats."""
+        return self.name or str(self.results.get("name") or self.results.get("model"))
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,12 @@ def load_runs(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[EvalRun], l
         found = [root / _RESULTS] if (root / _RESULTS).exists() else sorted(root.rglob(_RESULTS))
         for results_path in found:
             folder = results_path.parent.resolve()
-            results = json.loads(results_path.read_text(encoding="utf-8"))
+            try:
+                results = json.loads(results_path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError) as err:
+                raise DataError(
+                    f"not a readable results file ({err})", file=str(results_path)
+                ) from None
             records = read_samples(folder / SAMPLES_FILE)
             runs[folder] = EvalRun(folder, results, list(records.values()))
         for candidate in (root, root.parent):
@@ -136,7 +145,24 @@ def load_runs(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[EvalRun], l
         if not found and not (root / _METRICS_LOG).exists():
             raise DataError(f"no {_RESULTS} or {_METRICS_LOG} in it or below", file=str(root))
     ordered = sorted(runs.values(), key=lambda r: (r.label, str(r.results.get("created"))))
-    return ordered, list(logs.values())
+    return _distinct_labels(ordered), list(logs.values())
+
+
+def _distinct_labels(runs: list[EvalRun]) -> list[EvalRun]:
+    """Runs whose label repeats get their folder's name added, so no run hides another."""
+    counts = Counter(run.label for run in runs)
+    named: list[EvalRun] = []
+    taken: set[str] = set()
+    for run in runs:
+        label = run.label
+        if counts[label] > 1:
+            label = f"{label} ({run.path.name})"
+            n = 2
+            while label in taken:
+                label, n = f"{run.label} ({run.path.name} #{n})", n + 1
+        taken.add(label)
+        named.append(dataclasses.replace(run, name=label) if label != run.label else run)
+    return named
 
 
 def _cell(summary: Mapping[str, Any] | None) -> str:
@@ -159,13 +185,17 @@ def _main_table(runs: Sequence[EvalRun]) -> Table:
     found = {source for run in runs for source in _sources(run)}
     datasets = [d for d in DATASET_ORDER if d in found] + sorted(found - set(DATASET_ORDER))
     cells: dict[str, dict[str, dict[str, Any]]] = {}
-    for run in runs:  # sorted by creation time, so a later run of the same name wins
+    for run in runs:  # labels are distinct (load_runs), so every run has its own row
+        cells.setdefault(run.label, {})
         for source, part in _sources(run).items():
-            cells.setdefault(run.label, {})[source] = part["metrics"].get("response_alignment")
+            cells[run.label][source] = part["metrics"].get("response_alignment")
     rows = []
     for label, by_source in cells.items():
         scores = [s["score"] for s in by_source.values() if s and s.get("score") is not None]
         avg = f"{sum(scores) / len(scores):.2f}" if scores else _MISSING
+        if not by_source:  # a run without any record to score: shown, not left out
+            rows.append([label, *(["n/a (nothing scored)"] * (len(datasets) + 1))])
+            continue
         rows.append([label, *(_cell(by_source.get(d)) for d in datasets), avg])
     shown = [d for d in datasets if d in PAPER_NAMES]
     if shown:  # the paper's rows, on the datasets it shares with our runs
