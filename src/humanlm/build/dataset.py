@@ -31,6 +31,7 @@ from humanlm.build.threads import Replies, build_replies
 from humanlm.data.validate import validate_source
 from humanlm.errors import ConfigError, DataError
 from humanlm.files import check_output_dir
+from humanlm.llm.limits import RetryPolicy
 
 if TYPE_CHECKING:
     from humanlm.enrich.personas import PersonaSummary
@@ -128,6 +129,7 @@ def run_build(
     concurrency: int = 8,
     api_key_env: str | None = None,
     persona_cache: str | Path | None = None,
+    persona_retry: RetryPolicy | None = None,
     show_progress: bool = False,
 ) -> BuildSummary:
     """Read raw items, build reply rows, split them, add personas, write and validate.
@@ -154,6 +156,7 @@ def run_build(
         fixed_persona: one persona text for every row instead of an LLM.
         personas: False writes an empty persona column.
         k, concurrency, api_key_env, persona_cache: the persona step (`run_personas`).
+        persona_retry: retries and deadline per persona call (default: `run_personas`'s).
         show_progress: tqdm bars.
 
     Raises:
@@ -237,6 +240,7 @@ def run_build(
             concurrency=concurrency,
             api_key_env=api_key_env,
             cache=persona_cache,
+            retry=persona_retry,
             show_progress=show_progress,
         )
         info = persona_summary.info
