@@ -73,6 +73,30 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+Rerun = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def rerun(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> Rerun:
+    """The same CLI in this process (the rerun after a fault: no second interpreter start)."""
+    from humanlm.cli.main import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+
+    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        monkeypatch.chdir(cwd)
+        capfd.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as done:
+            code = int(done.code or 0)
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return run
+
+
 def assert_clean(done: subprocess.CompletedProcess[str], folder: Path) -> None:
     """No traceback, no asyncio noise, and the key nowhere: not in the output, not in a file."""
     text = done.stdout + done.stderr
@@ -164,7 +188,11 @@ def read_out(path: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("fault", list(JUDGE_FAULTS))
-def test_judge_under_fault_then_rerun(tmp_path: Path, fault: str) -> None:
+def test_judge_under_fault_then_rerun(tmp_path: Path, fault: str, rerun: Rerun) -> None:
+    judge_case(tmp_path, fault, rerun)
+
+
+def judge_case(tmp_path: Path, fault: str, rerun: Rerun) -> None:
     reply_fn, code, scored = JUDGE_FAULTS[fault]
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in judge_rows()))
@@ -190,7 +218,7 @@ def test_judge_under_fault_then_rerun(tmp_path: Path, fault: str) -> None:
                 assert {r["reason"] for r in rows} == {REASONS[fault]}
         server.reply_fn = HEALTHY_JUDGE
         before = len(server.chat_requests)
-        again = run_cli(*args[:-1], f"openai:judge@{server.base_url}", *FAST, cwd=tmp_path)
+        again = rerun(*args[:-1], f"openai:judge@{server.base_url}", *FAST, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert_clean(again, tmp_path)
     healed = read_out(out)
@@ -247,7 +275,7 @@ def echo_sim(request: RecordedRequest) -> Reply:
     return Reply(content=f"plan</think>\n\n<response>{' '.join(last.split()[-10:])}</response>")
 
 
-EVAL_FAULTS = ("refused", "401", "500", "hang_60s", "off_scale", "string_scores")
+EVAL_FAULTS = ("refused", "401", "500", "hang_60s", "off_scale", "malformed_json")
 
 
 def eval_args(sim: str, judge: str, out: Path) -> list[str]:
@@ -273,7 +301,7 @@ def eval_args(sim: str, judge: str, out: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("fault", EVAL_FAULTS)
-def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str) -> None:
+def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str, rerun: Rerun) -> None:
     reply_fn, code, scored = JUDGE_FAULTS[fault]
     out = tmp_path / "run"
     with (
@@ -297,7 +325,7 @@ def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str) -> None:
                 assert ra["score"] is None or ra["score"] < 100
         generated = len(sim.chat_requests)
         judge.reply_fn = HEALTHY_JUDGE
-        again = run_cli(*eval_args(sim.base_url, judge.base_url, out), cwd=tmp_path)
+        again = rerun(*eval_args(sim.base_url, judge.base_url, out), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert_clean(again, tmp_path)
     results = json.loads((out / "results.json").read_text())
@@ -333,7 +361,9 @@ def split_rows(folder: Path) -> int:
 
 
 @pytest.mark.parametrize("fault", list(PERSONA_FAULTS))
-def test_data_build_llm_under_fault_then_personas_rerun(tmp_path: Path, fault: str) -> None:
+def test_data_build_llm_under_fault_then_personas_rerun(
+    tmp_path: Path, fault: str, rerun: Rerun
+) -> None:
     reply_fn, code = PERSONA_FAULTS[fault]
     source = write_items(tmp_path / "raw.jsonl", forum_items(threads=6))
     out = tmp_path / "built"
@@ -353,7 +383,7 @@ def test_data_build_llm_under_fault_then_personas_rerun(tmp_path: Path, fault: s
             )
             assert refused.returncode == 2 and "no rows to prepare" in one_error_line(refused)
         server.reply_fn = healthy_persona
-        again = run_cli(
+        again = rerun(
             "data",
             "personas",
             "-i",
@@ -391,7 +421,9 @@ def trace_column(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("fault", list(TRACE_FAULTS))
-def test_data_traces_under_fault_then_rerun(tmp_path: Path, prepared: Path, fault: str) -> None:
+def test_data_traces_under_fault_then_rerun(
+    tmp_path: Path, prepared: Path, fault: str, rerun: Rerun
+) -> None:
     reply_fn, code = TRACE_FAULTS[fault]
     out = tmp_path / "think"
     healthy = lambda request: Reply(content=good_trace(request))  # noqa: E731
@@ -403,7 +435,7 @@ def test_data_traces_under_fault_then_rerun(tmp_path: Path, prepared: Path, faul
         assert_clean(done, tmp_path)
         one_error_line(done)
         server.reply_fn = healthy
-        again = run_cli(*args, "--llm", f"openai:t@{server.base_url}", *FAST, cwd=tmp_path)
+        again = rerun(*args, "--llm", f"openai:t@{server.base_url}", *FAST, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert_clean(again, tmp_path)
     assert len(trace_column(out)) == 9 and all(t.strip() for t in trace_column(out))
@@ -426,11 +458,17 @@ def test_bad_files_and_paths_get_one_line(tmp_path: Path) -> None:
     a_file.write_text("x")
     cases = [
         (["data", "validate", str(bad)], "not UTF-8 text (byte 0xe9 at byte offset 34)"),
-        (["data", "prepare", "-i", str(bad), "-o", str(tmp_path / "o1")], "byte offset 34"),
-        (["data", "validate", str(empty_parquet)], "an empty file (0 bytes)"),
-        (["data", "prepare", "-i", str(empty_jsonl), "-o", str(tmp_path / "o2")], "no rows"),
         (
-            ["data", "prepare", "-i", str(empty_jsonl), "-o", str(a_file / "sub")],
+            ["data", "prepare", "-i", str(bad), "-d", "auto", "-o", str(tmp_path / "o1")],
+            "offset 34",
+        ),
+        (["data", "validate", str(empty_parquet)], "an empty file (0 bytes)"),
+        (
+            ["data", "prepare", "-i", str(empty_jsonl), "-d", "auto", "-o", str(tmp_path / "o")],
+            "no rows",
+        ),
+        (
+            ["data", "prepare", "-i", str(empty_jsonl), "-d", "auto", "-o", str(a_file / "s")],
             "is a file, not a folder",
         ),
         (
