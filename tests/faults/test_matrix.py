@@ -275,7 +275,8 @@ def echo_sim(request: RecordedRequest) -> Reply:
     return Reply(content=f"plan</think>\n\n<response>{' '.join(last.split()[-10:])}</response>")
 
 
-EVAL_FAULTS = ("refused", "401", "500", "hang_60s", "off_scale", "malformed_json")
+# Malformed and string replies take the judge's path tested above; here the run-level effects.
+EVAL_FAULTS = ("refused", "401", "500", "hang_60s", "off_scale")
 
 
 def eval_args(sim: str, judge: str, out: Path) -> list[str]:
@@ -379,7 +380,15 @@ def test_data_build_llm_under_fault_then_personas_rerun(
             assert split_rows(out) == 0  # no persona-less row in an ordinary split
             assert pq.read_table(out / "persona_failed.parquet").num_rows > 0  # nothing lost
             refused = run_cli(
-                "data", "prepare", "-i", str(out), "-o", str(tmp_path / "p"), cwd=tmp_path
+                "data",
+                "prepare",
+                "-i",
+                str(out),
+                "-d",
+                "generic",
+                "-o",
+                str(tmp_path / "p"),
+                cwd=tmp_path,
             )
             assert refused.returncode == 2 and "no rows to prepare" in one_error_line(refused)
         server.reply_fn = healthy_persona
@@ -449,7 +458,7 @@ def test_data_traces_under_fault_then_rerun(
 
 def test_bad_files_and_paths_get_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_bytes(b'{"prompt": []}\n{"completion": "caf\xe9"}\n')
+    bad.write_bytes(b'{"completion": "caf\xe9"}\n')
     empty_parquet = tmp_path / "train.parquet"
     empty_parquet.write_bytes(b"")
     empty_jsonl = tmp_path / "empty.jsonl"
@@ -457,18 +466,18 @@ def test_bad_files_and_paths_get_one_line(tmp_path: Path) -> None:
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     cases = [
-        (["data", "validate", str(bad)], "not UTF-8 text (byte 0xe9 at byte offset 34)"),
+        (["data", "validate", str(bad)], "not UTF-8 text (byte 0xe9 at byte offset 19)"),
         (
-            ["data", "prepare", "-i", str(bad), "-d", "auto", "-o", str(tmp_path / "o1")],
-            "offset 34",
+            ["data", "prepare", "-i", str(bad), "-d", "generic", "-o", str(tmp_path / "o1")],
+            "offset 19",
         ),
         (["data", "validate", str(empty_parquet)], "an empty file (0 bytes)"),
         (
-            ["data", "prepare", "-i", str(empty_jsonl), "-d", "auto", "-o", str(tmp_path / "o")],
+            ["data", "prepare", "-i", str(empty_jsonl), "-d", "generic", "-o", str(tmp_path / "o")],
             "no rows",
         ),
         (
-            ["data", "prepare", "-i", str(empty_jsonl), "-d", "auto", "-o", str(a_file / "s")],
+            ["data", "prepare", "-i", str(empty_jsonl), "-d", "generic", "-o", str(a_file / "s")],
             "is a file, not a folder",
         ),
         (
@@ -491,5 +500,6 @@ def test_validate_exits_1_on_problems(tmp_path: Path) -> None:
     rows = tmp_path / "rows.jsonl"
     rows.write_text(json.dumps({"prompt": "not a list", "completion": 3}) + "\n")
     done = run_cli("data", "validate", str(rows), cwd=tmp_path)
-    assert done.returncode in (1, 2), done.stderr
+    assert done.returncode == 1, done.stderr
+    assert "4 problems in 1 rows" in done.stdout
     assert_clean(done, tmp_path)
