@@ -217,3 +217,23 @@ def test_bundled_demo_data_prepares(tmp_path):
     for split in summary.splits:
         rows = load_prepared(split.path)
         assert all(r["ground_truth"] and r["messages"] is not None for r in rows)
+
+
+def test_split_files_of_another_source_are_refused(tmp_path):
+    demo = Path(humanlm.data.__file__).parent / "demo"
+    out = tmp_path / "out"
+    run_prepare(source=demo, dataset=None, out_dir=out)
+    assert (out / "test.parquet").is_file()
+    before = (out / "train.parquet").read_bytes()
+    with pytest.raises(DataError, match="test.parquet are left from another source"):
+        run_prepare(source=demo / "test.jsonl", dataset=None, out_dir=out)  # would be train
+    assert (out / "train.parquet").read_bytes() == before  # refused before writing
+    run_prepare(source=demo, dataset=None, out_dir=out)  # the same source again: fine
+
+
+def test_an_empty_source_is_refused(tmp_path):
+    empty = tmp_path / "rows.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(DataError, match="no rows to prepare"):
+        run_prepare(source=empty, dataset="reddit", out_dir=tmp_path / "out")
+    assert not (tmp_path / "out" / "train.parquet").exists()
