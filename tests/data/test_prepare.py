@@ -114,7 +114,13 @@ def test_folder_source_writes_each_split(tmp_path):
     write_jsonl(tmp_path / "src" / "test.jsonl", rows[8:])
     summary = run_prepare(source=tmp_path / "src", dataset="auto", out_dir=tmp_path / "out")
     assert [(s.split, s.written) for s in summary.splits] == [("train", 8), ("test", 4)]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["test.parquet", "train.parquet"]
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["prepare_sources.json", "test.parquet", "train.parquet"]
+    sources = json.loads((tmp_path / "out" / "prepare_sources.json").read_text())
+    assert sources == {
+        "test.parquet": str(tmp_path / "src"),
+        "train.parquet": str(tmp_path / "src"),
+    }
 
 
 def test_hub_source_writes_every_split(tmp_path, monkeypatch):
