@@ -35,6 +35,8 @@ from tests.enrich.test_personas import persona_json
 from tests.enrich.test_traces import good_trace
 from tests.enrich.test_traces import prepared as _prepared_fixture
 
+pytestmark = pytest.mark.slow
+
 SECRET = "sk-test-SECRET-0123456789"
 SRC = Path(__file__).resolve().parents[2] / "src"
 # Every case ends well inside this; a hang would be stopped here and fail the test.
