@@ -304,7 +304,7 @@ def test_out_that_is_a_folder_is_refused_before_any_call(server, tmp_path: Path)
 def test_non_utf8_input_names_the_file_and_byte_offset(server, tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_bytes(json.dumps(ROWS[0]).encode() + b"\n" + b'{"example_id": "\xff"}\n')
-    with pytest.raises(Exception, match=r"not UTF-8 \(byte 0xff at byte offset \d+\)") as err:
+    with pytest.raises(Exception, match=r"not UTF-8 text \(byte 0xff at byte offset \d+\)") as err:
         from humanlm.judge.batch import read_rows as read_input
 
         read_input(src)
