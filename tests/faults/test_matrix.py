@@ -189,9 +189,48 @@ def read_out(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("fault", list(JUDGE_FAULTS))
+# Transport faults need a process each (a refused key ends the run); the reply faults share one
+# run below, one row each.
+TRANSPORT = ("refused", "401", "429_retry_after", "500", "hang_60s")
+
+
+@pytest.mark.parametrize("fault", TRANSPORT)
 def test_judge_under_fault_then_rerun(tmp_path: Path, fault: str, rerun: Rerun) -> None:
     judge_case(tmp_path, fault, rerun)
+
+
+def test_judge_reply_faults_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
+    """Malformed JSON, off-scale scores, string scores and wrong counts, one row each."""
+    faults = ("malformed_json", "off_scale", "string_scores", "wrong_count")
+    by_truth = {f"Go for it, number {i}.": JUDGE_FAULTS[f][0] for i, f in enumerate(faults)}
+
+    def reply(request: RecordedRequest) -> Reply:
+        from humanlm.testing.judge_replies import real_reply_in
+
+        answer = by_truth[real_reply_in(request.prompt)]
+        assert answer is not None
+        return answer(request)
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in judge_rows()))
+    out = tmp_path / "scored.jsonl"
+    with ScriptedServer(reply_fn=reply) as server:
+        args = ["judge", "-i", str(src), "-o", str(out), "--judge", f"openai:j@{server.base_url}"]
+        done = run_cli(*args, *FAST, "--no-progress", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert_clean(done, tmp_path)
+        rows = read_out(out)
+        assert [r["reason"] for r in rows] == ["parse_failure", "off_scale", "ok", "wrong_count"]
+        assert rows[1]["scores"] == [None, None]  # 1.7 is never clipped to 1.0
+        assert rows[2]["scores"] == [0.7, 0.7]  # "0.7" is read as 0.7
+        server.reply_fn = HEALTHY_JUDGE
+        before = len(server.chat_requests)
+        again = rerun(*args, *FAST, cwd=tmp_path)
+    assert again.returncode == 0 and "1 reused" in again.stdout, again.stderr
+    assert_clean(again, tmp_path)
+    assert len(server.chat_requests) - before == 3  # only the three failed rows
+    assert all(r["reason"] == "ok" for r in read_out(out))
+    assert read_out(out)[2]["scores"] == [0.7, 0.7]  # the scored row is kept as it was
 
 
 def judge_case(tmp_path: Path, fault: str, rerun: Rerun) -> None:
@@ -277,8 +316,9 @@ def echo_sim(request: RecordedRequest) -> Reply:
     return Reply(content=f"plan</think>\n\n<response>{' '.join(last.split()[-10:])}</response>")
 
 
-# Malformed and string replies take the judge's path tested above; here the run-level effects.
-EVAL_FAULTS = ("refused", "401", "500", "hang_60s", "off_scale")
+# A refused connection, malformed and string replies take the judge's paths tested above; here
+# the run-level effects: unscored records, a refused key, a rerun that heals.
+EVAL_FAULTS = ("401", "500", "hang_60s", "off_scale")
 
 
 def eval_args(sim: str, judge: str, out: Path) -> list[str]:
@@ -414,8 +454,8 @@ def test_data_build_llm_under_fault_then_personas_rerun(
 
 # --- data traces -----------------------------------------------------------------------------
 
+# A refused connection is the transport path the persona cases cover; here what traces add.
 TRACE_FAULTS: dict[str, tuple[ReplyFn | None, int]] = {
-    "refused": (None, 1),
     "401": (lambda r: Reply(status=401), 2),
     "500": (lambda r: Reply(status=500), 1),
     "hang_60s": (lambda r: Reply(content="{}", delay_s=60), 1),
