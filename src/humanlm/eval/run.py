@@ -93,6 +93,7 @@ class EvalResult:
         lines = [
             f"{self.results['name']} on {self.results['dataset']}/{self.results['split']}: "
             f"{self.examples} examples ({self.evaluated} evaluated now, {self.resumed} resumed, "
+            f"{self.results['counts'].get('rejudged_now', 0)} judged again, "
             f"{self.failed} without simulator output)"
         ]
         for metric, s in self.results["metrics"].items():
