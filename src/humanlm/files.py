@@ -15,6 +15,10 @@ from typing import IO, Any
 __all__ = [
     "append_jsonl",
     "atomic_path",
+    "check_output_dir",
+    "check_output_file",
+    "decode_utf8",
+    "not_utf8_error",
     "read_jsonl",
     "write_json",
     "write_jsonl",
@@ -34,15 +38,154 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _drop_stale_temps(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.exists():
+            os.chmod(tmp, _FILE_MODE & ~_umask())  # mkstemp makes 0600; a result is shared
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+_FILE_MODE = 0o666
+# A temporary file of a writer that was killed; younger ones may belong to a writer still running.
+_STALE_TEMP_S = 600.0
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _drop_stale_temps(target: Path) -> None:
+    """Remove temporary files an earlier, killed writer of ``target`` left behind."""
+    import time
+
+    now = time.time()
+    for tmp in target.parent.glob(f".{glob_escape(target.name)}.*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > _STALE_TEMP_S:
+                tmp.unlink()
+        except OSError:
+            continue
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob wildcards escaped."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _existing_parent(path: Path) -> Path:
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent
+
+
+def _check_folder_writable(folder: Path, what: str, shown: Path) -> None:
+    from humanlm.errors import ConfigError
+
+    probe = _existing_parent(folder / "x")
+    if not probe.is_dir():
+        raise ConfigError(f"{what} {shown}: {probe} is a file, not a folder")
+    try:  # a real file: permissions, read-only file systems and quotas all show here
+        fd, name = tempfile.mkstemp(prefix=".humanlm-write-check.", dir=probe)
+    except OSError as err:
+        raise ConfigError(f"{what} {shown}: cannot write in {probe} ({err.strerror})") from None
+    os.close(fd)
+    os.unlink(name)
+
+
+def check_output_file(path: str | os.PathLike[str], *, what: str = "output file") -> Path:
+    """Check, before any work, that ``path`` can be written atomically; return it.
+
+    Refuses a path that is a folder, one under a file, and one in a folder this user may not
+    write. The temporary file is created next to ``path``, so the final rename never crosses
+    file systems.
+
+    Raises:
+        ConfigError: one line naming the path and the problem.
+    """
+    from humanlm.errors import ConfigError
+
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(
+            f"{what} {target} is a folder; name a file (for example {target}/out.jsonl)"
+        )
+    if target.exists() and not os.access(target, os.W_OK):
+        raise ConfigError(f"{what} {target}: no permission to replace it")
+    _check_folder_writable(target.parent, what, target)
+    return target
+
+
+def check_output_dir(path: str | os.PathLike[str], *, what: str = "output folder") -> Path:
+    """Check, before any work, that ``path`` is or can become a folder this user may write in.
+
+    Raises:
+        ConfigError: ``path`` is a file, lies under a file, or is not writable.
+    """
+    from humanlm.errors import ConfigError
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{what} {folder} is a file; name a folder")
+    _check_folder_writable(folder if folder.exists() else folder.parent, what, folder)
+    if folder.exists():
+        _check_folder_writable(folder, what, folder)
+    return folder
+
+
+def decode_utf8(raw: bytes, *, file: str | os.PathLike[str], offset: int = 0) -> str:
+    """``raw`` as UTF-8 text; ``offset``: where ``raw`` starts in ``file``.
+
+    Raises:
+        DataError: not UTF-8, naming the file and the byte offset of the first bad byte.
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        from humanlm.errors import DataError
+
+        raise DataError(
+            f"not UTF-8 text (byte 0x{raw[err.start]:02x} at byte offset {offset + err.start}); "
+            "save the file as UTF-8",
+            file=str(file),
+        ) from None
+
+
+def not_utf8_error(path: str | os.PathLike[str], *, opener: Any = open) -> Exception:
+    """The one-line ``DataError`` for a file that failed to decode as UTF-8.
+
+    The file is read again in binary (through ``opener``, e.g. ``gzip.open``) to find the
+    offset of the first bad byte, so the message can point at it.
+    """
+    import codecs
+
+    from humanlm.errors import DataError
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with opener(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            pending = decoder.getstate()[0]  # an incomplete character from the last chunk
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as err:
+                seen = pending + chunk
+                return DataError(
+                    f"not UTF-8 text (byte 0x{seen[err.start]:02x} at byte offset "
+                    f"{offset - len(pending) + err.start}); save the file as UTF-8",
+                    file=str(path),
+                )
+            offset += len(chunk)
+    return DataError("not UTF-8 text; save the file as UTF-8", file=str(path))
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

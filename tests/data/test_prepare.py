@@ -114,7 +114,13 @@ def test_folder_source_writes_each_split(tmp_path):
     write_jsonl(tmp_path / "src" / "test.jsonl", rows[8:])
     summary = run_prepare(source=tmp_path / "src", dataset="auto", out_dir=tmp_path / "out")
     assert [(s.split, s.written) for s in summary.splits] == [("train", 8), ("test", 4)]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["test.parquet", "train.parquet"]
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["prepare_sources.json", "test.parquet", "train.parquet"]
+    sources = json.loads((tmp_path / "out" / "prepare_sources.json").read_text())
+    assert sources == {
+        "test.parquet": str(tmp_path / "src"),
+        "train.parquet": str(tmp_path / "src"),
+    }
 
 
 def test_hub_source_writes_every_split(tmp_path, monkeypatch):
@@ -254,3 +260,23 @@ def test_end_examples_are_kept_behind_a_flag(tmp_path, dataset, flag, kept):
     assert len(ends) == int(kept) and summary.dropped["end_example"] == int(not kept)
     if kept and dataset == "chat":  # the end follows the assistant's last turn
         assert ends[0]["messages"][-1]["role"] == "assistant"
+
+
+def test_split_files_of_another_source_are_refused(tmp_path):
+    demo = Path(humanlm.data.__file__).parent / "demo"
+    out = tmp_path / "out"
+    run_prepare(source=demo, dataset=None, out_dir=out)
+    assert (out / "test.parquet").is_file()
+    before = (out / "train.parquet").read_bytes()
+    with pytest.raises(DataError, match="test.parquet are left from another source"):
+        run_prepare(source=demo / "test.jsonl", dataset=None, out_dir=out)  # would be train
+    assert (out / "train.parquet").read_bytes() == before  # refused before writing
+    run_prepare(source=demo, dataset=None, out_dir=out)  # the same source again: fine
+
+
+def test_an_empty_source_is_refused(tmp_path):
+    empty = tmp_path / "rows.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(DataError, match="no rows to prepare"):
+        run_prepare(source=empty, dataset="reddit", out_dir=tmp_path / "out")
+    assert not (tmp_path / "out" / "train.parquet").exists()

@@ -205,7 +205,7 @@ def test_failing_example_is_reported_and_left_without_a_trace(prepared, tmp_path
             app, ["traces", "-i", str(prepared), "-o", str(out), "--llm", spec(server)]
         )
         calls = sum(reply_of(r) == "Reply 4 of train." for r in server.chat_requests)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a step that left examples without a trace
     assert calls == 3  # the first answer and two content retries
     failed_id = example("train", 4)["example_id"]
     assert f"FAILED for 1 examples ({failed_id})" in result.output

@@ -257,3 +257,28 @@ def test_population_sections_render_in_headless_chromium(population_runs, tmp_pa
         assert f"<h2>{title}</h2>" in dom
     assert dom.count('<img src="data:image/png;base64,') == len(files.images)
     assert "AITA verdict shares" in dom and "Reply length: simulated and real" in dom
+
+
+def test_runs_with_the_same_label_are_all_kept(make_cfg, judge_server, tmp_path):
+    from humanlm.eval.report import load_runs
+    from humanlm.testing import faults
+
+    run_eval(make_cfg(limit=3, name="same", out=str(tmp_path / "a")))
+    healthy = judge_server.reply_fn
+    judge_server.reply_fn = lambda request: faults.server_error()
+    run_eval(make_cfg(limit=3, name="same", out=str(tmp_path / "b"), max_retries=0))
+    judge_server.reply_fn = healthy
+    runs, _ = load_runs([tmp_path / "a", tmp_path / "b"])
+    assert sorted(r.label for r in runs) == ["same (a)", "same (b)"]
+    files = write_report([tmp_path / "a", tmp_path / "b"], out=tmp_path / "report.html")
+    text = files.markdown.read_text()
+    assert "same (a)" in text and "same (b)" in text
+    assert "scored)" in text  # the run the judge failed is shown with nothing scored
+
+
+def test_a_run_without_sources_is_shown_as_nothing_scored():
+    from humanlm.eval.report import EvalRun, _main_table
+
+    empty = EvalRun(Path("x"), {"name": "empty", "by_data_source": {}}, [])
+    table = _main_table([empty])
+    assert table.rows[0][0] == "empty" and "nothing scored" in " ".join(table.rows[0])

@@ -41,7 +41,13 @@ def test_run_folder_holds_records_results_and_config(make_cfg, sim_server, judge
         assert verdict["judge"] == f"openai:judge@{judge_server.base_url}"
     res = results(run_dir)
     assert res["schema_version"] == 1 and res["model"] == cfg.model and res["split"] == "test"
-    assert res["counts"] == {"examples": 8, "evaluated_now": 8, "resumed": 0, "failed": 0}
+    assert res["counts"] == {
+        "examples": 8,
+        "evaluated_now": 8,
+        "rejudged_now": 0,
+        "resumed": 0,
+        "failed": 0,
+    }
     assert res["ledger"]["calls"] == len(judge_server.chat_requests)
     assert res["settings"]["temperature"] == 0.4 and res["settings"]["max_new_tokens"] == 1024
     assert res["bootstrap"]["resamples"] == 1000
@@ -295,3 +301,69 @@ def test_openai_completions_mode_with_the_ngram_argument(make_cfg, sim_server, t
     notes = result.results["protocol_notes"]
     assert notes["ngram_ban"]["size"] == 4 and "vllm_xargs" in notes["ngram_ban"]["how"]
     assert notes["length_filter"]["applied"] is True and notes["simulator_api"] == "completions"
+
+
+def test_rerun_after_a_judge_outage_judges_only_the_unscored(make_cfg, sim_server, judge_server):
+    healthy = judge_server.reply_fn
+    judge_server.reply_fn = lambda request: faults.server_error()
+    cfg = make_cfg(limit=4)
+    first = run_eval(cfg)
+    unscored = first.results["metrics"]["response_alignment"]["unscored"]
+    assert unscored >= 3  # all but the untagged reply (a 0 without a call)
+    generations = {r["example_id"]: r["generation"] for r in samples(Path(cfg.out))}
+    sim_calls = len(sim_server.chat_requests)
+    judge_server.reply_fn = healthy
+    again = run_eval(cfg)
+    ra = again.results["metrics"]["response_alignment"]
+    assert (ra["scored"], ra["unscored"]) == (4, 0)
+    assert again.results["metrics"]["state_alignment"]["scored"] == 4
+    assert len(sim_server.chat_requests) == sim_calls  # saved generations are not regenerated
+    latest = {r["example_id"]: r for r in samples(Path(cfg.out))}
+    assert {k: r["generation"] for k, r in latest.items()} == generations
+    assert again.results["counts"]["rejudged_now"] == unscored
+    # Counts and ledgers cover both invocations, each kept on its own as well.
+    res = results(Path(cfg.out))
+    assert [i["rejudged_now"] for i in res["invocations"]] == [0, unscored]
+    ledger = json.loads((Path(cfg.out) / "judge_ledger.json").read_text())
+    assert len(ledger["invocations"]) == 2
+    assert ledger["calls"] == sum(i["calls"] for i in ledger["invocations"])
+    assert ledger["calls"] == len(judge_server.chat_requests)
+    assert ledger["failures"]  # the outage stays on record
+    third = run_eval(cfg)  # healed: nothing left to ask
+    assert third.results["counts"]["rejudged_now"] == 0
+    assert len(judge_server.chat_requests) == ledger["calls"]
+
+
+def test_rerun_keeps_scored_metrics_without_a_cache(make_cfg, judge_server):
+    healthy = judge_server.reply_fn
+
+    def aspects_down(request):
+        if "emotion" in request.prompt and "stance" in request.prompt:
+            return faults.server_error()
+        return healthy(request)
+
+    judge_server.reply_fn = aspects_down
+    cfg = make_cfg(limit=3, cache=False)
+    run_eval(cfg)
+    before = {r["example_id"]: r["scores"]["response_alignment"] for r in samples(Path(cfg.out))}
+    judge_server.reply_fn = healthy
+    again = run_eval(cfg)
+    latest = {r["example_id"]: r for r in samples(Path(cfg.out))}
+    assert {k: r["scores"]["response_alignment"] for k, r in latest.items()} == before
+    assert again.results["metrics"]["state_alignment"]["scored"] == 3
+
+
+def test_a_moved_endpoint_resumes(make_cfg, sim_server, judge_server):
+    cfg = make_cfg(limit=2)
+    run_eval(cfg)
+    with judge_server.__class__(reply_fn=judge_server.reply_fn) as moved:
+        again = run_eval(make_cfg(limit=2, judge=f"openai:judge@{moved.base_url}"))
+    assert again.resumed == 2
+
+
+def test_out_that_is_a_file_is_refused_before_any_call(make_cfg, sim_server, tmp_path):
+    path = tmp_path / "taken"
+    path.write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        run_eval(make_cfg(out=str(path)))
+    assert sim_server.chat_requests == []

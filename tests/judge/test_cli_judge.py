@@ -72,10 +72,26 @@ def test_group_mode_end_to_end_with_cache_rerun(server, tmp_path: Path) -> None:
 
     again = invoke("-i", str(src), "-o", str(out), "--judge", spec, "--temperature", "0")
     assert again.exit_code == 0
+    assert len(server.chat_requests) == 4  # another temperature: judged again
     again = invoke("-i", str(src), "-o", str(out), "--judge", spec, "--temperature", "0")
+    assert len(server.chat_requests) == 4  # every row was scored: nothing to ask
+    assert "3 reused" in again.output
+    again = invoke("-i", str(src), "-o", str(out), "--judge", spec, "--temperature", "0", "--fresh")
     assert json.loads((out.parent / "judge_ledger.json").read_text())["cache_hits"] == 2
     assert len(server.chat_requests) == 4 and read_rows(out)[0]["scores"] == first["scores"]
-    invoke("-i", str(src), "-o", str(out), "--judge", spec, "--temperature", "0", "--no-cache")
+    fresh = (
+        "-i",
+        str(src),
+        "-o",
+        str(out),
+        "--judge",
+        spec,
+        "--temperature",
+        "0",
+        "--no-cache",
+        "--fresh",
+    )
+    invoke(*fresh)
     assert len(server.chat_requests) == 6
 
 
@@ -237,3 +253,60 @@ def test_help_shows_examples_and_mounts_as_a_subcommand() -> None:
 
     mounted = CliRunner().invoke(parent, ["judge", "--help"])
     assert mounted.exit_code == 0 and "--concurrency" in mounted.output
+
+
+def test_rerun_judges_only_the_unscored_rows(server, tmp_path: Path) -> None:
+    healthy = judge_reply_fn()
+    server.reply_fn = lambda request: faults.server_error()
+    src, out = write_rows(tmp_path / "in.jsonl", ROWS), tmp_path / "scored.jsonl"
+    base = ("-i", str(src), "-o", str(out), "--judge", f"openai:m@{server.base_url}")
+    quick = (*base, "--max-retries", "0", "--timeout", "2", "--no-progress")
+    assert invoke(*quick).exit_code == 0
+    assert [r["reason"] for r in read_rows(out)] == ["transport_error"] * 2 + ["bad_format"]
+    server.reply_fn = healthy
+    before = len(server.chat_requests)
+    result = invoke(*quick)
+    assert result.exit_code == 0 and "1 reused" in result.output
+    assert len(server.chat_requests) - before == 2  # the two failed groups, not the decided one
+    assert [r["reason"] for r in read_rows(out)] == ["ok", "ok", "bad_format"]
+    ledger = json.loads((tmp_path / "judge_ledger.json").read_text())
+    assert len(ledger["invocations"]) == 2 and ledger["failures"] == {"transport_error": 2}
+    assert ledger["calls"] == len(server.chat_requests)
+
+
+def test_rows_of_a_killed_run_are_kept(server, tmp_path: Path) -> None:
+    from humanlm.judge.batch import partial_path
+
+    server.reply_fn = judge_reply_fn()
+    src, out = write_rows(tmp_path / "in.jsonl", ROWS), tmp_path / "scored.jsonl"
+    spec = f"openai:m@{server.base_url}"
+    invoke("-i", str(src), "-o", str(out), "--judge", spec, "--no-cache")
+    done = read_rows(out)
+    out.unlink()  # as if killed before the final write: only the partial file holds rows
+    partial_path(out).write_text(json.dumps(done[0]) + "\n" + json.dumps(done[1])[:30])
+    before = len(server.chat_requests)
+    result = invoke("-i", str(src), "-o", str(out), "--judge", spec, "--no-cache")
+    assert result.exit_code == 0 and "1 reused" in result.output  # row a; b is cut short
+    assert len(server.chat_requests) - before == 1
+    assert read_rows(out)[0]["scores"] == done[0]["scores"]
+    assert not partial_path(out).exists()
+
+
+def test_out_that_is_a_folder_is_refused_before_any_call(server, tmp_path: Path) -> None:
+    src, out = write_rows(tmp_path / "in.jsonl", ROWS), tmp_path / "taken"
+    out.mkdir()
+    result = CliRunner().invoke(
+        app, ["-i", str(src), "-o", str(out), "--judge", f"openai:m@{server.base_url}"]
+    )
+    assert result.exit_code != 0 and "is a folder" in str(result.exception or result.output)
+    assert server.chat_requests == []
+
+
+def test_non_utf8_input_names_the_file_and_byte_offset(server, tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(json.dumps(ROWS[0]).encode() + b"\n" + b'{"example_id": "\xff"}\n')
+    with pytest.raises(Exception, match=r"not UTF-8 text \(byte 0xff at byte offset \d+\)") as err:
+        from humanlm.judge.batch import read_rows as read_input
+
+        read_input(src)
+    assert str(src) in str(err.value)

@@ -19,7 +19,17 @@ GROUP_CASES = [
     (group_reply(GOOD, prose=True), 3, "ok", [0.2, 0.5, 0.9]),  # prose, no fence
     (group_reply(GOOD, trailing_comma=True), 3, "ok", [0.2, 0.5, 0.9]),  # trailing comma
     (group_reply(GOOD, as_list=True, reverse=True), 3, "ok", [0.2, 0.5, 0.9]),  # numbered list
-    (group_reply({"1": 1.3, "2": -0.2}), 2, "ok", [1.0, 0.0]),  # slightly off: clipped
+    (group_reply({"1": 1.04, "2": -0.03}), 2, "ok", [1.0, 0.0]),  # rounding slack: the bound
+    (group_reply({"1": 1.05, "2": -0.05}), 2, "ok", [1.0, 0.0]),  # the slack's edge
+    (group_reply({"1": 1.7, "2": 0.5}), 2, "off_scale", None),  # never clipped to 1
+    (group_reply({"1": 1.3, "2": -0.2}), 2, "off_scale", None),  # never clipped to 1 or 0
+    (group_reply({"1": 0.5, "2": -0.06}), 2, "off_scale", None),  # just past the slack
+    ('{"scores": {"1": NaN, "2": 0.5}}', 2, "off_scale", None),  # not a number on the scale
+    (group_reply({"1": "0.7", "2": " 1 "}), 2, "ok", [0.7, 1.0]),  # numeric strings
+    (group_reply({"1": "1.7", "2": "0.5"}), 2, "off_scale", None),  # off-scale string
+    (group_reply({"1": "high", "2": "0.5"}), 2, "parse_failure", None),  # not a number
+    (group_reply({"1": "7/10", "2": "0.5"}), 2, "parse_failure", None),  # another scale
+    (group_reply({"1": "about 0.5", "2": "0.5"}), 2, "parse_failure", None),  # number in prose
     (group_reply({"candidate 1": 0.1, "#2": 0.3}), 2, "ok", [0.1, 0.3]),  # decorated keys
     ('{"scores": {"1": 0.4, "2": "0.6/1"}}', 2, "ok", [0.4, 0.6]),  # bare values
     (group_reply({"1": 7, "2": 9}), 2, "off_scale", None),  # a 0-10 scale
@@ -58,6 +68,11 @@ ASPECT_CASES = [
     (aspects_reply({"stance": 0.5}), "wrong_count", None),  # a state missing
     (aspects_reply({"stance": 0.5, "emotion": 0.2, "mood": 0.1}), "wrong_count", None),  # extra
     ("```json\n{oops\n```", "parse_failure", None),  # broken JSON in a fence
+    (aspects_reply({"stance": 1.7, "emotion": 0.2}), "off_scale", None),  # never clipped
+    (aspects_reply({"stance": -0.5, "emotion": 0.2}), "off_scale", None),  # never clipped
+    (aspects_reply({"stance": 1.02, "emotion": -0.01}), "ok", {"stance": 1.0, "emotion": 0.0}),
+    (aspects_reply({"stance": "0.7", "emotion": "0.2"}), "ok", {"stance": 0.7, "emotion": 0.2}),
+    (aspects_reply({"stance": "n/a", "emotion": "0.2"}), "parse_failure", None),
 ]
 
 

@@ -49,3 +49,20 @@ def test_empty_ledger_summary_and_unknown_price() -> None:
     assert ledger.cost_usd() is None and ledger.latency_percentile(50) is None
     assert "no requests" in ledger.summary() and "cost unknown" in ledger.summary()
     assert ledger.to_dict()["cost_usd"] is None
+
+
+def test_written_ledgers_accumulate_over_invocations(tmp_path):
+    first = Ledger(model="gpt-5-mini")
+    first.record_call(latency_s=0.5, input_tokens=100, output_tokens=10)
+    first.record_unscored("timeout")
+    first.write(tmp_path, accumulate_runs=True)
+    second = Ledger(model="gpt-5-mini")
+    second.record_call(latency_s=0.5, input_tokens=50, output_tokens=5)
+    second.record_attempt_failure("server_error")
+    path = second.write(tmp_path, accumulate_runs=True)
+    data = json.loads(path.read_text())
+    assert (data["calls"], data["input_tokens"], data["unscored"]) == (3, 150, 1)
+    assert data["failures"] == {"timeout": 1} and data["retries"] == {"server_error": 1}
+    assert [r["calls"] for r in data["invocations"]] == [1, 2]
+    fresh = Ledger(model="gpt-5-mini").write(tmp_path)  # without accumulate: this run alone
+    assert json.loads(fresh.read_text())["calls"] == 0

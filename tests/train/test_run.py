@@ -15,7 +15,7 @@ import pytest
 
 from humanlm.config import load_config
 from humanlm.demo import demo_config_path
-from humanlm.errors import HumanlmError
+from humanlm.errors import ConfigError, HumanlmError
 from humanlm.testing.judge_replies import judge_reply_fn
 from humanlm.testing.server import ScriptedServer
 from humanlm.train.callbacks import read_metrics
@@ -197,3 +197,20 @@ def test_lora_trains_adapters_only(tiny_model_dir, tmp_path):
     result = run_train(cfg, run_dir=tmp_path / "run")
     assert (result.model_dir / "adapter_model.safetensors").is_file()
     assert not (result.model_dir / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["trainer.learning_rate=-1"], "trainer.learning_rate: must be > 0"),
+        (["trainer.max_steps=abc"], "trainer.max_steps: expected a number, got 'abc'"),
+        (["warmup.steps=2", "warmup.learning_rate=-0.1"], "warmup.learning_rate: must be > 0"),
+        (["trainer.lr_scheduler_type=nope"], "GRPOConfig refused the options"),
+        (["mode=sft", "sft.num_train_epochs=two"], "trainer.num_train_epochs: expected a number"),
+    ],
+)
+def test_trainer_options_are_refused_before_a_model_loads(tmp_path, overrides, message):
+    cfg = load_config("demo.yaml", [*overrides, f"output_root={tmp_path / 'runs'}"])
+    with pytest.raises(ConfigError, match=message):
+        run_train(cfg)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

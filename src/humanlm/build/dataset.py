@@ -24,12 +24,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from humanlm.build.output import HUMANUAL_SCHEMA, write_built
+from humanlm.build.output import HELD_SCHEMA, HUMANUAL_SCHEMA, write_built
 from humanlm.build.raw_formats import Items, read_items
 from humanlm.build.splits import DEFAULT_RATIOS, SPLIT_NAMES, SplitPlan, assign_splits
 from humanlm.build.threads import Replies, build_replies
 from humanlm.data.validate import validate_source
 from humanlm.errors import ConfigError, DataError
+from humanlm.files import check_output_dir
+from humanlm.llm.limits import RetryPolicy
 
 if TYPE_CHECKING:
     from humanlm.enrich.personas import PersonaSummary
@@ -96,7 +98,10 @@ class BuildSummary:
             lines.append(self.personas.describe())
         else:
             lines.append(f"personas: {self.info['personas']['source']}")
-        lines.append(f"validated: {self.validated_rows:,} rows, no problems")
+        if self.personas is not None and not self.personas.users:
+            lines.append("not validated: no row has its persona yet")
+        else:
+            lines.append(f"validated: {self.validated_rows:,} rows, no problems")
         return "\n".join(lines)
 
 
@@ -124,6 +129,7 @@ def run_build(
     concurrency: int = 8,
     api_key_env: str | None = None,
     persona_cache: str | Path | None = None,
+    persona_retry: RetryPolicy | None = None,
     show_progress: bool = False,
 ) -> BuildSummary:
     """Read raw items, build reply rows, split them, add personas, write and validate.
@@ -150,6 +156,7 @@ def run_build(
         fixed_persona: one persona text for every row instead of an LLM.
         personas: False writes an empty persona column.
         k, concurrency, api_key_env, persona_cache: the persona step (`run_personas`).
+        persona_retry: retries and deadline per persona call (default: `run_personas`'s).
         show_progress: tqdm bars.
 
     Raises:
@@ -169,6 +176,7 @@ def run_build(
         raise ConfigError("choose one of --llm, --fixed-persona and --no-personas")
     if any(limit is not None and limit < 1 for limit in (max_reply_chars, max_reply_words)):
         raise ConfigError("--max-reply-chars / --max-reply-words must be >= 1")
+    check_output_dir(out_dir, what="data build --out")
     paths = [str(p) for p in inputs]
     items = read_items(
         paths, layout=layout, columns=columns, keep=keep_columns, hash_authors=hash_authors
@@ -212,7 +220,14 @@ def run_build(
     source = {"llm": "pending", "fixed": "fixed", "none": "none"}[chosen[0]]
     info = _build_info(paths, options, items, replies, plan, persona_source=source)
     tables = _split_tables(items, replies, plan, persona=fixed_persona or "")
-    info["stats"] = write_built(out_dir, tables=tables, held=None, info=info)
+    if llm:
+        # Until a row has its persona it is held back, never written as an ordinary split: a
+        # build the persona model fails leaves nothing that `prepare` or `validate` accepts.
+        held = _held_rows(tables)
+        empty = {name: HUMANUAL_SCHEMA.empty_table() for name in SPLIT_NAMES}
+        info["stats"] = write_built(out_dir, tables=empty, held=held, info=info)
+    else:
+        info["stats"] = write_built(out_dir, tables=tables, held=None, info=info)
     persona_summary = None
     if llm:
         # enrich reads the folder format of build; the persona step comes last, so import late.
@@ -225,9 +240,12 @@ def run_build(
             concurrency=concurrency,
             api_key_env=api_key_env,
             cache=persona_cache,
+            retry=persona_retry,
             show_progress=show_progress,
         )
         info = persona_summary.info
+    if persona_summary is not None and not persona_summary.users:
+        return BuildSummary(out_dir=Path(out_dir), info=info, personas=persona_summary)
     report = validate_source(out_dir, dataset="generic")
     if not report.ok:  # our own output must always load; this would be a bug here
         raise DataError(f"the built data failed validation:\n{report.describe(max_problems=10)}")
@@ -259,6 +277,15 @@ def _build_info(
         "parent_cycles_cut": replies.cycles,
         "personas": {"source": persona_source},
     }
+
+
+def _held_rows(tables: Iterable[tuple[str, pa.Table]]) -> pa.Table:
+    """Every split's rows in one table with their ``split`` column (the held-rows layout)."""
+    parts = [
+        table.append_column("split", pa.repeat(pa.scalar(name), table.num_rows))
+        for name, table in tables
+    ]
+    return pa.concat_tables(parts).cast(HELD_SCHEMA)
 
 
 def _split_tables(

@@ -32,11 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from humanlm.build.layouts import ASSISTANT, FIELDS, LAYOUTS, Layout
 from humanlm.data.render import PLACEHOLDER_AUTHORS
 from humanlm.errors import ConfigError, DataError
+from humanlm.files import not_utf8_error
 
 __all__ = [
     "INPUT_EXTENSIONS",
@@ -359,10 +361,23 @@ def _supported(path: Path) -> bool:
 
 
 def _iter_file(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    try:
+        yield from _file_rows(path)
+    except UnicodeDecodeError:
+        raise not_utf8_error(path, opener=gzip.open if path.name.endswith(".gz") else open) from None
+
+
+def _file_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
     name = path.name
     if name.endswith(".parquet"):
         index = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
+        try:
+            parquet = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as err:
+            empty = path.stat().st_size == 0
+            why = "an empty file (0 bytes)" if empty else f"not a readable parquet file ({err})"
+            raise DataError(why, file=str(path)) from None
+        for batch in parquet.iter_batches(batch_size=8192):
             for row in batch.to_pylist():
                 yield index, row
                 index += 1

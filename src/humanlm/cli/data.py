@@ -258,6 +258,15 @@ def build(
     persona_cache: Annotated[
         Path | None, typer.Option(help="SQLite cache shared across builds.")
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout", min=0.1, help="Deadline of one call, retries included (s) [default: 600]."
+        ),
+    ] = None,
+    max_retries: Annotated[
+        int, typer.Option("--max-retries", min=0, help="Transport retries per call.")
+    ] = 4,
 ) -> None:
     """Build train/val/test Humanual rows (with personas and a dataset card) from raw items."""
     from humanlm.build.dataset import run_build
@@ -287,9 +296,23 @@ def build(
         concurrency=concurrency,
         api_key_env=api_key_env,
         persona_cache=persona_cache,
+        persona_retry=_retry(timeout, max_retries),
         show_progress=True,
     )
     typer.echo(summary.describe())
+    if summary.personas is not None and summary.personas.failed:
+        typer.echo(f"error: {summary.personas.resume_hint(llm or 'SPEC')}", err=True)
+        raise typer.Exit(1)
+
+
+def _retry(timeout: float | None, max_retries: int) -> Any:
+    """The retry policy of the persona and trace calls (``None``: their defaults)."""
+    if timeout is None and max_retries == 4:
+        return None
+    from humanlm.llm.limits import RetryPolicy
+
+    deadline = timeout or 600.0
+    return RetryPolicy(max_retries=max_retries, timeout_s=deadline, request_timeout_s=deadline)
 
 
 @app.command(name="personas")
@@ -309,8 +332,23 @@ def personas_command(
     concurrency: Annotated[int, typer.Option(min=1, help="Calls in flight.")] = 8,
     api_key_env: Annotated[str | None, typer.Option(help="Variable holding the API key.")] = None,
     cache: Annotated[Path | None, typer.Option(help="SQLite cache shared across folders.")] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Summarise every user again (ignore personas.jsonl).")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout", min=0.1, help="Deadline of one call, retries included (s) [default: 600]."
+        ),
+    ] = None,
+    max_retries: Annotated[
+        int, typer.Option("--max-retries", min=0, help="Transport retries per call.")
+    ] = 4,
 ) -> None:
-    """(Re)write the personas of a built folder; resumes from its personas.jsonl."""
+    """(Re)write the personas of a built folder; resumes from its personas.jsonl.
+
+    A rerun asks only for the users without a persona; exit code 1 while some users have none.
+    """
     from humanlm.enrich.personas import run_personas
 
     summary = run_personas(
@@ -321,9 +359,14 @@ def personas_command(
         concurrency=concurrency,
         api_key_env=api_key_env,
         cache=cache,
+        retry=_retry(timeout, max_retries),
         show_progress=True,
+        fresh=fresh,
     )
     typer.echo(summary.describe())
+    if summary.failed:
+        typer.echo(f"error: {summary.resume_hint(llm or 'SPEC')}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -384,8 +427,23 @@ def traces_command(
     overwrite: Annotated[
         bool, typer.Option(help="Regenerate traces that input rows already have.")
     ] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Ask for every trace again (ignore traces.jsonl).")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout", min=0.1, help="Deadline of one call, retries included (s) [default: 300]."
+        ),
+    ] = None,
+    max_retries: Annotated[
+        int, typer.Option("--max-retries", min=0, help="Transport retries per call.")
+    ] = 4,
 ) -> None:
-    """Write a 2-4 sentence thinking trace per example (for sft-think); resumable."""
+    """Write a 2-4 sentence thinking trace per example (for sft-think); resumable.
+
+    Exit code 1 while some examples have no trace (rerun the same command to retry them).
+    """
     from humanlm.enrich.traces import run_traces
 
     summary = run_traces(
@@ -396,6 +454,15 @@ def traces_command(
         overwrite=overwrite,
         concurrency=concurrency,
         api_key_env=api_key_env,
+        retry=_retry(timeout, max_retries),
         show_progress=True,
+        fresh=fresh,
     )
     typer.echo(summary.describe())
+    if summary.failed:
+        typer.echo(
+            f"error: {len(summary.failed):,} examples have no trace; run the same command again "
+            "to retry only them",
+            err=True,
+        )
+        raise typer.Exit(1)

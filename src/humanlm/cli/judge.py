@@ -31,6 +31,7 @@ Input rows: {example_id, state, context: [{name, content}], ground_truth, candid
 scores (a list, or {state: score} in aspects mode; null = unscored), reason, prompt_version
 and judge. judge_ledger.json (calls, tokens, failures, cost) is written next to OUT.
 Unscored rows do not fail the run; unusable input or configuration exits with code 2.
+Running the same command again judges only the rows not fully scored (--fresh: all rows).
 
 \b
 Examples:
@@ -88,9 +89,15 @@ def judge(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
+    fresh: Annotated[
+        bool,
+        typer.Option("--fresh", help="Judge every row again instead of reusing scored rows."),
+    ] = False,
 ) -> None:
+    from humanlm.files import check_output_file
     from humanlm.judge import build_judge, run_judge
 
+    check_output_file(out, what="judge --out")
     cache_path = None if no_cache else (cache or out.parent / "judge_cache.sqlite")
     judge_ = build_judge(
         judge_spec,
@@ -103,9 +110,20 @@ def judge(
         cache=cache_path,
     )
     result = run_judge(
-        input, out, judge=judge_, mode=mode, use_cache=not no_cache, progress=progress
+        input,
+        out,
+        judge=judge_,
+        mode=mode,
+        use_cache=not no_cache,
+        progress=progress,
+        fresh=fresh,
     )
-    typer.echo(f"wrote {result.rows} rows to {result.out_path} ({result.unscored_rows} unscored)")
+    reused = f", {result.reused_rows} reused from an earlier run" if result.reused_rows else ""
+    typer.echo(
+        f"wrote {result.rows} rows to {result.out_path} ({result.unscored_rows} unscored{reused})"
+    )
+    if result.unscored_rows:
+        typer.echo("run the same command again to judge the unscored rows again")
     typer.echo(result.summary)
 
 

@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from humanlm.data.schema import SourceRow, normalize_row
 from humanlm.data.sources import ALIASES, DATASETS
 from humanlm.errors import DataError
+from humanlm.files import decode_utf8
 
 __all__ = [
     "EXTENSIONS",
@@ -190,15 +192,24 @@ def _hub_splits(repo: str, split: str | None) -> list[SplitSource]:
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     index = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=_PARQUET_BATCH_ROWS):
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as err:
+        empty = path.stat().st_size == 0
+        why = "an empty file (0 bytes)" if empty else f"not a readable parquet file ({err})"
+        raise DataError(f"{why}; write it again or remove it", file=str(path)) from None
+    for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
         for raw in batch.to_pylist():
             yield index, raw
             index += 1
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as fh:
-        for index, line in enumerate(fh):
+    with path.open("rb") as fh:
+        offset = 0
+        for index, raw in enumerate(fh):
+            line = decode_utf8(raw, file=path, offset=offset)
+            offset += len(raw)
             if not line.strip():
                 continue
             yield index, _json_object(line, file=str(path), row=index)
@@ -207,7 +218,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 def _json_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     # A JSON array must be parsed whole; use JSON lines or parquet for large data.
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(decode_utf8(path.read_bytes(), file=path))
     except json.JSONDecodeError as err:
         raise DataError(f"not valid JSON ({err.msg}, line {err.lineno})", file=str(path)) from None
     if not isinstance(data, list):

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from humanlm.data.authors import learn_author_map
-from humanlm.data.load import SplitSource, find_splits, iter_rows
+from humanlm.data.load import SPLITS, SplitSource, find_splits, iter_rows
 from humanlm.data.persona import (
     MIN_PERSONA_ITEMS,
     count_persona_items,
@@ -40,7 +40,7 @@ from humanlm.data.render import render_context
 from humanlm.data.schema import SourceRow
 from humanlm.data.sources import resolve_dataset
 from humanlm.errors import DataError
-from humanlm.files import atomic_path
+from humanlm.files import atomic_path, check_output_dir, write_json
 from humanlm.states.ending import is_end_signal
 
 __all__ = [
@@ -85,6 +85,10 @@ DROP_REASONS: dict[str, str] = {
 END_EXAMPLE_DATASETS = ("wildchat",)
 
 _WRITE_BATCH_ROWS = 512
+# Which source each split file of an output folder was prepared from.
+SOURCES_FILE = "prepare_sources.json"
+# Rows `humanlm data build` holds back until they have a persona (never a split).
+HELD_ROWS_FILE = "persona_failed.parquet"
 
 
 @dataclass
@@ -196,13 +200,22 @@ def run_prepare(
     if persona_dropout is not None and not all(0.0 <= p <= 1.0 for p in persona_dropout):
         raise ValueError(f"persona dropout probabilities must be in [0, 1], got {persona_dropout}")
     dataset_id = None if dataset in (None, "auto") else resolve_dataset(str(dataset))
+    if Path(source).name == HELD_ROWS_FILE:
+        raise DataError(
+            "these rows have no persona yet; run `humanlm data personas` on their folder first",
+            file=str(source),
+        )
     splits = find_splits(source, split=split)
-    out = Path(out_dir)
+    out = check_output_dir(out_dir, what="prepare --out")
+    names = [_output_name(s.split, dropout=persona_dropout is not None) for s in splits]
+    _refuse_stale_splits(out, source, names)
 
     # Pass 1: validate everything and learn who wrote what, before any file is touched.
     read_counts: Counter[str] = Counter()
     rows = _checked_rows(splits, dataset_id, read_counts, show_progress)
     author_map = learn_author_map(rows)
+    if not sum(read_counts.values()):
+        raise DataError(f"no rows to prepare{_held_hint(source)}", file=str(source))
 
     summaries = []
     with contextlib.ExitStack() as stack:
@@ -226,6 +239,7 @@ def run_prepare(
                 show_progress=show_progress,
             )
             summaries.append(summary)
+    _record_sources(out, source, names)
     result = PrepareSummary(
         source=str(source),
         dataset=dataset_id or "auto",
@@ -376,6 +390,55 @@ def _build_example(
         "trace": row.trace,
         "states": json.dumps(row.states, ensure_ascii=False) if row.states else "",
     }
+
+
+def _held_hint(source: str | Path) -> str:
+    held = Path(source) / HELD_ROWS_FILE
+    if not held.is_file():
+        return ""
+    return (
+        f"; its rows wait for personas in {held}: run `humanlm data personas --input {source} "
+        "--llm SPEC` first"
+    )
+
+
+def _split_files(out: Path) -> list[Path]:
+    names = [*SPLITS, *(f"{name}_dropout" for name in SPLITS)]
+    return [out / f"{name}.parquet" for name in names if (out / f"{name}.parquet").is_file()]
+
+
+def _recorded_sources(out: Path) -> dict[str, str]:
+    try:
+        data = json.loads((out / SOURCES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _refuse_stale_splits(out: Path, source: str | Path, names: list[str]) -> None:
+    """Refuse an output folder holding split files of another source that this run would keep.
+
+    Such a file would sit beside the new ones as if it were part of the same dataset.
+    """
+    recorded = _recorded_sources(out)
+    stale = [
+        path
+        for path in _split_files(out)
+        if path.stem not in names and recorded.get(path.name) != str(source)
+    ]
+    if stale:
+        shown = ", ".join(str(p) for p in stale)
+        raise DataError(
+            f"{shown} {'is' if len(stale) == 1 else 'are'} left from another source and would "
+            "sit beside the new splits; delete them or choose another --out",
+            file=str(out),
+        )
+
+
+def _record_sources(out: Path, source: str | Path, names: list[str]) -> None:
+    recorded = _recorded_sources(out)
+    recorded.update({f"{name}.parquet": str(source) for name in names})
+    write_json(out / SOURCES_FILE, dict(sorted(recorded.items())))
 
 
 def _output_name(split: str, *, dropout: bool) -> str:

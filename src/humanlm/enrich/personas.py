@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from humanlm.build.output import HELD_SCHEMA, PERSONA_LOG, read_built, write_built
+from humanlm.build.output import HELD_FILE, HELD_SCHEMA, PERSONA_LOG, read_built, write_built
 from humanlm.build.splits import SPLIT_NAMES
 from humanlm.enrich.persona_calls import (
     PersonaRequest,
@@ -34,9 +34,11 @@ from humanlm.enrich.persona_calls import (
     summarise_personas,
 )
 from humanlm.enrich.persona_prompt import PersonaReply, build_persona_prompt, persona_prompt_version
-from humanlm.errors import ConfigError
+from humanlm.errors import ConfigError, JudgeUnavailableError
+from humanlm.files import check_output_dir
 from humanlm.llm.build import build_backend
 from humanlm.llm.cache import LLMCache
+from humanlm.llm.ledger import accumulate
 from humanlm.llm.limits import RetryPolicy
 
 __all__ = ["PersonaSummary", "run_personas"]
@@ -86,6 +88,14 @@ class PersonaSummary:
             )
         return text
 
+    def resume_hint(self, llm: str) -> str:
+        """How to finish a folder whose personas failed for some users."""
+        return (
+            f"{len(self.failed):,} users have no persona; their {self.held_rows:,} rows stay in "
+            f"{HELD_FILE} (not a split) until `humanlm data personas --input {self.data_dir} "
+            f"--llm {llm}` succeeds for them"
+        )
+
 
 def run_personas(
     *,
@@ -100,6 +110,7 @@ def run_personas(
     retry: RetryPolicy | None = None,
     content_retries: int = 2,
     show_progress: bool = False,
+    fresh: bool = False,
 ) -> PersonaSummary:
     """Write personas into every row of a built folder.
 
@@ -119,12 +130,18 @@ def run_personas(
             deadline per user; default 4 retries within 10 minutes.
         content_retries: re-asks per user after an invalid or off-schema reply.
         show_progress: a tqdm bar over users.
+        fresh: summarise every user again (the log of finished users is cleared; a ``cache``
+            still answers).
+
+    A rerun retries only the users without a persona; the ledger in ``build_summary.json``
+    adds up over the runs (each run's own figures under ``invocations``).
 
     Raises:
         ConfigError: neither or both of ``llm`` and ``fixed``; ``k`` below 1.
         DataError: the folder is not a built folder.
         JudgeUnavailableError: the model refused the key or is unknown (finished users are kept).
     """
+    check_output_dir(data_dir, what="personas --input")
     if (llm is None) == (fixed is None):
         raise ConfigError("personas: give exactly one of --llm SPEC and --fixed TEXT")
     if k < 1:
@@ -149,20 +166,31 @@ def run_personas(
         prompt = build_persona_prompt(user_replies)
         requests.append(PersonaRequest(user, prompt, request_key(backend, params, prompt)))
     persona_cache = LLMCache(cache) if cache else None
-    outcome = asyncio.run(
-        summarise_personas(
-            requests,
-            backend=backend,
-            log_path=Path(data_dir) / PERSONA_LOG,
-            concurrency=concurrency,
-            retry=retry or RetryPolicy(max_retries=4, timeout_s=600.0, request_timeout_s=300.0),
-            content_retries=content_retries,
-            cache=persona_cache,
-            show_progress=show_progress,
+    log_path = Path(data_dir) / PERSONA_LOG
+    if fresh:
+        log_path.unlink(missing_ok=True)
+    try:
+        outcome = asyncio.run(
+            summarise_personas(
+                requests,
+                backend=backend,
+                log_path=log_path,
+                concurrency=concurrency,
+                retry=retry or RetryPolicy(max_retries=4, timeout_s=600.0, request_timeout_s=300.0),
+                content_retries=content_retries,
+                cache=persona_cache,
+                show_progress=show_progress,
+            )
         )
-    )
-    if persona_cache is not None:
-        persona_cache.close()
+    except JudgeUnavailableError as err:
+        held = f"rows without a persona stay in {HELD_FILE}; " if folder.held else ""
+        raise JudgeUnavailableError(
+            f"{err}; {held}users finished so far are kept in {log_path}: fix the key or model "
+            "and run the same command again"
+        ) from None
+    finally:
+        if persona_cache is not None:
+            persona_cache.close()
     held_parts = []
     for name, table in tables.items():
         row_users = table.column("user_id").to_pylist()
@@ -189,7 +217,10 @@ def run_personas(
         "failed": list(failed),
         "failure_reasons": dict(Counter(reason.split(" (")[0] for reason in failed.values())),
         "held_rows": held.num_rows if held is not None else 0,
-        "ledger": outcome.ledger.to_dict(),
+        "ledger": accumulate(
+            None if fresh else (folder.info.get("personas") or {}).get("ledger"),
+            outcome.ledger.to_dict(),
+        ),
     }
     info["stats"] = write_built(data_dir, tables=tables, held=held, info=info)
     return PersonaSummary(
@@ -200,7 +231,7 @@ def run_personas(
         reused=outcome.reused,
         failed=failed,
         held_rows=info["personas"]["held_rows"],
-        ledger=info["personas"]["ledger"],
+        ledger=outcome.ledger.to_dict(),
         info=info,
     )
 

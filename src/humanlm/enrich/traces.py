@@ -19,6 +19,7 @@ and written with an empty trace, which sft-think skips (never an empty ``<think>
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections import Counter
@@ -34,12 +35,19 @@ from tqdm import tqdm
 
 from humanlm.data.prepare import PREPARED_COLUMNS, PREPARED_SCHEMA, read_prepared_table
 from humanlm.errors import ConfigError, DataError
-from humanlm.files import append_jsonl, atomic_path, read_jsonl, write_json
+from humanlm.files import (
+    append_jsonl,
+    atomic_path,
+    check_output_dir,
+    check_output_file,
+    read_jsonl,
+    write_json,
+)
 from humanlm.judge.prompt import render_context, sanitise
 from humanlm.llm.build import build_backend
 from humanlm.llm.client import ChatClient, ask_item, run_bounded
 from humanlm.llm.jsonreply import read_json_object
-from humanlm.llm.ledger import Ledger
+from humanlm.llm.ledger import Ledger, accumulate
 from humanlm.llm.limits import RetryPolicy
 from humanlm.llm.specs import parse_spec
 from humanlm.llm.templates import PromptFolder
@@ -226,6 +234,7 @@ def run_traces(
     retry: RetryPolicy | None = None,
     content_retries: int = 2,
     show_progress: bool = False,
+    fresh: bool = False,
 ) -> TraceSummary:
     """Fill the ``trace`` column of a prepared folder and write it to ``out_dir``.
 
@@ -251,9 +260,13 @@ def run_traces(
             default 4 retries within 5 minutes.
         content_retries: re-asks per example after an empty or invalid reply.
         show_progress: a tqdm bar over examples.
+        fresh: ask for every trace again (``traces.jsonl`` is cleared).
+
+    A rerun asks only for the examples without a trace; the ledger in ``traces_summary.json``
+    adds up over the runs (each run's own figures under ``invocations``).
 
     Returns:
-        Counts per split, failed example ids with reasons, and the call ledger.
+        Counts per split, failed example ids with reasons, and the call ledger (this run's).
 
     Raises:
         DataError: the input folder, a split file or its columns are missing.
@@ -266,7 +279,12 @@ def run_traces(
     tables = {name: _read_split(path) for name, path in _split_files(input_dir, splits).items()}
     spec = parse_spec(llm, role="trace model", kinds=("openai", "litellm"))
     llm_id, version = f"{spec.kind}:{spec.model}", trace_prompt_version()
-    out = Path(out_dir)
+    out = check_output_dir(out_dir, what="traces --out")
+    for name in tables:
+        check_output_file(out / f"{name}.parquet", what="traces --out")
+    if fresh:
+        (out / TRACE_LOG).unlink(missing_ok=True)
+    previous = None if fresh else _previous_ledger(out / TRACE_SUMMARY)
     done = {
         eid: record["trace"]
         for eid, record in {
@@ -332,8 +350,18 @@ def run_traces(
             pq.write_table(table.set_column(column, "trace", pa.array(traces, pa.string())), tmp)
         summary.splits.append(counts)
     summary.ledger = ledger.to_dict()
-    write_json(out / TRACE_SUMMARY, summary.to_dict())
+    write_json(
+        out / TRACE_SUMMARY, {**summary.to_dict(), "ledger": accumulate(previous, summary.ledger)}
+    )
     return summary
+
+
+def _previous_ledger(path: Path) -> dict[str, Any] | None:
+    try:
+        ledger = json.loads(path.read_text(encoding="utf-8")).get("ledger")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return ledger if isinstance(ledger, dict) else None
 
 
 async def _ask_all(

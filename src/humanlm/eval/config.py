@@ -26,6 +26,7 @@ from humanlm.errors import ConfigError, HumanlmError
 from humanlm.eval.stats import METRICS
 from humanlm.llm.limits import RetryPolicy
 from humanlm.llm.specs import parse_spec as parse_model_spec
+from humanlm.llm.specs import without_endpoint
 from humanlm.simulate import GenerationSettings
 from humanlm.simulate.backends import SIMULATOR_APIS
 from humanlm.states import RESPONSE, STATES
@@ -318,8 +319,14 @@ class EvalConfig:
         return values
 
     def fingerprint(self) -> dict[str, Any]:
-        """The settings a resumed run must share with the folder it continues."""
+        """The settings a resumed run must share with the folder it continues.
+
+        Model and judge are named without their endpoint: a server that moved to another host or
+        port serves the same model, so the run resumes.
+        """
         resolved = self.resolved()
+        resolved["model"] = without_endpoint(self.model)
+        resolved["judge"] = {**resolved["judge"], "spec": without_endpoint(self.judge.spec)}
 
         def pick(key: str) -> Any:
             value: Any = resolved

@@ -16,6 +16,8 @@ from typing import Any
 
 from humanlm.errors import ConfigError, DataError
 from humanlm.eval.config import EvalConfig
+from humanlm.files import check_output_dir
+from humanlm.llm.specs import without_endpoint
 from humanlm.log import make_run_dir
 
 __all__ = ["check_unique_ids", "resolve_run_dir", "stored_fingerprint"]
@@ -36,16 +38,24 @@ def check_unique_ids(examples: Sequence[Mapping[str, Any]]) -> None:
 def stored_fingerprint(run_dir: Path) -> dict[str, Any] | None:
     """The settings fingerprint a folder was written with (``None``: not an eval folder)."""
     manifest = run_dir / "manifest.json"
-    if not manifest.exists():
+    if not manifest.is_file():
         return None
-    return json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint")
+    try:
+        stored = json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(stored, dict):  # folders written before endpoints were left out
+        for key in ("model", "judge.spec"):
+            if isinstance(stored.get(key), str):
+                stored[key] = without_endpoint(stored[key])
+    return stored
 
 
 def resolve_run_dir(cfg: EvalConfig) -> Path:
     """The folder to write: ``cfg.out``, else the newest matching default folder, else a new one."""
     mine = cfg.fingerprint()
     if cfg.out:
-        run_dir = Path(cfg.out)
+        run_dir = check_output_dir(cfg.out, what="eval --out")
         stored = stored_fingerprint(run_dir)
         if stored is not None and stored != mine:
             diff = sorted(k for k in mine.keys() | stored.keys() if mine.get(k) != stored.get(k))
@@ -58,6 +68,7 @@ def resolve_run_dir(cfg: EvalConfig) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
         return run_dir
     name = f"eval-{cfg.dataset}"
+    check_output_dir(cfg.output_root, what="eval output_root")
     if cfg.resume:
         for candidate in sorted(Path(cfg.output_root).glob(f"*_{name}*"), reverse=True):
             if candidate.is_dir() and stored_fingerprint(candidate) == mine:

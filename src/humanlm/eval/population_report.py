@@ -31,7 +31,13 @@ from humanlm.eval.population_charts import (
 )
 from humanlm.eval.stats import METRICS
 
-__all__ = ["judge_agreement", "population_figures", "population_tables", "robustness_rows"]
+__all__ = [
+    "judge_agreement",
+    "population_figures",
+    "population_tables",
+    "robustness_rows",
+    "run_names",
+]
 
 _MISSING = "–"
 _DROPOUT = {"test": "test_dropout"}
@@ -66,7 +72,7 @@ def _short(judge: str) -> str:
     return judge.split("@")[0]
 
 
-def _names(runs: Sequence[Any]) -> list[str]:
+def run_names(runs: Sequence[Any]) -> list[str]:
     """A name per run: its label, with the split and judge where runs of that label differ."""
     names = []
     for run in runs:
@@ -86,7 +92,7 @@ def _names(runs: Sequence[Any]) -> list[str]:
 def _parts(runs: Sequence[Any]) -> list[tuple[str, dict[str, Any]]]:
     """``(run · dataset, metrics)`` for every run and data source that has population blocks."""
     parts = []
-    for name, run in zip(_names(runs), runs, strict=True):
+    for name, run in zip(run_names(runs), runs, strict=True):
         for source, part in (run.results.get("by_data_source") or {}).items():
             if "diversity" in part.get("metrics", {}):
                 parts.append((f"{name} · {source}", part["metrics"]))
@@ -196,7 +202,7 @@ def _is_headline(metric: str) -> bool:
 
 def _stability_table(runs: Sequence[Any], table: Any) -> Any | None:
     rows = []
-    for label, run in zip(_names(runs), runs, strict=True):
+    for label, run in zip(run_names(runs), runs, strict=True):
         stability = run.results.get("stability")
         if not stability:
             continue
@@ -370,7 +376,7 @@ def population_figures(runs: Sequence[Any], *, stem: str, figure: Any) -> list[A
                detectability_chart([(label, m["detectability"]) for label, m in parts])),
     ]  # fmt: skip
     lengths = []
-    for name, run in zip(_names(runs), runs, strict=True):
+    for name, run in zip(run_names(runs), runs, strict=True):
         simulated, real, _ = paired_replies(run.samples)
         if simulated:
             sim = [reply_length(t) for t in simulated]

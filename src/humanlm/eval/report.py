@@ -16,6 +16,7 @@ inlines them as data URIs and needs no network.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -32,7 +33,7 @@ from jinja2 import Environment
 
 from humanlm.errors import DataError
 from humanlm.eval.charts import state_alignment_chart, training_chart
-from humanlm.eval.population_report import population_figures, population_tables
+from humanlm.eval.population_report import population_figures, population_tables, run_names
 from humanlm.eval.samples import SAMPLES_FILE, read_samples
 from humanlm.eval.stats import METRICS
 from humanlm.files import write_text
@@ -57,10 +58,12 @@ class EvalRun:
     path: Path
     results: dict[str, Any]
     samples: list[dict[str, Any]]
+    name: str | None = None
 
     @property
     def label(self) -> str:
-        return str(self.results.get("name") or self.results.get("model"))
+        """The run's name in tables: its own, made distinct by ``load_runs`` when it repeats."""
+        return self.name or str(self.results.get("name") or self.results.get("model"))
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,12 @@ def load_runs(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[EvalRun], l
             if _inside_another_run(results_path.parent, root):
                 continue  # a seed-N folder of a --seeds run: its top folder stands for it
             folder = results_path.parent.resolve()
-            results = json.loads(results_path.read_text(encoding="utf-8"))
+            try:
+                results = json.loads(results_path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError) as err:
+                raise DataError(
+                    f"not a readable results file ({err})", file=str(results_path)
+                ) from None
             records = read_samples(folder / SAMPLES_FILE)
             runs[folder] = EvalRun(folder, results, list(records.values()))
         for candidate in (root, root.parent):
@@ -142,7 +150,31 @@ def load_runs(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[EvalRun], l
         if not found and not (root / _METRICS_LOG).exists():
             raise DataError(f"no {_RESULTS} or {_METRICS_LOG} in it or below", file=str(root))
     ordered = sorted(runs.values(), key=lambda r: (r.label, str(r.results.get("created"))))
-    return ordered, list(logs.values())
+    return _distinct_labels(ordered), list(logs.values())
+
+
+def _identity(run: EvalRun) -> tuple[str, ...]:
+    r = run.results
+    return (run.label, str(r.get("dataset")), str(r.get("split")), str(r.get("judge")))
+
+
+def _distinct_labels(runs: list[EvalRun]) -> list[EvalRun]:
+    """Runs that would share a row (same label, data, split and judge) get their folder's name
+    added, so no run hides another. Runs of one label on other splits or judges keep it: the
+    tables name those by split and judge, and the agreement and robustness views pair them."""
+    counts = Counter(_identity(run) for run in runs)
+    named: list[EvalRun] = []
+    taken: set[str] = set()
+    for run in runs:
+        label = run.label
+        if counts[_identity(run)] > 1:
+            label = f"{label} ({run.path.name})"
+            n = 2
+            while label in taken:
+                label, n = f"{run.label} ({run.path.name} #{n})", n + 1
+        taken.add(label)
+        named.append(dataclasses.replace(run, name=label) if label != run.label else run)
+    return named
 
 
 def _inside_another_run(folder: Path, root: Path) -> bool:
@@ -175,13 +207,19 @@ def _main_table(runs: Sequence[EvalRun]) -> Table:
     found = {source for run in runs for source in _sources(run)}
     datasets = [d for d in DATASET_ORDER if d in found] + sorted(found - set(DATASET_ORDER))
     cells: dict[str, dict[str, dict[str, Any]]] = {}
-    for run in runs:  # sorted by creation time, so a later run of the same name wins
+    # Row names are distinct (load_runs, plus split and judge where a label's runs differ),
+    # so every run has its own row.
+    for name, run in zip(run_names(runs), runs, strict=True):
+        cells.setdefault(name, {})
         for source, part in _sources(run).items():
-            cells.setdefault(run.label, {})[source] = part["metrics"].get("response_alignment")
+            cells[name][source] = part["metrics"].get("response_alignment")
     rows = []
     for label, by_source in cells.items():
         scores = [s["score"] for s in by_source.values() if s and s.get("score") is not None]
         avg = f"{sum(scores) / len(scores):.2f}" if scores else _MISSING
+        if not by_source:  # a run without any record to score: shown, not left out
+            rows.append([label, *(["n/a (nothing scored)"] * (len(datasets) + 1))])
+            continue
         rows.append([label, *(_cell(by_source.get(d)) for d in datasets), avg])
     shown = [d for d in datasets if d in PAPER_NAMES]
     if shown:  # the paper's rows, on the datasets it shares with our runs

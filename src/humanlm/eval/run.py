@@ -8,7 +8,10 @@ Run it from the command line (``humanlm eval --help``) or from Python:
 The run folder holds ``config.yaml`` (resolved settings), ``manifest.json``, ``samples.jsonl``
 (one record per example, appended as it finishes), ``results.json`` (run scores with 95%
 intervals, counts, the judge ledger) and ``judge_cache.sqlite``. Running the same command again
-resumes: finished examples are skipped and judge verdicts come from the cache.
+resumes: finished examples are skipped, examples without simulator output are generated again,
+and examples whose saved generation a judge left unscored are judged again (never generated
+again); verdicts already given come from the cache. Counts and the judge ledger cover every
+invocation (``invocations`` keeps each one's own figures).
 
 Sample record fields: ``schema_version``, ``example_id``, ``data_source``, ``user_id``,
 ``post_id``, ``turn_id``, ``context_last`` (excerpt of the last context message),
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as _dt
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,9 +56,11 @@ from humanlm.files import write_json
 from humanlm.judge import Judge, build_judge, build_judge_from_config
 from humanlm.judge.embedding import EmbeddingJudge
 from humanlm.judge.prompt import prompt_versions as judge_prompt_versions
+from humanlm.llm.client import run_bounded
+from humanlm.llm.ledger import accumulate
 from humanlm.llm.specs import parse_spec
 from humanlm.log import write_run_files
-from humanlm.simulate import Simulator, build_sim_prompt, build_simulator
+from humanlm.simulate import Generation, Simulator, build_sim_prompt, build_simulator
 from humanlm.states import get_state_set
 
 __all__ = [
@@ -63,6 +69,7 @@ __all__ = [
     "EvalResult",
     "evaluate_examples",
     "evaluate_examples_async",
+    "rejudge_records",
     "run_eval",
 ]
 
@@ -98,6 +105,7 @@ class EvalResult:
         lines = [
             f"{self.results['name']} on {self.results['dataset']}/{self.results['split']}: "
             f"{self.examples} examples ({self.evaluated} evaluated now, {self.resumed} resumed, "
+            f"{self.results['counts'].get('rejudged_now', 0)} judged again, "
             f"{self.failed} without simulator output)"
         ]
         for metric, s in self.results["metrics"].items():
@@ -190,6 +198,7 @@ async def evaluate_examples_async(
             similarity.close()
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # no unretrieved task errors
     assert all(r is not None for r in records)
     return [r for r in records if r is not None]
 
@@ -298,8 +307,14 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
         raise DataError(f"split {cfg.split!r} of {cfg.data} has no examples")
     check_unique_ids(examples)
     samples_path = run_dir / SAMPLES_FILE
-    finished = {k: r for k, r in read_samples(samples_path).items() if not r.get("error")}
-    pending = [ex for ex in examples if str(ex["example_id"]) not in finished]
+    saved = read_samples(samples_path)
+    pending, rejudge = [], []
+    for ex in examples:
+        record = saved.get(str(ex["example_id"]))
+        if _needs_generation(record):
+            pending.append(ex)
+        elif record is not None and _needs_judging(record, cfg.metrics):
+            rejudge.append((ex, record))
     write_run_files(
         run_dir,
         config=cfg.resolved(),
@@ -307,10 +322,11 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
         extra={"fingerprint": cfg.fingerprint(), "judge_prompt_versions": judge_prompt_versions()},
     )
     logger.info(
-        "evaluating %s on %d examples (%d already finished) into %s",
+        "evaluating %s on %d examples (%d to generate, %d to judge again) into %s",
         cfg.model,
         len(examples),
-        len(examples) - len(pending),
+        len(pending),
+        len(rejudge),
         run_dir,
     )
     cache = (cfg.judge.cache or run_dir / _CACHE_FILE) if cfg.cache else ""
@@ -320,6 +336,17 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
         embedder.encoder = EmbeddingMemo(embedder.encoder)  # type: ignore[assignment]
     ngram_ban: int | None = None
     started = time.monotonic()
+    if rejudge:
+        with SamplesFile(samples_path) as samples:
+            rejudge_records(
+                rejudge,
+                judge=judge,
+                embedder=embedder,
+                aspects=cfg.aspects,
+                concurrency=cfg.concurrency,
+                use_cache=cfg.cache,
+                on_record=samples.append,
+            )
     if pending:
         if simulator is None:
             simulator = build_simulator(
@@ -374,6 +401,7 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
         counts={
             "examples": len(examples),
             "evaluated_now": len(pending),
+            "rejudged_now": len(rejudge),
             "resumed": len(examples) - len(pending),
             "failed": failed,
         },
@@ -381,12 +409,13 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
         ngram_ban=ngram_ban,
         selection=selection,
         elapsed=elapsed,
+        previous=_read_results(run_dir / RESULTS_FILE),
     )
     results["timing"]["population_s"] = round(population_s, 3) if cfg.population else None
     if detect_ledger is not None:
         results["detect_ledger"] = detect_ledger
     write_json(run_dir / RESULTS_FILE, results)
-    judge.ledger.write(run_dir)
+    judge.ledger.write(run_dir, accumulate_runs=True)
     if cfg.seeds > 1:  # after this seed's results are safe on disk
         results["stability"] = _other_seeds(cfg, run_dir, results)
         write_json(run_dir / RESULTS_FILE, results)
@@ -402,6 +431,96 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
     return result
 
 
+def _needs_generation(record: Mapping[str, Any] | None) -> bool:
+    """No saved record, or a saved one without simulator output: generate (again)."""
+    return record is None or bool(record.get("error"))
+
+
+def _needs_judging(record: Mapping[str, Any], metrics: Sequence[str]) -> bool:
+    """A record with its generation whose judged metrics are not all scored: judge it again."""
+    scores = record.get("scores") or {}
+    return any(scores.get(m) is None for m in metrics if m != "valid_format")
+
+
+def _read_results(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _keep_scored(old: Mapping[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` with every metric ``old`` had scored taken from ``old`` (a rerun loses nothing)."""
+    merged = {**new, "scores": dict(new["scores"]), "verdicts": dict(new["verdicts"])}
+    for metric, score in (old.get("scores") or {}).items():
+        if score is None or metric not in (old.get("verdicts") or {}):
+            continue
+        merged["scores"][metric] = score
+        merged["verdicts"][metric] = old["verdicts"][metric]
+        if metric == "state_alignment":
+            merged["state_scores"] = old.get("state_scores") or {}
+    return merged
+
+
+def rejudge_records(
+    items: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+    *,
+    judge: Judge | None,
+    embedder: Judge | None = None,
+    aspects: bool = True,
+    concurrency: int = 32,
+    use_cache: bool = True,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Score saved generations again: the records a judge outage left unscored.
+
+    The simulator is not called; what was scored before is kept as it was.
+
+    Args:
+        items: ``(example, saved record)`` pairs; the record's ``generation`` is judged.
+        judge, embedder, aspects, use_cache: as for ``evaluate_examples``.
+        concurrency: examples in flight.
+        on_record: called with each new record.
+
+    Returns:
+        The new records, in the order of ``items``.
+    """
+    records: list[dict[str, Any] | None] = [None] * len(items)
+
+    async def go() -> None:
+        similarity = SimilarityBatcher(embedder) if embedder is not None else None
+
+        async def handle(index: int) -> None:
+            example, old = items[index]
+            generation = Generation(
+                text=old.get("generation"), finish_reason=old.get("finish_reason")
+            )
+            new = await score_example(
+                example,
+                generation,
+                judge=judge,
+                similarity=similarity,
+                aspects=aspects,
+                use_cache=use_cache,
+            )
+            records[index] = _keep_scored(old, new)
+            if on_record is not None:
+                on_record(records[index])
+
+        try:
+            await run_bounded(list(range(len(items))), handle, concurrency=concurrency)
+        finally:
+            if similarity is not None:
+                similarity.close()
+            for part in (judge, embedder):
+                if part is not None:
+                    await part.aclose()
+
+    asyncio.run(go())
+    return [r for r in records if r is not None]
+
+
 def _results(
     cfg: EvalConfig,
     *,
@@ -412,13 +531,29 @@ def _results(
     ngram_ban: int | None,
     selection: dict[str, Any],
     elapsed: float,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The content of ``results.json``."""
+    """The content of ``results.json``; ``previous``: the file of earlier invocations, if any.
+
+    ``counts`` and the metrics describe the folder as it now stands; ``invocations`` keeps what
+    each invocation did, and ``ledger`` sums the judge's spending over all of them.
+    """
     evaluated = counts["evaluated_now"]
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    ledger = accumulate((previous or {}).get("ledger"), judge.ledger.to_dict())
+    earlier = (previous or {}).get("invocations") or []
+    mine = {
+        "created": created,
+        **{k: counts[k] for k in ("evaluated_now", "rejudged_now", "resumed", "failed")},
+        "judge_calls": judge.ledger.calls,
+        "judge_unscored": judge.ledger.unscored,
+        "elapsed_s": round(elapsed, 3),
+    }
+    steps = [*(e for e in earlier if isinstance(e, dict)), mine]
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "protocol": PROTOCOL_VERSION,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": created,
         "name": cfg.label,
         "model": cfg.model,
         "dataset": cfg.dataset,
@@ -444,7 +579,8 @@ def _results(
             "seed": cfg.seed,
             "level": BOOTSTRAP_LEVEL,
         },
-        "ledger": judge.ledger.to_dict(),
+        "ledger": ledger,
+        "invocations": steps,
         "embedding_ledger": embedder.ledger.to_dict() if embedder is not None else None,
         "timing": {
             "elapsed_s": round(elapsed, 3),

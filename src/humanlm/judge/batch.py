@@ -9,24 +9,40 @@ Input rows (one JSON object per line):
 Candidates are judged as given (already-extracted state texts); ``""`` or ``null`` scores 0
 without a call. Output rows are the input rows plus ``scores`` (a list per candidate in group
 mode, ``{state: score}`` in aspects mode, ``null`` where unscored), ``reason``,
-``prompt_version`` and ``judge``, in input order. Unscored rows do not make the run fail; only
+``prompt_version``, ``judge`` and ``judge_params`` (the sampling fields sent), in input order. Unscored rows do not make the run fail; only
 unusable input does (``DataError`` naming the file, line and field).
+
+Resuming: rows are also appended to ``.<OUT>.partial.jsonl`` as they finish, so a killed run
+keeps them. Running the same command again reuses every fully scored row of ``OUT`` and of that
+file (same input row, judge model and prompt version) and judges only the rest; ``fresh=True``
+(``--fresh``) judges everything again. The ledger adds up over the invocations.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from humanlm.errors import ConfigError, DataError
-from humanlm.files import write_jsonl
+from humanlm.files import (
+    append_jsonl,
+    check_output_file,
+    decode_utf8,
+    read_jsonl,
+    write_jsonl,
+)
 from humanlm.judge.build import Judge
+from humanlm.judge.client import LLMJudge
+from humanlm.judge.prompt import aspects_prompt_version
+from humanlm.judge.verdict import SCORED_REASONS
+from humanlm.llm.specs import without_endpoint
 from humanlm.states import LATENT_STATES, STATES
 
 __all__ = ["MODES", "JudgeRunResult", "judge_rows", "read_rows", "run_judge"]
@@ -38,10 +54,12 @@ MODES = ("group", "aspects")
 
 @dataclass(frozen=True)
 class JudgeRunResult:
-    """What ``run_judge`` did: rows written, how many were not fully scored, the ledger."""
+    """What ``run_judge`` did: rows written, how many were not fully scored, how many came from
+    an earlier invocation, the ledger."""
 
     rows: int
     unscored_rows: int
+    reused_rows: int
     out_path: Path
     ledger_path: Path
     summary: str
@@ -104,8 +122,11 @@ def read_rows(path: str | os.PathLike[str], *, mode: str = "group") -> list[dict
     if not path.is_file():
         raise DataError("input file not found", file=str(path))
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        offset = 0
+        for lineno, raw in enumerate(fh, start=1):
+            line = decode_utf8(raw, file=path, offset=offset)
+            offset += len(raw)
             if not line.strip():
                 continue
             try:
@@ -116,6 +137,64 @@ def read_rows(path: str | os.PathLike[str], *, mode: str = "group") -> list[dict
     if not rows:
         raise DataError("no rows to judge", file=str(path))
     return rows
+
+
+_OUTPUT_FIELDS = ("scores", "reason", "prompt_version", "judge", "judge_params")
+
+
+def _judge_params(judge: Judge) -> dict[str, Any]:
+    return dict(getattr(judge, "params", None) or {})
+
+
+def _row_key(
+    row: Mapping[str, Any], mode: str, judge_name: str, params: Any, prompt_version: Any
+) -> str:
+    """What decides a row's judgement: the input row, the mode, the judge model, its sampling
+    parameters and its prompt version (not the endpoint serving the model)."""
+    row_in = {k: v for k, v in row.items() if k not in _OUTPUT_FIELDS and not k.startswith("_")}
+    blob = json.dumps(
+        [row_in, mode, without_endpoint(str(judge_name)), params or {}, prompt_version],
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _fully_scored(row: Mapping[str, Any]) -> bool:
+    scores = row.get("scores")
+    values = list(scores.values()) if isinstance(scores, dict) else scores
+    if not isinstance(values, list) or row.get("reason") not in SCORED_REASONS:
+        return False
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def partial_path(out_path: str | os.PathLike[str]) -> Path:
+    """The file rows are appended to while ``out_path`` is being judged."""
+    out = Path(out_path)
+    return out.with_name(f".{out.name}.partial.jsonl")
+
+
+def _earlier_rows(out_path: Path, mode: str) -> dict[str, dict[str, Any]]:
+    """Fully scored rows of earlier invocations by ``_row_key``: ``OUT``, then the partial file."""
+    found: dict[str, dict[str, Any]] = {}
+    for source in (out_path, partial_path(out_path)):
+        try:
+            rows = read_jsonl(source)
+        except (OSError, UnicodeDecodeError):
+            logger.warning("%s cannot be read; its rows are judged again", source)
+            continue
+        for row in rows:
+            if _fully_scored(row):
+                key = _row_key(
+                    row,
+                    mode,
+                    row.get("judge", ""),
+                    row.get("judge_params"),
+                    row.get("prompt_version"),
+                )
+                found[key] = row
+    return found
 
 
 async def _judge_row(
@@ -145,6 +224,7 @@ async def _judge_row(
         verdict, scored = aspects, aspects.is_scored
     out = {**row, "scores": scores, "reason": verdict.reason, "prompt_version": version}
     out["judge"] = judge.name
+    out["judge_params"] = _judge_params(judge)
     out["_scored"] = scored
     return out
 
@@ -156,8 +236,12 @@ async def judge_rows(
     mode: str = "group",
     use_cache: bool = True,
     progress: bool = False,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Judge every row concurrently (the judge bounds concurrency); results in input order."""
+    """Judge every row concurrently (the judge bounds concurrency); results in input order.
+
+    ``on_row`` is called with each judged row as soon as it is done.
+    """
     from tqdm import tqdm
 
     async def indexed(i: int, row: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -172,12 +256,15 @@ async def judge_rows(
             i, out = await next_done
             unscored += not out["_scored"]
             results[i] = out
+            if on_row is not None:
+                on_row(out)
             bar.set_postfix(unscored=unscored, refresh=False)
             bar.update(1)
     finally:
         bar.close()
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # no unretrieved task errors
     return results
 
 
@@ -189,28 +276,75 @@ def run_judge(
     mode: str = "group",
     use_cache: bool = True,
     progress: bool = True,
+    fresh: bool = False,
 ) -> JudgeRunResult:
     """Judge ``input_path`` into ``out_path`` and write ``judge_ledger.json`` next to it.
+
+    Rows an earlier invocation scored fully are reused (module docstring); ``fresh`` judges
+    every row again.
 
     Example:
         >>> judge = build_judge("openai:gpt-5-mini@http://127.0.0.1:8000/v1")  # doctest: +SKIP
         >>> run_judge("groups.jsonl", "out/scored.jsonl", judge=judge)  # doctest: +SKIP
 
     Raises:
+        ConfigError: ``out_path`` cannot be written (checked before any call).
         DataError: unusable input (nothing is written).
     """
+    out_path = check_output_file(out_path, what="judge --out")
     rows = read_rows(input_path, mode=mode)
+    journal = partial_path(out_path)
+    check_output_file(journal, what="judge --out")
+    earlier = {} if fresh else _earlier_rows(out_path, mode)
+    params = _judge_params(judge)
+    aspects_llm = mode == "aspects" and isinstance(judge, LLMJudge)
+    version = aspects_prompt_version() if aspects_llm else judge.prompt_version
+    keys = [_row_key(row, mode, judge.name, params, version) for row in rows]
+    todo = [i for i, key in enumerate(keys) if key not in earlier]
+    if fresh:
+        journal.unlink(missing_ok=True)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    logger.info(
+        "judging %d of %d rows (%d done before)", len(todo), len(rows), len(rows) - len(todo)
+    )
 
-    async def go() -> list[dict[str, Any]]:
+    async def go(log: Any) -> list[dict[str, Any]]:
+        def keep(row: dict[str, Any]) -> None:
+            append_jsonl(log, {k: v for k, v in row.items() if k != "_scored"})
+
         try:
-            return await judge_rows(judge, rows, mode=mode, use_cache=use_cache, progress=progress)
+            return await judge_rows(
+                judge,
+                [rows[i] for i in todo],
+                mode=mode,
+                use_cache=use_cache,
+                progress=progress,
+                on_row=keep,
+            )
         finally:
             await judge.aclose()
 
-    results = asyncio.run(go())
-    unscored = sum(not r.pop("_scored") for r in results)
-    out_path = Path(out_path)
+    with journal.open("a", encoding="utf-8") as log:
+        judged = asyncio.run(go(log)) if todo else []
+    results: list[dict[str, Any]] = []
+    fresh_rows = dict(zip(todo, judged, strict=True))
+    for i, key in enumerate(keys):
+        if i in fresh_rows:
+            row = fresh_rows[i]
+            row.pop("_scored", None)
+        else:
+            row = {**rows[i], **{k: earlier[key][k] for k in _OUTPUT_FIELDS if k in earlier[key]}}
+        results.append(row)
+    unscored = sum(not _fully_scored(r) for r in results)
     write_jsonl(out_path, results)
-    ledger_path = judge.ledger.write(out_path.parent)
+    journal.unlink(missing_ok=True)
+    ledger_path = judge.ledger.write(out_path.parent, accumulate_runs=not fresh)
     logger.info("judged %d rows into %s (%d not fully scored)", len(results), out_path, unscored)
-    return JudgeRunResult(len(results), unscored, out_path, ledger_path, judge.ledger.summary())
+    return JudgeRunResult(
+        len(results),
+        unscored,
+        len(rows) - len(todo),
+        out_path,
+        ledger_path,
+        judge.ledger.summary(),
+    )

@@ -16,13 +16,15 @@ from typing import Any
 
 from humanlm.llm.jsonreply import extract_json
 
-__all__ = ["ParsedReply", "parse_aspects_reply", "parse_group_reply"]
+__all__ = ["SCALE_TOLERANCE", "ParsedReply", "on_scale", "parse_aspects_reply", "parse_group_reply"]
 
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+# A score written as a string: the number alone, or over 1 ("0.7", "0.7/1", " 1.0 ").
+_NUMBER_TEXT = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:/\s*1(?:\.0*)?)?\s*$")
 _KEY_NUMBER = re.compile(r"^\D{0,12}?(\d+)\D{0,3}$")
 _ID_FIELDS = ("candidate", "id", "number", "index", "key", "name", "state", "dimension")
-# Scores a little outside [0, 1] are clipped; far outside means another scale: reject.
-_SCALE_SLACK = 1.0
+# Rounding slack: a score within this of [0, 1] is read as the bound; beyond it the judge used
+# another scale (or made an error) and the reply is refused as ``off_scale``, never clipped.
+SCALE_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class ParsedReply:
     Attributes:
         reason: ``ok`` or why the reply is unusable (``empty``, ``parse_failure``,
             ``wrong_count``, ``off_scale``).
-        scores: key -> score clipped to [0, 1]; empty unless ``reason == "ok"``.
+        scores: key -> score in [0, 1]; empty unless ``reason == "ok"``.
         thoughts: key -> the judge's justification, where given.
         key_points: key points of the real reply (group mode).
     """
@@ -60,7 +62,10 @@ class ParsedReply:
 
 
 def _as_score(value: Any) -> float | None:
-    """A score from a number, a numeric string ("0.7", "0.7/1") or an entry with a score field."""
+    """A score from a number, a numeric string ("0.7", "0.7/1") or an entry with a score field.
+
+    Strings that are not just a number (``"high"``, ``"7/10"``, ``"about 0.5"``) give ``None``.
+    """
     if isinstance(value, dict):
         for name in ("score", "Score", "value", "rating"):
             if name in value:
@@ -71,9 +76,20 @@ def _as_score(value: Any) -> float | None:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
-        match = _NUMBER.search(value)
-        return float(match.group(0)) if match else None
+        match = _NUMBER_TEXT.match(value)
+        return float(match.group(1)) if match else None
     return None
+
+
+def on_scale(score: float) -> float | None:
+    """``score`` read on the 0-1 scale: itself, a bound within the rounding slack, or ``None``."""
+    if not math.isfinite(score):
+        return None
+    if -SCALE_TOLERANCE <= score < 0.0:
+        return 0.0
+    if 1.0 < score <= 1.0 + SCALE_TOLERANCE:
+        return 1.0
+    return score if 0.0 <= score <= 1.0 else None
 
 
 def _thought(value: Any) -> str | None:
@@ -116,9 +132,10 @@ def _aligned(
         score = _as_score(entry)
         if score is None:
             return "parse_failure", {}, {}
-        if not math.isfinite(score) or not -_SCALE_SLACK <= score <= 1 + _SCALE_SLACK:
+        read = on_scale(score)
+        if read is None:
             return "off_scale", {}, {}
-        scores[key] = min(1.0, max(0.0, score))
+        scores[key] = read
         thoughts[key] = _thought(entry)
     if set(scores) != set(wanted):
         return "wrong_count", {}, {}

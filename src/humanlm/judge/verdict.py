@@ -14,7 +14,7 @@ Reasons:
 - unscored (group level, after retries): ``transport_error`` (429, 5xx, connection errors),
   ``timeout`` (no answer before the deadline), ``empty`` (empty reply), ``parse_failure`` (no
   usable JSON), ``wrong_count`` (candidate numbers or state names missing or extra),
-  ``off_scale`` (a score far outside [0, 1]), ``rejected`` (the server refused the request, 4xx).
+  ``off_scale`` (a score outside [0, 1] beyond a 0.05 rounding slack; never clipped), ``rejected`` (the server refused the request, 4xx).
 """
 
 from __future__ import annotations

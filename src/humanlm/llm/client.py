@@ -376,6 +376,9 @@ async def run_bounded(
     finally:
         for task in workers:
             task.cancel()
+        # Collect every worker's end, so a second failure is not reported later as a "Task
+        # exception was never retrieved".
+        await asyncio.gather(*workers, return_exceptions=True)
 
 
 async def ask_item(

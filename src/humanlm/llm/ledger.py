@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections import Counter
@@ -24,9 +25,11 @@ from typing import Any
 
 from humanlm.files import write_json
 
-__all__ = ["DEFAULT_PRICES", "LEDGER_FILE", "Ledger", "Price", "find_price"]
+__all__ = ["DEFAULT_PRICES", "LEDGER_FILE", "Ledger", "Price", "accumulate", "find_price"]
 
 LEDGER_FILE = "judge_ledger.json"
+_ADDITIVE = ("calls", "groups", "cache_hits", "no_call", "input_tokens", "output_tokens")
+_COUNTERS = ("failures", "retries")
 
 
 @dataclass(frozen=True)
@@ -190,10 +193,17 @@ class Ledger:
             "last_batch_failures": self.last_batch_failures,
         }
 
-    def write(self, folder: str | os.PathLike[str]) -> Path:
-        """Write ``judge_ledger.json`` into ``folder`` (atomically) and return its path."""
+    def write(self, folder: str | os.PathLike[str], *, accumulate_runs: bool = False) -> Path:
+        """Write ``judge_ledger.json`` into ``folder`` (atomically) and return its path.
+
+        With ``accumulate_runs`` the counts of the ledger already in ``folder`` (earlier
+        invocations of a resumed run) are added in; each invocation's own figures are kept under
+        ``invocations``.
+        """
         path = Path(folder) / LEDGER_FILE
-        write_json(path, self.to_dict())
+        current = self.to_dict()
+        previous = _read_ledger(path) if accumulate_runs else None
+        write_json(path, accumulate(previous, current))
         return path
 
     def summary(self) -> str:
@@ -210,3 +220,40 @@ class Ledger:
             f"{self.input_tokens:,} input + {self.output_tokens:,} output tokens, {money}; "
             f"{latency}; unscored: {failed}; failed attempts: {retried}."
         )
+
+
+def _read_ledger(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def accumulate(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> dict[str, Any]:
+    """A ledger dict over every invocation: counts summed, ``invocations`` lists each one.
+
+    Latency percentiles, the last batch and the model are the latest invocation's; the cost is
+    summed (``None`` when any invocation's is unknown).
+    """
+    runs: list[dict[str, Any]] = []
+    if previous:
+        earlier = previous.get("invocations")
+        if isinstance(earlier, list):
+            runs.extend(dict(r) for r in earlier if isinstance(r, dict))
+        else:
+            runs.append({k: v for k, v in previous.items() if k != "invocations"})
+    runs.append(dict(current))
+    total: dict[str, Any] = dict(current)
+    for name in _ADDITIVE:
+        total[name] = sum(int(r.get(name) or 0) for r in runs)
+    for name in _COUNTERS:
+        summed: Counter[str] = Counter()
+        for run in runs:
+            summed.update({str(k): int(v) for k, v in (run.get(name) or {}).items()})
+        total[name] = dict(sorted(summed.items()))
+    total["unscored"] = sum(total["failures"].values())
+    costs = [r.get("cost_usd") for r in runs]
+    total["cost_usd"] = None if any(c is None for c in costs) else sum(costs)
+    total["invocations"] = runs
+    return total

@@ -38,6 +38,7 @@ __all__ = [
     "parse_spec",
     "redact_url",
     "resolve_api_key",
+    "without_endpoint",
 ]
 
 KINDS: tuple[str, ...] = ("hf", "vllm", "openai", "litellm", "embedding")
@@ -122,6 +123,19 @@ def parse_spec(spec: str, *, role: str = "model", kinds: Collection[str] = KINDS
     if kind == "embedding" and rest != "minilm":
         raise ConfigError(f"{role} spec {spec!r}: the only embedding model is embedding:minilm")
     return ModelSpec(kind, rest)
+
+
+def without_endpoint(spec: str) -> str:
+    """``spec`` without the ``@BASE_URL`` of an ``openai:`` spec (other specs as given).
+
+    What a model answers depends on the model, not on the host or port that serves it: resume
+    checks compare specs this way.
+    """
+    try:
+        parsed = parse_spec(spec)
+    except ConfigError:
+        return spec
+    return f"{parsed.kind}:{parsed.model}" if parsed.base_url else spec
 
 
 def redact_url(url: str) -> str:

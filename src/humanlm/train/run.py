@@ -26,6 +26,7 @@ from typing import Any
 from humanlm.config import TrainConfig, to_dict
 from humanlm.data.resolve import resolve_split
 from humanlm.errors import ConfigError, HumanlmError
+from humanlm.files import check_output_dir
 from humanlm.log import write_run_files
 from humanlm.train import dist
 from humanlm.train.callbacks import MetricsFileCallback, UnscoredGuard
@@ -37,10 +38,15 @@ from humanlm.train.data import (
     take_fraction,
 )
 from humanlm.train.plan import check_plan
-from humanlm.train.trainers import build_grpo_trainer, build_sft_trainer, trl_options
+from humanlm.train.trainers import (
+    build_grpo_trainer,
+    build_sft_trainer,
+    check_trainer_options,
+    trl_options,
+)
 from humanlm.train.warmup import build_warmup_dataset, run_warmup
 
-__all__ = ["TrainResult", "latest_checkpoint", "resume_train", "run_train"]
+__all__ = ["TrainResult", "check_train_settings", "latest_checkpoint", "resume_train", "run_train"]
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +183,23 @@ def _save_final_model(trainer: Any, tokenizer: Any, model_dir: Path) -> None:
     dist.barrier()
 
 
+def check_train_settings(cfg: TrainConfig) -> None:
+    """Refuse, before anything loads, trainer options TRL would refuse and a bad warm-up.
+
+    Raises:
+        ConfigError: every problem found, one line each.
+    """
+    problems = []
+    if cfg.warmup.steps and cfg.warmup.learning_rate <= 0:
+        problems.append(f"warmup.learning_rate: must be > 0, got {cfg.warmup.learning_rate!r}")
+    try:
+        check_trainer_options(cfg.trainer_kind, _trainer_options(cfg), seed=cfg.seed)
+    except ConfigError as err:
+        problems.extend(err.problems)
+    if problems:
+        raise ConfigError(problems)
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete ``checkpoints/checkpoint-N`` folder of a run, or None.
 
@@ -224,6 +247,9 @@ def run_train(
     """
     from transformers import AutoTokenizer, set_seed
 
+    check_train_settings(cfg)  # before a run folder exists or a model loads
+    if run_dir is None:
+        check_output_dir(cfg.output_root, what="output_root")
     plan = check_plan(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
     dist.init_distributed()
     run_dir = Path(run_dir) if run_dir else dist.shared_run_dir(cfg.output_root, cfg.name)

@@ -21,6 +21,7 @@ __all__ = [
     "SFT_DEFAULTS",
     "build_grpo_trainer",
     "build_sft_trainer",
+    "check_trainer_options",
     "closing_tags",
     "trl_options",
 ]
@@ -65,10 +66,37 @@ def _precision_defaults() -> dict[str, Any]:
     return {"bf16": has_cuda and torch.cuda.is_bf16_supported(), "use_cpu": not has_cuda}
 
 
+def _option_problems(config_cls: type, user: dict[str, Any]) -> list[str]:
+    """Values of the wrong kind for ``config_cls`` fields (TRL checks few types itself)."""
+    import dataclasses
+
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(config_cls)
+        if f.default is not dataclasses.MISSING
+    }
+    problems = []
+    for key, value in user.items():
+        default = defaults.get(key)
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                problems.append(f"trainer.{key}: expected true or false, got {value!r}")
+        elif isinstance(default, int | float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                problems.append(f"trainer.{key}: expected a number, got {value!r}")
+    rate = user.get("learning_rate")
+    if isinstance(rate, int | float) and not isinstance(rate, bool) and rate <= 0:
+        problems.append(f"trainer.learning_rate: must be > 0, got {rate!r}")
+    return problems
+
+
 def _make_args(
     config_cls: type, defaults: dict[str, Any], user: dict[str, Any], **fixed: Any
 ) -> Any:
     kwargs = {**_precision_defaults(), **defaults, **user, **fixed}
+    problems = _option_problems(config_cls, {**defaults, **user})
+    if problems:
+        raise ConfigError(problems)
     try:
         args = config_cls(**kwargs)
     except TypeError as err:
@@ -91,6 +119,29 @@ def _name_the_cpu_plainly(args: Any) -> None:
     device = args.device
     if device.type == "cpu" and device.index is not None:
         args.__dict__["_setup_devices"] = torch.device("cpu")
+
+
+def check_trainer_options(trainer_kind: str, options: dict[str, Any], *, seed: int) -> None:
+    """Build the TRL config from ``options`` once, before any model loads, and discard it.
+
+    Wrong types, negative learning rates and every value TRL itself refuses are reported here,
+    in one line each, instead of after the model loaded. Nothing is written: the output folder
+    is a temporary one that is removed again.
+
+    Raises:
+        ConfigError: the options TRL or these checks refuse.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="humanlm-check-") as scratch:
+        if trainer_kind == "sft":
+            from trl import SFTConfig
+
+            _make_args(SFTConfig, SFT_DEFAULTS, options, output_dir=scratch, seed=seed)
+        else:
+            from trl import GRPOConfig
+
+            _make_args(GRPOConfig, GRPO_DEFAULTS, options, output_dir=scratch, seed=seed)
 
 
 def closing_tags() -> list[str]:

@@ -1,0 +1,547 @@
+"""The fault matrix: every LLM-calling command against a failing scripted server, as a user runs it.
+
+Each case runs the real console entry point in a subprocess (bounded by a subprocess timeout)
+against ``ScriptedServer`` on 127.0.0.1 and checks: the exit code, no traceback, no asyncio
+"never retrieved" noise, the records before and after (nothing lost, nothing half-valid), a
+rerun with the service back heals what failed, and the fake API key set in the environment
+appears in no output and no file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from humanlm.testing import RecordedRequest, Reply, ScriptedServer
+from humanlm.testing.judge_replies import (
+    aspects_reply,
+    candidates_in,
+    dimensions_in,
+    group_reply,
+    judge_reply_fn,
+)
+from tests.build.test_dataset import forum_items, write_items
+from tests.enrich.test_personas import persona_json
+from tests.enrich.test_traces import good_trace
+from tests.enrich.test_traces import prepared as _prepared_fixture
+
+pytestmark = pytest.mark.slow
+
+SECRET = "sk-test-SECRET-0123456789"
+SRC = Path(__file__).resolve().parents[2] / "src"
+# Every case ends well inside this; a hang would be stopped here and fail the test.
+LIMIT_S = 90
+FAST = ["--max-retries", "1", "--timeout", "2"]
+ReplyFn = Callable[[RecordedRequest], Reply]
+
+prepared = _prepared_fixture  # the traces input: a small prepared folder
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on (a refused connection)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(SRC),
+        "OPENAI_API_KEY": SECRET,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "humanlm.cli.main", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=LIMIT_S,
+    )
+
+
+Rerun = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def rerun(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> Rerun:
+    """The same CLI in this process (the rerun after a fault: no second interpreter start)."""
+    from humanlm.cli.main import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+
+    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        monkeypatch.chdir(cwd)
+        capfd.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as done:
+            code = int(done.code or 0)
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return run
+
+
+def assert_clean(done: subprocess.CompletedProcess[str], folder: Path) -> None:
+    """No traceback, no asyncio noise, and the key nowhere: not in the output, not in a file."""
+    text = done.stdout + done.stderr
+    assert "Traceback" not in text, text
+    assert "never retrieved" not in text, text
+    assert SECRET not in text
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+# --- judge replies --------------------------------------------------------------------------
+
+
+def fixed_scores(value: object, *, extra: bool = False) -> ReplyFn:
+    """Group and aspects replies with every score ``value`` (a number or a string)."""
+
+    def reply(request: RecordedRequest) -> Reply:
+        prompt = request.prompt
+        dims = dimensions_in(prompt)
+        if dims:
+            return Reply(content=aspects_reply({d: value for d in dims}))  # type: ignore[misc]
+        numbered = {k: value for k in candidates_in(prompt)}
+        if extra:
+            numbered[str(len(numbered) + 1)] = 0.5
+        return Reply(content=group_reply(numbered))  # type: ignore[arg-type]
+
+    return reply
+
+
+def first_n_then(n: int, fault: Reply, then: ReplyFn) -> ReplyFn:
+    seen: list[int] = []
+
+    def reply(request: RecordedRequest) -> Reply:
+        seen.append(1)
+        return fault if len(seen) <= n else then(request)
+
+    return reply
+
+
+HEALTHY_JUDGE = judge_reply_fn()
+# fault name -> (reply fn or None for a refused connection, exit code, all scored afterwards)
+JUDGE_FAULTS: dict[str, tuple[ReplyFn | None, int, bool]] = {
+    "refused": (None, 0, False),
+    "401": (lambda r: Reply(status=401), 2, False),
+    "429_retry_after": (
+        first_n_then(2, Reply(status=429, headers={"Retry-After": "0.2"}), HEALTHY_JUDGE),
+        0,
+        True,
+    ),
+    "500": (lambda r: Reply(status=500), 0, False),
+    "hang_60s": (lambda r: Reply(content="{}", delay_s=60), 0, False),
+    "malformed_json": (lambda r: Reply(content='{"scores": {"1": '), 0, False),
+    "off_scale": (fixed_scores(1.7), 0, False),
+    "string_scores": (fixed_scores("0.7"), 0, True),
+    "wrong_count": (fixed_scores(0.5, extra=True), 0, False),
+}
+REASONS = {
+    "refused": "transport_error",
+    "500": "transport_error",
+    "hang_60s": "timeout",
+    "malformed_json": "parse_failure",
+    "off_scale": "off_scale",
+    "wrong_count": "wrong_count",
+}
+
+
+def judge_rows(count: int = 4) -> list[dict]:
+    return [
+        {
+            "example_id": f"ex{i}",
+            "state": "stance",
+            "context": [{"name": "op", "content": f"Post {i}: should I move abroad?"}],
+            "ground_truth": f"Go for it, number {i}.",
+            "candidates": [f"Stay home {i}.", f"Go for it {i}."],
+        }
+        for i in range(count)
+    ]
+
+
+def read_out(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# Transport faults need a process each (a refused key ends the run); the reply faults share one
+# run below, one row each.
+TRANSPORT = ("refused", "401", "429_retry_after", "500", "hang_60s")
+
+
+@pytest.mark.parametrize("fault", TRANSPORT)
+def test_judge_under_fault_then_rerun(tmp_path: Path, fault: str, rerun: Rerun) -> None:
+    judge_case(tmp_path, fault, rerun)
+
+
+def test_judge_reply_faults_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
+    """Malformed JSON, off-scale scores, string scores and wrong counts, one row each."""
+    faults = ("malformed_json", "off_scale", "string_scores", "wrong_count")
+    by_truth = {f"Go for it, number {i}.": JUDGE_FAULTS[f][0] for i, f in enumerate(faults)}
+
+    def reply(request: RecordedRequest) -> Reply:
+        from humanlm.testing.judge_replies import real_reply_in
+
+        answer = by_truth[real_reply_in(request.prompt)]
+        assert answer is not None
+        return answer(request)
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in judge_rows()))
+    out = tmp_path / "scored.jsonl"
+    with ScriptedServer(reply_fn=reply) as server:
+        args = ["judge", "-i", str(src), "-o", str(out), "--judge", f"openai:j@{server.base_url}"]
+        done = run_cli(*args, *FAST, "--no-progress", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert_clean(done, tmp_path)
+        rows = read_out(out)
+        assert [r["reason"] for r in rows] == ["parse_failure", "off_scale", "ok", "wrong_count"]
+        assert rows[1]["scores"] == [None, None]  # 1.7 is never clipped to 1.0
+        assert rows[2]["scores"] == [0.7, 0.7]  # "0.7" is read as 0.7
+        server.reply_fn = HEALTHY_JUDGE
+        before = len(server.chat_requests)
+        again = rerun(*args, *FAST, cwd=tmp_path)
+    assert again.returncode == 0 and "1 reused" in again.stdout, again.stderr
+    assert_clean(again, tmp_path)
+    assert len(server.chat_requests) - before == 3  # only the three failed rows
+    assert all(r["reason"] == "ok" for r in read_out(out))
+    assert read_out(out)[2]["scores"] == [0.7, 0.7]  # the scored row is kept as it was
+
+
+def judge_case(tmp_path: Path, fault: str, rerun: Rerun) -> None:
+    reply_fn, code, scored = JUDGE_FAULTS[fault]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in judge_rows()))
+    out = tmp_path / "out" / "scored.jsonl"
+    with ScriptedServer(reply_fn=reply_fn or HEALTHY_JUDGE) as server:
+        url = server.base_url if reply_fn is not None else closed_port_url()
+        args = ["judge", "-i", str(src), "-o", str(out), "--judge", f"openai:judge@{url}"]
+        done = run_cli(*args, *FAST, "--no-progress", cwd=tmp_path)
+        assert done.returncode == code, done.stderr
+        assert_clean(done, tmp_path)
+        if code == 2:
+            assert "refused" in one_error_line(done)
+            assert not out.exists()  # nothing half-written
+        else:
+            rows = read_out(out)
+            assert len(rows) == 4  # every row is there, scored or not
+            if scored:
+                assert all(r["reason"] == "ok" for r in rows)
+                if fault == "string_scores":
+                    assert all(r["scores"] == [0.7, 0.7] for r in rows)
+            else:
+                assert all(r["scores"] == [None, None] for r in rows)  # never clipped to 1 or 0
+                assert {r["reason"] for r in rows} == {REASONS[fault]}
+        server.reply_fn = HEALTHY_JUDGE
+        before = len(server.chat_requests)
+        again = rerun(*args[:-1], f"openai:judge@{server.base_url}", *FAST, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_clean(again, tmp_path)
+    healed = read_out(out)
+    assert [r["example_id"] for r in healed] == [f"ex{i}" for i in range(4)]
+    if fault != "string_scores":  # string scores were already fine: kept as they were
+        assert all(r["reason"] == "ok" and None not in r["scores"] for r in healed)
+    asked = len(server.chat_requests) - before
+    assert asked == (0 if scored else 4)  # only what had failed is asked again
+    ledger = json.loads((out.parent / "judge_ledger.json").read_text())
+    assert len(ledger["invocations"]) == (2 if out.exists() and code == 0 else 1)
+
+
+def test_judge_killed_mid_run_then_rerun(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in judge_rows(8)))
+    out = tmp_path / "scored.jsonl"
+    slow = lambda request: Reply(**{**vars(HEALTHY_JUDGE(request)), "delay_s": 0.4})  # noqa: E731
+    with ScriptedServer(reply_fn=slow) as server:
+        spec = f"openai:judge@{server.base_url}"
+        args = ["judge", "-i", str(src), "-o", str(out), "--judge", spec, "--no-cache"]
+        partial = tmp_path / ".scored.jsonl.partial.jsonl"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "humanlm.cli.main", *args, "--concurrency", "1"],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(SRC), "OPENAI_API_KEY": SECRET},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + LIMIT_S
+            while time.monotonic() < deadline and (
+                not partial.exists() or len(partial.read_text().splitlines()) < 3
+            ):
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait(timeout=LIMIT_S)
+        kept = len(read_out(partial))
+        assert 3 <= kept < 8 and not out.exists()
+        before = len(server.chat_requests)
+        server.reply_fn = HEALTHY_JUDGE
+        again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_clean(again, tmp_path)
+    assert len(read_out(out)) == 8 and all(r["reason"] == "ok" for r in read_out(out))
+    assert len(server.chat_requests) - before <= 8 - kept  # finished rows were not asked again
+
+
+# --- eval -------------------------------------------------------------------------------------
+
+
+def echo_sim(request: RecordedRequest) -> Reply:
+    last = str(request.messages[-1].get("content") or "")
+    return Reply(content=f"plan</think>\n\n<response>{' '.join(last.split()[-10:])}</response>")
+
+
+# A refused connection, malformed and string replies take the judge's paths tested above; here
+# the run-level effects: unscored records, a refused key, a rerun that heals.
+EVAL_FAULTS = ("401", "500", "hang_60s", "off_scale")
+
+
+def eval_args(sim: str, judge: str, out: Path) -> list[str]:
+    return [
+        "eval",
+        "--model",
+        f"openai:sim@{sim}",
+        "--data",
+        "demo",
+        "--limit",
+        "3",
+        "--judge",
+        f"openai:judge@{judge}",
+        "--out",
+        str(out),
+        "embedding=false",
+        "progress=false",
+        "judge.timeout_s=2",
+        "judge.max_retries=1",
+        "timeout_s=5",
+        "max_retries=1",
+    ]
+
+
+@pytest.mark.parametrize("fault", EVAL_FAULTS)
+def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str, rerun: Rerun) -> None:
+    reply_fn, code, scored = JUDGE_FAULTS[fault]
+    out = tmp_path / "run"
+    with (
+        ScriptedServer(reply_fn=echo_sim) as sim,
+        ScriptedServer(reply_fn=reply_fn or HEALTHY_JUDGE) as judge,
+    ):
+        url = judge.base_url if reply_fn is not None else closed_port_url()
+        done = run_cli(*eval_args(sim.base_url, url, out), cwd=tmp_path)
+        assert done.returncode == code, done.stderr
+        assert_clean(done, tmp_path)
+        if code == 2:
+            assert "refused" in one_error_line(done)
+        else:
+            results = json.loads((out / "results.json").read_text())
+            ra = results["metrics"]["response_alignment"]
+            assert ra["examples"] == 3
+            if scored:
+                assert ra["unscored"] == 0
+            else:
+                assert ra["unscored"] >= 2  # off-scale is never clipped into a perfect score
+                assert ra["score"] is None or ra["score"] < 100
+        generated = len(sim.chat_requests)
+        judge.reply_fn = HEALTHY_JUDGE
+        again = rerun(*eval_args(sim.base_url, judge.base_url, out), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_clean(again, tmp_path)
+    results = json.loads((out / "results.json").read_text())
+    assert results["metrics"]["response_alignment"]["unscored"] == 0
+    assert results["metrics"]["state_alignment"]["unscored"] == 0
+    if code == 0:
+        assert len(sim.chat_requests) == generated  # saved generations are never regenerated
+        assert len(results["invocations"]) == 2
+
+
+# --- data build --llm and data personas ------------------------------------------------------
+
+
+def healthy_persona(request: RecordedRequest) -> Reply:
+    return Reply(content=persona_json())
+
+
+PERSONA_FAULTS: dict[str, tuple[ReplyFn | None, int]] = {
+    "refused": (None, 1),
+    "401": (lambda r: Reply(status=401), 2),
+    "429_retry_after": (
+        first_n_then(2, Reply(status=429, headers={"Retry-After": "0.2"}), healthy_persona),
+        0,
+    ),
+    "500": (lambda r: Reply(status=500), 1),
+    "hang_60s": (lambda r: Reply(content="{}", delay_s=60), 1),
+    "malformed_json": (lambda r: Reply(content='{"demographics": {'), 1),
+}
+
+
+def split_rows(folder: Path) -> int:
+    return sum(pq.read_table(folder / f"{s}.parquet").num_rows for s in ("train", "val", "test"))
+
+
+@pytest.mark.parametrize("fault", list(PERSONA_FAULTS))
+def test_data_build_llm_under_fault_then_personas_rerun(
+    tmp_path: Path, fault: str, rerun: Rerun
+) -> None:
+    reply_fn, code = PERSONA_FAULTS[fault]
+    source = write_items(tmp_path / "raw.jsonl", forum_items(threads=6))
+    out = tmp_path / "built"
+    with ScriptedServer(reply_fn=reply_fn or healthy_persona) as server:
+        url = server.base_url if reply_fn is not None else closed_port_url()
+        build = ["data", "build", "-i", str(source), "-o", str(out), "--ratios", "80/10/10"]
+        done = run_cli(*build, "--llm", f"openai:p@{url}", *FAST, cwd=tmp_path)
+        assert done.returncode == code, done.stderr
+        assert_clean(done, tmp_path)
+        if code:
+            line = one_error_line(done)
+            assert "humanlm data personas" in line or "run the same command again" in line
+            assert split_rows(out) == 0  # no persona-less row in an ordinary split
+            assert pq.read_table(out / "persona_failed.parquet").num_rows > 0  # nothing lost
+            refused = run_cli(
+                "data",
+                "prepare",
+                "-i",
+                str(out),
+                "-d",
+                "generic",
+                "-o",
+                str(tmp_path / "p"),
+                cwd=tmp_path,
+            )
+            assert refused.returncode == 2 and "no rows to prepare" in one_error_line(refused)
+        server.reply_fn = healthy_persona
+        again = rerun(
+            "data",
+            "personas",
+            "-i",
+            str(out),
+            "--llm",
+            f"openai:p@{server.base_url}",
+            *FAST,
+            cwd=tmp_path,
+        )
+    assert again.returncode == 0, again.stderr
+    assert_clean(again, tmp_path)
+    assert split_rows(out) > 0 and not (out / "persona_failed.parquet").exists()
+    info = json.loads((out / "build_summary.json").read_text())
+    assert info["personas"]["failed"] == []
+    assert len(info["personas"]["ledger"]["invocations"]) == (1 if code == 2 else 2)
+
+
+# --- data traces -----------------------------------------------------------------------------
+
+# A refused connection is the transport path the persona cases cover; here what traces add.
+TRACE_FAULTS: dict[str, tuple[ReplyFn | None, int]] = {
+    "401": (lambda r: Reply(status=401), 2),
+    "500": (lambda r: Reply(status=500), 1),
+    "hang_60s": (lambda r: Reply(content="{}", delay_s=60), 1),
+    "malformed_json": (lambda r: Reply(content='{"trace": '), 1),
+}
+
+
+def trace_column(folder: Path) -> list[str]:
+    return [
+        t
+        for s in ("train", "test")
+        for t in pq.read_table(folder / f"{s}.parquet").column("trace").to_pylist()
+    ]
+
+
+@pytest.mark.parametrize("fault", list(TRACE_FAULTS))
+def test_data_traces_under_fault_then_rerun(
+    tmp_path: Path, prepared: Path, fault: str, rerun: Rerun
+) -> None:
+    reply_fn, code = TRACE_FAULTS[fault]
+    out = tmp_path / "think"
+    healthy = lambda request: Reply(content=good_trace(request))  # noqa: E731
+    with ScriptedServer(reply_fn=reply_fn or healthy) as server:
+        url = server.base_url if reply_fn is not None else closed_port_url()
+        args = ["data", "traces", "-i", str(prepared), "-o", str(out)]
+        done = run_cli(*args, "--llm", f"openai:t@{url}", *FAST, cwd=tmp_path)
+        assert done.returncode == code, done.stderr
+        assert_clean(done, tmp_path)
+        one_error_line(done)
+        server.reply_fn = healthy
+        again = rerun(*args, "--llm", f"openai:t@{server.base_url}", *FAST, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_clean(again, tmp_path)
+    assert len(trace_column(out)) == 9 and all(t.strip() for t in trace_column(out))
+    summary = json.loads((out / "traces_summary.json").read_text())
+    assert summary["failed"] == {}
+    assert len(summary["ledger"]["invocations"]) == (1 if code == 2 else 2)
+
+
+# --- bad files and paths: one line each ------------------------------------------------------
+
+
+def test_bad_files_and_paths_get_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"completion": "caf\xe9"}\n')
+    empty_parquet = tmp_path / "train.parquet"
+    empty_parquet.write_bytes(b"")
+    empty_jsonl = tmp_path / "empty.jsonl"
+    empty_jsonl.write_text("")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    cases = [
+        (["data", "validate", str(bad)], "not UTF-8 text (byte 0xe9 at byte offset 19)"),
+        (
+            ["data", "prepare", "-i", str(bad), "-d", "generic", "-o", str(tmp_path / "o1")],
+            "offset 19",
+        ),
+        (["data", "validate", str(empty_parquet)], "an empty file (0 bytes)"),
+        (
+            ["data", "prepare", "-i", str(empty_jsonl), "-d", "generic", "-o", str(tmp_path / "o")],
+            "no rows",
+        ),
+        (
+            ["data", "prepare", "-i", str(empty_jsonl), "-d", "generic", "-o", str(a_file / "s")],
+            "is a file, not a folder",
+        ),
+        (
+            ["judge", "-i", str(bad), "-o", str(tmp_path), "--judge", "embedding:minilm"],
+            "is a folder",
+        ),
+        (
+            ["eval", "--model", "openai:m@http://127.0.0.1:9/v1", "--out", str(a_file)],
+            "is a file; name a folder",
+        ),
+    ]
+    for args, message in cases:
+        done = run_cli(*args, cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in one_error_line(done), (args, done.stderr)
+        assert_clean(done, tmp_path)
+
+
+def test_validate_exits_1_on_problems(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"prompt": "not a list", "completion": 3}) + "\n")
+    done = run_cli("data", "validate", str(rows), cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "4 problems in 1 rows" in done.stdout
+    assert_clean(done, tmp_path)
