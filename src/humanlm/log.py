@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata
-import logging
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -15,7 +13,7 @@ import yaml
 
 from humanlm.files import write_json, write_text
 
-__all__ = ["get_logger", "log_rank_zero", "make_run_dir", "package_versions", "write_run_files"]
+__all__ = ["make_run_dir", "package_versions", "write_run_files"]
 
 _TRACKED_PACKAGES = (
     "humanlm",
@@ -27,17 +25,6 @@ _TRACKED_PACKAGES = (
     "datasets",
     "openai",
 )
-
-
-def get_logger(name: str) -> logging.Logger:
-    """``logging.getLogger`` under the ``humanlm`` namespace."""
-    return logging.getLogger(name if name.startswith("humanlm") else f"humanlm.{name}")
-
-
-def log_rank_zero(logger: logging.Logger, msg: str, *args: Any) -> None:
-    """Log only on the main process of a distributed run."""
-    if int(os.environ.get("RANK", "0")) == 0:
-        logger.info(msg, *args)
 
 
 def make_run_dir(root: str | Path, name: str) -> Path:
