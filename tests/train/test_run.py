@@ -202,7 +202,7 @@ def test_lora_trains_adapters_only(tiny_model_dir, tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["trainer.learning_rate=-1"], "trainer.learning_rate: must be > 0"),
+        (["grpo.learning_rate=-1"], "trainer.learning_rate: must be > 0"),
         (["trainer.max_steps=abc"], "trainer.max_steps: expected a number, got 'abc'"),
         (["warmup.steps=2", "warmup.learning_rate=-0.1"], "warmup.learning_rate: must be > 0"),
         (["trainer.lr_scheduler_type=nope"], "GRPOConfig refused the options"),
