@@ -46,7 +46,10 @@ def test_bad_specs_are_refused(spec):
         build_simulator(spec, settings=GenerationSettings())
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is not None,
+    reason="checks the message shown when vLLM is missing; with vLLM installed it cannot arise",
+)
 def test_vllm_without_vllm_says_how_to_install():
     with pytest.raises(ConfigError, match="vLLM"):
         build_simulator("vllm:some/model", settings=GenerationSettings())
