@@ -22,8 +22,9 @@ from typing import Any
 
 from humanlm.judge import build_judge, state_reward
 from humanlm.states import STATE_NAMES
-from humanlm.testing import ScriptedServer, faults
+from humanlm.testing import faults
 from humanlm.testing.judge_replies import judge_reply_fn
+from server_process import ServerProcess
 
 WORDS = (
     "deposit landlord roommate money owe fair rude kind angry calm supports blames asks mocks "
@@ -86,14 +87,13 @@ async def naive(judge: Any, step: dict[str, list[Any]]) -> list[float | None]:
 def measure(
     name: str, runner: Any, step: dict[str, list[Any]], args: argparse.Namespace, seed: int
 ) -> dict:
-    server = ScriptedServer(
+    with ServerProcess(
         reply_fn=judge_reply_fn(),
         latency_s=args.latency,
         fault_rate=args.fault_rate,
         faults=faults.DEFAULT_FAULTS,
         seed=seed,
-    ).start()
-    try:
+    ) as server:
         judge = build_judge(f"openai:bench-judge@{server.base_url}", **JUDGE_SETTINGS)
 
         async def go() -> list[float | None]:
@@ -105,8 +105,6 @@ def measure(
         started = time.perf_counter()
         scores = asyncio.run(go())
         wall = time.perf_counter() - started
-    finally:
-        server.stop()
     ledger = judge.ledger
     return {
         "run": name,

@@ -18,6 +18,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import httpx2
 import openai
 
 from humanlm.errors import ConfigError, JudgeUnavailableError
@@ -135,44 +136,48 @@ def classify_error(exc: BaseException, *, where: str, role: str = "judge") -> Ex
     return TransportError("rejected", status=status)
 
 
+def _field(obj: Any, name: str) -> Any:
+    """``obj[name]`` of a JSON reply, or ``obj.name`` of a litellm response object."""
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
 def _usage(response: Any) -> tuple[int, int]:
-    usage = getattr(response, "usage", None)
+    usage = _field(response, "usage")
     if usage is None:
         return 0, 0
-    return int(getattr(usage, "prompt_tokens", 0) or 0), int(
-        getattr(usage, "completion_tokens", 0) or 0
-    )
+    return int(_field(usage, "prompt_tokens") or 0), int(_field(usage, "completion_tokens") or 0)
 
 
 def _completion(response: Any) -> Completion:
     input_tokens, output_tokens = _usage(response)
-    choices = getattr(response, "choices", None) or []
-    if not choices:
+    choices = _field(response, "choices")
+    if not isinstance(choices, list) or not choices:
         return Completion("", input_tokens, output_tokens)
     choice = choices[0]
-    message = getattr(choice, "message", None)
-    text = getattr(message, "content", None) or ""
-    reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
+    message = _field(choice, "message")
+    text = _field(message, "content") or ""
+    reasoning = _field(message, "reasoning_content") or _field(message, "reasoning")
     return Completion(
-        text,
+        text if isinstance(text, str) else "",
         input_tokens,
         output_tokens,
-        finish_reason=getattr(choice, "finish_reason", None),
+        finish_reason=_field(choice, "finish_reason"),
         reasoning=reasoning if isinstance(reasoning, str) and reasoning.strip() else None,
     )
 
 
 def _text_completion(response: Any) -> Completion:
     input_tokens, output_tokens = _usage(response)
-    choices = getattr(response, "choices", None) or []
-    if not choices:
+    choices = _field(response, "choices")
+    if not isinstance(choices, list) or not choices:
         return Completion("", input_tokens, output_tokens)
     choice = choices[0]
+    text = _field(choice, "text") or ""
     return Completion(
-        getattr(choice, "text", None) or "",
+        text if isinstance(text, str) else "",
         input_tokens,
         output_tokens,
-        finish_reason=getattr(choice, "finish_reason", None),
+        finish_reason=_field(choice, "finish_reason"),
     )
 
 
@@ -242,11 +247,11 @@ class OpenAIBackend:
     ) -> Completion:
         where = f"openai:{self.model}"
         try:
-            response = await self._client().chat.completions.create(
-                model=self.model,
-                messages=messages,
-                timeout=timeout_s,
-                **{**self.params, **(params or {})},
+            response = await self._post(
+                "/chat/completions",
+                {"model": self.model, "messages": messages},
+                params,
+                timeout_s,
             )
         except openai.OpenAIError as exc:
             raise classify_error(exc, where=where, role=self.role) from None
@@ -264,17 +269,36 @@ class OpenAIBackend:
         """Send one text-completion request: ``prompt`` goes to the model exactly as given."""
         where = f"openai:{self.model}"
         try:
-            response = await self._client().completions.create(
-                model=self.model,
-                prompt=prompt,
-                timeout=timeout_s,
-                **{**self.params, **(params or {})},
+            response = await self._post(
+                "/completions",
+                {"model": self.model, "prompt": prompt},
+                params,
+                timeout_s,
             )
         except openai.OpenAIError as exc:
             raise classify_error(exc, where=where, role=self.role) from None
         except ValueError:  # a 2xx whose body is not JSON
             raise TransportError("server_error") from None
         return _text_completion(response)
+
+    async def _post(
+        self, path: str, body: dict[str, Any], params: dict[str, Any] | None, timeout_s: float
+    ) -> dict[str, Any]:
+        # The SDK's generic ``post``, not the typed ``create``: ``create`` walks every message
+        # through its TypedDict transform and builds pydantic models of the reply, which together
+        # cost more CPU than the HTTP exchange (benchmarks/eval_throughput.py); our bodies are
+        # plain JSON already, and we read four fields of the reply. The SDK still sends the key,
+        # maps HTTP errors to its exceptions and applies the timeout. ``extra_body`` is merged
+        # into the JSON as ``create`` does.
+        body = {**body, **self.params, **(params or {})}
+        options: dict[str, Any] = {"timeout": timeout_s, "security": {"bearer_auth": True}}
+        if extra := body.pop("extra_body", None):
+            options["extra_json"] = extra
+        raw = await self._client().post(path, body=body, cast_to=httpx2.Response, options=options)
+        data = raw.json()
+        if not isinstance(data, dict):
+            raise ValueError("the reply is not a JSON object")
+        return data
 
     async def aclose(self) -> None:
         client = self._clients.pop(asyncio.get_running_loop(), None)
