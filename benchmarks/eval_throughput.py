@@ -27,11 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from server_process import ServerProcess
+
 from humanlm.data.resolve import demo_data_dir
 from humanlm.eval import EvalConfig, run_eval
 from humanlm.testing import Reply
 from humanlm.testing.judge_replies import judge_reply_fn
-from server_process import ServerProcess
 
 WORDS = (
     "deposit landlord roommate money owe fair rude kind angry calm supports blames asks mocks "
@@ -113,6 +114,7 @@ def main() -> int:
         print(f"FAIL: below {args.target:.0%} of the limit", file=sys.stderr)
         return 1
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

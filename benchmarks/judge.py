@@ -4,7 +4,14 @@ Both runs go through the same scripted OpenAI-compatible server on 127.0.0.1 wit
 and seeded random faults (429, 500, a reply that never comes, dropped connections, empty and
 truncated replies). The batched run is ``state_reward``: one call per (example, state) group, all
 groups concurrently. The naive baseline judges each candidate in its own call, one after another
-(as a reward function without grouping would), with the same retry policy.
+(as a reward function without grouping would), with the same retry policy: both send one copy
+of a request still unanswered after ``--hedge-after`` seconds (twice the latency by default).
+Each run is timed after an untimed warm-up step (open connections, as from a training run's
+second step on).
+
+The limit: a step cannot take less than one round trip, ``latency``, so the ratio cannot beat
+``latency / naive``. Target: the batched step takes at most 1/60 of the naive time (mean over
+the fault seeds).
 
 Run:
     .venv/bin/python benchmarks/judge.py            # 32 examples x 4 rollouts, 200 ms, 10% faults
@@ -20,11 +27,12 @@ import sys
 import time
 from typing import Any
 
+from server_process import ServerProcess
+
 from humanlm.judge import build_judge, state_reward
 from humanlm.states import STATE_NAMES
 from humanlm.testing import faults
 from humanlm.testing.judge_replies import judge_reply_fn
-from server_process import ServerProcess
 
 WORDS = (
     "deposit landlord roommate money owe fair rude kind angry calm supports blames asks mocks "
@@ -94,30 +102,46 @@ def measure(
         faults=faults.DEFAULT_FAULTS,
         seed=seed,
     ) as server:
-        judge = build_judge(f"openai:bench-judge@{server.base_url}", **JUDGE_SETTINGS)
+        judge = build_judge(
+            f"openai:bench-judge@{server.base_url}",
+            **JUDGE_SETTINGS,
+            hedge_after_s=args.hedge_after,
+        )
 
-        async def go() -> list[float | None]:
+        async def go() -> tuple[list[float | None], float, dict[str, int], int]:
             try:
-                return await runner(judge, step)
+                # Steady state, as from a training run's second step on: connections open,
+                # prompts loaded. The warm-up step has other texts, so nothing is cached.
+                await runner(judge, warm_step(step))
+                before, seen = judge.ledger.snapshot(), len(judge.ledger.latencies)
+                started = time.perf_counter()
+                scores = await runner(judge, step)
+                return scores, time.perf_counter() - started, before, seen
             finally:
                 await judge.aclose()
 
-        started = time.perf_counter()
-        scores = asyncio.run(go())
-        wall = time.perf_counter() - started
+        scores, wall, before, seen = asyncio.run(go())
     ledger = judge.ledger
+    after = ledger.snapshot()
+    latencies = sorted(ledger.latencies[seen:])
     return {
         "run": name,
         "wall_s": wall,
-        "calls": ledger.calls,
-        "groups": ledger.groups,
-        "in_tok": ledger.input_tokens,
-        "out_tok": ledger.output_tokens,
+        "calls": after["calls"] - before["calls"],
+        "groups": after["groups"] - before["groups"],
+        "in_tok": after["input_tokens"] - before["input_tokens"],
+        "out_tok": after["output_tokens"] - before["output_tokens"],
+        "copies": after["hedges"] - before["hedges"],
         "faults": server.faults_sent,
         "unscored": sum(s is None for s in scores),
-        "p50_s": ledger.latency_percentile(50) or 0.0,
-        "p95_s": ledger.latency_percentile(95) or 0.0,
+        "p50_s": latencies[len(latencies) // 2] if latencies else 0.0,
+        "p95_s": latencies[int(len(latencies) * 0.95)] if latencies else 0.0,
     }
+
+
+def warm_step(step: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """The step with other ground truths (so no verdict can come from a cache)."""
+    return {**step, "ground_truth": [f"warm-up {t}" for t in step["ground_truth"]]}
 
 
 def print_table(results: list[dict]) -> None:
@@ -128,6 +152,7 @@ def print_table(results: list[dict]) -> None:
         "groups",
         "in_tok",
         "out_tok",
+        "copies",
         "faults",
         "unscored",
     )
@@ -153,9 +178,17 @@ def main() -> int:
     parser.add_argument(
         "--repeats", type=int, default=5, help="batched runs, fault seeds seed..seed+repeats-1"
     )
+    parser.add_argument(
+        "--hedge-after", type=float, default=None, help="copy delay (s; default 2 x latency)"
+    )
+    parser.add_argument("--no-hedge", action="store_true", help="never send copies")
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()
 
+    if args.no_hedge:
+        args.hedge_after = None
+    elif args.hedge_after is None:
+        args.hedge_after = 2 * args.latency
     step = make_step(args.examples, args.rollouts, args.seed)
     n = len(step["completions"])
     print(
@@ -174,15 +207,20 @@ def main() -> int:
         runs, base = results[:-1], results[-1]
         mean = sum(r["wall_s"] for r in runs) / len(runs)
         worst = max(r["wall_s"] for r in runs)
-        ratio = worst / base["wall_s"]
+        ratio = mean / base["wall_s"]
+        floor = args.latency / base["wall_s"]
         print(
-            f"wall-time ratio batched/naive: mean {mean / base['wall_s']:.3f} "
-            f"(1/{base['wall_s'] / mean:.0f}), worst {ratio:.3f} (1/{1 / ratio:.0f}); "
+            f"wall-time ratio batched/naive: mean {ratio:.4f} (1/{1 / ratio:.0f}), worst "
+            f"{worst / base['wall_s']:.4f} (1/{base['wall_s'] / worst:.0f}); limit one round trip "
+            f"{floor:.4f} (1/{1 / floor:.0f}); target 1/60; copies after "
+            f"{'never' if args.hedge_after is None else f'{args.hedge_after:.2f} s'}"
+        )
+        print(
             f"calls {sum(r['calls'] for r in runs) / len(runs):.1f} vs {base['calls']}; "
             f"input tokens {sum(r['in_tok'] for r in runs) / len(runs):.0f} vs {base['in_tok']}"
         )
-        if ratio > 1 / 8:
-            print("FAIL: the batched judge must take at most 1/8 of the naive wall time")
+        if ratio > 1 / 60:
+            print("FAIL: the batched step must take at most 1/60 of the naive time")
             return 1
     return 0
 

@@ -102,6 +102,9 @@ class JudgeConfig:
         concurrency: judge calls in flight at once.
         timeout_s: overall deadline of one judge call, retries included.
         max_retries: transport and content retries per call.
+        hedge_after_s: send one copy of a judge request still unanswered after this many
+            seconds and take whichever answers first (``null``: never). A reward batch waits for
+            its slowest call; a copy at a few times the judge's usual latency cuts that tail.
         cache: SQLite cache file; empty disables caching.
     """
 
@@ -112,6 +115,7 @@ class JudgeConfig:
     concurrency: int = 32
     timeout_s: float = 120.0
     max_retries: int = 4
+    hedge_after_s: float | None = None
     cache: str = ""
 
 

@@ -110,6 +110,7 @@ def build_judge(
     max_retries: int = 4,
     backoff_s: float = 0.5,
     backoff_max_s: float = 8.0,
+    hedge_after_s: float | None = None,
     rpm: float | None = None,
     tpm: float | None = None,
     cache: str | os.PathLike[str] | LLMCache | None = None,
@@ -132,6 +133,8 @@ def build_judge(
             request that never answers still leaves time for one retry).
         max_retries: re-attempts per call after transport or content failures.
         backoff_s, backoff_max_s: first and largest backoff delay.
+        hedge_after_s: send one copy of a request still unanswered after this many seconds and
+            take the first answer (``None``: never; see ``humanlm.llm.RetryPolicy``).
         rpm, tpm: requests / tokens per minute limits (``None``: unlimited).
         cache: SQLite cache path (``""`` or ``None``: no cache) or an open ``LLMCache``.
             The embedding judge ignores it (it is cheaper than a lookup).
@@ -163,6 +166,7 @@ def build_judge(
         request_timeout_s=request_timeout_s or timeout_s / 2,
         backoff_s=backoff_s,
         backoff_max_s=backoff_max_s,
+        hedge_after_s=hedge_after_s,
     )
     params: dict[str, Any] = dict(extra_params or {})
     if temperature is not None:
@@ -212,6 +216,7 @@ def build_judge_from_config(
         concurrency=cfg.concurrency,
         timeout_s=cfg.timeout_s,
         max_retries=cfg.max_retries,
+        hedge_after_s=cfg.hedge_after_s,
         cache=cache if cache is not None else (cfg.cache or None),
         seed=seed,
     )

@@ -316,12 +316,69 @@ class ChatClient:
     async def _send(
         self, send: Callable[[float], Awaitable[Any]], estimate: int, remaining: float
     ) -> tuple[Any, TransportError | None]:
-        """One request bounded by ``remaining`` seconds; every outcome is counted."""
+        """One request bounded by ``remaining`` seconds; every outcome is counted.
+
+        With ``retry.hedge_after_s`` a request still unanswered by then gets one copy beside
+        it; the first to answer wins and the other is cancelled.
+        """
         loop = asyncio.get_running_loop()
         started = loop.time()
         timeout_s = min(self.retry.request_timeout_s, remaining)
+        hedge_at = self.retry.hedge_after_s
+        if hedge_at is None or hedge_at >= timeout_s:
+            result, error = await self._one(send, timeout_s, remaining)
+        else:
+            result, error = await self._hedged(send, timeout_s, remaining, hedge_at, estimate)
+        if error is not None:
+            return None, error
+        input_tokens, output_tokens = _tokens(result)
+        used = input_tokens + output_tokens
+        self.limiter.settle(estimate, used or estimate)
+        self.ledger.record_call(
+            latency_s=loop.time() - started, input_tokens=input_tokens, output_tokens=output_tokens
+        )
+        return result, None
+
+    async def _hedged(
+        self,
+        send: Callable[[float], Awaitable[Any]],
+        timeout_s: float,
+        remaining: float,
+        hedge_at: float,
+        estimate: int,
+    ) -> tuple[Any, TransportError | None]:
+        first = asyncio.ensure_future(self._one(send, timeout_s, remaining))
+        pending: set[asyncio.Future[Any]] = {first}
         try:
-            result = await asyncio.wait_for(send(timeout_s), timeout=remaining)
+            done, pending = await asyncio.wait(pending, timeout=hedge_at)
+            if done:
+                return first.result()
+            left = remaining - hedge_at - await self.limiter.acquire(estimate)
+            if left > 0:
+                self.ledger.record_hedge()
+                logger.debug("%s: no answer after %.2fs, sending a copy", self.name, hedge_at)
+                pending.add(asyncio.ensure_future(self._one(send, min(timeout_s, left), left)))
+            error: TransportError | None = None
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    result, failure = task.result()  # configuration errors propagate
+                    if failure is None:
+                        return result, None
+                    error = failure
+            assert error is not None
+            return None, error
+        finally:
+            for task in pending:  # the twin that lost, or both when the caller is cancelled
+                task.cancel()
+                self.ledger.record_cancelled()
+
+    async def _one(
+        self, send: Callable[[float], Awaitable[Any]], timeout_s: float, bound: float
+    ) -> tuple[Any, TransportError | None]:
+        """Send once; a failure comes back as a recorded ``TransportError``."""
+        try:
+            return await asyncio.wait_for(send(timeout_s), timeout=bound), None
         except (asyncio.TimeoutError, TimeoutError):
             self.ledger.record_attempt_failure("timeout")
             return None, TransportError("timeout")
@@ -342,13 +399,6 @@ class ChatClient:
             logger.warning("%s: unexpected error in a request", self.name, exc_info=True)
             self.ledger.record_attempt_failure("unexpected_error")
             return None, TransportError("server_error")
-        input_tokens, output_tokens = _tokens(result)
-        used = input_tokens + output_tokens
-        self.limiter.settle(estimate, used or estimate)
-        self.ledger.record_call(
-            latency_s=loop.time() - started, input_tokens=input_tokens, output_tokens=output_tokens
-        )
-        return result, None
 
     async def aclose(self) -> None:
         """Release the backend's connections for the running event loop."""

@@ -28,7 +28,7 @@ from humanlm.files import write_json
 __all__ = ["DEFAULT_PRICES", "LEDGER_FILE", "Ledger", "Price", "accumulate", "find_price"]
 
 LEDGER_FILE = "judge_ledger.json"
-_ADDITIVE = ("calls", "groups", "cache_hits", "no_call", "input_tokens", "output_tokens")
+_ADDITIVE = ("calls", "groups", "cache_hits", "no_call", "input_tokens", "output_tokens", "hedges")
 _COUNTERS = ("failures", "retries")
 
 
@@ -110,6 +110,8 @@ class Ledger:
         failures: unscored judgements by final reason.
         retries: failed attempts that were retried or ended a call, by reason.
         latencies: seconds per successful request.
+        hedges: copies sent beside a slow request (``RetryPolicy.hedge_after_s``). Every request
+            of a pair is one of ``calls``, the one that lost (cancelled) included.
         last_batch_unscored_frac: unscored share of the samples of the last reward batch.
         last_batch_failures: failure reasons of the last reward batch.
     """
@@ -125,6 +127,7 @@ class Ledger:
     failures: Counter[str] = field(default_factory=Counter)
     retries: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    hedges: int = 0
     last_batch_unscored_frac: float | None = None
     last_batch_failures: dict[str, int] = field(default_factory=dict)
 
@@ -139,6 +142,14 @@ class Ledger:
         """Count one failed attempt (``sent``: a request went out and counts as a call)."""
         self.calls += int(sent)
         self.retries[reason] += 1
+
+    def record_hedge(self) -> None:
+        """Count one copy sent beside a slow request (its outcome is counted as any call's)."""
+        self.hedges += 1
+
+    def record_cancelled(self) -> None:
+        """Count a request given up because its twin answered first: sent, so a call."""
+        self.calls += 1
 
     def record_unscored(self, reason: str) -> None:
         """Count one judgement left unscored after its retries."""
@@ -175,6 +186,7 @@ class Ledger:
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "unscored": self.unscored,
+            "hedges": self.hedges,
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,6 +27,10 @@ class RetryPolicy:
         request_timeout_s: limit of a single HTTP request.
         backoff_s: first backoff delay; doubles per retry, with jitter in [50%, 100%].
         backoff_max_s: cap of one backoff delay.
+        hedge_after_s: when a request has not answered after this many seconds, send one copy
+            of it beside it and take whichever answers first (``None``: never). A reward batch
+            waits for its slowest call, so a copy sent at a few times the usual latency cuts the
+            tail of a stuck request; each copy is a request and is counted as one.
     """
 
     max_retries: int = 4
@@ -34,6 +38,7 @@ class RetryPolicy:
     request_timeout_s: float = 60.0
     backoff_s: float = 0.5
     backoff_max_s: float = 8.0
+    hedge_after_s: float | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -44,6 +49,8 @@ class RetryPolicy:
                 problems.append(f"judge {name}: must be > 0 seconds")
         if self.backoff_s < 0 or self.backoff_max_s < self.backoff_s:
             problems.append("judge backoff: need 0 <= backoff_s <= backoff_max_s")
+        if self.hedge_after_s is not None and not self.hedge_after_s > 0:
+            problems.append("judge hedge_after_s: must be > 0 seconds (or unset: no copies)")
         if problems:
             raise ConfigError(problems)
 

@@ -110,7 +110,7 @@ class ScriptedServer:
     Args:
         replies: scripted replies (strings are message contents).
         reply_fn: computes a reply from a request when the queue is empty.
-        latency_s: wait before every answer.
+        latency_s: time from a request's arrival to its answer (the server's own work included).
         fault_rate: probability that a request gets a random fault instead.
         faults: fault factories to draw from (see ``humanlm.testing.faults``).
         seed: seed of the fault draws.
@@ -287,6 +287,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b'{"error": {"message": "not found"}}')
 
     def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        arrived = time.monotonic()
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
@@ -301,7 +302,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         server = self.scripted
         reply = server._next_reply(request)
-        wait = server.latency_s + reply.delay_s
+        # The latency is the whole service time: reading the request and computing the reply
+        # are part of it, so a busy machine does not slow the server down on top of it.
+        wait = server.latency_s + reply.delay_s - (time.monotonic() - arrived)
         with server._lock:
             server.in_flight += 1
             server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
