@@ -61,6 +61,7 @@ from humanlm.states.template import HUMAN
 
 __all__ = [
     "DROP_REASONS",
+    "EndPlan",
     "PREPARED_COLUMNS",
     "PREPARED_SCHEMA",
     "PrepareSummary",
