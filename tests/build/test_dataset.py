@@ -13,11 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from humanlm.build.dataset import run_build
-from humanlm.build.output import SUMMARY_FILE
-from humanlm.data.prepare import load_prepared, run_prepare
+from humanlm.build.output import SUMMARY_FILE, read_built
 from humanlm.build.raw_formats import parse_columns, parse_timestamp, read_items
+from humanlm.data.prepare import load_prepared, run_prepare
 from humanlm.data.validate import validate_source
+from humanlm.enrich.personas import _persona_replies
 from humanlm.errors import ConfigError, DataError
+from humanlm.states.ending import END_SIGNAL as END
 
 START = 1_700_000_000
 USERS = ("ann", "bob", "cyd", "dee", "eve")
@@ -631,3 +633,106 @@ def test_hashing_keeps_placeholder_authors_and_nan_ids_are_missing(tmp_path):
     read = read_items([write_items(tmp_path / "i.parquet", items)], hash_authors=True)
     assert read.author[1] == "[deleted]" and read.author[0].startswith("u")
     assert read.parent_id == [None, None]
+
+
+def chat_dump() -> list[dict[str, Any]]:
+    """WildChat-layout turns: c0 and c2 end with the assistant, c1 with the user; c3 never gets a
+    reply. c2 runs longest, so a turn split cuts it in two."""
+    shapes = {"c0": (0, "h0", 4), "c1": (100, "h1", 3), "c2": (50, "h0", 8), "c3": (200, "h1", 2)}
+    turns = []
+    for conversation, (start, user, length) in shapes.items():
+        for t in range(length):
+            role = "user" if t % 2 == 0 else "assistant"
+            step = 60 if conversation == "c2" else 10
+            turns.append(
+                {
+                    "conversation_hash": conversation,
+                    "role": role,
+                    "hashed_ip": user,
+                    "content": f"{conversation} {role} turn {t}",
+                    "timestamp": START + start + t * step,
+                    **({"model": "gpt-4"} if role == "assistant" else {}),
+                }
+            )
+    return turns
+
+
+def test_wildchat_layout_adds_one_end_row_per_conversation_in_its_last_turns_split(tmp_path):
+    summary = build(tmp_path, chat_dump(), layout="wildchat", split_by="turn", ratios=(0.6, 0, 0.4))
+    rows = rows_of(tmp_path / "out")
+    ends = {
+        r["post_id"]: (s, r) for s, part in rows.items() for r in part if r["completion"] == END
+    }
+    assert sorted(ends) == ["c0", "c2"]  # c1 ends with the user's turn; c3 has no reply
+    assert summary.info["end_examples"] == 2 and "end examples: 2 added" in summary.describe()
+    splits_of_c2 = {s for s, part in rows.items() for r in part if r["post_id"] == "c2"}
+    assert len(splits_of_c2) == 2  # the turn split cuts c2: its end row follows its last turn
+    for conversation, (split, end) in ends.items():
+        real = [(s, r) for s, part in rows.items() for r in part if r["post_id"] == conversation]
+        last_split, last = max(
+            ((s, r) for s, r in real if r["completion"] != END), key=lambda sr: sr[1]["turn_id"]
+        )
+        assert split == last_split and end["user_id"] == last["user_id"] == "h0"
+        # The whole conversation: the last reply's context, the reply, the assistant's answer.
+        assert [m["content"] for m in end["prompt"]] == [
+            *(m["content"] for m in last["prompt"]),
+            last["completion"],
+            f"{conversation} assistant turn {end['turn_id'] - 1}",
+        ]
+        assert end["prompt"][-1]["role"] == "assistant" and end["turn_id"] == len(end["prompt"])
+        assert json.loads(end["metadata"])["end_of_conversation"] is True
+    card = (tmp_path / "out" / "README.md").read_text("utf-8")
+    assert "end examples: 2 rows" in card
+    # `prepare` keeps the end rows that build wrote, by default even as `generic`.
+    run_prepare(source=tmp_path / "out", dataset="generic", out_dir=tmp_path / "prepared")
+    prepared = load_prepared(tmp_path / "prepared" / "train.parquet")
+    prepared += load_prepared(tmp_path / "prepared" / "test.parquet")
+    assert sum(e["ground_truth"] == END for e in prepared) == 2
+    last_message = next(e for e in prepared if e["ground_truth"] == END)["messages"][-1]
+    assert (last_message["role"], last_message["name"]) == ("assistant", "assistant")
+    run_prepare(
+        source=tmp_path / "out", dataset="generic", out_dir=tmp_path / "no_ends", end_examples=False
+    )
+    assert not any(
+        e["ground_truth"] == END
+        for s in ("train", "test")
+        for e in load_prepared(tmp_path / "no_ends" / f"{s}.parquet")
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"layout": "wildchat", "end_examples": False}, 0),  # --no-end-examples
+        ({"layout": "generic"}, 0),  # off by default for layouts without assistant turns
+        ({"layout": "generic", "end_examples": True}, 2),  # --end-examples
+    ],
+)
+def test_end_rows_can_be_turned_off_and_on(tmp_path, options, expected):
+    turns = chat_dump()
+    if options["layout"] == "generic":
+        turns = [
+            {
+                "thread_id": t["conversation_hash"],
+                "author": "assistant" if t["role"] == "assistant" else t["hashed_ip"],
+                "text": t["content"],
+                "timestamp": t["timestamp"],
+            }
+            for t in turns
+        ]
+    build(tmp_path, turns, ratios=(1, 0, 0), **options)
+    rows = rows_of(tmp_path / "out")["train"]
+    assert sum(r["completion"] == END for r in rows) == expected
+    assert sum(r["completion"] != END for r in rows) == 5  # the real replies are unchanged
+
+
+def test_end_rows_need_conversation_contexts(tmp_path):
+    with pytest.raises(ConfigError, match="end examples need conversations in time order"):
+        build(tmp_path, chat_dump(), layout="wildchat", context="chain", end_examples=True)
+
+
+def test_end_rows_are_not_summarised_into_personas(tmp_path):
+    build(tmp_path, chat_dump(), layout="wildchat", ratios=(1, 0, 0))
+    replies = _persona_replies(read_built(tmp_path / "out").tables, k=20)
+    texts = [reply.text for chosen in replies.values() for reply in chosen]
+    assert len(texts) == 5 and END not in texts

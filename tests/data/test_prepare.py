@@ -280,3 +280,90 @@ def test_an_empty_source_is_refused(tmp_path):
     with pytest.raises(DataError, match="no rows to prepare"):
         run_prepare(source=empty, dataset="reddit", out_dir=tmp_path / "out")
     assert not (tmp_path / "out" / "train.parquet").exists()
+
+
+# The assistant's answer to the last user turn of the sample conversation. Humanual-Chat rows do
+# not hold it (they stop at the user's reply), so these tests give it as the row's metadata.
+_ANSWER = "Perhaps you heard 'syconium', the fig's hollow flower cluster."
+
+
+def _chat_conversation(*, answer: str | None = _ANSWER, dataset: str = "chat") -> list[dict]:
+    """The two real rows of one WildChat conversation (turns 2 and 4), the last with its answer."""
+    rows = [sample_row("chat", turn_id=2), sample_row("chat", turn_id=4)]
+    if answer is not None:
+        rows[1]["metadata"] = json.dumps({"assistant_reply": answer})
+    for row in rows:
+        row["dataset"] = dataset
+    return rows
+
+
+def _ends(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["ground_truth"] == "<|endconversation|>"]
+
+
+def test_real_chat_rows_get_no_end_example_without_the_assistants_answer(tmp_path):
+    path = write_jsonl(tmp_path / "rows.jsonl", _chat_conversation(answer=None))
+    summary = run_prepare(source=path, dataset="wildchat", out_dir=tmp_path / "out")
+    assert not _ends(load_prepared(tmp_path / "out" / "train.parquet"))
+    assert summary.end_added == 0 and summary.written == 2
+    assert (summary.ends.conversations, summary.ends.no_answer) == (1, 1)  # one conversation
+    assert "end examples: 0 added for 1 conversations" in summary.describe()
+
+
+@pytest.mark.parametrize(
+    ("dataset", "flag", "added"),
+    [
+        ("chat", None, 1),  # on by default for wildchat
+        ("chat", False, 0),  # --no-end-examples
+        ("email", None, 0),  # off by default elsewhere
+        ("email", True, 1),  # --end-examples
+    ],
+)
+def test_one_end_example_is_added_per_conversation(tmp_path, dataset, flag, added):
+    path = write_jsonl(tmp_path / "rows.jsonl", _chat_conversation(dataset=dataset))
+    summary = run_prepare(source=path, dataset="auto", out_dir=tmp_path / "out", end_examples=flag)
+    rows = load_prepared(tmp_path / "out" / "train.parquet")
+    assert len(_ends(rows)) == summary.end_added == added and len(rows) == 2 + added
+    assert f"read 2, written {2 + added}" in summary.describe()
+    if not added:
+        return
+    last = next(r for r in rows if r["turn_id"] == 4)
+    (end,) = _ends(rows)
+    # The whole conversation: the last row's context, the user's real reply, the answer.
+    assert end["messages"] == [
+        *last["messages"],
+        {"role": "user", "name": "HUMAN", "content": last["ground_truth"]},
+        {"role": "assistant", "name": "assistant", "content": _ANSWER},
+    ]
+    assert end["turn_id"] == 6 and end["example_id"] not in {r["example_id"] for r in rows[:2]}
+    assert (end["persona"], end["user_id"], end["post_id"]) == (
+        last["persona"],
+        last["user_id"],
+        last["post_id"],
+    )
+    again = run_prepare(source=path, dataset="auto", out_dir=tmp_path / "again", end_examples=flag)
+    assert again.end_added == 1
+    assert (
+        _ends(load_prepared(tmp_path / "again" / "train.parquet"))[0]["example_id"]
+        == (end["example_id"])
+    )  # stable across runs
+
+
+def test_the_end_example_goes_into_the_split_of_the_conversations_last_turn(tmp_path):
+    first, last = _chat_conversation()
+    source = tmp_path / "source"
+    write_jsonl(source / "train.jsonl", [first])
+    write_jsonl(source / "test.jsonl", [last])
+    summary = run_prepare(source=source, dataset="wildchat", out_dir=tmp_path / "out")
+    train = load_prepared(tmp_path / "out" / "train.parquet")
+    test = load_prepared(tmp_path / "out" / "test.parquet")
+    assert not _ends(train) and len(_ends(test)) == 1 and len(train) == 1
+    assert {s.split: s.end_added for s in summary.splits} == {"train": 0, "test": 1}
+
+
+def test_a_conversation_with_an_end_row_gets_no_second_one(tmp_path):
+    rows = [*_chat_conversation(), _end_row("chat")]  # _end_row: the same conversation, ended
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+    summary = run_prepare(source=path, dataset="wildchat", out_dir=tmp_path / "out")
+    assert len(_ends(load_prepared(tmp_path / "out" / "train.parquet"))) == 1
+    assert summary.end_added == 0 and summary.ends.already_ended == 1

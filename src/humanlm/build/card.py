@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from humanlm.states.ending import END_SIGNAL
+
 __all__ = ["merge_stats", "render_card", "table_stats"]
 
 logger = logging.getLogger(__name__)
@@ -22,8 +24,12 @@ _MAX_LISTED_FAILURES = 50
 
 
 def table_stats(table: pa.Table) -> dict[str, Any]:
-    """What `merge_stats` needs from one split: its users, threads and per-row lengths."""
+    """What `merge_stats` needs from one split: its users, threads and per-row lengths.
+
+    Reply lengths leave out end rows (their reply is the end signal, not a message).
+    """
     replies, prompts = table.column("completion"), table.column("prompt")
+    replies = replies.filter(pc.not_equal(replies, END_SIGNAL))
     return {
         "rows": table.num_rows,
         "users": set(pc.unique(table.column("user_id")).to_pylist()),
@@ -129,6 +135,11 @@ def _build_lines(build: Mapping[str, Any]) -> list[str]:
         f"- candidate replies {build.get('replies_found', 0):,}; left out: "
         f"{_pairs(build.get('replies_dropped', {})) or 'none'}"
     )
+    if options.get("end_examples"):
+        lines.append(
+            f"- end examples: {build.get('end_examples', 0):,} rows, one per conversation whose "
+            f"last message is the assistant's; their reply is the end signal `{END_SIGNAL}`"
+        )
     if build.get("broken_chains"):
         lines.append(
             f"- {build['broken_chains']:,} replies answer an item missing from the input; "

@@ -8,12 +8,16 @@ Run it from the command line:
 Pipeline: read items (`raw_formats`) -> find target replies and their contexts (`threads`) ->
 filter users and split without leakage (`splits`) -> write ``{train,val,test}.parquet``, the
 summary and the card (`output`) -> personas (`personas`) -> validate the result (`validate`).
+Conversations with an assistant (the ``wildchat`` layout, or any build with
+``end_examples=True``) also get one end row each: the whole conversation up to the assistant's last
+turn, answered by the end signal, in the split of the conversation's last reply.
 Everything before the personas is columnar or a single linear pass, so 250,000 replies build in
 seconds (see ``benchmarks/build.py``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from humanlm.build.layouts import LAYOUTS
 from humanlm.build.output import HELD_SCHEMA, HUMANUAL_SCHEMA, write_built
 from humanlm.build.raw_formats import Items, read_items
 from humanlm.build.splits import DEFAULT_RATIOS, SPLIT_NAMES, SplitPlan, assign_splits
@@ -32,6 +37,7 @@ from humanlm.data.validate import validate_source
 from humanlm.errors import ConfigError, DataError
 from humanlm.files import check_output_dir
 from humanlm.llm.limits import RetryPolicy
+from humanlm.states.ending import END_SIGNAL
 
 if TYPE_CHECKING:
     from humanlm.enrich.personas import PersonaSummary
@@ -86,10 +92,16 @@ class BuildSummary:
             f"items: read {self.info['items_read']:,}, kept {self.info['items_kept']:,}"
             + _reasons(self.info["items_dropped"])
         )
+        ends = self.info.get("end_examples", 0)
         lines.append(
-            f"replies: found {self.info['replies_found']:,}, written {stats['rows']:,}"
+            f"replies: found {self.info['replies_found']:,}, written {stats['rows'] - ends:,}"
             + _reasons(self.info["replies_dropped"])
         )
+        if self.info["options"].get("end_examples"):
+            lines.append(
+                f"end examples: {ends:,} added (conversations that end with the assistant's turn; "
+                "reply: the end signal)"
+            )
         used = set(self.info["items_dropped"]) | set(self.info["replies_dropped"])
         lines.extend(
             f"  {reason}: {DROP_NOTES[reason]}" for reason in sorted(used & DROP_NOTES.keys())
@@ -120,6 +132,7 @@ def run_build(
     max_replies: int | None = None,
     max_reply_chars: int | None = None,
     max_reply_words: int | None = None,
+    end_examples: bool | None = None,
     hash_authors: bool = False,
     seed: int = 0,
     llm: str | None = None,
@@ -152,6 +165,8 @@ def run_build(
         context: ``auto``, ``chain`` or ``thread`` (`build_replies`).
         split_by, ratios, seen_users, min_replies, max_replies, seed: `assign_splits`.
         max_reply_chars, max_reply_words: leave out longer replies.
+        end_examples: add one end row per conversation whose last message is the assistant's
+            (``None``: for layouts with assistant turns, i.e. ``wildchat``). Needs thread contexts.
         llm: persona model spec (``openai:MODEL[@URL]``, ``litellm:PROVIDER/MODEL``).
         fixed_persona: one persona text for every row instead of an LLM.
         personas: False writes an empty persona column.
@@ -176,20 +191,32 @@ def run_build(
         raise ConfigError("choose one of --llm, --fixed-persona and --no-personas")
     if any(limit is not None and limit < 1 for limit in (max_reply_chars, max_reply_words)):
         raise ConfigError("--max-reply-chars / --max-reply-words must be >= 1")
+    if end_examples and context == "chain":
+        raise ConfigError(
+            "end examples need conversations in time order: use --context thread or auto, "
+            "or --no-end-examples"
+        )
     check_output_dir(out_dir, what="data build --out")
     paths = [str(p) for p in inputs]
     items = read_items(
         paths, layout=layout, columns=columns, keep=keep_columns, hash_authors=hash_authors
     )
+    if end_examples is None:
+        end_examples = layout in LAYOUTS and LAYOUTS[layout].assistant_when is not None
     replies = build_replies(
-        items, context=context, max_reply_chars=max_reply_chars, max_reply_words=max_reply_words
+        items,
+        context=context,
+        max_reply_chars=max_reply_chars,
+        max_reply_words=max_reply_words,
+        end_examples=end_examples,
     )
+    real = replies.item[: replies.real]
     plan = assign_splits(
-        users=[items.author[i] for i in replies.item],
-        threads=[items.thread_id[i] for i in replies.item],
-        times=[items.timestamp[i] for i in replies.item],
-        thread_starts=replies.thread_start,
-        tiebreak=[items.item_id[i] for i in replies.item],
+        users=[items.author[i] for i in real],
+        threads=[items.thread_id[i] for i in real],
+        times=[items.timestamp[i] for i in real],
+        thread_starts=replies.thread_start[: replies.real],
+        tiebreak=[items.item_id[i] for i in real],
         split_by=split_by,
         ratios=ratios,
         seen_users=seen_users,
@@ -197,10 +224,12 @@ def run_build(
         max_replies=max_replies,
         seed=seed,
     )
+    # An end row goes wherever its conversation's last reply went (or is left out with it).
+    plan.labels.extend(plan.labels[row] for row in replies.end_of[replies.real :])
     if all(label < 0 for label in plan.labels):
         raise DataError(
             f"no reply rows are left (items read {items.read:,}, candidate replies "
-            f"{len(replies) + sum(replies.dropped.values()):,}, left out "
+            f"{replies.real + sum(replies.dropped.values()):,}, left out "
             f"{dict(replies.dropped) | dict(plan.dropped)}); check the column mapping and filters"
         )
     options = {
@@ -214,6 +243,7 @@ def run_build(
         "max_replies": max_replies,
         "max_reply_chars": max_reply_chars,
         "max_reply_words": max_reply_words,
+        "end_examples": end_examples,
         "hash_authors": hash_authors,
         "seed": seed,
     }
@@ -271,7 +301,10 @@ def _build_info(
         "items_read": items.read,
         "items_kept": len(items),
         "items_dropped": dict(items.dropped),
-        "replies_found": len(replies) + sum(replies.dropped.values()),
+        "replies_found": replies.real + sum(replies.dropped.values()),
+        "end_examples": sum(
+            1 for row in range(replies.real, len(replies)) if plan.labels[row] >= 0
+        ),
         "replies_dropped": {**replies.dropped, **plan.dropped},
         "broken_chains": replies.broken_chains,
         "parent_cycles_cut": replies.cycles,
@@ -301,6 +334,7 @@ def _split_tables(
     roles = pa.array([a or UNKNOWN_AUTHOR for a in items.author], pa.string())
     texts = pa.array(items.text, pa.string())
     meta = pa.array(items.metadata, pa.string())
+    row_is_end, row_user, row_meta = _end_columns(items, replies)
     messages = pa.StructArray.from_arrays(
         [roles, texts, meta], names=["role", "content", "metadata"]
     )
@@ -332,23 +366,48 @@ def _split_tables(
             pa.array(np.concatenate([[0], ends]).astype(np.int32)),
             messages.take(pa.array(flat[picks])),
         )
-        taken = pa.array(item[rows])
+        taken, picked = pa.array(item[rows]), pa.array(rows)
+        is_end = row_is_end.take(picked)
         yield (
             name,
             pa.table(
                 {
                     "prompt": prompt,
-                    "completion": texts.take(taken),
-                    "user_id": pa.array(items.author, pa.string()).take(taken),
+                    "completion": pc.if_else(is_end, END_SIGNAL, texts.take(taken)),
+                    "user_id": pa.array(items.author, pa.string()).take(row_user.take(picked)),
                     "post_id": pa.array(items.thread_id, pa.string()).take(taken),
                     "turn_id": pa.array(lengths),
                     "timestamp": pa.array(items.timestamp, pa.int64()).take(taken),
-                    "metadata": meta.take(taken),
+                    "metadata": pc.coalesce(row_meta.take(picked), meta.take(taken)),
                     "persona": pa.repeat(pa.scalar(persona, pa.string()), len(rows)),
                 },
                 schema=HUMANUAL_SCHEMA,
             ),
         )
+
+
+def _end_columns(items: Items, replies: Replies) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Per row: whether it is an end row, the item whose author is its user, its own metadata.
+
+    A real row's user is its reply's author and its metadata is the reply's (null here). An end
+    row's item is the assistant's last turn; its user is the author of the conversation's last
+    reply, and its metadata marks it (``end_of_conversation``) and names that assistant turn.
+    """
+    user = list(replies.item)
+    metadata: list[str | None] = [None] * len(replies)
+    for row in range(replies.real, len(replies)):
+        last = replies.end_of[row]
+        user[row] = replies.item[last]
+        metadata[row] = json.dumps(
+            {
+                "end_of_conversation": True,
+                "after_item_id": items.item_id[replies.item[row]],
+                "author": items.author[user[row]],
+            },
+            ensure_ascii=False,
+        )
+    is_end = pa.array([e >= 0 for e in replies.end_of], pa.bool_())
+    return is_end, pa.array(user, pa.int64()), pa.array(metadata, pa.string())
 
 
 def _reasons(counts: Mapping[str, int]) -> str:

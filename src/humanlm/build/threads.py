@@ -8,6 +8,10 @@ Two ways to build a context (``--context``):
   thread, a chat conversation);
 - ``auto`` picks ``chain`` when any item names a parent, else ``thread``.
 
+End rows (``end_examples``, thread contexts only): a conversation whose last message is an
+assistant turn, after at least one reply row, also gets one row whose context is the whole
+conversation and whose reply is the end signal: the user wrote nothing more.
+
 Parent links are followed with dict lookups; cycles are cut once up front, so each context costs
 time proportional to its own length and the whole build is linear in the output size.
 
@@ -50,6 +54,9 @@ class Replies:
         dropped: candidate replies left out, by reason.
         broken_chains: rows whose parent chain stops at a missing item (kept, post first).
         cycles: parent links cut because they closed a loop.
+        end_of: per row, -1 for a real reply; for an end row, the row of its conversation's last
+            real reply (whose user and split the end row takes). End rows come after every
+            real row; their ``item`` is the conversation's last assistant turn.
     """
 
     item: list[int] = field(default_factory=list)
@@ -60,6 +67,7 @@ class Replies:
     dropped: Counter[str] = field(default_factory=Counter)
     broken_chains: int = 0
     cycles: int = 0
+    end_of: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.item)
@@ -68,11 +76,17 @@ class Replies:
         """Item indices of row ``row``'s context, oldest first."""
         return list(self.flat[self.offsets[row] : self.offsets[row + 1]])
 
-    def _add(self, item: int, context: list[int], thread_start: int) -> None:
+    @property
+    def real(self) -> int:
+        """Number of real reply rows (rows ``0 .. real - 1``; end rows follow)."""
+        return sum(1 for e in self.end_of if e < 0)
+
+    def _add(self, item: int, context: list[int], thread_start: int, end_of: int = -1) -> None:
         self.item.append(item)
         self.flat.extend(context)
         self.offsets.append(len(self.flat))
         self.thread_start.append(thread_start)
+        self.end_of.append(end_of)
 
 
 def build_replies(
@@ -81,6 +95,7 @@ def build_replies(
     context: str = "auto",
     max_reply_chars: int | None = None,
     max_reply_words: int | None = None,
+    end_examples: bool = False,
 ) -> Replies:
     """Find every target reply and build its context.
 
@@ -93,6 +108,8 @@ def build_replies(
         context: ``auto``, ``chain`` or ``thread`` (see the module docstring).
         max_reply_chars: leave out replies longer than this many characters.
         max_reply_words: leave out replies longer than this many words (split on whitespace).
+        end_examples: add an end row per conversation that ends with an assistant turn
+            (``thread`` contexts only; ``chain`` contexts are not conversations).
 
     Raises:
         ConfigError: an unknown context mode.
@@ -114,12 +131,20 @@ def build_replies(
         _chain_contexts(items, replies, usable=usable, posts=posts, starts=starts, limits=limits)
     else:
         _thread_contexts(
-            items, replies, members, usable=usable, posts=posts, starts=starts, limits=limits
+            items,
+            replies,
+            members,
+            usable=usable,
+            posts=posts,
+            starts=starts,
+            limits=limits,
+            end_examples=end_examples,
         )
     logger.info(
-        "%d replies (%s contexts); left out: %s",
-        len(replies),
+        "%d replies (%s contexts), %d end rows; left out: %s",
+        replies.real,
         mode,
+        len(replies) - replies.real,
         dict(replies.dropped) or "none",
     )
     return replies
@@ -229,8 +254,10 @@ def _thread_contexts(
     posts: dict[str, int],
     starts: dict[str, int],
     limits: tuple,
+    end_examples: bool = False,
 ) -> None:
     stamps = items.timestamp
+    ends: list[tuple[int, list[int], int, int]] = []
     for thread, indices in members.items():
         post = posts.get(thread)
         if post is None:  # the earliest item opens the thread (undated items first)
@@ -238,6 +265,7 @@ def _thread_contexts(
         later = [i for i in indices if i != post]
         later.sort(key=lambda i: (stamps[i] is not None, stamps[i] or 0, i))
         seen = [post] if usable[post] else []
+        last_row = -1
         for i in later:
             is_target = items.author[i] != ASSISTANT
             problem = _target_problem(items, i, usable, limits) if is_target else None
@@ -246,8 +274,14 @@ def _thread_contexts(
             elif is_target:
                 if seen:
                     replies._add(i, seen, starts[thread])
+                    last_row = len(replies) - 1
                 else:
                     replies.dropped["no_context"] += 1
             # Undated items have no place in the time order, so they stay out of contexts too.
             if usable[i] and stamps[i] is not None:
                 seen.append(i)
+        # The user wrote nothing after the assistant's last turn: the conversation's end.
+        if end_examples and last_row >= 0 and items.author[seen[-1]] == ASSISTANT:
+            ends.append((seen[-1], list(seen), starts[thread], last_row))
+    for item, context, start, last_row in ends:
+        replies._add(item, context, start, end_of=last_row)

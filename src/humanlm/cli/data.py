@@ -31,6 +31,8 @@ humanlm data prepare --input rows.jsonl --dataset enron --out data/enron --split
 humanlm data prepare --input raw_folder/ --dataset generic --out data/mine --limit 100
 
 humanlm data prepare --input reddit --dataset reddit --out data/reddit --split test --persona-dropout 0.3,0.3
+
+humanlm data prepare --input chat --dataset wildchat --out data/wildchat --no-end-examples
 """
 
 _SHOW_EXAMPLES = """Examples:
@@ -86,8 +88,10 @@ def prepare(
         bool | None,
         typer.Option(
             "--end-examples/--no-end-examples",
-            help="Keep rows whose real reply is the end signal <|endconversation|> "
-            "(default: on for wildchat, off otherwise).",
+            help="End examples (reply: the end signal <|endconversation|>): keep such rows and "
+            "add one per conversation whose last row holds the assistant's answer in "
+            "metadata.assistant_reply (default: on for wildchat and for end rows written by "
+            "`data build`, off otherwise).",
         ),
     ] = None,
 ) -> None:
@@ -240,6 +244,14 @@ def build(
     ] = None,
     max_reply_chars: Annotated[int | None, typer.Option(min=1)] = None,
     max_reply_words: Annotated[int | None, typer.Option(min=1)] = None,
+    end_examples: Annotated[
+        bool | None,
+        typer.Option(
+            "--end-examples/--no-end-examples",
+            help="Add one row per conversation that ends with the assistant's turn, its reply "
+            "the end signal <|endconversation|> (default: on for the wildchat layout).",
+        ),
+    ] = None,
     hash_authors: Annotated[bool, typer.Option(help="Replace author names by pseudonyms.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the user-held-out split.")] = 0,
     llm: Annotated[
@@ -287,6 +299,7 @@ def build(
         max_replies=max_replies_per_user,
         max_reply_chars=max_reply_chars,
         max_reply_words=max_reply_words,
+        end_examples=end_examples,
         hash_authors=hash_authors,
         seed=seed,
         llm=llm,

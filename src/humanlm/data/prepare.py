@@ -7,9 +7,24 @@ Run it from the command line:
 Each output row is one example: the rendered context messages (target user named HUMAN), the
 rendered persona, the ground-truth reply and ids. `load_prepared` reads such a file back.
 
-End examples: a chat row whose real reply is the end signal (``<|endconversation|>``, the user
-wrote nothing after the assistant's last turn) teaches a simulator to end a conversation. They
-are kept by default for ``wildchat`` and dropped for other datasets (``end_examples`` decides).
+End examples teach a simulator to end a conversation: their context is a whole conversation up
+to and including the assistant's last turn, and their real reply is the end signal
+(``<|endconversation|>``): the user wrote nothing more. ``end_examples`` decides (default: on for
+``wildchat``, off for other datasets):
+
+- rows whose reply already is the end signal are kept (``data build`` writes such rows for chat
+  dumps and marks them ``end_of_conversation`` in their metadata: those are kept by default for
+  any dataset); with end examples off they are dropped;
+- one end example is added per conversation: the rows of one conversation share ``dataset``,
+  ``post_id`` (the conversation id) and ``user_id``, and its last turn is the row with the
+  highest ``turn_id``. The added example's context is that row's context, the user's real reply
+  and the assistant's answer to it, and it goes into the same split as that row.
+
+The assistant's answer to the user's last reply is needed and is never made up. Humanual-Chat
+rows stop at the user's reply, so they do not hold it: a row holds it only as
+``metadata.assistant_reply`` (the assistant's real answer to the row's reply). A conversation
+whose last row lacks it gets no end example, and is counted (``end_no_answer``). A conversation
+that already has an end row gets no second one.
 """
 
 from __future__ import annotations
@@ -41,10 +56,12 @@ from humanlm.data.schema import SourceRow
 from humanlm.data.sources import resolve_dataset
 from humanlm.errors import DataError
 from humanlm.files import atomic_path, check_output_dir, write_json
-from humanlm.states.ending import is_end_signal
+from humanlm.states.ending import END_SIGNAL, is_end_signal
+from humanlm.states.template import HUMAN
 
 __all__ = [
     "DROP_REASONS",
+    "EndPlan",
     "PREPARED_COLUMNS",
     "PREPARED_SCHEMA",
     "PrepareSummary",
@@ -83,6 +100,10 @@ DROP_REASONS: dict[str, str] = {
 
 # Datasets whose rows are conversations with an assistant, where a user may end the chat.
 END_EXAMPLE_DATASETS = ("wildchat",)
+# The reply-metadata field holding the assistant's real answer to the row's reply.
+ASSISTANT_REPLY_FIELD = "assistant_reply"
+# The reply-metadata flag of end rows written by `humanlm data build`.
+BUILT_END_FLAG = "end_of_conversation"
 
 _WRITE_BATCH_ROWS = 512
 # Which source each split file of an output folder was prepared from.
@@ -100,6 +121,7 @@ class SplitSummary:
     read: int = 0
     written: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    end_added: int = 0
 
 
 @dataclass
@@ -111,6 +133,7 @@ class PrepareSummary:
     out_dir: Path
     splits: list[SplitSummary]
     min_persona_items: int = MIN_PERSONA_ITEMS
+    ends: EndPlan | None = None
 
     @property
     def read(self) -> int:
@@ -119,6 +142,10 @@ class PrepareSummary:
     @property
     def written(self) -> int:
         return sum(s.written for s in self.splits)
+
+    @property
+    def end_added(self) -> int:
+        return sum(s.end_added for s in self.splits)
 
     @property
     def dropped(self) -> Counter[str]:
@@ -132,20 +159,50 @@ class PrepareSummary:
         lines = [f"prepared {self.dataset} data from {self.source} into {self.out_dir}"]
         for s in self.splits:
             lines.append(
-                f"  {s.split}: read {s.read}, written {s.written}, "
+                f"  {s.split}: read {s.read}, written {s.written}{_added(s.end_added)}, "
                 f"dropped {sum(s.dropped.values())}{_reasons(s.dropped)} -> {s.path}"
             )
         dropped = self.dropped
         lines.append(
-            f"total: read {self.read}, written {self.written}, "
+            f"total: read {self.read}, written {self.written}{_added(self.end_added)}, "
             f"dropped {sum(dropped.values())}{_reasons(dropped)}"
         )
+        if self.ends is not None and self.ends.conversations:
+            lines.append(self.ends.describe(added=self.end_added))
         for reason in sorted(dropped):
             note = DROP_REASONS[reason]
             if reason == "persona_filter":
                 note += f" ({self.min_persona_items})"
             lines.append(f"  {reason}: {note}")
         return "\n".join(lines)
+
+
+@dataclass
+class EndPlan:
+    """Which conversations get an added end example, learned from every row before writing.
+
+    Attributes:
+        last_turns: ``(file, row index)`` of each conversation's last row -> the assistant's
+            answer to its reply (``None`` when the data do not hold it, or the conversation
+            already has an end row).
+        conversations: conversations with end examples on.
+        already_ended: conversations that already have an end row.
+        no_answer: conversations whose last row holds no assistant answer.
+    """
+
+    last_turns: dict[tuple[str, int], str | None] = field(default_factory=dict)
+    conversations: int = 0
+    already_ended: int = 0
+    no_answer: int = 0
+
+    def describe(self, *, added: int) -> str:
+        """One line: end examples added, and why the other conversations got none."""
+        return (
+            f"end examples: {added} added for {self.conversations} conversations; "
+            f"{self.already_ended} already end with an end row; {self.no_answer} end with the "
+            f"user's reply, the assistant's answer to it not in the data "
+            f"(metadata.{ASSISTANT_REPLY_FIELD}), so they get none"
+        )
 
 
 def run_prepare(
@@ -184,8 +241,9 @@ def run_prepare(
         seed: seed of the persona dropout.
         min_persona_items: the persona filter: structured personas with fewer list items are
             dropped (0 disables it). Plain-text personas are never filtered.
-        end_examples: keep rows whose real reply is the end signal (``None``: only for
-            ``wildchat``).
+        end_examples: keep rows whose real reply is the end signal and add one end example per
+            conversation whose last row holds the assistant's answer (``None``: only for
+            ``wildchat``, plus the end rows ``data build`` wrote). See the module docstring.
         show_progress: show tqdm bars over rows.
 
     Returns:
@@ -212,8 +270,10 @@ def run_prepare(
 
     # Pass 1: validate everything and learn who wrote what, before any file is touched.
     read_counts: Counter[str] = Counter()
+    conversations: dict[tuple[str, str, str], _Conversation] = {}
     rows = _checked_rows(splits, dataset_id, read_counts, show_progress)
-    author_map = learn_author_map(rows)
+    author_map = learn_author_map(_noting_conversations(rows, conversations, end_examples))
+    ends = _plan_ends(conversations)
     if not sum(read_counts.values()):
         raise DataError(f"no rows to prepare{_held_hint(source)}", file=str(source))
 
@@ -236,6 +296,7 @@ def run_prepare(
                 seed=seed,
                 min_persona_items=min_persona_items,
                 end_examples=end_examples,
+                ends=ends,
                 show_progress=show_progress,
             )
             summaries.append(summary)
@@ -246,8 +307,11 @@ def run_prepare(
         out_dir=out,
         splits=summaries,
         min_persona_items=min_persona_items,
+        ends=ends,
     )
     logger.info("prepared %d of %d rows into %s", result.written, result.read, out)
+    if ends.conversations:
+        logger.info(ends.describe(added=result.end_added))
     return result
 
 
@@ -310,6 +374,88 @@ def _checked_rows(
             yield row
 
 
+@dataclass
+class _Conversation:
+    """What pass 1 learns of one conversation: its last row so far, and whether it has ended."""
+
+    turn_id: int
+    file: str
+    index: int
+    answer: str | None
+    ended: bool = False
+
+
+def _adds_ends(row: SourceRow, end_examples: bool | None) -> bool:
+    """Whether end examples are on for ``row``'s dataset."""
+    return row.dataset in END_EXAMPLE_DATASETS if end_examples is None else end_examples
+
+
+def _keeps_end_row(row: SourceRow, end_examples: bool | None) -> bool:
+    """Whether an end row (reply: the end signal) is kept: on, or written by `data build`."""
+    if end_examples is None and row.metadata.get(BUILT_END_FLAG) is True:
+        return True
+    return _adds_ends(row, end_examples)
+
+
+def _noting_conversations(
+    rows: Iterator[SourceRow],
+    conversations: dict[tuple[str, str, str], _Conversation],
+    end_examples: bool | None,
+) -> Iterator[SourceRow]:
+    """Pass ``rows`` through, noting each conversation's last row (end examples on only)."""
+    for row in rows:
+        if _adds_ends(row, end_examples):
+            key = (row.dataset, row.post_id, row.user_id)
+            answer = row.metadata.get(ASSISTANT_REPLY_FIELD)
+            answer = answer if isinstance(answer, str) and answer.strip() else None
+            known = conversations.get(key)
+            ended = is_end_signal(row.completion) or (known is not None and known.ended)
+            if known is None or row.turn_id >= known.turn_id:
+                known = conversations[key] = _Conversation(row.turn_id, row.file, row.index, answer)
+            known.ended = ended
+        yield row
+
+
+def _plan_ends(conversations: dict[tuple[str, str, str], _Conversation]) -> EndPlan:
+    plan = EndPlan(conversations=len(conversations))
+    for conversation in conversations.values():
+        if conversation.ended:
+            plan.already_ended += 1
+        elif conversation.answer is None:
+            plan.no_answer += 1
+        else:
+            plan.last_turns[(conversation.file, conversation.index)] = conversation.answer
+    return plan
+
+
+def _end_example(row: SourceRow, answer: str, example: dict[str, Any]) -> dict[str, Any]:
+    """The end example after ``row``: its context, the user's reply, the assistant's answer.
+
+    ``example`` is ``row`` as prepared; the end example keeps its persona, ids and timestamp.
+    """
+    messages = [
+        *example["messages"],
+        {"role": "user", "name": HUMAN, "content": row.completion},
+        {"role": "assistant", "name": "assistant", "content": answer},
+    ]
+    turn_id = row.turn_id + 2
+    return {
+        **example,
+        "example_id": build_example_id(
+            dataset=row.dataset,
+            post_id=row.post_id,
+            user_id=row.user_id,
+            turn_id=turn_id,
+            reply=END_SIGNAL,
+        ),
+        "turn_id": turn_id,
+        "messages": messages,
+        "ground_truth": END_SIGNAL,
+        "trace": "",
+        "states": "",
+    }
+
+
 def _write_split(
     source_split: SplitSource,
     tmp: Path,
@@ -322,6 +468,7 @@ def _write_split(
     seed: int,
     min_persona_items: int,
     end_examples: bool | None,
+    ends: EndPlan,
     show_progress: bool,
 ) -> None:
     seen: set[str] = set()
@@ -339,10 +486,9 @@ def _write_split(
             bar.update(1)
             example = _build_example(row, author_map, persona_dropout, seed)
             items = count_persona_items(row.persona)
-            keep_end = row.dataset in END_EXAMPLE_DATASETS if end_examples is None else end_examples
             if example["example_id"] in seen:
                 summary.dropped["duplicate"] += 1
-            elif is_end_signal(row.completion) and not keep_end:
+            elif is_end_signal(row.completion) and not _keeps_end_row(row, end_examples):
                 summary.dropped["end_example"] += 1
             elif items is not None and items < min_persona_items:
                 summary.dropped["persona_filter"] += 1
@@ -350,13 +496,20 @@ def _write_split(
                 seen.add(example["example_id"])
                 batch.append(example)
                 summary.written += 1
+                answer = ends.last_turns.get((row.file, row.index))
+                if answer is not None and (limit is None or summary.written < limit):
+                    end = _end_example(row, answer, example)
+                    seen.add(end["example_id"])
+                    batch.append(end)
+                    summary.written += 1
+                    summary.end_added += 1
             if len(batch) >= _WRITE_BATCH_ROWS:
                 writer.write_table(pa.Table.from_pylist(batch, schema=PREPARED_SCHEMA))
                 batch = []
         if batch:
             writer.write_table(pa.Table.from_pylist(batch, schema=PREPARED_SCHEMA))
         bar.update(summary.read - bar.n)  # rows skipped by the limit
-    handled = summary.written + sum(summary.dropped.values())
+    handled = summary.written - summary.end_added + sum(summary.dropped.values())
     if summary.read > handled:
         summary.dropped["limit"] += summary.read - handled
 
@@ -443,6 +596,10 @@ def _record_sources(out: Path, source: str | Path, names: list[str]) -> None:
 
 def _output_name(split: str, *, dropout: bool) -> str:
     return f"{split}_dropout" if dropout and not split.endswith("_dropout") else split
+
+
+def _added(end_added: int) -> str:
+    return f" ({end_added} end examples added)" if end_added else ""
 
 
 def _reasons(dropped: Counter[str]) -> str:

@@ -40,6 +40,7 @@ from humanlm.llm.build import build_backend
 from humanlm.llm.cache import LLMCache
 from humanlm.llm.ledger import accumulate
 from humanlm.llm.limits import RetryPolicy
+from humanlm.states.ending import is_end_signal
 
 __all__ = ["PersonaSummary", "run_personas"]
 
@@ -259,7 +260,10 @@ def _with_persona(table: pa.Table, personas: list[str]) -> pa.Table:
 
 
 def _persona_replies(tables: dict[str, pa.Table], k: int) -> dict[str, list[PersonaReply]]:
-    """Each user's earliest ``k`` replies: from train, else from the first split that has them."""
+    """Each user's earliest ``k`` replies: from train, else from the first split that has them.
+
+    End rows (reply: the end signal) say nothing about how a user writes and are skipped.
+    """
     chosen: dict[str, list[PersonaReply]] = {}
     for name in SPLIT_NAMES:
         table = tables[name]
@@ -268,8 +272,9 @@ def _persona_replies(tables: dict[str, pa.Table], k: int) -> dict[str, list[Pers
         users = table.column("user_id").to_pylist()
         times = table.column("timestamp").to_pylist()
         posts = table.column("post_id").to_pylist()
+        replies = table.column("completion").to_pylist()
         order = sorted(
-            (i for i, u in enumerate(users) if u not in chosen),
+            (i for i, u in enumerate(users) if u not in chosen and not is_end_signal(replies[i])),
             key=lambda i: (users[i], times[i] if times[i] is not None else 0, posts[i], i),
         )
         picked: list[int] = []
