@@ -364,7 +364,9 @@ def _iter_file(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
     try:
         yield from _file_rows(path)
     except UnicodeDecodeError:
-        raise not_utf8_error(path, opener=gzip.open if path.name.endswith(".gz") else open) from None
+        raise not_utf8_error(
+            path, opener=gzip.open if path.name.endswith(".gz") else open
+        ) from None
 
 
 def _file_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
