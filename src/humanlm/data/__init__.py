@@ -1,7 +1,8 @@
 """The Humanual format: load and validate rows, render contexts and personas, write prepared parquet.
 
 Reading order: `sources` (dataset ids), `schema` (row validation), `load` (files, folders, hub),
-`render` and `authors` (context messages, HUMAN naming), `persona` (persona text and dropout),
+`render` and `authors` (context messages, HUMAN naming), `transcript`
+(context messages as prompt text, untrusted text sanitised), `persona` (persona text and dropout),
 `prepare` (`run_prepare`, `load_prepared`), `resolve` (the source of a run) and `validate`
 (`validate_source`).
 
