@@ -30,6 +30,7 @@ from humanlm.extras import require_extra
 from humanlm.llm.limits import RetryPolicy
 from humanlm.llm.specs import parse_spec
 from humanlm.simulate.prompt import SimPrompt
+from humanlm.states.parsing import cut_at_stop
 
 __all__ = [
     "SIMULATOR_APIS",
@@ -39,7 +40,6 @@ __all__ = [
     "Simulator",
     "VLLMSimulator",
     "build_simulator",
-    "cut_at_stop",
     "generate_all",
 ]
 
@@ -132,12 +132,6 @@ class Simulator(Protocol):
     async def aclose(self) -> None:
         """Release connections or workers."""
         ...
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """Cut ``text`` right after the first stop string (a token may run past it)."""
-    ends = [i + len(s) for s in stop if (i := text.find(s)) >= 0]
-    return text[: min(ends)] if ends else text
 
 
 class HFSimulator:

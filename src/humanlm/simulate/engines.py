@@ -35,9 +35,9 @@ from humanlm.simulate.backends import (
     GenerationSettings,
     HFSimulator,
     build_simulator,
-    cut_at_stop,
 )
 from humanlm.simulate.prompt import SimPrompt
+from humanlm.states.parsing import cut_at_stop
 
 _HTTP = ("server_error", "rate_limited")  # reported together as transport_error
 
