@@ -40,6 +40,7 @@ __all__ = [
     "Simulator",
     "VLLMSimulator",
     "build_simulator",
+    "failure_reason",
     "generate_all",
 ]
 
@@ -52,7 +53,7 @@ SIMULATOR_APIS = ("chat", "completions")
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Decoding settings; the defaults are the paper's evaluation protocol (spec section 3).
+    """Decoding settings; the defaults are the paper's evaluation protocol.
 
     Attributes:
         temperature: sampling temperature (0: greedy).
@@ -108,6 +109,11 @@ class Generation:
     error: str | None = None
     finish_reason: str | None = None
     completion_tokens: int | None = None
+
+
+def failure_reason(reason: str) -> str:
+    """A failed call's reason as the simulators report it: HTTP failures are ``transport_error``."""
+    return "transport_error" if reason in ("server_error", "rate_limited") else reason
 
 
 @runtime_checkable

@@ -35,11 +35,10 @@ from humanlm.simulate.backends import (
     GenerationSettings,
     HFSimulator,
     build_simulator,
+    failure_reason,
 )
 from humanlm.simulate.prompt import SimPrompt
 from humanlm.states.parsing import cut_at_stop
-
-_HTTP = ("server_error", "rate_limited")  # reported together as transport_error
 
 __all__ = [
     "ChatEngine",
@@ -210,8 +209,7 @@ class CompletionsEngine:
         client = ChatClient(self._backend, name=self.spec, retry=s.retry, seed=s.seed)
         outcome = await client.call(call, estimate=len(text) // 4)
         if not outcome.ok:
-            reason = "transport_error" if outcome.reason in _HTTP else outcome.reason
-            return Generation(None, error=reason)
+            return Generation(None, error=failure_reason(outcome.reason))
         answer = outcome.value
         choice = answer.choices[0]
         out = choice.text or ""
