@@ -93,6 +93,15 @@ class GenerationSettings:
         if problems:
             raise ConfigError(problems)
 
+    def request_params(self) -> dict[str, Any]:
+        """The sampling fields of an OpenAI-style request (``stop`` is the caller's to add)."""
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_new_tokens,
+            "seed": self.seed,
+        }
+
 
 @dataclass(frozen=True)
 class Generation:

@@ -192,14 +192,7 @@ class CompletionsEngine:
         return list(await asyncio.gather(*(self._one(p.text, settings) for p in prompts)))
 
     async def _one(self, text: str, s: GenerationSettings) -> Generation:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "prompt": text,
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-            "max_tokens": s.max_new_tokens,
-            "seed": s.seed,
-        }
+        body: dict[str, Any] = {"model": self.model, "prompt": text, **s.request_params()}
         if s.stop:
             body["stop"] = list(s.stop)
 

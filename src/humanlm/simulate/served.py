@@ -73,10 +73,7 @@ class ServedUserSimulator(BaseUserSimulator):
                 model=self.model,
                 messages=chat,
                 n=n,
-                temperature=s.temperature,
-                top_p=s.top_p,
-                max_tokens=s.max_new_tokens,
-                seed=s.seed,
+                **s.request_params(),
                 timeout=timeout,
             )
 
