@@ -84,7 +84,7 @@ _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?:\s+|$)")
 
 
 def trace_prompt_version() -> str:
-    """Version of the trace prompt (``trace-v<N>``), from ``data/prompts/VERSIONS``."""
+    """Version of the trace prompt (``trace-v<N>``), from ``enrich/prompts/VERSIONS``."""
     return f"trace-v{PROMPTS.version('trace')}"
 
 
