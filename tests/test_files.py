@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import stat
 import tempfile
@@ -14,7 +15,9 @@ from humanlm.files import (
     check_output_dir,
     check_output_file,
     decode_utf8,
+    iter_jsonl,
     not_utf8_error,
+    read_jsonl,
     write_text,
 )
 
@@ -68,3 +71,23 @@ def test_non_utf8_is_named_with_its_byte_offset(tmp_path):
     path = tmp_path / "big.jsonl"
     path.write_bytes(b"a" * (1 << 20) + b"\xc3" + b"(")  # bad sequence across a chunk border
     assert "byte offset 1048576" in str(not_utf8_error(path))
+
+
+def test_a_log_cut_by_a_killed_writer_keeps_its_whole_records(tmp_path, caplog):
+    log = tmp_path / "log.jsonl"
+    assert read_jsonl(log) == []  # no file yet
+    log.write_bytes(b'{"a": 1}\n\n[2]\n{"a": 3}\n{"a": "\xc3')  # cut inside a character
+    assert read_jsonl(log) == [{"a": 1}, {"a": 3}]
+    assert "line 5 is incomplete" in caplog.text
+    assert list(iter_jsonl(log))[:2] == [(0, {"a": 1}), (2, [2])]
+
+
+def test_strict_input_names_the_file_and_row(tmp_path):
+    path = tmp_path / "rows.jsonl.gz"
+    with gzip.open(path, "wb") as fh:
+        fh.write(b'{"a": 1}\n\n{"a": \n')
+    with pytest.raises(DataError, match=r"rows.jsonl.gz, row 2: line 3: not valid JSON"):
+        list(iter_jsonl(path, strict=True, opener=gzip.open))
+    path.write_bytes(b'{"a": 1}\n"\xff"\n')
+    with pytest.raises(DataError, match="byte 0xff at byte offset 10"):
+        list(iter_jsonl(path, strict=True))

@@ -1,8 +1,14 @@
 """humanlm: train and evaluate user simulators with state alignment (HumanLM) on Humanual."""
 
+from humanlm._lazy import lazy_exports
 from humanlm.errors import ConfigError, DataError, HumanlmError, JudgeUnavailableError
 
 __version__ = "0.1.0"
+
+# Imported on first use, so `import humanlm` stays light.
+_WHERE = {"Reply": "simulate.user", "UserSimulator": "simulate.user"}
+
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 __all__ = [
     "ConfigError",
@@ -13,12 +19,3 @@ __all__ = [
     "UserSimulator",
     "__version__",
 ]
-
-
-def __getattr__(name: str) -> object:
-    # Imported on first use, so `import humanlm` stays light.
-    if name in ("Reply", "UserSimulator"):
-        from humanlm.simulate import user
-
-        return getattr(user, name)
-    raise AttributeError(f"module 'humanlm' has no attribute {name!r}")

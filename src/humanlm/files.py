@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,6 +19,7 @@ __all__ = [
     "check_output_file",
     "decode_utf8",
     "not_utf8_error",
+    "iter_jsonl",
     "read_jsonl",
     "write_json",
     "write_jsonl",
@@ -206,28 +207,57 @@ def write_jsonl(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) ->
             fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
 
 
+def iter_jsonl(
+    path: str | os.PathLike[str], *, strict: bool = False, opener: Callable[..., Any] = open
+) -> Iterator[tuple[int, Any]]:
+    """``(row, value)`` of every non-blank line of a JSON-lines file; ``row`` counts lines from 0.
+
+    Args:
+        path: the file.
+        strict: the file is input that must be right: a line that is not UTF-8 or not JSON raises
+            a one-line ``DataError`` naming the file and the row. Otherwise the file is a log that
+            a killed writer may have cut short: a missing file has no lines, and a line that does
+            not parse (a half-written last line) is skipped with a warning.
+        opener: opens the file for reading bytes (``gzip.open`` for a ``.gz`` file).
+
+    Raises:
+        DataError: with ``strict``, a line that is not UTF-8 or not valid JSON.
+    """
+    from humanlm.errors import DataError
+
+    file = Path(path)
+    if not strict and not file.is_file():
+        return
+    with opener(file, "rb") as fh:
+        offset = 0
+        for row, raw in enumerate(fh):
+            start, offset = offset, offset + len(raw)
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(decode_utf8(raw, file=file, offset=start))
+            except json.JSONDecodeError as err:
+                problem = DataError(
+                    f"line {row + 1}: not valid JSON ({err.msg})", file=str(file), row=row
+                )
+            except DataError as err:
+                problem = err
+            else:
+                yield row, value
+                continue
+            if strict:
+                raise problem from None
+            logger.warning("%s line %d is incomplete; it is left out", file, row + 1)
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of a JSON-lines file that a killed writer may have left half-written.
+    """The records (JSON objects) of a JSON-lines file that a killed writer may have left
+    half-written.
 
     A line that does not parse (the tail of a run killed mid-write) is skipped with a warning;
     a missing file has no records.
     """
-    log = Path(path)
-    records: list[dict[str, Any]] = []
-    if not log.is_file():
-        return records
-    with log.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                logger.warning("%s line %d is incomplete; it is left out", log, number)
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-    return records
+    return [record for _, record in iter_jsonl(path) if isinstance(record, dict)]
 
 
 def append_jsonl(log: IO[str], record: dict[str, Any]) -> None:

@@ -17,8 +17,7 @@ from humanlm.build.output import HELD_FILE, PERSONA_LOG
 from humanlm.data.persona import count_persona_items
 from humanlm.data.prepare import load_prepared, run_prepare
 from humanlm.data.validate import validate_source
-from humanlm.enrich.persona_prompt import parse_persona_reply
-from humanlm.enrich.personas import run_personas
+from humanlm.enrich.personas import parse_persona_reply, run_personas
 from humanlm.errors import ConfigError, JudgeUnavailableError
 from humanlm.llm.limits import RetryPolicy
 from humanlm.testing import Reply, ScriptedServer, faults

@@ -14,22 +14,8 @@ from humanlm.simulate import (
     Simulator,
     build_sim_prompt,
     build_simulator,
-    cut_at_stop,
     generate_all,
 )
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("<response>a</response>", "<response>a</response>"),  # ends at the stop string
-        ("<response>a</response>>\n", "<response>a</response>"),  # last token ran past it
-        ("<response>a</response> x </response>", "<response>a</response>"),  # first one counts
-        ("<response>unfinished", "<response>unfinished"),  # no stop string: unchanged
-    ],
-)
-def test_cut_at_stop(text, expected):
-    assert cut_at_stop(text, ["</response>"]) == expected
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,8 @@ from humanlm.states.parsing import (
     THINK_CLOSE,
     THINK_OPEN,
     ParsedOutput,
+    cut_at_closing_tag,
+    cut_at_stop,
     extract_response,
     parse_output,
 )
@@ -192,3 +194,30 @@ def test_extract_response_round_trip(reply, thinking, opened_by_prompt):
     prefix = "" if opened_by_prompt else "<think>"
     text = f"{prefix}{thinking}</think>\n\n<response>{reply}</response>"
     assert extract_response(text) == reply.strip()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<response>a</response>", "<response>a</response>"),  # ends at the stop string
+        ("<response>a</response>>\n", "<response>a</response>"),  # last token ran past it
+        ("<response>a</response> x </response>", "<response>a</response>"),  # first one counts
+        ("<response>unfinished", "<response>unfinished"),  # no stop string: unchanged
+    ],
+)
+def test_cut_at_stop(text, expected):
+    assert cut_at_stop(text, ["</response>"]) == expected
+
+
+CUT_CASES = [
+    ("<stance>x</stance>", "<stance>x</stance>"),  # ends at the tag
+    ("<stance>x</stance><", "<stance>x</stance>"),  # the last token ran past the tag
+    ("plan</think>\n<response>hi</response>\n\n", "plan</think>\n<response>hi</response>"),
+    ("<goal>a</goal> then </stance>", "<goal>a</goal>"),  # the first closing tag stops
+    ("<stance>never closed", "<stance>never closed"),  # length limit: unchanged
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CUT_CASES)
+def test_cut_at_closing_tag(text: str, expected: str) -> None:
+    assert cut_at_closing_tag(text) == expected

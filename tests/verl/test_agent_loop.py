@@ -33,7 +33,6 @@ from humanlm.verl.agent_loop import (  # noqa: E402
     HumanlmAgentLoop,
     build_prompt_ids,
     build_prompt_text,
-    cut_at_stop,
     with_stop_strings,
 )
 from humanlm.verl.dataset import HumanlmDataset  # noqa: E402
@@ -89,20 +88,6 @@ def test_stop_strings_are_every_closing_tag() -> None:
     assert with_stop_strings(params, "sglang")["no_stop_trim"] is True
     assert "include_stop_str_in_output" not in with_stop_strings(params, "trtllm")
     assert params == {"temperature": 0.8, "top_p": 1.0}  # the caller's dict is untouched
-
-
-CUT_CASES = [
-    ("<stance>x</stance>", "<stance>x</stance>"),  # ends at the tag
-    ("<stance>x</stance><", "<stance>x</stance>"),  # the last token ran past the tag
-    ("plan</think>\n<response>hi</response>\n\n", "plan</think>\n<response>hi</response>"),
-    ("<goal>a</goal> then </stance>", "<goal>a</goal>"),  # the first closing tag stops
-    ("<stance>never closed", "<stance>never closed"),  # length limit: unchanged
-]
-
-
-@pytest.mark.parametrize(("text", "expected"), CUT_CASES)
-def test_cut_at_stop(text: str, expected: str) -> None:
-    assert cut_at_stop(text) == expected
 
 
 @pytest.mark.parametrize("state", ["stance", "response"])

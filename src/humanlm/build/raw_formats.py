@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from humanlm.build.layouts import ASSISTANT, FIELDS, LAYOUTS, Layout
 from humanlm.data.render import PLACEHOLDER_AUTHORS
 from humanlm.errors import ConfigError, DataError
-from humanlm.files import not_utf8_error
+from humanlm.files import iter_jsonl, not_utf8_error
 
 __all__ = [
     "INPUT_EXTENSIONS",
@@ -393,19 +393,10 @@ def _file_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for index, line in enumerate(fh):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(
-                    f"line is not valid JSON ({err.msg})", file=str(path), row=index
-                ) from None
-            if not isinstance(row, dict):
-                raise DataError("line is not a JSON object", file=str(path), row=index)
-            yield index, row
+    for index, row in iter_jsonl(path, strict=True, opener=opener):
+        if not isinstance(row, dict):
+            raise DataError("line is not a JSON object", file=str(path), row=index)
+        yield index, row
 
 
 def _json_array(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:

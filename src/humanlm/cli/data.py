@@ -185,6 +185,27 @@ def _load_tokenizer(path: Path) -> Any:
         raise ConfigError(f"cannot load a tokenizer from {path}: {err}") from None
 
 
+# Options of the commands that call a model (build, personas, traces), declared once.
+ApiKeyEnv = Annotated[str | None, typer.Option(help="Variable holding the API key.")]
+CallsInFlight = Annotated[int, typer.Option(min=1, help="Calls in flight.")]
+PersonaModel = Annotated[
+    str | None,
+    typer.Option(help="Persona model: openai:MODEL, openai:MODEL@URL or litellm:P/M."),
+]
+MaxRetries = Annotated[
+    int, typer.Option("--max-retries", min=0, help="Transport retries per call.")
+]
+
+
+def _timeout_option(default_s: int) -> Any:
+    text = f"Deadline of one call, retries included (s) [default: {default_s}]."
+    return Annotated[float | None, typer.Option("--timeout", min=0.1, help=text)]
+
+
+PersonaTimeout = _timeout_option(600)
+TraceTimeout = _timeout_option(300)
+
+
 _BUILD_EXAMPLES = """Examples:
 
 humanlm data build --input dump.jsonl --out data/mine --llm openai:gpt-5-mini
@@ -254,10 +275,7 @@ def build(
     ] = None,
     hash_authors: Annotated[bool, typer.Option(help="Replace author names by pseudonyms.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the user-held-out split.")] = 0,
-    llm: Annotated[
-        str | None,
-        typer.Option(help="Persona model: openai:MODEL, openai:MODEL@URL or litellm:P/M."),
-    ] = None,
+    llm: PersonaModel = None,
     fixed_persona: Annotated[
         str | None, typer.Option(help="One persona text for every row.")
     ] = None,
@@ -266,19 +284,12 @@ def build(
     ] = True,
     k: Annotated[int, typer.Option("--k", min=1, help="Replies summarised per user.")] = 20,
     concurrency: Annotated[int, typer.Option(min=1, help="Persona calls in flight.")] = 8,
-    api_key_env: Annotated[str | None, typer.Option(help="Variable holding the API key.")] = None,
+    api_key_env: ApiKeyEnv = None,
     persona_cache: Annotated[
         Path | None, typer.Option(help="SQLite cache shared across builds.")
     ] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--timeout", min=0.1, help="Deadline of one call, retries included (s) [default: 600]."
-        ),
-    ] = None,
-    max_retries: Annotated[
-        int, typer.Option("--max-retries", min=0, help="Transport retries per call.")
-    ] = 4,
+    timeout: PersonaTimeout = None,
+    max_retries: MaxRetries = 4,
 ) -> None:
     """Build train/val/test Humanual rows (with personas and a dataset card) from raw items."""
     from humanlm.build.dataset import run_build
@@ -331,10 +342,7 @@ def _retry(timeout: float | None, max_retries: int) -> Any:
 @app.command(name="personas")
 def personas_command(
     input: Annotated[Path, typer.Option("--input", "-i", help="A folder written by `data build`.")],
-    llm: Annotated[
-        str | None,
-        typer.Option(help="Persona model: openai:MODEL, openai:MODEL@URL or litellm:P/M."),
-    ] = None,
+    llm: PersonaModel = None,
     fixed: Annotated[
         str | None,
         typer.Option("--fixed", "--fixed-persona", help="One persona text for every row instead."),
@@ -342,21 +350,14 @@ def personas_command(
     k: Annotated[
         int, typer.Option("--k", min=1, help="Earliest training replies summarised per user.")
     ] = 20,
-    concurrency: Annotated[int, typer.Option(min=1, help="Calls in flight.")] = 8,
-    api_key_env: Annotated[str | None, typer.Option(help="Variable holding the API key.")] = None,
+    concurrency: CallsInFlight = 8,
+    api_key_env: ApiKeyEnv = None,
     cache: Annotated[Path | None, typer.Option(help="SQLite cache shared across folders.")] = None,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Summarise every user again (ignore personas.jsonl).")
     ] = False,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--timeout", min=0.1, help="Deadline of one call, retries included (s) [default: 600]."
-        ),
-    ] = None,
-    max_retries: Annotated[
-        int, typer.Option("--max-retries", min=0, help="Transport retries per call.")
-    ] = 4,
+    timeout: PersonaTimeout = None,
+    max_retries: MaxRetries = 4,
 ) -> None:
     """(Re)write the personas of a built folder; resumes from its personas.jsonl.
 
@@ -431,8 +432,8 @@ def traces_command(
     llm: Annotated[
         str, typer.Option(help="Trace model: openai:MODEL, openai:MODEL@URL or litellm:P/M.")
     ],
-    concurrency: Annotated[int, typer.Option(min=1, help="Calls in flight.")] = 8,
-    api_key_env: Annotated[str | None, typer.Option(help="Variable holding the API key.")] = None,
+    concurrency: CallsInFlight = 8,
+    api_key_env: ApiKeyEnv = None,
     split: Annotated[
         list[str] | None,
         typer.Option("--split", help="Only this split (repeatable; default: every file)."),
@@ -443,15 +444,8 @@ def traces_command(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Ask for every trace again (ignore traces.jsonl).")
     ] = False,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--timeout", min=0.1, help="Deadline of one call, retries included (s) [default: 300]."
-        ),
-    ] = None,
-    max_retries: Annotated[
-        int, typer.Option("--max-retries", min=0, help="Transport retries per call.")
-    ] = 4,
+    timeout: TraceTimeout = None,
+    max_retries: MaxRetries = 4,
 ) -> None:
     """Write a 2-4 sentence thinking trace per example (for sft-think); resumable.
 

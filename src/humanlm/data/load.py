@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from humanlm.data.schema import SourceRow, normalize_row
 from humanlm.data.sources import ALIASES, DATASETS
 from humanlm.errors import DataError
-from humanlm.files import decode_utf8
+from humanlm.files import decode_utf8, iter_jsonl
 
 __all__ = [
     "EXTENSIONS",
@@ -205,14 +205,10 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open("rb") as fh:
-        offset = 0
-        for index, raw in enumerate(fh):
-            line = decode_utf8(raw, file=path, offset=offset)
-            offset += len(raw)
-            if not line.strip():
-                continue
-            yield index, _json_object(line, file=str(path), row=index)
+    for index, raw in iter_jsonl(path, strict=True):
+        if not isinstance(raw, dict):
+            raise DataError("row is not a JSON object", file=str(path), row=index)
+        yield index, raw
 
 
 def _json_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -227,13 +223,3 @@ def _json_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not isinstance(raw, dict):
             raise DataError("row is not a JSON object", file=str(path), row=index)
         yield index, raw
-
-
-def _json_object(line: str, *, file: str, row: int) -> dict[str, Any]:
-    try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise DataError(f"line is not valid JSON ({err.msg})", file=file, row=row) from None
-    if not isinstance(raw, dict):
-        raise DataError("row is not a JSON object", file=file, row=row)
-    return raw

@@ -1,4 +1,4 @@
-"""Add personas to a built folder: one LLM summary per user, or one fixed text for everyone.
+"""Personas for a built folder: one LLM summary per user, or one fixed text for everyone.
 
 Run it from the command line (``humanlm data build`` runs it too unless told otherwise):
 
@@ -11,40 +11,342 @@ earliest replies in their own split. Finished users go to ``personas.jsonl`` as 
 an interrupted run resumes where it stopped. Users whose persona fails after all retries are
 named in the summary and the card, and their rows move to ``persona_failed.parquet`` (with their
 split) instead of carrying a placeholder; a later run retries them and puts the rows back.
+
+The module reads in three parts:
+
+- the prompt and the reply check: `build_persona_prompt` shows a user's replies; templates live
+  in ``enrich/prompts/*.md``, versioned in ``enrich/prompts/VERSIONS`` (bump the version whenever
+  a template changes); `parse_persona_reply` checks a reply against the Humanual persona schema;
+- the calls: `summarise_personas` makes one chat call per user through ``humanlm.llm``
+  (``openai:MODEL[@URL]`` or ``litellm:PROVIDER/MODEL``), at most ``concurrency`` in flight. An
+  unusable reply is sent back with the problem (content retries), while 429s, 5xx, timeouts and
+  dropped connections are retried with the shared `RetryPolicy`. Finished users are appended to
+  a JSON-lines log, flushed and synced one user at a time; a new run skips every user whose log
+  entry has the same request key (model, sampling parameters, prompt version and prompt), so a
+  crash loses only the users in flight;
+- the folder: `run_personas` picks each user's replies, runs the calls and writes the personas
+  into every row.
+
+Example:
+    >>> persona, problem = parse_persona_reply('{"demographics": {}}')
+    >>> persona, problem
+    (None, 'interests must be a list of strings')
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import logging
+import statistics
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from tqdm import tqdm
 
 from humanlm.build.output import HELD_FILE, HELD_SCHEMA, PERSONA_LOG, read_built, write_built
 from humanlm.build.splits import SPLIT_NAMES
-from humanlm.enrich.persona_calls import (
-    PersonaRequest,
-    request_key,
-    summarise_personas,
-)
-from humanlm.enrich.persona_prompt import PersonaReply, build_persona_prompt, persona_prompt_version
+from humanlm.data.persona import DEMOGRAPHICS
 from humanlm.errors import ConfigError, JudgeUnavailableError
-from humanlm.files import check_output_dir
+from humanlm.files import append_jsonl, check_output_dir, read_jsonl
+from humanlm.llm.backends import ChatBackend
 from humanlm.llm.build import build_backend
-from humanlm.llm.cache import LLMCache
-from humanlm.llm.ledger import accumulate
-from humanlm.llm.limits import RetryPolicy
+from humanlm.llm.cache import LLMCache, cache_key
+from humanlm.llm.client import ChatClient, ask_item, run_bounded
+from humanlm.llm.jsonreply import read_json_object
+from humanlm.llm.ledger import Ledger, accumulate
+from humanlm.llm.limits import RateLimiter, RetryPolicy
+from humanlm.llm.templates import PromptFolder
 from humanlm.states.ending import is_end_signal
+from humanlm.states.render import render
 
-__all__ = ["PersonaSummary", "run_personas"]
+__all__ = [
+    "LIST_SIZES",
+    "PersonaOutcome",
+    "PersonaReply",
+    "PersonaRequest",
+    "PersonaSummary",
+    "build_persona_prompt",
+    "load_persona_log",
+    "parse_persona_reply",
+    "persona_prompt_version",
+    "render_retry_prompt",
+    "request_key",
+    "run_personas",
+    "summarise_personas",
+]
 
 logger = logging.getLogger(__name__)
+
+# --- the prompt and the reply check ---
+
+# Allowed item counts per persona list (the Humanual persona format).
+LIST_SIZES: dict[str, tuple[int, int]] = {
+    "interests": (8, 12),
+    "values": (8, 12),
+    "communication": (8, 12),
+    "statistics": (5, 10),
+}
+_MAX_REPLY_CHARS = 1500
+_MAX_EXCERPT_CHARS = 200
+
+
+@dataclass(frozen=True)
+class PersonaReply:
+    """One reply shown to the persona model: its text, time and what it answered."""
+
+    text: str
+    timestamp: int | None = None
+    answered_author: str = ""
+    answered_text: str = ""
+
+
+PROMPTS = PromptFolder("humanlm.enrich")
+
+
+def _template(name: str) -> str:
+    return PROMPTS.load(name)
+
+
+def persona_prompt_version() -> str:
+    """Version of the persona prompt, from ``enrich/prompts/VERSIONS``."""
+    return PROMPTS.version("persona")
+
+
+def build_persona_prompt(replies: Sequence[PersonaReply]) -> str:
+    """The persona prompt for one user's replies (oldest first), long texts shortened."""
+    blocks = []
+    for n, reply in enumerate(replies, start=1):
+        when = ""
+        if reply.timestamp is not None:
+            when = dt.datetime.fromtimestamp(reply.timestamp, dt.timezone.utc).strftime(
+                " (%Y-%m-%d)"
+            )
+        excerpt = _shorten(reply.answered_text, _MAX_EXCERPT_CHARS)
+        answered = f"{reply.answered_author or 'someone'} wrote: {excerpt}" if excerpt else "a post"
+        blocks.append(
+            f"## Message {n}{when}\nIn answer to {answered}\n\n{_shorten(reply.text, _MAX_REPLY_CHARS)}"
+        )
+    words = [len(r.text.split()) for r in replies]
+    facts = (
+        f"{len(replies)} messages; median length {statistics.median(words):g} words, "
+        f"shortest {min(words)}, longest {max(words)}"
+        if words
+        else "no messages"
+    )
+    return render(
+        _template("persona"), count=len(replies), facts=facts, messages="\n\n".join(blocks)
+    )
+
+
+def parse_persona_reply(text: str | None) -> tuple[dict[str, Any] | None, str]:
+    """Read a persona from a model reply and check it against the schema.
+
+    Accepts the JSON object alone or inside a code fence. Missing demographic fields become
+    "NA"; list items are stripped.
+
+    Returns:
+        ``(persona, "ok")``, or ``(None, problem)`` naming what is wrong.
+    """
+    data, problem = read_json_object(text)
+    if data is None:
+        return None, problem
+    demographics = data.get("demographics")
+    if not isinstance(demographics, dict):
+        return None, "demographics must be an object"
+    persona: dict[str, Any] = {"demographics": {}}
+    for key in DEMOGRAPHICS:
+        value = demographics.get(key, "NA")
+        if value is None:
+            value = "NA"
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            return None, f"demographics.{key} must be text"
+        persona["demographics"][key] = str(value).strip() or "NA"
+    for name, (low, high) in LIST_SIZES.items():
+        items = data.get(name)
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            return None, f"{name} must be a list of strings"
+        items = [i.strip() for i in items if i.strip()]
+        if not low <= len(items) <= high:
+            return None, f"{name} has {len(items)} items; it needs {low} to {high}"
+        persona[name] = items
+    return persona, "ok"
+
+
+def render_retry_prompt(problem: str) -> str:
+    """The follow-up message that sends an unusable reply's problem back to the model."""
+    return render(_template("persona_retry"), problem=problem)
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split()) if len(text) > limit else text.strip()
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+# --- the calls ---
+
+_OUTPUT_GUESS = 800  # tokens of a persona reply, for the TPM limiter before usage is known
+
+
+@dataclass(frozen=True)
+class PersonaRequest:
+    """The persona call of one user: the prompt and the key that identifies its answer."""
+
+    user_id: str
+    prompt: str
+    key: str
+
+
+@dataclass
+class PersonaOutcome:
+    """What `summarise_personas` produced.
+
+    Attributes:
+        personas: user id -> persona JSON text (new and reused).
+        failed: user id -> why no persona was made (after all retries).
+        reused: users taken from the log or the cache without a call.
+        generated: users summarised by a call in this run.
+        ledger: calls, tokens, failed attempts and cost of this run.
+    """
+
+    personas: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    reused: int = 0
+    generated: int = 0
+    ledger: Ledger = field(default_factory=Ledger)
+
+
+def request_key(backend: ChatBackend, params: Mapping[str, Any], prompt: str) -> str:
+    """The key of one persona answer: model identity, parameters, prompt version and prompt."""
+    return cache_key(
+        {
+            **backend.identity(),
+            "params": dict(params),
+            "prompt_version": persona_prompt_version(),
+            "prompt": prompt,
+        }
+    )
+
+
+def load_persona_log(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The finished users of a persona log: user id -> its last record.
+
+    A line that does not parse (the tail of a run killed mid-write) is skipped with a warning.
+    """
+    return {str(r["user_id"]): r for r in read_jsonl(path) if "user_id" in r}
+
+
+async def summarise_personas(
+    requests: Sequence[PersonaRequest],
+    *,
+    backend: ChatBackend,
+    log_path: str | Path,
+    concurrency: int = 8,
+    retry: RetryPolicy | None = None,
+    content_retries: int = 2,
+    limiter: RateLimiter | None = None,
+    cache: LLMCache | None = None,
+    seed: int = 0,
+    show_progress: bool = False,
+) -> PersonaOutcome:
+    """Make a persona for every request, reusing finished ones from the log (and the cache).
+
+    Args:
+        requests: one per user.
+        backend: the chat model.
+        log_path: the JSON-lines log of finished users (appended to, one line per user).
+        concurrency: calls in flight at once.
+        retry: transport retries, backoff and the overall deadline per user.
+        content_retries: re-asks after an invalid reply, per user.
+        limiter: requests/tokens per minute (``None``: unlimited).
+        cache: optional SQLite cache shared across output folders.
+        seed: seed of the backoff jitter.
+        show_progress: a tqdm bar over users.
+
+    Raises:
+        JudgeUnavailableError: the server refused the key or does not know the model; users
+            finished so far stay in the log.
+    """
+    if concurrency < 1 or content_retries < 0:
+        raise ConfigError("personas: need concurrency >= 1 and content retries >= 0")
+    outcome = PersonaOutcome(ledger=Ledger(model=backend.model))
+    done = load_persona_log(log_path)
+    pending = []
+    for request in requests:
+        record = done.get(request.user_id)
+        hit = cache.get(request.key) if cache is not None and record is None else None
+        if record is not None and record.get("key") == request.key:
+            outcome.personas[request.user_id] = record["persona"]
+            outcome.reused += 1
+        elif hit is not None:
+            outcome.personas[request.user_id] = hit["persona"]
+            outcome.reused += 1
+        else:
+            pending.append(request)
+    logger.info("personas: %d reused, %d to summarise", outcome.reused, len(pending))
+    if not pending:
+        return outcome
+    client = ChatClient(
+        backend,
+        name=backend.model,
+        retry=retry or RetryPolicy(),
+        ledger=outcome.ledger,
+        limiter=limiter,
+        output_guess=_OUTPUT_GUESS,
+        seed=seed,
+    )
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with (
+        open(log_path, "a", encoding="utf-8") as log,
+        tqdm(total=len(pending), desc="personas", unit="user", disable=not show_progress) as bar,
+    ):
+
+        async def handle(request: PersonaRequest) -> None:
+            persona, reason = await ask_item(
+                client,
+                request.prompt,
+                parse=parse_persona_reply,
+                follow_up=render_retry_prompt,
+                content_retries=content_retries,
+            )
+            if persona is None:
+                outcome.failed[request.user_id] = reason
+                logger.warning("persona of user %s failed: %s", request.user_id, reason)
+            else:
+                text = json.dumps(persona, ensure_ascii=False)
+                _append(log, request, text, backend.model)
+                if cache is not None:
+                    cache.put(request.key, {"persona": text})
+                outcome.personas[request.user_id] = text
+                outcome.generated += 1
+            bar.update(1)
+
+        try:
+            await run_bounded(pending, handle, concurrency=concurrency)
+        finally:
+            await backend.aclose()
+    return outcome
+
+
+def _append(log: IO[str], request: PersonaRequest, persona: str, model: str) -> None:
+    record = {
+        "user_id": request.user_id,
+        "key": request.key,
+        "model": model,
+        "prompt_version": persona_prompt_version(),
+        "persona": persona,
+    }
+    append_jsonl(log, record)
+
+
+# --- the folder ---
 
 
 @dataclass

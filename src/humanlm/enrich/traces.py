@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from humanlm.data.prepare import PREPARED_COLUMNS, PREPARED_SCHEMA, read_prepared_table
+from humanlm.data.transcript import render_transcript, sanitise
 from humanlm.errors import ConfigError, DataError
 from humanlm.files import (
     append_jsonl,
@@ -43,7 +44,6 @@ from humanlm.files import (
     read_jsonl,
     write_json,
 )
-from humanlm.judge.prompt import render_context, sanitise
 from humanlm.llm.build import build_backend
 from humanlm.llm.client import ChatClient, ask_item, run_bounded
 from humanlm.llm.jsonreply import read_json_object
@@ -84,7 +84,7 @@ _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?:\s+|$)")
 
 
 def trace_prompt_version() -> str:
-    """Version of the trace prompt (``trace-v<N>``), from ``data/prompts/VERSIONS``."""
+    """Version of the trace prompt (``trace-v<N>``), from ``enrich/prompts/VERSIONS``."""
     return f"trace-v{PROMPTS.version('trace')}"
 
 
@@ -99,7 +99,7 @@ def build_trace_prompt(example: Mapping[str, Any]) -> str:
         {**m, "content": _shorten(str(m.get("content") or ""), _MAX_MESSAGE_CHARS)}
         for m in messages[left_out:]
     ]
-    context = render_context(shown)
+    context = render_transcript(shown)
     if left_out:
         context = f"({left_out} earlier messages left out)\n\n{context}"
     persona = sanitise(str(example.get("persona") or "")).strip() or "(no profile)"

@@ -11,8 +11,7 @@
 - ``write_report(run_dirs, out=...)`` -> ``report.md`` + a self-contained ``report.html``.
 """
 
-from importlib import import_module
-from typing import Any
+from humanlm._lazy import lazy_exports
 
 # name -> module, imported on first use: the CLI reads EvalConfig's defaults for its --help
 # without loading the judge and simulator stacks.
@@ -33,24 +32,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'humanlm.eval' has no attribute {name!r}")
-    return getattr(import_module(f"humanlm.eval.{_WHERE[name]}"), name)
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
-__all__ = [
-    "PAPER_JUDGE",
-    "PROTOCOL_VERSION",
-    "EvalConfig",
-    "EvalResult",
-    "MetricSummary",
-    "aggregate_records",
-    "bootstrap_interval",
-    "evaluate_examples",
-    "evaluate_examples_async",
-    "population_metrics",
-    "rescore_run",
-    "run_eval",
-    "summarize",
-]
+__all__ = sorted(_WHERE)

@@ -22,11 +22,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from humanlm.data.transcript import render_transcript, sanitise
 from humanlm.eval.config import EvalConfig
 from humanlm.files import write_jsonl
 from humanlm.judge import Judge, build_judge
 from humanlm.judge.parse import ParsedReply
-from humanlm.judge.prompt import render_context, sanitise
 from humanlm.states.examples import judge_context
 
 __all__ = [
@@ -64,7 +64,7 @@ Which candidate did the real person write? Answer with JSON only:
 
 def build_detect_prompt(*, context: Sequence[Mapping[str, object]], a: str, b: str) -> str:
     """The pairwise prompt (untrusted text sanitised)."""
-    return _PROMPT.format(context=render_context(context), a=sanitise(a), b=sanitise(b))
+    return _PROMPT.format(context=render_transcript(context), a=sanitise(a), b=sanitise(b))
 
 
 def parse_pick(raw: str) -> ParsedReply:

@@ -36,7 +36,7 @@ from humanlm.eval.charts import state_alignment_chart, training_chart
 from humanlm.eval.population_report import population_figures, population_tables, run_names
 from humanlm.eval.samples import SAMPLES_FILE, read_samples
 from humanlm.eval.stats import METRICS
-from humanlm.files import write_text
+from humanlm.files import read_jsonl, write_text
 from humanlm.paper import DATASET_ORDER, PAPER_AVG, PAPER_NAMES, PAPER_RESULTS, PAPER_SOURCE
 from humanlm.states import LATENT_STATES
 
@@ -106,18 +106,6 @@ class ReportFiles:
     images: tuple[Path, ...] = field(default_factory=tuple)
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a crash
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows
-
-
 def load_runs(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[EvalRun], list[TrainingLog]]:
     """Find the evaluation folders and training logs under ``paths``.
 
@@ -146,7 +134,7 @@ def load_runs(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[EvalRun], l
         for candidate in (root, root.parent):
             log = candidate / _METRICS_LOG
             if log.exists() and log.resolve() not in logs:
-                logs[log.resolve()] = TrainingLog(log.resolve(), _read_jsonl(log))
+                logs[log.resolve()] = TrainingLog(log.resolve(), read_jsonl(log))
         if not found and not (root / _METRICS_LOG).exists():
             raise DataError(f"no {_RESULTS} or {_METRICS_LOG} in it or below", file=str(root))
     ordered = sorted(runs.values(), key=lambda r: (r.label, str(r.results.get("created"))))

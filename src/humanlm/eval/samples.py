@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
+from humanlm.files import read_jsonl
+
 __all__ = ["SAMPLES_FILE", "SamplesFile", "read_samples"]
 
 logger = logging.getLogger(__name__)
@@ -25,22 +27,7 @@ def read_samples(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
 
     Lines that are not JSON objects (a line cut by a crash) are skipped with a warning.
     """
-    path = Path(path)
-    if not path.exists():
-        return {}
-    records: dict[str, dict[str, Any]] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                logger.warning("%s: line %d is not complete JSON; ignoring it", path, lineno)
-                continue
-            if isinstance(record, dict) and "example_id" in record:
-                records[str(record["example_id"])] = record
-    return records
+    return {str(r["example_id"]): r for r in read_jsonl(path) if "example_id" in r}
 
 
 class SamplesFile:

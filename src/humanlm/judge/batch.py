@@ -34,7 +34,7 @@ from humanlm.errors import ConfigError, DataError
 from humanlm.files import (
     append_jsonl,
     check_output_file,
-    decode_utf8,
+    iter_jsonl,
     read_jsonl,
     write_jsonl,
 )
@@ -121,19 +121,7 @@ def read_rows(path: str | os.PathLike[str], *, mode: str = "group") -> list[dict
     path = Path(path)
     if not path.is_file():
         raise DataError("input file not found", file=str(path))
-    rows = []
-    with path.open("rb") as fh:
-        offset = 0
-        for lineno, raw in enumerate(fh, start=1):
-            line = decode_utf8(raw, file=path, offset=offset)
-            offset += len(raw)
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as err:
-                raise _bad(path, lineno, None, f"not valid JSON ({err.msg})") from None
-            rows.append(_check_row(row, path, lineno, mode))
+    rows = [_check_row(row, path, n + 1, mode) for n, row in iter_jsonl(path, strict=True)]
     if not rows:
         raise DataError("no rows to judge", file=str(path))
     return rows

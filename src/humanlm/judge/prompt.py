@@ -1,4 +1,4 @@
-"""Judge prompts: templates, versions, sanitising and rendering.
+"""Judge prompts: templates, versions and rendering (untrusted text sanitised).
 
 Templates live in ``judge/prompts/*.md`` and are listed in ``judge/prompts/VERSIONS`` with a
 version and a content hash (a test fails when a template changes without a bump). The version of
@@ -16,9 +16,9 @@ Output shapes the judge is asked for:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 
+from humanlm.data.transcript import render_transcript, sanitise
 from humanlm.llm.templates import PromptFolder
 from humanlm.states import RESPONSE, get_state
 from humanlm.states.render import render
@@ -30,18 +30,8 @@ __all__ = [
     "group_prompt_version",
     "load_template",
     "prompt_versions",
-    "render_context",
-    "sanitise",
     "template_hash",
 ]
-
-# Tags that delimit data in the judge prompts; untrusted text must not be able to write them.
-_DELIMITER = re.compile(
-    r"<\s*/?\s*(conversation|real_reply|candidates?)\b[^<>]*>?", flags=re.IGNORECASE
-)
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SPEAKER_LINE = re.compile(r"^(\s*)\*\*", flags=re.MULTILINE)
-
 
 PROMPTS = PromptFolder("humanlm.judge")
 
@@ -74,33 +64,6 @@ def group_prompt_version() -> str:
 def aspects_prompt_version() -> str:
     """Version of the aspects prompt (one response, all latent states)."""
     return f"judge-aspects-v{prompt_versions()['aspects']}"
-
-
-def sanitise(text: str) -> str:
-    """Make untrusted text safe to place between the prompt's data delimiters.
-
-    Delimiter-like tags (``<candidates>``, ``</real_reply>``, ...) get their angle brackets
-    replaced by look-alike guillemets and control characters are dropped, so a candidate or a
-    context message cannot close its data block and pose as instructions.
-    """
-    text = _CONTROL.sub("", text)
-    return _DELIMITER.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text)
-
-
-def render_context(context: Sequence[Mapping[str, object]]) -> str:
-    """Render context messages as ``**Name**: content`` paragraphs, sanitised.
-
-    Each message needs ``content`` and ``name`` (``role`` is used when ``name`` is missing).
-    A line of content that starts with ``**`` is escaped so it cannot pose as a new speaker.
-    """
-    lines = []
-    for message in context:
-        name = str(message.get("name") or message.get("role") or "unknown")
-        name = " ".join(sanitise(name).replace("*", "").split()) or "unknown"
-        content = sanitise(str(message.get("content") or "")).strip()
-        content = _SPEAKER_LINE.sub(lambda m: m.group(1) + "\\*\\*", content)
-        lines.append(f"**{name}**: {content}")
-    return "\n\n".join(lines) if lines else "(no earlier messages)"
 
 
 def _example_scores(keys: Sequence[str]) -> str:
@@ -140,7 +103,7 @@ def build_group_prompt(
         load_template("group"),
         state=spec.name,
         description=spec.description,
-        context=render_context(context),
+        context=render_transcript(context),
         real_reply=sanitise(ground_truth).strip(),
         candidates=json.dumps(numbered, ensure_ascii=False, indent=1),
         count=len(keys),
@@ -167,7 +130,7 @@ def build_aspects_prompt(
     example += ", ...}" if len(states) > 2 else "}"
     return render(
         load_template("aspects"),
-        context=render_context(context),
+        context=render_transcript(context),
         real_reply=sanitise(ground_truth).strip(),
         candidate=sanitise(response).strip(),
         dimensions=dims,

@@ -12,8 +12,7 @@ The judge, the simulators, persona and trace writers and the server sit on top o
 here imports them.
 """
 
-from importlib import import_module
-from typing import Any
+from humanlm._lazy import lazy_exports
 
 # name -> module; imported on first use, so that prompt templates or specs do not pull in the
 # openai SDK (a second of import time) for commands that never call a model.
@@ -43,33 +42,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'humanlm.llm' has no attribute {name!r}")
-    return getattr(import_module(f"humanlm.llm.{_WHERE[name]}"), name)
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
-__all__ = [
-    "DEFAULT_PRICES",
-    "Answer",
-    "ChatBackend",
-    "ChatClient",
-    "Completion",
-    "LLMCache",
-    "Ledger",
-    "ModelSpec",
-    "Price",
-    "PromptFolder",
-    "RateLimiter",
-    "RetryPolicy",
-    "TransportError",
-    "ask_item",
-    "build_backend",
-    "cache_key",
-    "extract_json",
-    "is_loopback",
-    "parse_spec",
-    "redact_url",
-    "resolve_api_key",
-    "run_bounded",
-]
+__all__ = sorted(_WHERE)

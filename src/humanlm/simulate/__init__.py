@@ -16,13 +16,13 @@ from humanlm.simulate.backends import (
     GenerationSettings,
     Simulator,
     build_simulator,
-    cut_at_stop,
     generate_all,
 )
 from humanlm.simulate.conversation import run_simulate
 from humanlm.simulate.prompt import SimPrompt, build_sim_prompt
 from humanlm.simulate.scenarios import Scenario, load_scenarios, scenarios_from_prepared
 from humanlm.simulate.user import Reply, UserSimulator
+from humanlm.states.parsing import cut_at_stop
 
 __all__ = [
     "Assistant",

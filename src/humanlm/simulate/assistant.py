@@ -16,10 +16,9 @@ from humanlm.llm.backends import OpenAIBackend
 from humanlm.llm.client import ChatClient
 from humanlm.llm.limits import RetryPolicy
 from humanlm.llm.specs import ModelSpec, parse_spec, resolve_api_key
+from humanlm.simulate.backends import failure_reason
 
 __all__ = ["Assistant", "AssistantAnswer"]
-
-_HTTP = ("server_error", "rate_limited")  # reported together as transport_error
 
 
 @dataclass(frozen=True)
@@ -114,8 +113,7 @@ class Assistant:
         except HumanlmError:  # bad credentials, unknown model or URL: retrying cannot help
             return AssistantAnswer(None, error="refused")
         if not answer.ok or answer.completion is None:
-            reason = "transport_error" if answer.reason in _HTTP else answer.reason
-            return AssistantAnswer(None, error=reason)
+            return AssistantAnswer(None, error=failure_reason(answer.reason))
         c = answer.completion
         return AssistantAnswer(c.text, None, c.input_tokens, c.output_tokens)
 

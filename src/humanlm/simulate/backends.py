@@ -30,6 +30,7 @@ from humanlm.extras import require_extra
 from humanlm.llm.limits import RetryPolicy
 from humanlm.llm.specs import parse_spec
 from humanlm.simulate.prompt import SimPrompt
+from humanlm.states.parsing import cut_at_stop
 
 __all__ = [
     "SIMULATOR_APIS",
@@ -39,7 +40,7 @@ __all__ = [
     "Simulator",
     "VLLMSimulator",
     "build_simulator",
-    "cut_at_stop",
+    "failure_reason",
     "generate_all",
 ]
 
@@ -52,7 +53,7 @@ SIMULATOR_APIS = ("chat", "completions")
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """Decoding settings; the defaults are the paper's evaluation protocol (spec section 3).
+    """Decoding settings; the defaults are the paper's evaluation protocol.
 
     Attributes:
         temperature: sampling temperature (0: greedy).
@@ -92,6 +93,15 @@ class GenerationSettings:
         if problems:
             raise ConfigError(problems)
 
+    def request_params(self) -> dict[str, Any]:
+        """The sampling fields of an OpenAI-style request (``stop`` is the caller's to add)."""
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_new_tokens,
+            "seed": self.seed,
+        }
+
 
 @dataclass(frozen=True)
 class Generation:
@@ -108,6 +118,11 @@ class Generation:
     error: str | None = None
     finish_reason: str | None = None
     completion_tokens: int | None = None
+
+
+def failure_reason(reason: str) -> str:
+    """A failed call's reason as the simulators report it: HTTP failures are ``transport_error``."""
+    return "transport_error" if reason in ("server_error", "rate_limited") else reason
 
 
 @runtime_checkable
@@ -132,12 +147,6 @@ class Simulator(Protocol):
     async def aclose(self) -> None:
         """Release connections or workers."""
         ...
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """Cut ``text`` right after the first stop string (a token may run past it)."""
-    ends = [i + len(s) for s in stop if (i := text.find(s)) >= 0]
-    return text[: min(ends)] if ends else text
 
 
 class HFSimulator:

@@ -35,11 +35,10 @@ from humanlm.simulate.backends import (
     GenerationSettings,
     HFSimulator,
     build_simulator,
-    cut_at_stop,
+    failure_reason,
 )
 from humanlm.simulate.prompt import SimPrompt
-
-_HTTP = ("server_error", "rate_limited")  # reported together as transport_error
+from humanlm.states.parsing import cut_at_stop
 
 __all__ = [
     "ChatEngine",
@@ -193,14 +192,7 @@ class CompletionsEngine:
         return list(await asyncio.gather(*(self._one(p.text, settings) for p in prompts)))
 
     async def _one(self, text: str, s: GenerationSettings) -> Generation:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "prompt": text,
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-            "max_tokens": s.max_new_tokens,
-            "seed": s.seed,
-        }
+        body: dict[str, Any] = {"model": self.model, "prompt": text, **s.request_params()}
         if s.stop:
             body["stop"] = list(s.stop)
 
@@ -210,8 +202,7 @@ class CompletionsEngine:
         client = ChatClient(self._backend, name=self.spec, retry=s.retry, seed=s.seed)
         outcome = await client.call(call, estimate=len(text) // 4)
         if not outcome.ok:
-            reason = "transport_error" if outcome.reason in _HTTP else outcome.reason
-            return Generation(None, error=reason)
+            return Generation(None, error=failure_reason(outcome.reason))
         answer = outcome.value
         choice = answer.choices[0]
         out = choice.text or ""

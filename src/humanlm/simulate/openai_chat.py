@@ -147,12 +147,7 @@ class OpenAISimulator:
 
     def _params(self, prompt: SimPrompt) -> dict[str, Any]:
         s = self.settings
-        body: dict[str, Any] = {
-            "temperature": s.temperature,
-            "top_p": s.top_p,
-            "max_tokens": s.max_new_tokens,
-            "seed": s.seed,
-        }
+        body = s.request_params()
         if s.stop:
             body["stop"] = list(s.stop)
         extra: dict[str, Any] = {}

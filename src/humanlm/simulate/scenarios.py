@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from humanlm.errors import DataError
+from humanlm.files import iter_jsonl
 from humanlm.states.template import HUMAN
 
 __all__ = ["Scenario", "load_scenarios", "scenarios_from_prepared"]
@@ -79,13 +79,7 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         raise DataError("no such scenarios file", file=str(file))
     scenarios: list[Scenario] = []
     seen: set[str] = set()
-    for row, line in enumerate(file.read_text(encoding="utf-8").splitlines()):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except ValueError:
-            raise DataError("not a JSON line", file=str(file), row=row) from None
+    for row, raw in iter_jsonl(file, strict=True):
         if not isinstance(raw, dict):
             raise DataError("each line must be a JSON object", file=str(file), row=row)
         ident = raw.get("id")

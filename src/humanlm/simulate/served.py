@@ -7,7 +7,6 @@ server's ``humanlm`` extension field.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,17 +15,15 @@ from humanlm.errors import ConfigError
 from humanlm.llm.build import build_backend
 from humanlm.llm.client import ChatClient
 from humanlm.llm.specs import ModelSpec, resolve_api_key
-from humanlm.simulate.backends import GenerationSettings
+from humanlm.simulate.backends import GenerationSettings, failure_reason
 from humanlm.simulate.prompt import SimPrompt
-from humanlm.simulate.user import Reply
+from humanlm.simulate.user import BaseUserSimulator, Reply
 from humanlm.states import is_end_signal
 
 __all__ = ["ServedUserSimulator", "is_humanlm_server"]
 
-_HTTP = ("server_error", "rate_limited")  # reported together as transport_error
 
-
-class ServedUserSimulator:
+class ServedUserSimulator(BaseUserSimulator):
     """A ``humanlm serve`` endpoint: the conversation goes out as is, the reply comes back parsed.
 
     Built by ``UserSimulator.from_spec`` for an ``openai:MODEL@URL`` that is a humanlm server.
@@ -53,23 +50,6 @@ class ServedUserSimulator:
     def __repr__(self) -> str:
         return f"ServedUserSimulator(spec={self.spec!r})"
 
-    async def areply(
-        self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]
-    ) -> Reply:
-        """What the user writes next (async)."""
-        [reply] = await self.areplies(persona, messages)
-        return reply
-
-    def reply(self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]) -> Reply:
-        """What the user writes next (from synchronous code; not inside a running event loop)."""
-        return asyncio.run(self._once(persona, messages))
-
-    async def _once(self, persona: Any, messages: Sequence[Any]) -> Reply:
-        try:
-            return await self.areply(persona, messages)
-        finally:
-            await self.aclose()
-
     def prompt(self, persona: Any, messages: Sequence[Any]) -> SimPrompt:
         raise ConfigError("a served simulator renders its prompt on the server")
 
@@ -81,6 +61,7 @@ class ServedUserSimulator:
         n: int = 1,
         settings: GenerationSettings | None = None,
     ) -> list[Reply]:
+        """``n`` independent replies to the same conversation (one request with ``n``)."""
         s = settings or self.settings
         if isinstance(persona, Mapping):
             persona = json.dumps(dict(persona), ensure_ascii=False)
@@ -92,17 +73,13 @@ class ServedUserSimulator:
                 model=self.model,
                 messages=chat,
                 n=n,
-                temperature=s.temperature,
-                top_p=s.top_p,
-                max_tokens=s.max_new_tokens,
-                seed=s.seed,
+                **s.request_params(),
                 timeout=timeout,
             )
 
         outcome = await client.call(call)
         if not outcome.ok:
-            reason = "transport_error" if outcome.reason in _HTTP else outcome.reason
-            return [Reply("", error=reason)] * n
+            return [Reply("", error=failure_reason(outcome.reason))] * n
         answer = outcome.value
         usage = getattr(answer, "usage", None)
         replies = []
@@ -123,6 +100,7 @@ class ServedUserSimulator:
         return replies
 
     async def aclose(self) -> None:
+        """Close connections (a later call opens new ones)."""
         await self._backend.aclose()
 
 

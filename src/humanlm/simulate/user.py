@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,7 +42,14 @@ from humanlm.states.template import HUMAN
 if TYPE_CHECKING:
     from humanlm.simulate.served import ServedUserSimulator
 
-__all__ = ["ConversationError", "Reply", "UserSimulator", "build_prompt", "split_persona"]
+__all__ = [
+    "BaseUserSimulator",
+    "ConversationError",
+    "Reply",
+    "UserSimulator",
+    "build_prompt",
+    "split_persona",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +217,46 @@ def parse_reply(raw: str | None, *, thinking: bool, finish_reason: str | None = 
     )
 
 
-class UserSimulator:
+class BaseUserSimulator(ABC):
+    """What every user simulator offers: its own ``areplies`` and ``aclose``, and from them one
+    reply at a time, async (``areply``) or from synchronous code (``reply``)."""
+
+    spec: str
+
+    @abstractmethod
+    async def areplies(
+        self,
+        persona: str | Mapping[str, Any] | None,
+        messages: Sequence[Any],
+        *,
+        n: int = 1,
+        settings: GenerationSettings | None = None,
+    ) -> list[Reply]:
+        """``n`` independent replies to the same conversation."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close connections (a later call opens new ones)."""
+
+    async def areply(
+        self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]
+    ) -> Reply:
+        """What the user writes next (async)."""
+        [reply] = await self.areplies(persona, messages)
+        return reply
+
+    def reply(self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]) -> Reply:
+        """What the user writes next (from synchronous code; not inside a running event loop)."""
+        return asyncio.run(self._once(persona, messages))
+
+    async def _once(self, persona: Any, messages: Sequence[Any]) -> Reply:
+        try:
+            return await self.areply(persona, messages)
+        finally:
+            await self.aclose()
+
+
+class UserSimulator(BaseUserSimulator):
     """A user simulator: ``reply(persona, messages) -> Reply`` (and ``areply``, async).
 
     Args:
@@ -294,23 +341,6 @@ class UserSimulator:
                 dataclasses.replace(reply, error=gen.error, completion_tokens=gen.completion_tokens)
             )
         return replies
-
-    async def areply(
-        self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]
-    ) -> Reply:
-        """What the user writes next (async)."""
-        [reply] = await self.areplies(persona, messages)
-        return reply
-
-    def reply(self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]) -> Reply:
-        """What the user writes next (from synchronous code; not inside a running event loop)."""
-        return asyncio.run(self._once(persona, messages))
-
-    async def _once(self, persona: Any, messages: Sequence[Any]) -> Reply:
-        try:
-            return await self.areply(persona, messages)
-        finally:
-            await self.aclose()
 
     async def aclose(self) -> None:
         """Close connections (a later call opens new ones)."""

@@ -30,6 +30,7 @@ __all__ = [
     "THINK_OPEN",
     "ParsedOutput",
     "cut_at_closing_tag",
+    "cut_at_stop",
     "extract_response",
     "parse_output",
 ]
@@ -39,6 +40,7 @@ THINK_CLOSE = "</think>"
 
 _RESPONSE_OPEN = STATES[RESPONSE].open_tag
 _RESPONSE_CLOSE = STATES[RESPONSE].close_tag
+_CLOSE_TAGS = tuple(s.close_tag for s in STATES.values())
 # Markup extract_response must never return.
 _RESPONSE_MARKERS = (THINK_OPEN, THINK_CLOSE, _RESPONSE_OPEN, _RESPONSE_CLOSE)
 
@@ -60,16 +62,21 @@ class ParsedOutput:
     thinking: str | None = None
 
 
-def cut_at_closing_tag(text: str) -> str:
-    """``text`` up to the end of its first state closing tag (unchanged when it has none).
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """``text`` up to the end of its first stop string (unchanged when it has none).
 
-    A rollout server that stops on the closing tags stops on the token that completes a tag and
-    returns that whole token; Qwen's vocabulary merges ``>`` with what follows (``"><"`` is one
-    token), so the decoded text can end ``</stance><``. Cutting at the tag restores what the
-    rollout meant to write before the strict format check.
+    A server that stops on a stop string stops on the token that completes it and returns that
+    whole token; Qwen's vocabulary merges ``>`` with what follows (``"><"`` is one token), so the
+    decoded text can end ``</stance><``. Cutting at the stop string restores what the model meant
+    to write before the strict format check.
     """
-    ends = [i + len(s.close_tag) for s in STATES.values() if (i := text.find(s.close_tag)) >= 0]
+    ends = [i + len(s) for s in stop if (i := text.find(s)) >= 0]
     return text[: min(ends)] if ends else text
+
+
+def cut_at_closing_tag(text: str) -> str:
+    """``text`` up to the end of its first state closing tag (unchanged when it has none)."""
+    return cut_at_stop(text, _CLOSE_TAGS)
 
 
 def parse_output(text: str, states: Sequence[str], *, strict: bool = True) -> ParsedOutput:

@@ -9,6 +9,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from humanlm.files import read_jsonl
 from humanlm.train import dist
 
 __all__ = ["MetricsFileCallback", "UnscoredGuard", "read_metrics"]
@@ -35,11 +36,8 @@ class MetricsFileCallback(TrainerCallback):
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Read ``metrics.jsonl`` back (empty list when absent)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    """Read ``metrics.jsonl`` back (empty list when absent; a line cut by a crash is left out)."""
+    return read_jsonl(path)
 
 
 class UnscoredGuard(TrainerCallback):

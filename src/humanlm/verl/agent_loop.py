@@ -29,7 +29,6 @@ from verl.experimental.agent_loop.agent_loop import (
 from verl.utils.profiler import simple_timer
 
 from humanlm.states import STATES
-from humanlm.states.parsing import cut_at_closing_tag
 from humanlm.states.template import render_chat
 
 __all__ = [
@@ -38,7 +37,6 @@ __all__ = [
     "HumanlmAgentLoop",
     "build_prompt_ids",
     "build_prompt_text",
-    "cut_at_stop",
     "with_stop_strings",
 ]
 
@@ -61,16 +59,6 @@ def build_prompt_ids(
     """Token ids of ``build_prompt_text`` (no BOS or other special tokens added)."""
     text = build_prompt_text(messages, thinking=thinking)
     return list(tokenizer.encode(text, add_special_tokens=False))
-
-
-def cut_at_stop(text: str) -> str:
-    """``text`` up to the end of its first stop string, as the rollout server's text would be.
-
-    The server stops on the token that completes a closing tag and returns that whole token, which
-    may carry characters past the tag (``"><"``); decoding the ids then shows them. Text without a
-    stop string is returned unchanged (the rollout ran to the length limit).
-    """
-    return cut_at_closing_tag(text)
 
 
 def with_stop_strings(sampling_params: Mapping[str, Any], engine: str | None) -> dict[str, Any]:

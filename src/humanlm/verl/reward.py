@@ -48,7 +48,7 @@ from humanlm.errors import ConfigError
 from humanlm.judge import Judge, build_judge_from_config
 from humanlm.judge.reward import extract_candidate
 from humanlm.states import STATE_NAMES, get_state
-from humanlm.verl.agent_loop import cut_at_stop
+from humanlm.states.parsing import cut_at_closing_tag
 from humanlm.verl.groups import GroupBuffer
 
 __all__ = [
@@ -189,7 +189,7 @@ class HumanlmRewardManager(RewardManagerBase):
             None, lambda: self.tokenizer.decode(response_ids[:length], skip_special_tokens=True)
         )
         candidate = extract_candidate(
-            cut_at_stop(text), state, tagged=bool(info.get("tagged", True))
+            cut_at_closing_tag(text), state, tagged=bool(info.get("tagged", True))
         )
         rollout = _Rollout(
             state=state,
