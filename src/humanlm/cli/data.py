@@ -329,13 +329,13 @@ def build(
         raise typer.Exit(1)
 
 
-def _retry(timeout: float | None, max_retries: int) -> Any:
+def _retry(timeout: float | None, max_retries: int, *, default_timeout: float = 600.0) -> Any:
     """The retry policy of the persona and trace calls (``None``: their defaults)."""
     if timeout is None and max_retries == 4:
         return None
     from humanlm.llm.limits import RetryPolicy
 
-    deadline = timeout or 600.0
+    deadline = timeout or default_timeout
     return RetryPolicy(max_retries=max_retries, timeout_s=deadline, request_timeout_s=deadline)
 
 
@@ -461,7 +461,7 @@ def traces_command(
         overwrite=overwrite,
         concurrency=concurrency,
         api_key_env=api_key_env,
-        retry=_retry(timeout, max_retries),
+        retry=_retry(timeout, max_retries, default_timeout=300.0),
         show_progress=True,
         fresh=fresh,
     )
