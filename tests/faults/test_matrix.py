@@ -1,7 +1,8 @@
 """The fault matrix: every LLM-calling command against a failing scripted server, as a user runs it.
 
-Each case runs the real console entry point in a subprocess (bounded by a subprocess timeout)
-against ``ScriptedServer`` on 127.0.0.1 and checks: the exit code, no traceback, no asyncio
+Each fault run is the real console entry point in a subprocess (bounded by a subprocess
+timeout) against ``ScriptedServer`` on 127.0.0.1; reruns and the bad-file cases call the same
+entry point in this process. Each case checks: the exit code, no traceback, no asyncio
 "never retrieved" noise, the records before and after (nothing lost, nothing half-valid), a
 rerun with the service back heals what failed, and the fake API key set in the environment
 appears in no output and no file.
@@ -43,6 +44,14 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 # Every case ends well inside this; a hang would be stopped here and fail the test.
 LIMIT_S = 90
 FAST = ["--max-retries", "1", "--timeout", "2"]
+HANG_DEADLINE_S = 1  # the request deadline of the runs that meet a hang: each attempt waits it
+
+
+def fast(fault: str) -> list[str]:
+    """One retry and a short deadline; shorter still where the reply never comes."""
+    return ["--max-retries", "1", "--timeout", str(HANG_DEADLINE_S if fault == "hang_60s" else 2)]
+
+
 ReplyFn = Callable[[RecordedRequest], Reply]
 
 prepared = _prepared_fixture  # the traces input: a small prepared folder
@@ -135,7 +144,10 @@ Rerun = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def rerun(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> Rerun:
-    """The same CLI in this process (the rerun after a fault: no second interpreter start)."""
+    """The same CLI entry point in this process, its exit code and output captured.
+
+    For reruns after a fault and for cases that involve no service (no interpreter start).
+    """
     from humanlm.cli.main import main
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
@@ -300,7 +312,7 @@ def judge_case(tmp_path: Path, fault: str, rerun: Rerun) -> None:
     with ScriptedServer(reply_fn=reply_fn or HEALTHY_JUDGE) as server:
         url = server.base_url if reply_fn is not None else closed_port_url()
         args = ["judge", "-i", str(src), "-o", str(out), "--judge", f"openai:judge@{url}"]
-        done = run_cli(*args, *FAST, "--no-progress", cwd=tmp_path)
+        done = run_cli(*args, *fast(fault), "--no-progress", cwd=tmp_path)
         assert done.returncode == code, done.stderr
         assert_clean(done, tmp_path)
         if code == 2:
@@ -365,19 +377,12 @@ def echo_sim(request: RecordedRequest) -> Reply:
 
 
 # The run-level effects of a failing judge: unscored records, a refused key, a rerun that heals.
-EVAL_FAULTS = (
-    "refused",
-    "401",
-    "500",
-    "hang_60s",
-    "malformed_json",
-    "off_scale",
-    "string_scores",
-    "word_scores",
-)
+# Transport faults need a run each (a refused key ends it); the reply faults share one below.
+EVAL_FAULTS = ("refused", "401", "500", "hang_60s")
+EVAL_REPLY_FAULTS = ("malformed_json", "off_scale", "string_scores", "word_scores")
 
 
-def eval_args(sim: str, judge: str, out: Path, *, limit: int = 3) -> list[str]:
+def eval_args(sim: str, judge: str, out: Path, *, limit: int = 3, fault: str = "") -> list[str]:
     return [
         "eval",
         "--model",
@@ -392,7 +397,7 @@ def eval_args(sim: str, judge: str, out: Path, *, limit: int = 3) -> list[str]:
         str(out),
         "embedding=false",
         "progress=false",
-        "judge.timeout_s=2",
+        f"judge.timeout_s={HANG_DEADLINE_S if fault == 'hang_60s' else 2}",
         "judge.max_retries=1",
         "timeout_s=5",
         "max_retries=1",
@@ -408,7 +413,7 @@ def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str, rerun: Re
         ScriptedServer(reply_fn=reply_fn or HEALTHY_JUDGE) as judge,
     ):
         url = judge.base_url if reply_fn is not None else closed_port_url()
-        done = run_cli(*eval_args(sim.base_url, url, out), cwd=tmp_path)
+        done = run_cli(*eval_args(sim.base_url, url, out, fault=fault), cwd=tmp_path)
         assert done.returncode == code, done.stderr
         assert_clean(done, tmp_path)
         if code == 2:
@@ -417,12 +422,7 @@ def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str, rerun: Re
             results = json.loads((out / "results.json").read_text())
             ra = results["metrics"]["response_alignment"]
             assert ra["examples"] == 3
-            if scored:
-                assert ra["unscored"] == 0
-                assert ra["score"] == pytest.approx(70.0)  # "0.7" is read as 0.7
-            else:
-                assert ra["unscored"] >= 2  # off-scale is never clipped into a perfect score
-                assert ra["score"] is None or ra["score"] < 100
+            assert ra["unscored"] == 3 and ra["score"] is None
         generated = len(sim.chat_requests)
         judge.reply_fn = HEALTHY_JUDGE
         again = rerun(*eval_args(sim.base_url, judge.base_url, out), cwd=tmp_path)
@@ -434,6 +434,58 @@ def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str, rerun: Re
     if code == 0:
         assert len(sim.chat_requests) == generated  # saved generations are never regenerated
         assert len(results["invocations"]) == 2
+
+
+def test_eval_reply_faults_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
+    """Malformed JSON, off-scale, numeric-string and word scores from the judge: an example each."""
+    assigned: dict[str, str] = {}  # real reply -> the fault its judge calls get, in arrival order
+
+    def reply(request: RecordedRequest) -> Reply:
+        from humanlm.testing.judge_replies import real_reply_in
+
+        real = real_reply_in(request.prompt)
+        if real not in assigned:
+            assigned[real] = EVAL_REPLY_FAULTS[len(assigned)]
+        answer = JUDGE_FAULTS[assigned[real]][0]
+        assert answer is not None
+        return answer(request)
+
+    out = tmp_path / "run"
+    with ScriptedServer(reply_fn=echo_sim) as sim, ScriptedServer(reply_fn=reply) as judge:
+        args = eval_args(sim.base_url, judge.base_url, out, limit=len(EVAL_REPLY_FAULTS))
+        done = run_cli(*args, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert_clean(done, tmp_path)
+        records = read_out(out / "samples.jsonl")
+        verdicts = sorted(
+            (r["verdicts"]["response_alignment"]["reason"], r["scores"]["response_alignment"])
+            for r in records
+        )
+        # 1.7 is never clipped to 1.0, "0.7" is read as 0.7, "high" is no score
+        assert verdicts == [
+            ("off_scale", None),
+            ("ok", 0.7),
+            ("parse_failure", None),
+            ("parse_failure", None),
+        ]
+        states = [r["scores"]["state_alignment"] for r in records]
+        assert sorted(states, key=lambda v: v is None) == [pytest.approx(0.7), None, None, None]
+        ra = json.loads((out / "results.json").read_text())["metrics"]["response_alignment"]
+        assert (ra["scored"], ra["unscored"], ra["score"]) == (1, 3, pytest.approx(70.0))
+        judge.reply_fn = HEALTHY_JUDGE
+        before = len(judge.chat_requests)
+        again = rerun(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_clean(again, tmp_path)
+    assert len(sim.chat_requests) == len(EVAL_REPLY_FAULTS)  # no generation is made again
+    assert len(judge.chat_requests) - before == 6  # response and states of the three unscored
+    healed = {r["example_id"]: r for r in read_out(out / "samples.jsonl")}  # the last of each
+    kept = [r for r in healed.values() if r["scores"]["response_alignment"] == 0.7]
+    assert len(kept) == 1  # the example scored from "0.7" is kept as it was
+    results = json.loads((out / "results.json").read_text())
+    assert results["metrics"]["response_alignment"]["unscored"] == 0
+    assert results["metrics"]["state_alignment"]["unscored"] == 0
+    assert len(results["invocations"]) == 2
 
 
 def test_eval_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
@@ -497,7 +549,7 @@ def test_data_build_llm_under_fault_then_personas_rerun(
     with ScriptedServer(reply_fn=reply_fn or healthy_persona) as server:
         url = server.base_url if reply_fn is not None else closed_port_url()
         build = ["data", "build", "-i", str(source), "-o", str(out), "--ratios", "80/10/10"]
-        done = run_cli(*build, "--llm", f"openai:p@{url}", *FAST, cwd=tmp_path)
+        done = run_cli(*build, "--llm", f"openai:p@{url}", *fast(fault), cwd=tmp_path)
         assert done.returncode == code, done.stderr
         assert_clean(done, tmp_path)
         if code:
@@ -505,17 +557,8 @@ def test_data_build_llm_under_fault_then_personas_rerun(
             assert "humanlm data personas" in line or "run the same command again" in line
             assert split_rows(out) == 0  # no persona-less row in an ordinary split
             assert pq.read_table(out / "persona_failed.parquet").num_rows > 0  # nothing lost
-            refused = run_cli(
-                "data",
-                "prepare",
-                "-i",
-                str(out),
-                "-d",
-                "generic",
-                "-o",
-                str(tmp_path / "p"),
-                cwd=tmp_path,
-            )
+            prepare = ["data", "prepare", "-i", str(out), "-d", "generic"]
+            refused = rerun(*prepare, "-o", str(tmp_path / "p"), cwd=tmp_path)
             assert refused.returncode == 2 and "no rows to prepare" in one_error_line(refused)
         server.reply_fn = healthy_persona
         again = rerun(
@@ -640,7 +683,9 @@ def test_data_traces_under_fault_then_rerun(
     with ScriptedServer(reply_fn=reply_fn or healthy) as server:
         url = server.base_url if reply_fn is not None else closed_port_url()
         args = ["data", "traces", "-i", str(prepared), "-o", str(out)]
-        done = run_cli(*args, "--llm", f"openai:t@{url}", *FAST, cwd=tmp_path)
+        # Every example in flight at once: a hang costs one deadline (and its retry), not two.
+        many = ["--concurrency", "16"]
+        done = run_cli(*args, "--llm", f"openai:t@{url}", *fast(fault), *many, cwd=tmp_path)
         assert done.returncode == code, done.stderr
         assert_clean(done, tmp_path)
         one_error_line(done)
@@ -681,7 +726,8 @@ def test_data_traces_killed_mid_run_then_rerun(
 # --- bad files and paths: one line each ------------------------------------------------------
 
 
-def test_bad_files_and_paths_get_one_line(tmp_path: Path) -> None:
+def test_bad_files_and_paths_get_one_line(tmp_path: Path, rerun: Rerun) -> None:
+    """Each in this process: no service is involved, and the one line is what is checked."""
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(b'{"completion": "caf\xe9"}\n')
     empty_parquet = tmp_path / "train.parquet"
@@ -715,7 +761,7 @@ def test_bad_files_and_paths_get_one_line(tmp_path: Path) -> None:
         ),
     ]
     for args, message in cases:
-        done = run_cli(*args, cwd=tmp_path)
+        done = rerun(*args, cwd=tmp_path)
         assert done.returncode == 2, (args, done.stderr)
         assert message in one_error_line(done), (args, done.stderr)
         assert_clean(done, tmp_path)
