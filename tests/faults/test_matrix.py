@@ -31,6 +31,7 @@ from humanlm.testing.judge_replies import (
     dimensions_in,
     group_reply,
     judge_reply_fn,
+    real_reply_in,
 )
 from tests.build.test_dataset import forum_items, write_items
 from tests.enrich.test_personas import persona_json
@@ -274,8 +275,6 @@ def test_judge_reply_faults_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
     by_truth = {f"Go for it, number {i}.": JUDGE_FAULTS[f][0] for i, f in enumerate(faults)}
 
     def reply(request: RecordedRequest) -> Reply:
-        from humanlm.testing.judge_replies import real_reply_in
-
         answer = by_truth[real_reply_in(request.prompt)]
         assert answer is not None
         return answer(request)
@@ -379,7 +378,6 @@ def echo_sim(request: RecordedRequest) -> Reply:
 # The run-level effects of a failing judge: unscored records, a refused key, a rerun that heals.
 # Transport faults need a run each (a refused key ends it); the reply faults share one below.
 EVAL_FAULTS = ("refused", "401", "500", "hang_60s")
-EVAL_REPLY_FAULTS = ("malformed_json", "off_scale", "string_scores", "word_scores")
 
 
 def eval_args(sim: str, judge: str, out: Path, *, limit: int = 3, fault: str = "") -> list[str]:
@@ -436,52 +434,80 @@ def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str, rerun: Re
         assert len(results["invocations"]) == 2
 
 
+def once_rate_limited(then: ReplyFn) -> ReplyFn:
+    """A 429 with Retry-After for the first request of each prompt, then ``then``'s answer."""
+    seen: set[str] = set()
+
+    def reply(request: RecordedRequest) -> Reply:
+        if request.prompt not in seen:
+            seen.add(request.prompt)
+            return Reply(status=429, headers={"Retry-After": "0.2"})
+        return then(request)
+
+    return reply
+
+
+# fault -> (response reason, response score, state score) of its example; None: unscored
+EVAL_REPLY_EXPECTED: dict[str, tuple[str, float | None, float | None]] = {
+    "malformed_json": ("parse_failure", None, None),
+    "off_scale": ("off_scale", None, None),  # 1.7 is never clipped to 1.0
+    "string_scores": ("ok", 0.7, 0.7),  # "0.7" is read as 0.7
+    "word_scores": ("parse_failure", None, None),  # "high" is no score
+    "wrong_count": ("wrong_count", None, 0.5),  # an extra candidate; the states are fine
+}
+
+
 def test_eval_reply_faults_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
-    """Malformed JSON, off-scale, numeric-string and word scores from the judge: an example each."""
+    """Malformed JSON, off-scale, numeric-string and word scores, wrong candidate counts and a
+    429 with Retry-After from the judge: one example each, in one run."""
+    faults = [*EVAL_REPLY_EXPECTED, "429_retry_after"]
+    answers = {f: JUDGE_FAULTS[f][0] for f in EVAL_REPLY_EXPECTED}
+    answers["429_retry_after"] = once_rate_limited(HEALTHY_JUDGE)
     assigned: dict[str, str] = {}  # real reply -> the fault its judge calls get, in arrival order
 
     def reply(request: RecordedRequest) -> Reply:
-        from humanlm.testing.judge_replies import real_reply_in
-
         real = real_reply_in(request.prompt)
         if real not in assigned:
-            assigned[real] = EVAL_REPLY_FAULTS[len(assigned)]
-        answer = JUDGE_FAULTS[assigned[real]][0]
+            assigned[real] = faults[len(assigned)]
+        answer = answers[assigned[real]]
         assert answer is not None
         return answer(request)
 
     out = tmp_path / "run"
     with ScriptedServer(reply_fn=echo_sim) as sim, ScriptedServer(reply_fn=reply) as judge:
-        args = eval_args(sim.base_url, judge.base_url, out, limit=len(EVAL_REPLY_FAULTS))
+        args = eval_args(sim.base_url, judge.base_url, out, limit=len(faults))
         done = run_cli(*args, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert_clean(done, tmp_path)
-        records = read_out(out / "samples.jsonl")
-        verdicts = sorted(
-            (r["verdicts"]["response_alignment"]["reason"], r["scores"]["response_alignment"])
-            for r in records
+        records = {assigned[r["ground_truth"]]: r for r in read_out(out / "samples.jsonl")}
+        assert sorted(records) == sorted(faults)
+        for fault, (reason, response, states) in EVAL_REPLY_EXPECTED.items():
+            r = records[fault]
+            assert r["verdicts"]["response_alignment"]["reason"] == reason, fault
+            assert r["scores"]["response_alignment"] == response, fault
+            assert r["scores"]["state_alignment"] == pytest.approx(states), fault
+        asked = [assigned[real_reply_in(q.prompt)] for q in judge.chat_requests]
+        assert asked.count("429_retry_after") == 4  # both its prompts: a 429, then the retry
+        rate_limited = records["429_retry_after"]
+        assert rate_limited["verdicts"]["response_alignment"]["reason"] == "ok"
+        assert None not in (
+            rate_limited["scores"][m] for m in ("response_alignment", "state_alignment")
         )
-        # 1.7 is never clipped to 1.0, "0.7" is read as 0.7, "high" is no score
-        assert verdicts == [
-            ("off_scale", None),
-            ("ok", 0.7),
-            ("parse_failure", None),
-            ("parse_failure", None),
-        ]
-        states = [r["scores"]["state_alignment"] for r in records]
-        assert sorted(states, key=lambda v: v is None) == [pytest.approx(0.7), None, None, None]
         ra = json.loads((out / "results.json").read_text())["metrics"]["response_alignment"]
-        assert (ra["scored"], ra["unscored"], ra["score"]) == (1, 3, pytest.approx(70.0))
+        assert (ra["scored"], ra["unscored"]) == (2, 4)
         judge.reply_fn = HEALTHY_JUDGE
         before = len(judge.chat_requests)
         again = rerun(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert_clean(again, tmp_path)
-    assert len(sim.chat_requests) == len(EVAL_REPLY_FAULTS)  # no generation is made again
-    assert len(judge.chat_requests) - before == 6  # response and states of the three unscored
-    healed = {r["example_id"]: r for r in read_out(out / "samples.jsonl")}  # the last of each
-    kept = [r for r in healed.values() if r["scores"]["response_alignment"] == 0.7]
-    assert len(kept) == 1  # the example scored from "0.7" is kept as it was
+    assert len(sim.chat_requests) == len(faults)  # no generation is made again
+    # response and states of the three examples with neither scored, the response of the
+    # wrong-count one (its states verdict comes from the cache)
+    assert len(judge.chat_requests) - before == 7
+    healed = {assigned[r["ground_truth"]]: r for r in read_out(out / "samples.jsonl")}
+    for fault in ("string_scores", "429_retry_after"):  # scored before: kept as they were
+        assert healed[fault] == records[fault]
+    assert healed["wrong_count"]["scores"]["state_alignment"] == pytest.approx(0.5)
     results = json.loads((out / "results.json").read_text())
     assert results["metrics"]["response_alignment"]["unscored"] == 0
     assert results["metrics"]["state_alignment"]["unscored"] == 0
@@ -656,8 +682,17 @@ def test_data_build_llm_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) 
 
 # --- data traces -----------------------------------------------------------------------------
 
+
+def healthy_trace(request: RecordedRequest) -> Reply:
+    return Reply(content=good_trace(request))
+
+
 TRACE_FAULTS: dict[str, tuple[ReplyFn | None, int]] = {
     "refused": (None, 1),
+    "429_retry_after": (
+        first_n_then(2, Reply(status=429, headers={"Retry-After": "0.2"}), healthy_trace),
+        0,
+    ),
     "401": (lambda r: Reply(status=401), 2),
     "500": (lambda r: Reply(status=500), 1),
     "hang_60s": (lambda r: Reply(content="{}", delay_s=60), 1),
@@ -679,8 +714,7 @@ def test_data_traces_under_fault_then_rerun(
 ) -> None:
     reply_fn, code = TRACE_FAULTS[fault]
     out = tmp_path / "think"
-    healthy = lambda request: Reply(content=good_trace(request))  # noqa: E731
-    with ScriptedServer(reply_fn=reply_fn or healthy) as server:
+    with ScriptedServer(reply_fn=reply_fn or healthy_trace) as server:
         url = server.base_url if reply_fn is not None else closed_port_url()
         args = ["data", "traces", "-i", str(prepared), "-o", str(out)]
         # Every example in flight at once: a hang costs one deadline (and its retry), not two.
@@ -688,11 +722,18 @@ def test_data_traces_under_fault_then_rerun(
         done = run_cli(*args, "--llm", f"openai:t@{url}", *fast(fault), *many, cwd=tmp_path)
         assert done.returncode == code, done.stderr
         assert_clean(done, tmp_path)
-        one_error_line(done)
-        server.reply_fn = healthy
+        if code:
+            one_error_line(done)
+        else:  # retried after the Retry-After wait: every trace is there
+            assert len(server.chat_requests) == 9 + 2  # two 429s, each asked again
+            assert len([t for t in trace_column(out) if t.strip()]) == 9
+        server.reply_fn = healthy_trace
+        before = len(server.chat_requests)
         again = rerun(*args, "--llm", f"openai:t@{server.base_url}", *FAST, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert_clean(again, tmp_path)
+    if not code:
+        assert len(server.chat_requests) == before  # nothing left to ask
     assert len(trace_column(out)) == 9 and all(t.strip() for t in trace_column(out))
     summary = json.loads((out / "traces_summary.json").read_text())
     assert summary["failed"] == {}
@@ -704,14 +745,13 @@ def test_data_traces_killed_mid_run_then_rerun(
 ) -> None:
     out = tmp_path / "think"
     log = out / "traces.jsonl"
-    healthy = lambda request: Reply(content=good_trace(request))  # noqa: E731
     args = ["data", "traces", "-i", str(prepared), "-o", str(out), *FAST, "--concurrency", "1"]
-    with ScriptedServer(reply_fn=slowed(healthy, 0.3)) as server:
+    with ScriptedServer(reply_fn=slowed(healthy_trace, 0.3)) as server:
         spec = f"openai:t@{server.base_url}"
         kept = kill_once_written(*args, "--llm", spec, cwd=tmp_path, log=log, records=3)
     done = len(read_out(log))
     assert 3 <= done < 9 and not (out / "train.parquet").exists()
-    with ScriptedServer(reply_fn=healthy) as server:
+    with ScriptedServer(reply_fn=healthy_trace) as server:
         again = rerun(*args, "--llm", f"openai:t@{server.base_url}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert_clean(again, tmp_path)
