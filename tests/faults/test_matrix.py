@@ -404,7 +404,7 @@ def eval_args(sim: str, judge: str, out: Path, *, limit: int = 3, fault: str = "
 
 @pytest.mark.parametrize("fault", EVAL_FAULTS)
 def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str, rerun: Rerun) -> None:
-    reply_fn, code, scored = JUDGE_FAULTS[fault]
+    reply_fn, code, _ = JUDGE_FAULTS[fault]
     out = tmp_path / "run"
     with (
         ScriptedServer(reply_fn=echo_sim) as sim,
@@ -633,7 +633,7 @@ def test_data_personas_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -
     run_build(inputs=[source], out_dir=out, ratios=(0.8, 0.1, 0.1), fixed_persona="A user.")
     rows = split_rows(out)
     args = ["data", "personas", "-i", str(out), *FAST, "--concurrency", "1"]
-    with ScriptedServer(reply_fn=slowed(healthy_persona, 0.3)) as server:
+    with ScriptedServer(reply_fn=slowed(healthy_persona, 0.5)) as server:
         kept = kill_once_written(
             *args,
             "--llm",
@@ -658,7 +658,7 @@ def test_data_build_llm_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) 
     out = tmp_path / "built"
     build = ["data", "build", "-i", str(source), "-o", str(out), "--ratios", "80/10/10", *FAST]
     build += ["--concurrency", "1"]
-    with ScriptedServer(reply_fn=slowed(healthy_persona, 0.3)) as server:
+    with ScriptedServer(reply_fn=slowed(healthy_persona, 0.5)) as server:
         kept = kill_once_written(
             *build,
             "--llm",
