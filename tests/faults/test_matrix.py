@@ -1,7 +1,8 @@
 """The fault matrix: every LLM-calling command against a failing scripted server, as a user runs it.
 
-Each case runs the real console entry point in a subprocess (bounded by a subprocess timeout)
-against ``ScriptedServer`` on 127.0.0.1 and checks: the exit code, no traceback, no asyncio
+Each fault run is the real console entry point in a subprocess (bounded by a subprocess
+timeout) against ``ScriptedServer`` on 127.0.0.1; reruns and the bad-file cases call the same
+entry point in this process. Each case checks: the exit code, no traceback, no asyncio
 "never retrieved" noise, the records before and after (nothing lost, nothing half-valid), a
 rerun with the service back heals what failed, and the fake API key set in the environment
 appears in no output and no file.
@@ -9,6 +10,7 @@ appears in no output and no file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -29,6 +31,7 @@ from humanlm.testing.judge_replies import (
     dimensions_in,
     group_reply,
     judge_reply_fn,
+    real_reply_in,
 )
 from tests.build.test_dataset import forum_items, write_items
 from tests.enrich.test_personas import persona_json
@@ -42,6 +45,14 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 # Every case ends well inside this; a hang would be stopped here and fail the test.
 LIMIT_S = 90
 FAST = ["--max-retries", "1", "--timeout", "2"]
+HANG_DEADLINE_S = 1  # the request deadline of the runs that meet a hang: each attempt waits it
+
+
+def fast(fault: str) -> list[str]:
+    """One retry and a short deadline; shorter still where the reply never comes."""
+    return ["--max-retries", "1", "--timeout", str(HANG_DEADLINE_S if fault == "hang_60s" else 2)]
+
+
 ReplyFn = Callable[[RecordedRequest], Reply]
 
 prepared = _prepared_fixture  # the traces input: a small prepared folder
@@ -55,8 +66,8 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/v1"
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {
+def cli_env() -> dict[str, str]:
+    return {
         **os.environ,
         "PYTHONPATH": str(SRC),
         "OPENAI_API_KEY": SECRET,
@@ -65,14 +76,68 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         "TOKENIZERS_PARALLELISM": "false",
         "OMP_NUM_THREADS": "1",
     }
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "humanlm.cli.main", *args],
         cwd=cwd,
-        env=env,
+        env=cli_env(),
         capture_output=True,
         text=True,
         timeout=LIMIT_S,
     )
+
+
+def kill_once_written(*args: str, cwd: Path, log: Path, records: int) -> bytes:
+    """Run the CLI, SIGKILL it once ``log`` holds ``records`` lines; return the log as it was.
+
+    The wait is bounded; the process must still be running when it is killed (mid-run), and
+    what it wrote to stdout and stderr is checked like any other output.
+    """
+    output = cwd / "killed_run.log"
+    with output.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "humanlm.cli.main", *args],
+            cwd=cwd,
+            env=cli_env(),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + LIMIT_S
+            while proc.poll() is None and time.monotonic() < deadline:
+                if log.exists() and log.read_bytes().count(b"\n") >= records:
+                    break
+                time.sleep(0.05)
+            mid_run = proc.poll() is None
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=LIMIT_S)
+    text = output.read_text()
+    assert mid_run, text  # the run was still going when it was killed
+    assert "Traceback" not in text and SECRET not in text, text
+    return log.read_bytes()
+
+
+def slowed(reply_fn: ReplyFn, delay_s: float) -> ReplyFn:
+    """``reply_fn`` with every answer sent after ``delay_s`` (a run slow enough to kill)."""
+
+    def reply(request: RecordedRequest) -> Reply:
+        answer = reply_fn(request)
+        return dataclasses.replace(answer, delay_s=delay_s)
+
+    return reply
+
+
+def assert_healed_log(log: Path, kept: bytes, key: str, total: int) -> list[dict]:
+    """The log starts with the records kept at the kill, byte for byte, and holds each of
+    ``total`` records exactly once; no temporary file is left beside it."""
+    assert log.read_bytes().startswith(kept)
+    records = read_out(log)
+    assert len({str(r[key]) for r in records}) == len(records) == total
+    assert not [p for p in log.parent.rglob("*.tmp")]
+    return records
 
 
 Rerun = Callable[..., subprocess.CompletedProcess[str]]
@@ -80,7 +145,10 @@ Rerun = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def rerun(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> Rerun:
-    """The same CLI in this process (the rerun after a fault: no second interpreter start)."""
+    """The same CLI entry point in this process, its exit code and output captured.
+
+    For reruns after a fault and for cases that involve no service (no interpreter start).
+    """
     from humanlm.cli.main import main
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
@@ -160,6 +228,7 @@ JUDGE_FAULTS: dict[str, tuple[ReplyFn | None, int, bool]] = {
     "malformed_json": (lambda r: Reply(content='{"scores": {"1": '), 0, False),
     "off_scale": (fixed_scores(1.7), 0, False),
     "string_scores": (fixed_scores("0.7"), 0, True),
+    "word_scores": (fixed_scores("high"), 0, False),
     "wrong_count": (fixed_scores(0.5, extra=True), 0, False),
 }
 REASONS = {
@@ -167,6 +236,7 @@ REASONS = {
     "500": "transport_error",
     "hang_60s": "timeout",
     "malformed_json": "parse_failure",
+    "word_scores": "parse_failure",
     "off_scale": "off_scale",
     "wrong_count": "wrong_count",
 }
@@ -200,19 +270,17 @@ def test_judge_under_fault_then_rerun(tmp_path: Path, fault: str, rerun: Rerun) 
 
 
 def test_judge_reply_faults_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
-    """Malformed JSON, off-scale scores, string scores and wrong counts, one row each."""
-    faults = ("malformed_json", "off_scale", "string_scores", "wrong_count")
+    """Malformed JSON, off-scale, numeric-string and word scores, wrong counts: a row each."""
+    faults = ("malformed_json", "off_scale", "string_scores", "wrong_count", "word_scores")
     by_truth = {f"Go for it, number {i}.": JUDGE_FAULTS[f][0] for i, f in enumerate(faults)}
 
     def reply(request: RecordedRequest) -> Reply:
-        from humanlm.testing.judge_replies import real_reply_in
-
         answer = by_truth[real_reply_in(request.prompt)]
         assert answer is not None
         return answer(request)
 
     src = tmp_path / "in.jsonl"
-    src.write_text("".join(json.dumps(r) + "\n" for r in judge_rows()))
+    src.write_text("".join(json.dumps(r) + "\n" for r in judge_rows(len(faults))))
     out = tmp_path / "scored.jsonl"
     with ScriptedServer(reply_fn=reply) as server:
         args = ["judge", "-i", str(src), "-o", str(out), "--judge", f"openai:j@{server.base_url}"]
@@ -220,15 +288,17 @@ def test_judge_reply_faults_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
         assert done.returncode == 0, done.stderr
         assert_clean(done, tmp_path)
         rows = read_out(out)
-        assert [r["reason"] for r in rows] == ["parse_failure", "off_scale", "ok", "wrong_count"]
+        reasons = ["parse_failure", "off_scale", "ok", "wrong_count", "parse_failure"]
+        assert [r["reason"] for r in rows] == reasons  # "high" is no score
         assert rows[1]["scores"] == [None, None]  # 1.7 is never clipped to 1.0
         assert rows[2]["scores"] == [0.7, 0.7]  # "0.7" is read as 0.7
+        assert rows[4]["scores"] == [None, None]
         server.reply_fn = HEALTHY_JUDGE
         before = len(server.chat_requests)
         again = rerun(*args, *FAST, cwd=tmp_path)
     assert again.returncode == 0 and "1 reused" in again.stdout, again.stderr
     assert_clean(again, tmp_path)
-    assert len(server.chat_requests) - before == 3  # only the three failed rows
+    assert len(server.chat_requests) - before == 4  # only the four failed rows
     assert all(r["reason"] == "ok" for r in read_out(out))
     assert read_out(out)[2]["scores"] == [0.7, 0.7]  # the scored row is kept as it was
 
@@ -241,7 +311,7 @@ def judge_case(tmp_path: Path, fault: str, rerun: Rerun) -> None:
     with ScriptedServer(reply_fn=reply_fn or HEALTHY_JUDGE) as server:
         url = server.base_url if reply_fn is not None else closed_port_url()
         args = ["judge", "-i", str(src), "-o", str(out), "--judge", f"openai:judge@{url}"]
-        done = run_cli(*args, *FAST, "--no-progress", cwd=tmp_path)
+        done = run_cli(*args, *fast(fault), "--no-progress", cwd=tmp_path)
         assert done.returncode == code, done.stderr
         assert_clean(done, tmp_path)
         if code == 2:
@@ -272,40 +342,29 @@ def judge_case(tmp_path: Path, fault: str, rerun: Rerun) -> None:
     assert len(ledger["invocations"]) == (2 if out.exists() and code == 0 else 1)
 
 
-def test_judge_killed_mid_run_then_rerun(tmp_path: Path) -> None:
+def test_judge_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in judge_rows(8)))
     out = tmp_path / "scored.jsonl"
-    slow = lambda request: Reply(**{**vars(HEALTHY_JUDGE(request)), "delay_s": 0.4})  # noqa: E731
-    with ScriptedServer(reply_fn=slow) as server:
+    partial = tmp_path / ".scored.jsonl.partial.jsonl"
+    args = ["judge", "-i", str(src), "-o", str(out), "--no-cache", "--no-progress"]
+    with ScriptedServer(reply_fn=slowed(HEALTHY_JUDGE, 0.4)) as server:
         spec = f"openai:judge@{server.base_url}"
-        args = ["judge", "-i", str(src), "-o", str(out), "--judge", spec, "--no-cache"]
-        partial = tmp_path / ".scored.jsonl.partial.jsonl"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "humanlm.cli.main", *args, "--concurrency", "1"],
-            cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(SRC), "OPENAI_API_KEY": SECRET},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        kill_once_written(
+            *args, "--judge", spec, "--concurrency", "1", cwd=tmp_path, log=partial, records=3
         )
-        try:
-            deadline = time.monotonic() + LIMIT_S
-            while time.monotonic() < deadline and (
-                not partial.exists() or len(partial.read_text().splitlines()) < 3
-            ):
-                time.sleep(0.05)
-            proc.send_signal(signal.SIGKILL)
-        finally:
-            proc.wait(timeout=LIMIT_S)
-        kept = len(read_out(partial))
-        assert 3 <= kept < 8 and not out.exists()
-        before = len(server.chat_requests)
-        server.reply_fn = HEALTHY_JUDGE
-        again = run_cli(*args, cwd=tmp_path)
+    done = len(read_out(partial))
+    assert 3 <= done < 8 and not out.exists()
+    # The service is back on another port: the endpoint is not part of what a rerun resumes.
+    with ScriptedServer(reply_fn=HEALTHY_JUDGE) as server:
+        again = rerun(*args, "--judge", f"openai:judge@{server.base_url}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert_clean(again, tmp_path)
-    assert len(read_out(out)) == 8 and all(r["reason"] == "ok" for r in read_out(out))
-    assert len(server.chat_requests) - before <= 8 - kept  # finished rows were not asked again
+    rows = read_out(out)
+    assert [r["example_id"] for r in rows] == [f"ex{i}" for i in range(8)]
+    assert all(r["reason"] == "ok" for r in rows)
+    assert len(server.chat_requests) == 8 - done  # finished rows were not asked again
+    assert not partial.exists() and not list(tmp_path.rglob("*.tmp"))
 
 
 # --- eval -------------------------------------------------------------------------------------
@@ -316,12 +375,12 @@ def echo_sim(request: RecordedRequest) -> Reply:
     return Reply(content=f"plan</think>\n\n<response>{' '.join(last.split()[-10:])}</response>")
 
 
-# A refused connection, malformed and string replies take the judge's paths tested above; here
-# the run-level effects: unscored records, a refused key, a rerun that heals.
-EVAL_FAULTS = ("401", "500", "hang_60s", "off_scale")
+# The run-level effects of a failing judge: unscored records, a refused key, a rerun that heals.
+# Transport faults need a run each (a refused key ends it); the reply faults share one below.
+EVAL_FAULTS = ("refused", "401", "500", "hang_60s")
 
 
-def eval_args(sim: str, judge: str, out: Path) -> list[str]:
+def eval_args(sim: str, judge: str, out: Path, *, limit: int = 3, fault: str = "") -> list[str]:
     return [
         "eval",
         "--model",
@@ -329,14 +388,14 @@ def eval_args(sim: str, judge: str, out: Path) -> list[str]:
         "--data",
         "demo",
         "--limit",
-        "3",
+        str(limit),
         "--judge",
         f"openai:judge@{judge}",
         "--out",
         str(out),
         "embedding=false",
         "progress=false",
-        "judge.timeout_s=2",
+        f"judge.timeout_s={HANG_DEADLINE_S if fault == 'hang_60s' else 2}",
         "judge.max_retries=1",
         "timeout_s=5",
         "max_retries=1",
@@ -345,14 +404,14 @@ def eval_args(sim: str, judge: str, out: Path) -> list[str]:
 
 @pytest.mark.parametrize("fault", EVAL_FAULTS)
 def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str, rerun: Rerun) -> None:
-    reply_fn, code, scored = JUDGE_FAULTS[fault]
+    reply_fn, code, _ = JUDGE_FAULTS[fault]
     out = tmp_path / "run"
     with (
         ScriptedServer(reply_fn=echo_sim) as sim,
         ScriptedServer(reply_fn=reply_fn or HEALTHY_JUDGE) as judge,
     ):
         url = judge.base_url if reply_fn is not None else closed_port_url()
-        done = run_cli(*eval_args(sim.base_url, url, out), cwd=tmp_path)
+        done = run_cli(*eval_args(sim.base_url, url, out, fault=fault), cwd=tmp_path)
         assert done.returncode == code, done.stderr
         assert_clean(done, tmp_path)
         if code == 2:
@@ -361,11 +420,7 @@ def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str, rerun: Re
             results = json.loads((out / "results.json").read_text())
             ra = results["metrics"]["response_alignment"]
             assert ra["examples"] == 3
-            if scored:
-                assert ra["unscored"] == 0
-            else:
-                assert ra["unscored"] >= 2  # off-scale is never clipped into a perfect score
-                assert ra["score"] is None or ra["score"] < 100
+            assert ra["unscored"] == 3 and ra["score"] is None
         generated = len(sim.chat_requests)
         judge.reply_fn = HEALTHY_JUDGE
         again = rerun(*eval_args(sim.base_url, judge.base_url, out), cwd=tmp_path)
@@ -377,6 +432,113 @@ def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str, rerun: Re
     if code == 0:
         assert len(sim.chat_requests) == generated  # saved generations are never regenerated
         assert len(results["invocations"]) == 2
+
+
+def once_rate_limited(then: ReplyFn) -> ReplyFn:
+    """A 429 with Retry-After for the first request of each prompt, then ``then``'s answer."""
+    seen: set[str] = set()
+
+    def reply(request: RecordedRequest) -> Reply:
+        if request.prompt not in seen:
+            seen.add(request.prompt)
+            return Reply(status=429, headers={"Retry-After": "0.2"})
+        return then(request)
+
+    return reply
+
+
+# fault -> (response reason, response score, state score) of its example; None: unscored
+EVAL_REPLY_EXPECTED: dict[str, tuple[str, float | None, float | None]] = {
+    "malformed_json": ("parse_failure", None, None),
+    "off_scale": ("off_scale", None, None),  # 1.7 is never clipped to 1.0
+    "string_scores": ("ok", 0.7, 0.7),  # "0.7" is read as 0.7
+    "word_scores": ("parse_failure", None, None),  # "high" is no score
+    "wrong_count": ("wrong_count", None, 0.5),  # an extra candidate; the states are fine
+}
+
+
+def test_eval_reply_faults_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
+    """Malformed JSON, off-scale, numeric-string and word scores, wrong candidate counts and a
+    429 with Retry-After from the judge: one example each, in one run."""
+    faults = [*EVAL_REPLY_EXPECTED, "429_retry_after"]
+    answers = {f: JUDGE_FAULTS[f][0] for f in EVAL_REPLY_EXPECTED}
+    answers["429_retry_after"] = once_rate_limited(HEALTHY_JUDGE)
+    assigned: dict[str, str] = {}  # real reply -> the fault its judge calls get, in arrival order
+
+    def reply(request: RecordedRequest) -> Reply:
+        real = real_reply_in(request.prompt)
+        if real not in assigned:
+            assigned[real] = faults[len(assigned)]
+        answer = answers[assigned[real]]
+        assert answer is not None
+        return answer(request)
+
+    out = tmp_path / "run"
+    with ScriptedServer(reply_fn=echo_sim) as sim, ScriptedServer(reply_fn=reply) as judge:
+        args = eval_args(sim.base_url, judge.base_url, out, limit=len(faults))
+        done = run_cli(*args, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert_clean(done, tmp_path)
+        records = {assigned[r["ground_truth"]]: r for r in read_out(out / "samples.jsonl")}
+        assert sorted(records) == sorted(faults)
+        for fault, (reason, response, states) in EVAL_REPLY_EXPECTED.items():
+            r = records[fault]
+            assert r["verdicts"]["response_alignment"]["reason"] == reason, fault
+            assert r["scores"]["response_alignment"] == response, fault
+            assert r["scores"]["state_alignment"] == pytest.approx(states), fault
+        asked = [assigned[real_reply_in(q.prompt)] for q in judge.chat_requests]
+        assert asked.count("429_retry_after") == 4  # both its prompts: a 429, then the retry
+        rate_limited = records["429_retry_after"]
+        assert rate_limited["verdicts"]["response_alignment"]["reason"] == "ok"
+        assert None not in (
+            rate_limited["scores"][m] for m in ("response_alignment", "state_alignment")
+        )
+        ra = json.loads((out / "results.json").read_text())["metrics"]["response_alignment"]
+        assert (ra["scored"], ra["unscored"]) == (2, 4)
+        judge.reply_fn = HEALTHY_JUDGE
+        before = len(judge.chat_requests)
+        again = rerun(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_clean(again, tmp_path)
+    assert len(sim.chat_requests) == len(faults)  # no generation is made again
+    # response and states of the three examples with neither scored, the response of the
+    # wrong-count one (its states verdict comes from the cache)
+    assert len(judge.chat_requests) - before == 7
+    healed = {assigned[r["ground_truth"]]: r for r in read_out(out / "samples.jsonl")}
+    for fault in ("string_scores", "429_retry_after"):  # scored before: kept as they were
+        assert healed[fault] == records[fault]
+    assert healed["wrong_count"]["scores"]["state_alignment"] == pytest.approx(0.5)
+    results = json.loads((out / "results.json").read_text())
+    assert results["metrics"]["response_alignment"]["unscored"] == 0
+    assert results["metrics"]["state_alignment"]["unscored"] == 0
+    assert len(results["invocations"]) == 2
+
+
+def test_eval_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
+    out = tmp_path / "run"
+    samples = out / "samples.jsonl"
+    with (
+        ScriptedServer(reply_fn=slowed(echo_sim, 0.3)) as sim,
+        ScriptedServer(reply_fn=HEALTHY_JUDGE) as judge,
+    ):
+        args = [*eval_args(sim.base_url, judge.base_url, out, limit=6), "concurrency=1"]
+        kept = kill_once_written(*args, cwd=tmp_path, log=samples, records=2)
+    done = len(read_out(samples))
+    assert 2 <= done < 6 and not (out / "results.json").exists()
+    with (
+        ScriptedServer(reply_fn=echo_sim) as sim,
+        ScriptedServer(reply_fn=HEALTHY_JUDGE) as judge,
+    ):
+        args = [*eval_args(sim.base_url, judge.base_url, out, limit=6), "concurrency=1"]
+        again = rerun(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_clean(again, tmp_path)
+    assert_healed_log(samples, kept, "example_id", 6)
+    assert len(sim.chat_requests) == 6 - done  # saved generations are not generated again
+    results = json.loads((out / "results.json").read_text())
+    assert results["counts"]["resumed"] == done
+    ra = results["metrics"]["response_alignment"]
+    assert (ra["examples"], ra["unscored"]) == (6, 0)
 
 
 # --- data build --llm and data personas ------------------------------------------------------
@@ -413,7 +575,7 @@ def test_data_build_llm_under_fault_then_personas_rerun(
     with ScriptedServer(reply_fn=reply_fn or healthy_persona) as server:
         url = server.base_url if reply_fn is not None else closed_port_url()
         build = ["data", "build", "-i", str(source), "-o", str(out), "--ratios", "80/10/10"]
-        done = run_cli(*build, "--llm", f"openai:p@{url}", *FAST, cwd=tmp_path)
+        done = run_cli(*build, "--llm", f"openai:p@{url}", *fast(fault), cwd=tmp_path)
         assert done.returncode == code, done.stderr
         assert_clean(done, tmp_path)
         if code:
@@ -421,17 +583,8 @@ def test_data_build_llm_under_fault_then_personas_rerun(
             assert "humanlm data personas" in line or "run the same command again" in line
             assert split_rows(out) == 0  # no persona-less row in an ordinary split
             assert pq.read_table(out / "persona_failed.parquet").num_rows > 0  # nothing lost
-            refused = run_cli(
-                "data",
-                "prepare",
-                "-i",
-                str(out),
-                "-d",
-                "generic",
-                "-o",
-                str(tmp_path / "p"),
-                cwd=tmp_path,
-            )
+            prepare = ["data", "prepare", "-i", str(out), "-d", "generic"]
+            refused = rerun(*prepare, "-o", str(tmp_path / "p"), cwd=tmp_path)
             assert refused.returncode == 2 and "no rows to prepare" in one_error_line(refused)
         server.reply_fn = healthy_persona
         again = rerun(
@@ -452,10 +605,94 @@ def test_data_build_llm_under_fault_then_personas_rerun(
     assert len(info["personas"]["ledger"]["invocations"]) == (1 if code == 2 else 2)
 
 
+def persona_users(folder: Path) -> list[str]:
+    return [
+        u
+        for s in ("train", "val", "test")
+        for u in pq.read_table(folder / f"{s}.parquet").column("user_id").to_pylist()
+    ]
+
+
+def assert_personas_healed(out: Path, kept: bytes, rows: int) -> None:
+    log = assert_healed_log(out / "personas.jsonl", kept, "user_id", 5)  # five forum users
+    assert {r["user_id"] for r in log} == set(persona_users(out))
+    assert split_rows(out) == rows and not (out / "persona_failed.parquet").exists()
+    personas = [
+        p
+        for s in ("train", "val", "test")
+        for p in pq.read_table(out / f"{s}.parquet").column("persona").to_pylist()
+    ]
+    assert all(p == persona_json() for p in personas)
+
+
+def test_data_personas_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
+    from humanlm.build.dataset import run_build
+
+    source = write_items(tmp_path / "raw.jsonl", forum_items(threads=6))
+    out = tmp_path / "built"
+    run_build(inputs=[source], out_dir=out, ratios=(0.8, 0.1, 0.1), fixed_persona="A user.")
+    rows = split_rows(out)
+    args = ["data", "personas", "-i", str(out), *FAST, "--concurrency", "1"]
+    with ScriptedServer(reply_fn=slowed(healthy_persona, 0.5)) as server:
+        kept = kill_once_written(
+            *args,
+            "--llm",
+            f"openai:p@{server.base_url}",
+            cwd=tmp_path,
+            log=out / "personas.jsonl",
+            records=2,
+        )
+    done = len(read_out(out / "personas.jsonl"))
+    assert 2 <= done < 5
+    assert split_rows(out) == rows  # the killed run replaced nothing
+    with ScriptedServer(reply_fn=healthy_persona) as server:
+        again = rerun(*args, "--llm", f"openai:p@{server.base_url}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_clean(again, tmp_path)
+    assert len(server.chat_requests) == 5 - done  # only the users without a persona
+    assert_personas_healed(out, kept, rows)
+
+
+def test_data_build_llm_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
+    source = write_items(tmp_path / "raw.jsonl", forum_items(threads=6))
+    out = tmp_path / "built"
+    build = ["data", "build", "-i", str(source), "-o", str(out), "--ratios", "80/10/10", *FAST]
+    build += ["--concurrency", "1"]
+    with ScriptedServer(reply_fn=slowed(healthy_persona, 0.5)) as server:
+        kept = kill_once_written(
+            *build,
+            "--llm",
+            f"openai:p@{server.base_url}",
+            cwd=tmp_path,
+            log=out / "personas.jsonl",
+            records=2,
+        )
+    done = len(read_out(out / "personas.jsonl"))
+    assert 2 <= done < 5
+    assert split_rows(out) == 0  # no persona-less row in an ordinary split
+    held = pq.read_table(out / "persona_failed.parquet").num_rows
+    assert held > 0  # every row is kept, held back until it has its persona
+    with ScriptedServer(reply_fn=healthy_persona) as server:
+        again = rerun(*build, "--llm", f"openai:p@{server.base_url}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_clean(again, tmp_path)
+    assert len(server.chat_requests) == 5 - done  # only the users without a persona
+    assert_personas_healed(out, kept, held)
+
+
 # --- data traces -----------------------------------------------------------------------------
 
-# A refused connection is the transport path the persona cases cover; here what traces add.
+
+def healthy_trace(request: RecordedRequest) -> Reply:
+    return Reply(content=good_trace(request))
+
+
 TRACE_FAULTS: dict[str, tuple[ReplyFn | None, int]] = {
+    "refused": (None, 1),
+    "429_retry_after": (
+        first_n_then(2, Reply(status=429, headers={"Retry-After": "0.2"}), healthy_trace),
+        0,
+    ),
     "401": (lambda r: Reply(status=401), 2),
     "500": (lambda r: Reply(status=500), 1),
     "hang_60s": (lambda r: Reply(content="{}", delay_s=60), 1),
@@ -477,28 +714,60 @@ def test_data_traces_under_fault_then_rerun(
 ) -> None:
     reply_fn, code = TRACE_FAULTS[fault]
     out = tmp_path / "think"
-    healthy = lambda request: Reply(content=good_trace(request))  # noqa: E731
-    with ScriptedServer(reply_fn=reply_fn or healthy) as server:
+    with ScriptedServer(reply_fn=reply_fn or healthy_trace) as server:
         url = server.base_url if reply_fn is not None else closed_port_url()
         args = ["data", "traces", "-i", str(prepared), "-o", str(out)]
-        done = run_cli(*args, "--llm", f"openai:t@{url}", *FAST, cwd=tmp_path)
+        # Every example in flight at once: a hang costs one deadline (and its retry), not two.
+        many = ["--concurrency", "16"]
+        done = run_cli(*args, "--llm", f"openai:t@{url}", *fast(fault), *many, cwd=tmp_path)
         assert done.returncode == code, done.stderr
         assert_clean(done, tmp_path)
-        one_error_line(done)
-        server.reply_fn = healthy
+        if code:
+            one_error_line(done)
+        else:  # retried after the Retry-After wait: every trace is there
+            assert len(server.chat_requests) == 9 + 2  # two 429s, each asked again
+            assert len([t for t in trace_column(out) if t.strip()]) == 9
+        server.reply_fn = healthy_trace
+        before = len(server.chat_requests)
         again = rerun(*args, "--llm", f"openai:t@{server.base_url}", *FAST, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert_clean(again, tmp_path)
+    if not code:
+        assert len(server.chat_requests) == before  # nothing left to ask
     assert len(trace_column(out)) == 9 and all(t.strip() for t in trace_column(out))
     summary = json.loads((out / "traces_summary.json").read_text())
     assert summary["failed"] == {}
     assert len(summary["ledger"]["invocations"]) == (1 if code == 2 else 2)
 
 
+def test_data_traces_killed_mid_run_then_rerun(
+    tmp_path: Path, prepared: Path, rerun: Rerun
+) -> None:
+    out = tmp_path / "think"
+    log = out / "traces.jsonl"
+    args = ["data", "traces", "-i", str(prepared), "-o", str(out), *FAST, "--concurrency", "1"]
+    with ScriptedServer(reply_fn=slowed(healthy_trace, 0.3)) as server:
+        spec = f"openai:t@{server.base_url}"
+        kept = kill_once_written(*args, "--llm", spec, cwd=tmp_path, log=log, records=3)
+    done = len(read_out(log))
+    assert 3 <= done < 9 and not (out / "train.parquet").exists()
+    with ScriptedServer(reply_fn=healthy_trace) as server:
+        again = rerun(*args, "--llm", f"openai:t@{server.base_url}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_clean(again, tmp_path)
+    assert len(server.chat_requests) == 9 - done  # only the examples without a trace
+    records = assert_healed_log(log, kept, "example_id", 9)
+    assert sorted(trace_column(out)) == sorted(r["trace"] for r in records)
+    summary = json.loads((out / "traces_summary.json").read_text())
+    assert summary["failed"] == {}
+    assert sum(s["cached"] for s in summary["splits"].values()) == done
+
+
 # --- bad files and paths: one line each ------------------------------------------------------
 
 
-def test_bad_files_and_paths_get_one_line(tmp_path: Path) -> None:
+def test_bad_files_and_paths_get_one_line(tmp_path: Path, rerun: Rerun) -> None:
+    """Each in this process: no service is involved, and the one line is what is checked."""
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(b'{"completion": "caf\xe9"}\n')
     empty_parquet = tmp_path / "train.parquet"
@@ -532,7 +801,7 @@ def test_bad_files_and_paths_get_one_line(tmp_path: Path) -> None:
         ),
     ]
     for args, message in cases:
-        done = run_cli(*args, cwd=tmp_path)
+        done = rerun(*args, cwd=tmp_path)
         assert done.returncode == 2, (args, done.stderr)
         assert message in one_error_line(done), (args, done.stderr)
         assert_clean(done, tmp_path)

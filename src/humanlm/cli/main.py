@@ -92,6 +92,10 @@ def _root(
 
 def _register() -> None:
     # Sub-apps import lazily-heavy modules inside their commands, so `--help` stays fast.
+    # Once per process: `main` may be called many times (from Python, from tests), and each
+    # registration would add the commands to `app` again.
+    if app.registered_commands:
+        return
     from humanlm.cli import configs as configs_cli
     from humanlm.cli import data as data_cli
     from humanlm.cli import eval as eval_cli

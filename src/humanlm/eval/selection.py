@@ -39,12 +39,12 @@ def tokenizer_for(model: str, tokenizer: str | None) -> tuple[Any | None, str | 
     Raises:
         ConfigError: the named tokenizer (or the model's own) cannot be loaded.
     """
-    from transformers import AutoTokenizer
-
     parsed = parse_spec(model, role="simulator")
     path = tokenizer or (parsed.model if parsed.kind in ("hf", "vllm") else None)
     if path is None:
         return None, None
+    from transformers import AutoTokenizer  # seconds to import: only when there is a tokenizer
+
     try:
         return AutoTokenizer.from_pretrained(path), path
     except (OSError, ValueError) as err:

@@ -45,7 +45,6 @@ from humanlm.llm.backends import Completion
 from humanlm.llm.build import build_backend
 from humanlm.llm.client import ChatClient
 from humanlm.llm.specs import ModelSpec
-from humanlm.model.vllm_ngram import XARG
 from humanlm.simulate.backends import SIMULATOR_APIS, Generation, GenerationSettings
 from humanlm.simulate.prompt import SimPrompt
 from humanlm.states.template import HUMAN
@@ -154,6 +153,8 @@ class OpenAISimulator:
         if self.send_thinking:
             extra["chat_template_kwargs"] = {"enable_thinking": prompt.thinking}
         if self.ngram_ban:
+            from humanlm.model.vllm_ngram import XARG  # imports torch: only when a ban is sent
+
             extra["vllm_xargs"] = {XARG: self.ngram_ban}
         if self.api == "completions" and self.base_url is not None:
             extra["add_special_tokens"] = False  # tokenize the prompt as hf: and vllm: do
