@@ -91,3 +91,14 @@ def test_strict_input_names_the_file_and_row(tmp_path):
     path.write_bytes(b'{"a": 1}\n"\xff"\n')
     with pytest.raises(DataError, match="byte 0xff at byte offset 10"):
         list(iter_jsonl(path, strict=True))
+
+
+def test_open_append_cuts_a_torn_last_line(tmp_path) -> None:
+    from humanlm.files import append_jsonl, open_append, read_jsonl
+
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"id": 1}\n{"id": 2, "tr', encoding="utf-8")  # killed mid-line
+    with open_append(log) as fh:
+        append_jsonl(fh, {"id": 3})
+    assert log.read_text(encoding="utf-8") == '{"id": 1}\n{"id": 3}\n'
+    assert [r["id"] for r in read_jsonl(log)] == [1, 3]

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 __all__ = [
     "append_jsonl",
+    "open_append",
     "atomic_path",
     "check_output_dir",
     "check_output_file",
@@ -258,6 +259,22 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     a missing file has no records.
     """
     return [record for _, record in iter_jsonl(path) if isinstance(record, dict)]
+
+
+def open_append(path: str | os.PathLike[str]) -> IO[str]:
+    """Open a JSONL log for appending, first cutting a last line that a kill left without its
+    newline (readers skip it as unfinished), so the next record starts on a line of its own."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb+") as fh:
+            data = fh.read()
+            if not data.endswith(b"\n"):
+                keep = data.rfind(b"\n") + 1
+                logger.warning(
+                    "%s: dropping an incomplete last line (%d bytes)", path, len(data) - keep
+                )
+                fh.truncate(keep)
+    return path.open("a", encoding="utf-8")
 
 
 def append_jsonl(log: IO[str], record: dict[str, Any]) -> None:

@@ -55,7 +55,7 @@ from humanlm.build.output import HELD_FILE, HELD_SCHEMA, PERSONA_LOG, read_built
 from humanlm.build.splits import SPLIT_NAMES
 from humanlm.data.persona import DEMOGRAPHICS
 from humanlm.errors import ConfigError, JudgeUnavailableError
-from humanlm.files import append_jsonl, check_output_dir, read_jsonl
+from humanlm.files import append_jsonl, check_output_dir, open_append, read_jsonl
 from humanlm.llm.backends import ChatBackend
 from humanlm.llm.build import build_backend
 from humanlm.llm.cache import LLMCache, cache_key
@@ -304,7 +304,7 @@ async def summarise_personas(
     )
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with (
-        open(log_path, "a", encoding="utf-8") as log,
+        open_append(log_path) as log,
         tqdm(total=len(pending), desc="personas", unit="user", disable=not show_progress) as bar,
     ):
 

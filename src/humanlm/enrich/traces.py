@@ -41,6 +41,7 @@ from humanlm.files import (
     atomic_path,
     check_output_dir,
     check_output_file,
+    open_append,
     read_jsonl,
     write_json,
 )
@@ -379,7 +380,7 @@ async def _ask_all(
     failed: dict[str, str] = {}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with (
-        open(log_path, "a", encoding="utf-8") as log,
+        open_append(log_path) as log,
         tqdm(total=len(rows), desc="traces", unit="example", disable=not show_progress) as bar,
     ):
 

@@ -8,16 +8,14 @@ once (it was evaluated again after its simulator call failed), its last record c
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 from typing import IO, Any
 
-from humanlm.files import read_jsonl
+from humanlm.files import open_append, read_jsonl
 
 __all__ = ["SAMPLES_FILE", "SamplesFile", "read_samples"]
 
-logger = logging.getLogger(__name__)
 
 SAMPLES_FILE = "samples.jsonl"
 
@@ -44,8 +42,7 @@ class SamplesFile:
 
     def __enter__(self) -> SamplesFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _drop_partial_line(self.path)
-        self._fh = self.path.open("a", encoding="utf-8")
+        self._fh = open_append(self.path)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -59,16 +56,3 @@ class SamplesFile:
             raise RuntimeError("SamplesFile is not open; use it in a with block")
         self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         self._fh.flush()
-
-
-def _drop_partial_line(path: Path) -> None:
-    """Cut a last line without its newline, so the next record starts on a line of its own."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with path.open("rb+") as fh:
-        data = fh.read()
-        if data.endswith(b"\n"):
-            return
-        keep = data.rfind(b"\n") + 1
-        logger.warning("%s: dropping an incomplete last line (%d bytes)", path, len(data) - keep)
-        fh.truncate(keep)

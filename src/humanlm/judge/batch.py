@@ -35,6 +35,7 @@ from humanlm.files import (
     append_jsonl,
     check_output_file,
     iter_jsonl,
+    open_append,
     read_jsonl,
     write_jsonl,
 )
@@ -312,7 +313,7 @@ def run_judge(
         finally:
             await judge.aclose()
 
-    with journal.open("a", encoding="utf-8") as log:
+    with open_append(journal) as log:
         judged = asyncio.run(go(log)) if todo else []
     results: list[dict[str, Any]] = []
     fresh_rows = dict(zip(todo, judged, strict=True))
