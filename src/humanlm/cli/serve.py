@@ -33,7 +33,7 @@ def serve(
     max_batch: Annotated[int, typer.Option(min=1, help="hf: most requests in one generate.")] = 32,
     batch_window_ms: Annotated[
         float, typer.Option(min=0, help="hf: how long a request waits for others to batch with.")
-    ] = 5.0,
+    ] = 20.0,
     end_text: Annotated[
         str, typer.Option(help="Reply content when the simulated user ends the conversation.")
     ] = "<|endconversation|>",

@@ -285,7 +285,7 @@ def run_serve(
     mode: str = "humanlm",
     served_name: str | None = None,
     max_batch: int = 32,
-    batch_window_ms: float = 5.0,
+    batch_window_ms: float = 20.0,
     end_text: str = END_SIGNAL,
     backend_key_env: str | None = None,
     context_length: int | None = None,
