@@ -114,6 +114,7 @@ def measure(
                 # prompts loaded. The warm-up step has other texts, so nothing is cached.
                 await runner(judge, warm_step(step))
                 before, seen = judge.ledger.snapshot(), len(judge.ledger.latencies)
+                before["faults"] = server.counts()["faults_sent"]
                 started = time.perf_counter()
                 scores = await runner(judge, step)
                 return scores, time.perf_counter() - started, before, seen
@@ -132,7 +133,7 @@ def measure(
         "in_tok": after["input_tokens"] - before["input_tokens"],
         "out_tok": after["output_tokens"] - before["output_tokens"],
         "copies": after["hedges"] - before["hedges"],
-        "faults": server.faults_sent,
+        "faults": server.faults_sent - before["faults"],
         "unscored": sum(s is None for s in scores),
         "p50_s": latencies[len(latencies) // 2] if latencies else 0.0,
         "p95_s": latencies[int(len(latencies) * 0.95)] if latencies else 0.0,

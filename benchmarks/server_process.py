@@ -16,15 +16,19 @@ from humanlm.testing import ScriptedServer
 def _serve(conn: Any, kwargs: dict[str, Any]) -> None:
     server = ScriptedServer(**kwargs).start()
     conn.send(server.base_url)
-    conn.recv()  # any message: stop
-    conn.send({"chat_requests": len(server.chat_requests), "faults_sent": server.faults_sent})
+    while True:  # "counts": report them; anything else: report them and stop
+        message = conn.recv()
+        conn.send({"chat_requests": len(server.chat_requests), "faults_sent": server.faults_sent})
+        if message != "counts":
+            break
     server.stop()
 
 
 class ServerProcess:
     """``with ServerProcess(reply_fn=..., latency_s=0.3) as server: server.base_url``.
 
-    After the block, ``chat_requests`` and ``faults_sent`` hold the server's counts.
+    ``counts()`` reads the server's counts while it runs; after the block, ``chat_requests``
+    and ``faults_sent`` hold its final counts.
     """
 
     def __init__(self, **kwargs: Any):
@@ -43,6 +47,13 @@ class ServerProcess:
             raise RuntimeError("the scripted server process did not start within 30 s")
         self.base_url = self._conn.recv()
         return self
+
+    def counts(self) -> dict[str, int]:
+        """``{"chat_requests": N, "faults_sent": M}`` so far."""
+        self._conn.send("counts")
+        if not self._conn.poll(30):
+            raise RuntimeError("the scripted server process did not answer within 30 s")
+        return dict(self._conn.recv())
 
     def __exit__(self, *exc: object) -> None:
         self._conn.send("stop")

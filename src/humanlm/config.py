@@ -105,6 +105,8 @@ class JudgeConfig:
         hedge_after_s: send one copy of a judge request still unanswered after this many
             seconds and take whichever answers first (``null``: never). A reward batch waits for
             its slowest call; a copy at a few times the judge's usual latency cuts that tail.
+            A copy runs inside its request's ``concurrency`` slot, so up to twice as many
+            requests can be in flight.
         cache: SQLite cache file; empty disables caching.
     """
 

@@ -57,3 +57,51 @@ def test_a_quick_failure_is_retried_without_a_copy(server, make_judge) -> None:
 def test_hedge_delay_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="hedge_after_s"):
         RetryPolicy(hedge_after_s=0)
+
+
+def _client(server, **settings):
+    from humanlm.llm.backends import OpenAIBackend
+    from humanlm.llm.client import ChatClient
+
+    limiter = settings.pop("limiter", None)
+    output_guess = settings.pop("output_guess", 400)
+    retry = RetryPolicy(
+        timeout_s=20, request_timeout_s=10, backoff_s=0.05, backoff_max_s=0.1, **settings
+    )
+    backend = OpenAIBackend("m", api_key="k", base_url=server.base_url)
+    return ChatClient(backend, name="t", retry=retry, limiter=limiter, output_guess=output_guess)
+
+
+MESSAGES = [{"role": "user", "content": "q"}]
+
+
+def test_when_both_fail_the_retry_still_waits_for_retry_after(server) -> None:
+    from humanlm.testing import Reply
+
+    # The first request is refused with Retry-After 0.3 s at about 0.5 s; its copy (sent at
+    # 0.2 s) fails with a 500 at about 0.55 s. The retry must not go out before about 0.8 s.
+    server.enqueue(
+        Reply(status=429, headers={"Retry-After": "0.3"}, delay_s=0.5),
+        Reply(status=500, delay_s=0.35),
+        Reply(content="third"),
+    )
+    client = _client(server, hedge_after_s=0.2, max_retries=2)
+    answer = run(client.ask(MESSAGES))
+    assert answer.ok and answer.value == "third"
+    first, _, retry = server.chat_requests
+    assert retry.received_at - first.received_at >= 0.5 + 0.3 - 0.02
+    assert client.ledger.hedges == 1 and client.ledger.calls == 3
+
+
+def test_a_copy_waiting_for_the_rate_limiter_is_dropped_when_the_request_answers(server) -> None:
+    from humanlm.llm.limits import RateLimiter
+    from humanlm.testing import Reply
+
+    # The copy would have to wait about 30 s for tokens; the request answers at 0.5 s.
+    server.enqueue(Reply(content="first", delay_s=0.5), Reply(content="copy"))
+    limiter = RateLimiter(tpm=6000)
+    client = _client(server, hedge_after_s=0.2, limiter=limiter, output_guess=3100)
+    answer = run(client.ask(MESSAGES))
+    assert answer.ok and answer.value == "first"
+    assert len(server.chat_requests) == 1
+    assert client.ledger.hedges == 0 and client.ledger.calls == 1

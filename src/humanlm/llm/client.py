@@ -321,23 +321,11 @@ class ChatClient:
         With ``retry.hedge_after_s`` a request still unanswered by then gets one copy beside
         it; the first to answer wins and the other is cancelled.
         """
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         timeout_s = min(self.retry.request_timeout_s, remaining)
         hedge_at = self.retry.hedge_after_s
         if hedge_at is None or hedge_at >= timeout_s:
-            result, error = await self._one(send, timeout_s, remaining)
-        else:
-            result, error = await self._hedged(send, timeout_s, remaining, hedge_at, estimate)
-        if error is not None:
-            return None, error
-        input_tokens, output_tokens = _tokens(result)
-        used = input_tokens + output_tokens
-        self.limiter.settle(estimate, used or estimate)
-        self.ledger.record_call(
-            latency_s=loop.time() - started, input_tokens=input_tokens, output_tokens=output_tokens
-        )
-        return result, None
+            return await self._one(send, timeout_s, remaining, estimate)
+        return await self._hedged(send, timeout_s, remaining, hedge_at, estimate)
 
     async def _hedged(
         self,
@@ -347,38 +335,61 @@ class ChatClient:
         hedge_at: float,
         estimate: int,
     ) -> tuple[Any, TransportError | None]:
-        first = asyncio.ensure_future(self._one(send, timeout_s, remaining))
-        pending: set[asyncio.Future[Any]] = {first}
+        loop = asyncio.get_running_loop()
+        end = loop.time() + remaining
+        tasks = [asyncio.ensure_future(self._one(send, timeout_s, remaining, estimate))]
         try:
-            done, pending = await asyncio.wait(pending, timeout=hedge_at)
-            if done:
-                return first.result()
-            left = remaining - hedge_at - await self.limiter.acquire(estimate)
-            if left > 0:
-                self.ledger.record_hedge()
-                logger.debug("%s: no answer after %.2fs, sending a copy", self.name, hedge_at)
-                pending.add(asyncio.ensure_future(self._one(send, min(timeout_s, left), left)))
-            error: TransportError | None = None
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    result, failure = task.result()  # configuration errors propagate
-                    if failure is None:
-                        return result, None
-                    error = failure
-            assert error is not None
-            return None, error
+            done, _ = await asyncio.wait(tasks, timeout=hedge_at)
+            if not done:
+                # The copy needs its own limiter slot; the first request may answer meanwhile.
+                slot = asyncio.ensure_future(self.limiter.acquire(estimate))
+                await asyncio.wait([tasks[0], slot], return_when=asyncio.FIRST_COMPLETED)
+                left = end - loop.time()
+                if slot.done() and not tasks[0].done() and left > 0:
+                    self.ledger.record_hedge()
+                    logger.debug("%s: no answer after %.2fs, sending a copy", self.name, hedge_at)
+                    copy = self._one(send, min(timeout_s, left), left, estimate)
+                    tasks.append(asyncio.ensure_future(copy))
+                else:  # no copy after all: hand the tokens reserved for it back
+                    slot.cancel()
+                    self.limiter.settle(estimate, 0)
+            return await self._first_answer(tasks)
         finally:
-            for task in pending:  # the twin that lost, or both when the caller is cancelled
-                task.cancel()
-                self.ledger.record_cancelled()
+            for task in tasks:
+                if task.cancel():  # the twin that lost, or both when the caller gave up
+                    self.ledger.record_cancelled()
+                elif not task.cancelled():
+                    task.exception()  # finished in the same round: counted by ``_one`` already
+
+    @staticmethod
+    async def _first_answer(tasks: list[asyncio.Future[Any]]) -> tuple[Any, TransportError | None]:
+        """The first success among ``tasks``; when all fail, the error that asks for the
+        longest wait (a ``Retry-After`` must hold for the retry)."""
+        pending, errors = set(tasks), []
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            outcomes, raised = [], None
+            for task in done:  # every finished task is read, so none is left unretrieved
+                try:
+                    outcomes.append(task.result())
+                except HumanlmError as err:  # bad credentials or endpoint
+                    raised = raised or err
+            for result, error in outcomes:
+                if error is None:
+                    return result, None
+                errors.append(error)
+            if raised is not None:
+                raise raised
+        return None, max(errors, key=lambda e: e.retry_after or 0.0)
 
     async def _one(
-        self, send: Callable[[float], Awaitable[Any]], timeout_s: float, bound: float
+        self, send: Callable[[float], Awaitable[Any]], timeout_s: float, bound: float, estimate: int
     ) -> tuple[Any, TransportError | None]:
-        """Send once; a failure comes back as a recorded ``TransportError``."""
+        """Send once and count the outcome; a failure comes back as a ``TransportError``."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
-            return await asyncio.wait_for(send(timeout_s), timeout=bound), None
+            result = await asyncio.wait_for(send(timeout_s), timeout=bound)
         except (asyncio.TimeoutError, TimeoutError):
             self.ledger.record_attempt_failure("timeout")
             return None, TransportError("timeout")
@@ -399,6 +410,13 @@ class ChatClient:
             logger.warning("%s: unexpected error in a request", self.name, exc_info=True)
             self.ledger.record_attempt_failure("unexpected_error")
             return None, TransportError("server_error")
+        input_tokens, output_tokens = _tokens(result)
+        used = input_tokens + output_tokens
+        self.limiter.settle(estimate, used or estimate)
+        self.ledger.record_call(
+            latency_s=loop.time() - started, input_tokens=input_tokens, output_tokens=output_tokens
+        )
+        return result, None
 
     async def aclose(self) -> None:
         """Release the backend's connections for the running event loop."""
