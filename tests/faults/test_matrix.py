@@ -625,14 +625,11 @@ def assert_personas_healed(out: Path, kept: bytes, rows: int) -> None:
     assert all(p == persona_json() for p in personas)
 
 
-def test_data_personas_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
-    from humanlm.build.dataset import run_build
-
-    source = write_items(tmp_path / "raw.jsonl", forum_items(threads=6))
-    out = tmp_path / "built"
-    run_build(inputs=[source], out_dir=out, ratios=(0.8, 0.1, 0.1), fixed_persona="A user.")
-    rows = split_rows(out)
-    args = ["data", "personas", "-i", str(out), *FAST, "--concurrency", "1"]
+def kill_personas_then_rerun(
+    args: list[str], *, out: Path, tmp_path: Path, rerun: Rerun, when_killed: Callable[[], int]
+) -> None:
+    """Kill a persona-writing command once 2 of 5 personas are logged, check the folder with
+    ``when_killed`` (it returns the rows the healed splits must hold), rerun it healthy."""
     with ScriptedServer(reply_fn=slowed(healthy_persona, 0.5)) as server:
         kept = kill_once_written(
             *args,
@@ -644,7 +641,7 @@ def test_data_personas_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -
         )
     done = len(read_out(out / "personas.jsonl"))
     assert 2 <= done < 5
-    assert split_rows(out) == rows  # the killed run replaced nothing
+    rows = when_killed()
     with ScriptedServer(reply_fn=healthy_persona) as server:
         again = rerun(*args, "--llm", f"openai:p@{server.base_url}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
@@ -653,31 +650,37 @@ def test_data_personas_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -
     assert_personas_healed(out, kept, rows)
 
 
+def test_data_personas_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
+    from humanlm.build.dataset import run_build
+
+    source = write_items(tmp_path / "raw.jsonl", forum_items(threads=6))
+    out = tmp_path / "built"
+    run_build(inputs=[source], out_dir=out, ratios=(0.8, 0.1, 0.1), fixed_persona="A user.")
+    rows = split_rows(out)
+
+    def when_killed() -> int:
+        assert split_rows(out) == rows  # the killed run replaced nothing
+        return rows
+
+    args = ["data", "personas", "-i", str(out), *FAST, "--concurrency", "1"]
+    kill_personas_then_rerun(args, out=out, tmp_path=tmp_path, rerun=rerun, when_killed=when_killed)
+
+
 def test_data_build_llm_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
     source = write_items(tmp_path / "raw.jsonl", forum_items(threads=6))
     out = tmp_path / "built"
+
+    def when_killed() -> int:
+        assert split_rows(out) == 0  # no persona-less row in an ordinary split
+        held = pq.read_table(out / "persona_failed.parquet").num_rows
+        assert held > 0  # every row is kept, held back until it has its persona
+        return held
+
     build = ["data", "build", "-i", str(source), "-o", str(out), "--ratios", "80/10/10", *FAST]
     build += ["--concurrency", "1"]
-    with ScriptedServer(reply_fn=slowed(healthy_persona, 0.5)) as server:
-        kept = kill_once_written(
-            *build,
-            "--llm",
-            f"openai:p@{server.base_url}",
-            cwd=tmp_path,
-            log=out / "personas.jsonl",
-            records=2,
-        )
-    done = len(read_out(out / "personas.jsonl"))
-    assert 2 <= done < 5
-    assert split_rows(out) == 0  # no persona-less row in an ordinary split
-    held = pq.read_table(out / "persona_failed.parquet").num_rows
-    assert held > 0  # every row is kept, held back until it has its persona
-    with ScriptedServer(reply_fn=healthy_persona) as server:
-        again = rerun(*build, "--llm", f"openai:p@{server.base_url}", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
-    assert_clean(again, tmp_path)
-    assert len(server.chat_requests) == 5 - done  # only the users without a persona
-    assert_personas_healed(out, kept, held)
+    kill_personas_then_rerun(
+        build, out=out, tmp_path=tmp_path, rerun=rerun, when_killed=when_killed
+    )
 
 
 # --- data traces -----------------------------------------------------------------------------
