@@ -338,6 +338,7 @@ class ChatClient:
         loop = asyncio.get_running_loop()
         end = loop.time() + remaining
         tasks = [asyncio.ensure_future(self._one(send, timeout_s, remaining, estimate))]
+        slot: asyncio.Future[float] | None = None
         try:
             done, _ = await asyncio.wait(tasks, timeout=hedge_at)
             if not done:
@@ -355,6 +356,8 @@ class ChatClient:
                     self.limiter.settle(estimate, 0)
             return await self._first_answer(tasks)
         finally:
+            if slot is not None:
+                slot.cancel()  # still waiting for the limiter when the caller gave up
             for task in tasks:
                 if task.cancel():  # the twin that lost, or both when the caller gave up
                     self.ledger.record_cancelled()
