@@ -60,10 +60,12 @@ def test_encoder_features_are_used():
     assert Lookup.calls == 1 and "MiniLM" in result["method"] and result["accuracy"] >= 90
 
 
-def test_grouped_folds_keep_both_replies_of_an_example_together(monkeypatch):
+@pytest.fixture
+def folds(monkeypatch) -> list[tuple[set, set]]:
+    """The (train groups, test groups) of every fold the detector's GroupKFold makes."""
     from sklearn import model_selection
 
-    seen = []
+    seen: list[tuple[set, set]] = []
     original = model_selection.GroupKFold.split
 
     def spy(self, x, y=None, groups=None):
@@ -72,6 +74,11 @@ def test_grouped_folds_keep_both_replies_of_an_example_together(monkeypatch):
             yield train, test
 
     monkeypatch.setattr(model_selection.GroupKFold, "split", spy)
+    return seen
+
+
+def test_grouped_folds_keep_both_replies_of_an_example_together(folds):
+    seen = folds
     detect(_real(10, seed=3), _real(10))
     assert len(seen) == 5
     assert all(not (train & test) for train, test in seen)
@@ -82,18 +89,8 @@ def test_style_features_are_finite_for_odd_replies():
         assert np.isfinite(style_features(text)).all()
 
 
-def test_pairs_of_one_context_share_a_fold(monkeypatch):
-    from sklearn import model_selection
-
-    seen = []
-    original = model_selection.GroupKFold.split
-
-    def spy(self, x, y=None, groups=None):
-        for train, test in original(self, x, y, groups):
-            seen.append((set(groups[train]), set(groups[test])))
-            yield train, test
-
-    monkeypatch.setattr(model_selection.GroupKFold, "split", spy)
+def test_pairs_of_one_context_share_a_fold(folds):
+    seen = folds
     posts = [f"post{i // 3}" for i in range(12)]  # four threads, three replies each
     result = detect(_real(12, seed=3), _real(12), groups=posts)
     assert result["contexts"] == 4 and result["folds"] == 4 and len(seen) == 4

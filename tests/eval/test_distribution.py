@@ -22,7 +22,10 @@ def _fixture() -> Path:
         candidate = parent / "shared" / "fixtures" / "humanual_sample.jsonl"
         if candidate.is_file():
             return candidate
-    pytest.skip("real data fixture humanual_sample.jsonl not found")
+    pytest.skip(
+        "real data fixture not found: no shared/fixtures/humanual_sample.jsonl in a folder above "
+        "the checkout (the CI machine has it; a clone elsewhere lacks it)"
+    )
 
 
 @pytest.mark.parametrize(

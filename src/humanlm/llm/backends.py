@@ -245,19 +245,8 @@ class OpenAIBackend:
         timeout_s: float,
         params: dict[str, Any] | None = None,
     ) -> Completion:
-        where = f"openai:{self.model}"
-        try:
-            response = await self._post(
-                "/chat/completions",
-                {"model": self.model, "messages": messages},
-                params,
-                timeout_s,
-            )
-        except openai.OpenAIError as exc:
-            raise classify_error(exc, where=where, role=self.role) from None
-        except ValueError:  # a 2xx whose body is not JSON
-            raise TransportError("server_error") from None
-        return _completion(response)
+        body = {"model": self.model, "messages": messages}
+        return _completion(await self._post("/chat/completions", body, params, timeout_s))
 
     async def complete_text(
         self,
@@ -267,19 +256,8 @@ class OpenAIBackend:
         params: dict[str, Any] | None = None,
     ) -> Completion:
         """Send one text-completion request: ``prompt`` goes to the model exactly as given."""
-        where = f"openai:{self.model}"
-        try:
-            response = await self._post(
-                "/completions",
-                {"model": self.model, "prompt": prompt},
-                params,
-                timeout_s,
-            )
-        except openai.OpenAIError as exc:
-            raise classify_error(exc, where=where, role=self.role) from None
-        except ValueError:  # a 2xx whose body is not JSON
-            raise TransportError("server_error") from None
-        return _text_completion(response)
+        body = {"model": self.model, "prompt": prompt}
+        return _text_completion(await self._post("/completions", body, params, timeout_s))
 
     async def _post(
         self, path: str, body: dict[str, Any], params: dict[str, Any] | None, timeout_s: float
@@ -294,10 +272,17 @@ class OpenAIBackend:
         options: dict[str, Any] = {"timeout": timeout_s, "security": {"bearer_auth": True}}
         if extra := body.pop("extra_body", None):
             options["extra_json"] = extra
-        raw = await self._client().post(path, body=body, cast_to=httpx2.Response, options=options)
-        data = raw.json()
+        try:
+            raw = await self._client().post(
+                path, body=body, cast_to=httpx2.Response, options=options
+            )
+            data = raw.json()
+        except openai.OpenAIError as exc:
+            raise classify_error(exc, where=f"openai:{self.model}", role=self.role) from None
+        except ValueError:  # a 2xx whose body is not JSON
+            raise TransportError("server_error") from None
         if not isinstance(data, dict):
-            raise ValueError("the reply is not a JSON object")
+            raise TransportError("server_error")  # JSON, but not a reply object
         return data
 
     async def aclose(self) -> None:

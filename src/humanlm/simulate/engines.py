@@ -38,7 +38,7 @@ from humanlm.simulate.backends import (
     failure_reason,
 )
 from humanlm.simulate.prompt import SimPrompt
-from humanlm.states.parsing import cut_at_stop
+from humanlm.states.parsing import close_open_tag, cut_at_stop
 
 __all__ = [
     "ChatEngine",
@@ -207,7 +207,7 @@ class CompletionsEngine:
         choice = answer.choices[0]
         out = choice.text or ""
         if choice.finish_reason == "stop":
-            out = _close_open_tag(out, s.stop)
+            out = close_open_tag(out, s.stop)
         usage = getattr(answer, "usage", None)
         return Generation(
             cut_at_stop(out, s.stop),
@@ -251,15 +251,6 @@ class ChatEngine:
     async def aclose(self) -> None:
         for sim in self._by_settings.values():
             await sim.aclose()
-
-
-def _close_open_tag(text: str, stop: Sequence[str]) -> str:
-    """Servers cut the stop string off; put a closing tag back after its opened tag."""
-    for close in stop:
-        opening = close.replace("</", "<", 1)
-        if text.rfind(opening) > text.rfind(close):
-            return text + close
-    return text
 
 
 def build_engine(

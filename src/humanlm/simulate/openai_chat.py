@@ -47,6 +47,7 @@ from humanlm.llm.client import ChatClient
 from humanlm.llm.specs import ModelSpec
 from humanlm.simulate.backends import SIMULATOR_APIS, Generation, GenerationSettings
 from humanlm.simulate.prompt import SimPrompt
+from humanlm.states.parsing import close_open_tag
 from humanlm.states.template import HUMAN
 
 __all__ = ["SIMULATOR_APIS", "OpenAISimulator", "to_chat_messages"]
@@ -68,15 +69,6 @@ def to_chat_messages(messages: Sequence[Mapping[str, str]]) -> list[dict[str, st
             author = m.get("name") or m["role"]
             chat.append({"role": "user", "content": f"{author} wrote:\n{m['content']}"})
     return chat
-
-
-def _close_open_tag(text: str, stop: Sequence[str]) -> str:
-    """Servers cut the stop string off; put a closing tag back after its opened tag."""
-    for close in stop:
-        opening = close.replace("</", "<", 1)
-        if text.rfind(opening) > text.rfind(close):
-            return text + close
-    return text
 
 
 class OpenAISimulator:
@@ -184,5 +176,5 @@ class OpenAISimulator:
         if completion.reasoning:
             text = f"<think>\n{completion.reasoning.strip()}\n</think>\n\n{text.lstrip()}"
         if completion.finish_reason == "stop":
-            text = _close_open_tag(text, self.settings.stop)
+            text = close_open_tag(text, self.settings.stop)
         return Generation(text, finish_reason=completion.finish_reason)

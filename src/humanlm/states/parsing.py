@@ -30,6 +30,7 @@ __all__ = [
     "THINK_OPEN",
     "ParsedOutput",
     "cut_at_closing_tag",
+    "close_open_tag",
     "cut_at_stop",
     "extract_response",
     "parse_output",
@@ -72,6 +73,15 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     """
     ends = [i + len(s) for s in stop if (i := text.find(s)) >= 0]
     return text[: min(ends)] if ends else text
+
+
+def close_open_tag(text: str, stop: Sequence[str]) -> str:
+    """Servers cut the stop string off; put a closing tag back after its opened tag."""
+    for close in stop:
+        opening = close.replace("</", "<", 1)
+        if text.rfind(opening) > text.rfind(close):
+            return text + close
+    return text
 
 
 def cut_at_closing_tag(text: str) -> str:
