@@ -107,6 +107,10 @@ class JudgeConfig:
             its slowest call; a copy at a few times the judge's usual latency cuts that tail.
             A copy runs inside its request's ``concurrency`` slot, so up to twice as many
             requests can be in flight.
+        hedge_quantile: send that copy after this quantile of the judge's recent latencies
+            instead (0.95: about one request in twenty gets a copy), with ``hedge_after_s`` as the
+            least delay (``null``: the fixed ``hedge_after_s``). Follows the server as it speeds
+            up or slows down.
         cache: SQLite cache file; empty disables caching.
     """
 
@@ -118,6 +122,7 @@ class JudgeConfig:
     timeout_s: float = 120.0
     max_retries: int = 4
     hedge_after_s: float | None = None
+    hedge_quantile: float | None = None
     cache: str = ""
 
 

@@ -39,12 +39,14 @@ def test_a_prompt_answer_sends_no_copy(server, make_judge) -> None:
 
 
 def test_when_both_copies_fail_the_call_fails_as_usual(server, make_judge) -> None:
-    server.enqueue(faults.hang(3.0), faults.hang(3.0))
+    server.enqueue(faults.hang(3.0), faults.hang(3.0), faults.hang(3.0))
     judge = make_judge(hedge_after_s=0.2, max_retries=0, request_timeout_s=0.5, timeout_s=2.0)
     verdict = judge_two(judge)
     assert verdict.scores == [None, None] and verdict.reason == "timeout"
-    assert judge.ledger.hedges == 1 and judge.ledger.retries == {"timeout": 2}
-    assert judge.ledger.calls == 2 == len(server.chat_requests)
+    # Copies went out at 0.2 and 0.4 s. The request timed out at 0.5 s; the copies were given
+    # up as stuck too, each once it was 0.2 s old, without waiting for their own timeouts.
+    assert judge.ledger.hedges == 2 and judge.ledger.retries == {"timeout": 1}
+    assert judge.ledger.calls == 3 == len(server.chat_requests)
 
 
 def test_a_quick_failure_is_retried_without_a_copy(server, make_judge) -> None:
@@ -78,19 +80,21 @@ MESSAGES = [{"role": "user", "content": "q"}]
 def test_when_both_fail_the_retry_still_waits_for_retry_after(server) -> None:
     from humanlm.testing import Reply
 
-    # The first request is refused with Retry-After 0.3 s at about 0.5 s; its copy (sent at
-    # 0.2 s) fails with a 500 at about 0.55 s. The retry must not go out before about 0.8 s.
+    # The first request is refused with Retry-After 0.3 s at about 0.5 s; its copies (sent at
+    # 0.2 and 0.4 s) fail with a 500 at about 0.55 s and 0.5 s. The retry must not go out
+    # before about 0.8 s.
     server.enqueue(
         Reply(status=429, headers={"Retry-After": "0.3"}, delay_s=0.5),
         Reply(status=500, delay_s=0.35),
-        Reply(content="third"),
+        Reply(status=500, delay_s=0.1),
+        Reply(content="fourth"),
     )
     client = _client(server, hedge_after_s=0.2, max_retries=2)
     answer = run(client.ask(MESSAGES))
-    assert answer.ok and answer.value == "third"
-    first, _, retry = server.chat_requests
+    assert answer.ok and answer.value == "fourth"
+    first, _, _, retry = server.chat_requests
     assert retry.received_at - first.received_at >= 0.5 + 0.3 - 0.02
-    assert client.ledger.hedges == 1 and client.ledger.calls == 3
+    assert client.ledger.hedges == 2 and client.ledger.calls == 4
 
 
 def test_a_copy_waiting_for_the_rate_limiter_is_dropped_when_the_request_answers(server) -> None:
@@ -105,3 +109,86 @@ def test_a_copy_waiting_for_the_rate_limiter_is_dropped_when_the_request_answers
     assert answer.ok and answer.value == "first"
     assert len(server.chat_requests) == 1
     assert client.ledger.hedges == 0 and client.ledger.calls == 1
+
+
+def test_hedge_quantile_must_lie_in_its_range() -> None:
+    with pytest.raises(ConfigError, match="hedge_quantile"):
+        RetryPolicy(hedge_quantile=1.0)
+
+
+def test_by_quantile_the_copy_follows_the_latencies_seen(server) -> None:
+    import time
+
+    from humanlm.testing import Reply
+
+    server.latency_s = 0.02
+    server.reply_fn = lambda request: "ok"
+    client = _client(server, hedge_quantile=0.95)
+
+    async def answers(n):
+        for _ in range(n):
+            assert (await client.ask(MESSAGES)).ok
+
+    # Fewer than 20 answers: no copy yet, however slow a request is.
+    run(answers(19))
+    server.enqueue(Reply(content="slow", delay_s=0.3))
+    assert run(client.ask(MESSAGES)).value == "slow" and client.ledger.hedges == 0
+    # From 20 answers on, a copy goes out after their 95th percentile (about 20 ms here).
+    run(answers(10))
+    server.latency_s = 0.0  # the copy answers at once
+    server.enqueue(Reply(content="stuck", delay_s=2.0), Reply(content="copy"))
+    started = time.monotonic()
+    answer = run(client.ask(MESSAGES))
+    assert answer.value == "copy" and client.ledger.hedges == 1
+    assert time.monotonic() - started < 1.5  # not the stuck reply's 2 s
+
+
+def test_copies_in_flight_are_capped_by_concurrency(server) -> None:
+    import asyncio
+
+    from humanlm.llm.client import ChatClient
+    from humanlm.testing import Reply
+
+    server.latency_s = 0.05
+    client = _client(server, hedge_after_s=0.1, max_retries=0)
+    capped = ChatClient(client.backend, name="t", retry=client.retry, concurrency=8)
+    # Both requests are stuck at 0.1 s. With 8 slots one copy may be in flight: the first
+    # copy goes out at once, the second only once the first has answered (checked again
+    # after another 0.1 s).
+    server.enqueue(
+        Reply(content="a", delay_s=0.6), Reply(content="b", delay_s=0.6), "copy", "copy2"
+    )
+
+    async def both():
+        return await asyncio.gather(capped.ask(MESSAGES), capped.ask(MESSAGES))
+
+    assert sorted(answer.value for answer in run(both())) == ["copy", "copy2"]
+    first, _, copy, copy2 = server.chat_requests
+    assert copy.received_at - first.received_at < 0.17
+    assert copy2.received_at - first.received_at >= 0.19
+    assert capped.ledger.hedges == 2 and capped._copies == 0
+
+
+def test_a_failed_copy_is_retried_without_waiting_for_the_stuck_request(server) -> None:
+    import time
+
+    server.enqueue(faults.hang(5.0), faults.server_error(500), "third")
+    client = _client(server, hedge_after_s=0.2, max_retries=2)
+    started = time.monotonic()
+    answer = run(client.ask(MESSAGES))
+    assert answer.ok and answer.value == "third"
+    assert time.monotonic() - started < 3.0  # not the stuck request's 10 s timeout
+    assert client.ledger.hedges == 1 and client.ledger.retries == {"server_error": 1}
+    assert client.ledger.calls == 3 == len(server.chat_requests)
+
+
+def test_a_young_copy_is_waited_for_when_the_request_fails(server) -> None:
+    from humanlm.testing import Reply
+
+    # The request fails at 0.3 s; its copy (sent at 0.2 s) answers at 0.35 s: no retry.
+    server.enqueue(Reply(status=500, delay_s=0.3), Reply(content="copy", delay_s=0.15))
+    client = _client(server, hedge_after_s=0.2, max_retries=2)
+    answer = run(client.ask(MESSAGES))
+    assert answer.ok and answer.value == "copy"
+    assert client.ledger.calls == 2 == len(server.chat_requests)
+    assert client.ledger.retries == {"server_error": 1} and client.ledger.hedges == 1

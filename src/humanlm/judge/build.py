@@ -111,6 +111,7 @@ def build_judge(
     backoff_s: float = 0.5,
     backoff_max_s: float = 8.0,
     hedge_after_s: float | None = None,
+    hedge_quantile: float | None = None,
     rpm: float | None = None,
     tpm: float | None = None,
     cache: str | os.PathLike[str] | LLMCache | None = None,
@@ -135,6 +136,8 @@ def build_judge(
         backoff_s, backoff_max_s: first and largest backoff delay.
         hedge_after_s: send one copy of a request still unanswered after this many seconds and
             take the first answer (``None``: never; see ``humanlm.llm.RetryPolicy``).
+        hedge_quantile: send the copy after this quantile of the recent latencies instead, with
+            ``hedge_after_s`` as the least delay (``None``: fixed delay).
         rpm, tpm: requests / tokens per minute limits (``None``: unlimited).
         cache: SQLite cache path (``""`` or ``None``: no cache) or an open ``LLMCache``.
             The embedding judge ignores it (it is cheaper than a lookup).
@@ -167,6 +170,7 @@ def build_judge(
         backoff_s=backoff_s,
         backoff_max_s=backoff_max_s,
         hedge_after_s=hedge_after_s,
+        hedge_quantile=hedge_quantile,
     )
     params: dict[str, Any] = dict(extra_params or {})
     if temperature is not None:
@@ -217,6 +221,7 @@ def build_judge_from_config(
         timeout_s=cfg.timeout_s,
         max_retries=cfg.max_retries,
         hedge_after_s=cfg.hedge_after_s,
+        hedge_quantile=cfg.hedge_quantile,
         cache=cache if cache is not None else (cfg.cache or None),
         seed=seed,
     )

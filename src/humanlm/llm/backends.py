@@ -5,20 +5,23 @@ string), for a model whose own chat template was applied on our side.
 
 Backends do no retrying (the SDK's own retries are switched off): ``humanlm.llm.ChatClient``
 retries, so that every attempt is counted in the ledger, ``Retry-After`` is honoured and the
-overall deadline of a call holds. Credentials live only inside the SDK client; they never appear in a ``repr``, a log
-line or an exception message.
+overall deadline of a call holds. Credentials live only inside the HTTP clients; they never
+appear in a ``repr``, a log line or an exception message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import weakref
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 
-import httpx2
+import aiohttp
 import openai
 
 from humanlm.errors import ConfigError, JudgeUnavailableError
@@ -31,6 +34,7 @@ __all__ = [
     "OpenAIBackend",
     "TransportError",
     "classify_error",
+    "status_error",
 ]
 
 logger = logging.getLogger(__name__)
@@ -120,7 +124,14 @@ def classify_error(exc: BaseException, *, where: str, role: str = "judge") -> Ex
         if "connection" in name:
             return TransportError("connection_error")
         return TransportError("server_error")
-    retry_after = parse_retry_after(_headers_of(exc))
+    return status_error(status, _headers_of(exc), where=where, role=role)
+
+
+def status_error(
+    status: int, headers: Mapping[str, str] | None, *, where: str, role: str = "judge"
+) -> Exception:
+    """The error of an HTTP error status (4xx/5xx): ``TransportError`` or, for credentials and
+    unknown endpoints (which retrying cannot fix), ``JudgeUnavailableError``."""
     if status in (401, 403):
         return JudgeUnavailableError(
             f"{role} {where} refused the credentials (HTTP {status}); check the API key variable"
@@ -129,6 +140,7 @@ def classify_error(exc: BaseException, *, where: str, role: str = "judge") -> Ex
         return JudgeUnavailableError(
             f"{role} {where} answered HTTP 404: unknown model or wrong base URL"
         )
+    retry_after = parse_retry_after(headers)
     if status == 429:
         return TransportError("rate_limited", retry_after=retry_after, status=status)
     if status >= 500 or status in (408, 409):
@@ -181,16 +193,41 @@ def _text_completion(response: Any) -> Completion:
     )
 
 
-class OpenAIBackend:
-    """Any OpenAI-compatible chat server through ``openai.AsyncOpenAI`` (OpenAI, vLLM, SGLang).
+OPENAI_URL = "https://api.openai.com/v1"
+# Connections per event loop, as the SDK's own pool allows; ChatClient bounds concurrency.
+_MAX_CONNECTIONS = 1000
 
-    One SDK client per event loop (its connection pool belongs to the loop that opened it).
+
+def _user_agent() -> str:
+    try:
+        return f"humanlm/{version('humanlm')}"
+    except PackageNotFoundError:  # a source tree without an install
+        return "humanlm"
+
+
+async def _close_at_shutdown(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible chat server (OpenAI, vLLM, SGLang, ``humanlm serve``).
+
+    Chat and text requests go over ``aiohttp``, one session per event loop (its connection pool
+    belongs to the loop that opened it). The SDK's request path (its header building, httpx
+    pool and reply handling) costs about six times the CPU of the exchange itself, and a judge
+    step sends dozens of requests at once (``benchmarks/judge.py``). The SDK client is still
+    there for requests of other shapes (``sdk()``). The key goes only into the clients' headers.
 
     Args:
         model: the model name the server expects.
-        api_key: the key (kept inside the SDK client only).
-        base_url: the server (``None``: api.openai.com).
+        api_key: the key (kept inside the HTTP clients only).
+        base_url: the server (``None``: ``OPENAI_BASE_URL`` if set, as for the SDK, else
+            api.openai.com).
         params: extra request fields (``temperature``, ``max_tokens``, ``seed`` ...).
+        role: what the model is for, in error messages (``judge``, ``simulator`` ...).
     """
 
     def __init__(
@@ -206,14 +243,37 @@ class OpenAIBackend:
         self.role = role
         self.base_url = base_url
         self.params = dict(params or {})
+        url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+        headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": _user_agent(),
+        }
+        for header, variable in (
+            ("OpenAI-Organization", "OPENAI_ORG_ID"),
+            ("OpenAI-Project", "OPENAI_PROJECT_ID"),
+        ):
+            if value := os.environ.get(variable):
+                headers[header] = value
+        self._url = url
+        # trust_env: HTTP(S)_PROXY and NO_PROXY apply, as they do for the SDK's httpx client.
+        self._make_session = lambda: aiohttp.ClientSession(
+            headers=headers,
+            connector=aiohttp.TCPConnector(limit=_MAX_CONNECTIONS),
+            trust_env=True,
+        )
         # A plain SDK http client: the default wrapper schedules its own close on whatever loop
         # runs when it is garbage-collected, which fails for a client of a finished loop.
         self._make_client = lambda: openai.AsyncOpenAI(
             api_key=api_key,
-            base_url=base_url,
+            base_url=url,
             max_retries=0,
             http_client=openai.DefaultAsyncHttpxClient(),
         )
+        self._sessions: weakref.WeakKeyDictionary[
+            Any, tuple[aiohttp.ClientSession, AsyncGenerator[None, None]]
+        ] = weakref.WeakKeyDictionary()
         self._clients: weakref.WeakKeyDictionary[Any, openai.AsyncOpenAI] = (
             weakref.WeakKeyDictionary()
         )
@@ -229,14 +289,26 @@ class OpenAIBackend:
     def sdk(self) -> openai.AsyncOpenAI:
         """The SDK client of the running event loop, for requests other than a chat reply
         (completions, several choices); send them through ``ChatClient.call``."""
-        return self._client()
-
-    def _client(self) -> openai.AsyncOpenAI:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
             client = self._clients[loop] = self._make_client()
         return client
+
+    async def _session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        entry = self._sessions.get(loop)
+        if entry is not None and not entry[0].closed:
+            return entry[0]
+        for stale in [other for other in self._sessions if other.is_closed()]:
+            del self._sessions[stale]  # its loop has ended (the entry would keep it alive)
+        session = self._make_session()
+        # Closes the session when the loop shuts down (``asyncio.run`` closes every open async
+        # generator first), so a caller that never awaits ``aclose`` leaves no open session.
+        closer = _close_at_shutdown(session)
+        await anext(closer)
+        self._sessions[loop] = (session, closer)
+        return session
 
     async def complete(
         self,
@@ -262,23 +334,28 @@ class OpenAIBackend:
     async def _post(
         self, path: str, body: dict[str, Any], params: dict[str, Any] | None, timeout_s: float
     ) -> dict[str, Any]:
-        # The SDK's generic ``post``, not the typed ``create``: ``create`` walks every message
-        # through its TypedDict transform and builds pydantic models of the reply, which together
-        # cost more CPU than the HTTP exchange (benchmarks/eval_throughput.py); our bodies are
-        # plain JSON already, and we read four fields of the reply. The SDK still sends the key,
-        # maps HTTP errors to its exceptions and applies the timeout. ``extra_body`` is merged
-        # into the JSON as ``create`` does.
+        """POST one JSON body: the reply's JSON object, or the failure as ``TransportError``
+        (``JudgeUnavailableError`` for refused credentials or an unknown endpoint)."""
         body = {**body, **self.params, **(params or {})}
-        options: dict[str, Any] = {"timeout": timeout_s, "security": {"bearer_auth": True}}
-        if extra := body.pop("extra_body", None):
-            options["extra_json"] = extra
+        if extra := body.pop("extra_body", None):  # merged into the JSON, as the SDK does
+            body.update(extra)
         try:
-            raw = await self._client().post(
-                path, body=body, cast_to=httpx2.Response, options=options
-            )
-            data = raw.json()
-        except openai.OpenAIError as exc:
-            raise classify_error(exc, where=f"openai:{self.model}", role=self.role) from None
+            session = await self._session()
+            async with session.post(
+                self._url + path,
+                data=json.dumps(body),
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as response:
+                status, headers = response.status, response.headers
+                raw = await response.read()
+        except (asyncio.TimeoutError, TimeoutError):
+            raise TransportError("timeout") from None
+        except aiohttp.ClientError:  # refused, dropped or cut-off connections
+            raise TransportError("connection_error") from None
+        if status >= 400:
+            raise status_error(status, headers, where=f"openai:{self.model}", role=self.role)
+        try:
+            data = json.loads(raw)
         except ValueError:  # a 2xx whose body is not JSON
             raise TransportError("server_error") from None
         if not isinstance(data, dict):
@@ -286,7 +363,11 @@ class OpenAIBackend:
         return data
 
     async def aclose(self) -> None:
-        client = self._clients.pop(asyncio.get_running_loop(), None)
+        loop = asyncio.get_running_loop()
+        entry = self._sessions.pop(loop, None)
+        if entry is not None:
+            await entry[1].aclose()  # closes the session
+        client = self._clients.pop(loop, None)
         if client is not None:
             await client.close()
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
@@ -49,6 +50,13 @@ T = TypeVar("T")
 Parse = Callable[[str], "tuple[Any | None, str]"]
 
 _CHARS_PER_TOKEN = 4
+# Hedging by quantile: answers needed first, and how many recent ones count.
+_HEDGE_MIN_ANSWERS = 20
+_HEDGE_WINDOW = 256
+# At most one copy in flight per this many concurrency slots (at least one).
+_SLOTS_PER_COPY = 8
+# Copies of one request at most (one each time the newest is the hedge delay old).
+_COPIES_PER_CALL = 2
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,8 @@ class ChatClient:
         self.concurrency = concurrency
         self.output_guess = output_guess
         self._rng = random.Random(seed)
+        self._copies = 0  # copies in flight (``_hedged``)
+        self._hedge_at: tuple[int, float] = (-1, 0.0)  # (answers // 16, quantile) last computed
         self._slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
@@ -322,10 +332,38 @@ class ChatClient:
         it; the first to answer wins and the other is cancelled.
         """
         timeout_s = min(self.retry.request_timeout_s, remaining)
-        hedge_at = self.retry.hedge_after_s
+        hedge_at = self._hedge_delay()
         if hedge_at is None or hedge_at >= timeout_s:
             return await self._one(send, timeout_s, remaining, estimate)
         return await self._hedged(send, timeout_s, remaining, hedge_at, estimate)
+
+    def _hedge_delay(self) -> float | None:
+        """When a copy goes out: ``hedge_after_s``, or the ``hedge_quantile`` of the latest
+        latencies (never below ``hedge_after_s``) once enough answers have come."""
+        fixed, quantile = self.retry.hedge_after_s, self.retry.hedge_quantile
+        seen = self.ledger.latencies
+        if quantile is None or len(seen) < _HEDGE_MIN_ANSWERS:
+            return fixed
+        if self._hedge_at[0] != len(seen) // 16:  # sorted again every 16 answers, not each call
+            window = sorted(seen[-_HEDGE_WINDOW:])
+            at = window[math.ceil(quantile * len(window)) - 1]  # the nearest-rank quantile
+            self._hedge_at = (len(seen) // 16, at)
+        return max(fixed or 0.0, self._hedge_at[1])
+
+    def _reserve_copy(self) -> bool:
+        """Take a place for one copy, if there is one (``_release_copy`` gives it back).
+
+        When the server slows down for everyone, every request passes the quantile at once;
+        copies then would only add load, so only a few may be in flight."""
+        if self.concurrency is not None and self._copies >= max(
+            1, self.concurrency // _SLOTS_PER_COPY
+        ):
+            return False
+        self._copies += 1
+        return True
+
+    def _release_copy(self, *_: object) -> None:
+        self._copies -= 1
 
     async def _hedged(
         self,
@@ -335,42 +373,80 @@ class ChatClient:
         hedge_at: float,
         estimate: int,
     ) -> tuple[Any, TransportError | None]:
+        """The request, and a copy each time the newest one is ``hedge_at`` old with no
+        answer yet (``_COPIES_PER_CALL`` at most, as gRPC's hedging policy does)."""
         loop = asyncio.get_running_loop()
         end = loop.time() + remaining
-        tasks = [asyncio.ensure_future(self._one(send, timeout_s, remaining, estimate))]
-        slot: asyncio.Future[float] | None = None
+        first = asyncio.ensure_future(self._one(send, timeout_s, remaining, estimate))
+        sent_at = {first: loop.time()}
+        slot: list[asyncio.Future[float]] = []  # a copy's wait for the limiter, while it lasts
         try:
-            done, _ = await asyncio.wait(tasks, timeout=hedge_at)
-            if not done:
-                # The copy needs its own limiter slot; the first request may answer meanwhile.
-                slot = asyncio.ensure_future(self.limiter.acquire(estimate))
-                await asyncio.wait([tasks[0], slot], return_when=asyncio.FIRST_COMPLETED)
-                left = end - loop.time()
-                if slot.done() and not tasks[0].done() and left > 0:
-                    self.ledger.record_hedge()
-                    logger.debug("%s: no answer after %.2fs, sending a copy", self.name, hedge_at)
-                    copy = self._one(send, min(timeout_s, left), left, estimate)
-                    tasks.append(asyncio.ensure_future(copy))
-                else:  # no copy after all: hand the tokens reserved for it back
-                    slot.cancel()
-                    self.limiter.settle(estimate, 0)
-            return await self._first_answer(tasks)
+            copies, checked = 0, 0.0
+            while copies < _COPIES_PER_CALL:  # ends at the latest when the request times out
+                wait = max(*sent_at.values(), checked) + hedge_at - loop.time()
+                done, _ = await asyncio.wait(
+                    list(sent_at), timeout=max(0.0, wait), return_when=asyncio.FIRST_COMPLETED
+                )
+                if done:
+                    break
+                checked = loop.time()
+                if not self._reserve_copy():
+                    continue  # too many copies in flight: look again a delay later
+                sent = False
+                try:
+                    # The copy needs its own limiter slot; the requests may answer meanwhile.
+                    slot[:] = [asyncio.ensure_future(self.limiter.acquire(estimate))]
+                    await asyncio.wait([*sent_at, *slot], return_when=asyncio.FIRST_COMPLETED)
+                    left = end - loop.time()
+                    if slot[0].done() and not any(task.done() for task in sent_at) and left > 0:
+                        self.ledger.record_hedge()
+                        logger.debug("%s: no answer after %.2fs, a copy", self.name, hedge_at)
+                        copy = asyncio.ensure_future(
+                            self._one(send, min(timeout_s, left), left, estimate)
+                        )
+                        copy.add_done_callback(self._release_copy)
+                        sent_at[copy] = loop.time()
+                        sent = True
+                    else:  # no copy after all: hand the tokens reserved for it back
+                        slot[0].cancel()
+                        self.limiter.settle(estimate, 0)
+                finally:
+                    if not sent:
+                        self._release_copy()
+                if not sent:
+                    break
+                copies += 1
+            return await self._first_answer(sent_at, hedge_at)
         finally:
-            if slot is not None:
-                slot.cancel()  # still waiting for the limiter when the caller gave up
-            for task in tasks:
-                if task.cancel():  # the twin that lost, or both when the caller gave up
+            for waiting in slot:
+                waiting.cancel()  # still waiting for the limiter when the caller gave up
+            for task in sent_at:
+                if task.cancel():  # the twins that lost, or all when the caller gave up
                     self.ledger.record_cancelled()
                 elif not task.cancelled():
                     task.exception()  # finished in the same round: counted by ``_one`` already
 
     @staticmethod
-    async def _first_answer(tasks: list[asyncio.Future[Any]]) -> tuple[Any, TransportError | None]:
-        """The first success among ``tasks``; when all fail, the error that asks for the
-        longest wait (a ``Retry-After`` must hold for the retry)."""
-        pending, errors = set(tasks), []
+    async def _first_answer(
+        sent_at: dict[asyncio.Future[Any], float], patience: float
+    ) -> tuple[Any, TransportError | None]:
+        """The first success among the requests (``sent_at``: each one and when it went out).
+
+        Once one has failed, the others are waited for only until they too are ``patience``
+        old: past that they are likely stuck, and the retry loop is better served at once.
+        When all have failed or been given up, the error that asks for the longest wait is
+        returned (a ``Retry-After`` must hold for the retry)."""
+        loop = asyncio.get_running_loop()
+        pending, errors = set(sent_at), []
         while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            timeout = None
+            if errors:
+                timeout = max(0.0, max(sent_at[task] for task in pending) + patience - loop.time())
+            done, pending = await asyncio.wait(
+                pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                break  # the rest are stuck: the caller cancels them
             outcomes, raised = [], None
             for task in done:  # every finished task is read, so none is left unretrieved
                 try:

@@ -31,6 +31,10 @@ class RetryPolicy:
             of it beside it and take whichever answers first (``None``: never). A reward batch
             waits for its slowest call, so a copy sent at a few times the usual latency cuts the
             tail of a stuck request; each copy is a request and is counted as one.
+        hedge_quantile: send the copy after this quantile of the latencies the client has seen
+            (its last 256 answers, once it has 20), so the delay follows the server: 0.95 sends
+            copies for about one request in twenty. ``hedge_after_s`` is then the least delay,
+            and the only one until 20 answers have come. ``None``: fixed ``hedge_after_s``.
     """
 
     max_retries: int = 4
@@ -39,6 +43,7 @@ class RetryPolicy:
     backoff_s: float = 0.5
     backoff_max_s: float = 8.0
     hedge_after_s: float | None = None
+    hedge_quantile: float | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -51,6 +56,8 @@ class RetryPolicy:
             problems.append("judge backoff: need 0 <= backoff_s <= backoff_max_s")
         if self.hedge_after_s is not None and not self.hedge_after_s > 0:
             problems.append("judge hedge_after_s: must be > 0 seconds (or unset: no copies)")
+        if self.hedge_quantile is not None and not 0.5 <= self.hedge_quantile < 1:
+            problems.append("judge hedge_quantile: must lie in [0.5, 1) (or unset: fixed delay)")
         if problems:
             raise ConfigError(problems)
 

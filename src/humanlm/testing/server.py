@@ -302,6 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         server = self.scripted
         reply = server._next_reply(request)
+        payload = server._completion_body(request, reply)
         # The latency is the whole service time: reading the request and computing the reply
         # are part of it, so a busy machine does not slow the server down on top of it.
         wait = server.latency_s + reply.delay_s - (time.monotonic() - arrived)
@@ -319,4 +320,4 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.disconnect:
             self.close_connection = True
             return
-        self._send(reply.status, server._completion_body(request, reply), reply.headers)
+        self._send(reply.status, payload, reply.headers)

@@ -119,6 +119,20 @@ def _warm_up(
     )
 
 
+def _close_judge(judge: Any, trainer: Any) -> None:
+    """Close the judge's connections on the event loop TRL ran the async reward in (a thread of
+    its own that outlives ``train``), so none is left open for the rest of the process."""
+    import asyncio
+
+    loop = getattr(trainer, "async_loop", None)
+    if loop is None or not loop.is_running():
+        return
+    try:
+        asyncio.run_coroutine_threadsafe(judge.aclose(), loop).result(timeout=30)
+    except Exception:  # closing is tidying up: a failure here must not hide the run's outcome
+        logger.warning("could not close the judge's connections", exc_info=True)
+
+
 def _state_reward(cfg: TrainConfig) -> Any:
     from humanlm.judge import build_judge_from_config, state_reward
 
@@ -294,7 +308,7 @@ def run_train(
     model = _load_model(model_path, cfg)
     metrics = MetricsFileCallback(run_dir / "metrics.jsonl", phase="train")
     validation = _validation(cfg, tokenizer=tokenizer, run_dir=run_dir)
-    guard = None
+    guard = judge = None
 
     if cfg.trainer_kind == "sft":
         dataset = build_sft_dataset(
@@ -334,7 +348,11 @@ def run_train(
             callbacks=[metrics, guard, *validation],
             peft_config=_peft_config(cfg),
         )
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    finally:
+        if guard is not None:
+            _close_judge(judge, trainer)
     if guard is not None:
         ledger = guard.write_ledger()
         if dist.is_main():

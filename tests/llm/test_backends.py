@@ -1,0 +1,122 @@
+"""``OpenAIBackend`` against the scripted server: what it sends, how it reads odd replies, and
+that no connection is left open however the caller's event loop ends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+from humanlm.llm.backends import OpenAIBackend, TransportError
+from humanlm.testing import Reply
+from humanlm.train.run import _close_judge
+
+
+def backend(server, **kw) -> OpenAIBackend:
+    return OpenAIBackend("m", api_key="sk-test-SECRET", base_url=server.base_url, **kw)
+
+
+def test_sends_the_body_with_params_and_extra_body_merged(server):
+    server.enqueue("hello")
+    chat = backend(server, params={"temperature": 0.0, "extra_body": {"top_k": 5}})
+
+    async def go():
+        try:
+            return await chat.complete(
+                [{"role": "user", "content": "hi"}], timeout_s=5, params={"max_tokens": 7}
+            )
+        finally:
+            await chat.aclose()
+
+    reply = asyncio.run(go())
+    assert reply.text == "hello" and reply.finish_reason == "stop"
+    (request,) = server.chat_requests
+    assert request.body == {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "temperature": 0.0,
+        "top_k": 5,
+        "max_tokens": 7,
+    }
+    assert request.headers["authorization"] == "Bearer sk-test-SECRET"
+    assert request.headers["content-type"] == "application/json"
+    assert "SECRET" not in repr(chat)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [Reply(body="not json"), Reply(body=json.dumps([1, 2]))],
+    ids=["not-json", "json-array"],
+)
+def test_a_2xx_that_is_not_a_reply_object_is_a_server_error(server, reply):
+    server.enqueue(reply)
+    chat = backend(server)
+
+    async def go():
+        try:
+            await chat.complete([{"role": "user", "content": "hi"}], timeout_s=5)
+        finally:
+            await chat.aclose()
+
+    with pytest.raises(TransportError) as info:
+        asyncio.run(go())
+    assert info.value.kind == "server_error"
+
+
+def test_retry_after_is_read_from_a_429(server):
+    server.enqueue(Reply(status=429, headers={"Retry-After": "1.5"}))
+    chat = backend(server)
+    with pytest.raises(TransportError) as info:
+        asyncio.run(chat.complete([{"role": "user", "content": "hi"}], timeout_s=5))
+    assert (info.value.kind, info.value.retry_after, info.value.status) == (
+        "rate_limited",
+        1.5,
+        429,
+    )
+
+
+def test_a_caller_that_never_closes_leaves_no_session_open(server):
+    server.reply_fn = lambda request: "ok"
+    chat = backend(server)
+    sessions = []
+
+    async def once():
+        await chat.complete([{"role": "user", "content": "hi"}], timeout_s=5)
+        sessions.append(await chat._session())
+
+    for _ in range(2):  # no aclose: the loop's shutdown closes the session
+        asyncio.run(once())
+    first, second = sessions
+    assert first is not second and first.closed and second.closed
+    asyncio.run(once())
+    assert len(chat._sessions) == 1  # entries of ended loops are dropped
+
+
+def test_close_judge_closes_connections_on_the_trainer_loop(server, make_judge):
+    """TRL runs an async reward on a loop in its own thread, which outlives ``train``."""
+    server.reply_fn = lambda request: '{"key_points": [], "scores": {"1": {"score": 0.5}}}'
+    judge = make_judge()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        verdict = asyncio.run_coroutine_threadsafe(
+            judge.judge_group(
+                context=[{"name": "OP", "content": "hi"}],
+                ground_truth="yes",
+                state="response",
+                candidates=["y"],
+            ),
+            loop,
+        ).result(timeout=10)
+        assert verdict.scores == [0.5]
+        (session, _closer) = judge.backend._sessions[loop]
+        _close_judge(judge, SimpleNamespace(async_loop=loop))
+        assert session.closed and loop not in judge.backend._sessions
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
