@@ -102,11 +102,11 @@ class JudgeConfig:
         concurrency: judge calls in flight at once.
         timeout_s: overall deadline of one judge call, retries included.
         max_retries: transport and content retries per call.
-        hedge_after_s: send one copy of a judge request still unanswered after this many
-            seconds and take whichever answers first (``null``: never). A reward batch waits for
-            its slowest call; a copy at a few times the judge's usual latency cuts that tail.
-            A copy runs inside its request's ``concurrency`` slot, so up to twice as many
-            requests can be in flight.
+        hedge_after_s: send a copy of a judge request still unanswered after this many
+            seconds (a second one after as long again) and take whichever answers first
+            (``null``: never). A reward batch waits for its slowest call; a copy cuts that tail.
+            Copies run inside their request's ``concurrency`` slot; one per 8 slots may be in
+            flight at once.
         hedge_quantile: send that copy after this quantile of the judge's recent latencies
             instead (0.95: about one request in twenty gets a copy), with ``hedge_after_s`` as the
             least delay (``null``: the fixed ``hedge_after_s``). Follows the server as it speeds

@@ -120,3 +120,38 @@ def test_close_judge_closes_connections_on_the_trainer_loop(server, make_judge):
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+def _ask(chat: OpenAIBackend):
+    async def go():
+        try:
+            return await chat.complete([{"role": "user", "content": "hi"}], timeout_s=5)
+        finally:
+            await chat.aclose()
+
+    return asyncio.run(go())
+
+
+def test_http_proxy_and_no_proxy_apply_as_for_the_sdk(server, monkeypatch):
+    server.reply_fn = lambda request: "ok"
+    # The scripted server as the proxy: it sees the target's absolute URL.
+    monkeypatch.setenv("HTTP_PROXY", server.base_url.removesuffix("/v1"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    chat = OpenAIBackend("m", api_key="k", base_url="http://judge.example:8000/v1")
+    assert _ask(chat).text == "ok"
+    assert server.chat_requests[0].path == "http://judge.example:8000/v1/chat/completions"
+    # A host NO_PROXY names is reached directly, not through the (dead) proxy.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert _ask(backend(server)).text == "ok"
+
+
+def test_a_netrc_entry_does_not_clash_with_the_key(server, monkeypatch, tmp_path):
+    server.reply_fn = lambda request: "ok"
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password elsewhere\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    assert _ask(backend(server)).text == "ok"
+    assert server.chat_requests[0].headers["authorization"] == "Bearer sk-test-SECRET"

@@ -192,3 +192,12 @@ def test_a_young_copy_is_waited_for_when_the_request_fails(server) -> None:
     assert answer.ok and answer.value == "copy"
     assert client.ledger.calls == 2 == len(server.chat_requests)
     assert client.ledger.retries == {"server_error": 1} and client.ledger.hedges == 1
+
+
+def test_the_judge_block_carries_the_copy_settings() -> None:
+    from humanlm.config import JudgeConfig
+    from humanlm.judge import build_judge_from_config
+
+    cfg = JudgeConfig(spec="openai:m@http://127.0.0.1:9/v1", hedge_after_s=0.1, hedge_quantile=0.9)
+    judge = build_judge_from_config(cfg)
+    assert (judge.client.retry.hedge_after_s, judge.client.retry.hedge_quantile) == (0.1, 0.9)

@@ -15,6 +15,8 @@ import asyncio
 import json
 import logging
 import os
+import urllib.parse
+import urllib.request
 import weakref
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
@@ -198,6 +200,16 @@ OPENAI_URL = "https://api.openai.com/v1"
 _MAX_CONNECTIONS = 1000
 
 
+def _env_proxy(url: str) -> str | None:
+    """The proxy ``HTTP(S)_PROXY`` names for ``url`` unless ``NO_PROXY`` exempts it, as the
+    SDK's httpx client reads them. (aiohttp's own ``trust_env`` would also send credentials
+    from ``~/.netrc``, which clash with the key's header.)"""
+    parts = urllib.parse.urlsplit(url)
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 def _user_agent() -> str:
     try:
         return f"humanlm/{version('humanlm')}"
@@ -257,11 +269,9 @@ class OpenAIBackend:
             if value := os.environ.get(variable):
                 headers[header] = value
         self._url = url
-        # trust_env: HTTP(S)_PROXY and NO_PROXY apply, as they do for the SDK's httpx client.
+        self._proxy = _env_proxy(url)
         self._make_session = lambda: aiohttp.ClientSession(
-            headers=headers,
-            connector=aiohttp.TCPConnector(limit=_MAX_CONNECTIONS),
-            trust_env=True,
+            headers=headers, connector=aiohttp.TCPConnector(limit=_MAX_CONNECTIONS)
         )
         # A plain SDK http client: the default wrapper schedules its own close on whatever loop
         # runs when it is garbage-collected, which fails for a client of a finished loop.
@@ -345,6 +355,7 @@ class OpenAIBackend:
                 self._url + path,
                 data=json.dumps(body),
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
+                proxy=self._proxy,
             ) as response:
                 status, headers = response.status, response.headers
                 raw = await response.read()

@@ -53,6 +53,7 @@ _CHARS_PER_TOKEN = 4
 # Hedging by quantile: answers needed first, and how many recent ones count.
 _HEDGE_MIN_ANSWERS = 20
 _HEDGE_WINDOW = 256
+_MIN_QUANTILE_DELAY_S = 0.01  # a copy sooner than this gains nothing over the request
 # At most one copy in flight per this many concurrency slots (at least one).
 _SLOTS_PER_COPY = 8
 # Copies of one request at most (one each time the newest is the hedge delay old).
@@ -328,8 +329,9 @@ class ChatClient:
     ) -> tuple[Any, TransportError | None]:
         """One request bounded by ``remaining`` seconds; every outcome is counted.
 
-        With ``retry.hedge_after_s`` a request still unanswered by then gets one copy beside
-        it; the first to answer wins and the other is cancelled.
+        With ``retry.hedge_after_s`` or ``hedge_quantile``, a request still unanswered after
+        that delay gets copies beside it (``_hedged``); the first to answer wins and the others
+        are cancelled.
         """
         timeout_s = min(self.retry.request_timeout_s, remaining)
         hedge_at = self._hedge_delay()
@@ -348,7 +350,7 @@ class ChatClient:
             window = sorted(seen[-_HEDGE_WINDOW:])
             at = window[math.ceil(quantile * len(window)) - 1]  # the nearest-rank quantile
             self._hedge_at = (len(seen) // 16, at)
-        return max(fixed or 0.0, self._hedge_at[1])
+        return max(fixed or 0.0, self._hedge_at[1], _MIN_QUANTILE_DELAY_S)
 
     def _reserve_copy(self) -> bool:
         """Take a place for one copy, if there is one (``_release_copy`` gives it back).

@@ -27,10 +27,11 @@ class RetryPolicy:
         request_timeout_s: limit of a single HTTP request.
         backoff_s: first backoff delay; doubles per retry, with jitter in [50%, 100%].
         backoff_max_s: cap of one backoff delay.
-        hedge_after_s: when a request has not answered after this many seconds, send one copy
-            of it beside it and take whichever answers first (``None``: never). A reward batch
-            waits for its slowest call, so a copy sent at a few times the usual latency cuts the
-            tail of a stuck request; each copy is a request and is counted as one.
+        hedge_after_s: when a request has not answered after this many seconds, send a copy
+            of it beside it, and a second one when the copy has waited as long, and take
+            whichever answers first (``None``: never). A reward batch waits for its slowest
+            call, so a copy cuts the tail of a stuck request; each copy is a request and is
+            counted as one. One copy per 8 concurrency slots may be in flight at once.
         hedge_quantile: send the copy after this quantile of the latencies the client has seen
             (its last 256 answers, once it has 20), so the delay follows the server: 0.95 sends
             copies for about one request in twenty. ``hedge_after_s`` is then the least delay,
