@@ -155,3 +155,36 @@ def test_a_netrc_entry_does_not_clash_with_the_key(server, monkeypatch, tmp_path
     monkeypatch.setenv("NETRC", str(netrc))
     assert _ask(backend(server)).text == "ok"
     assert server.chat_requests[0].headers["authorization"] == "Bearer sk-test-SECRET"
+
+
+def test_the_key_never_reaches_a_proxy(server, monkeypatch):
+    import socket
+
+    # An HTTPS proxy that records what it is sent (the CONNECT) and closes.
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    seen = []
+
+    def accept_once():
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(5)
+            seen.append(conn.recv(65536))
+
+    thread = threading.Thread(target=accept_once, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    chat = OpenAIBackend("m", api_key="sk-test-SECRET", base_url="https://judge.example/v1")
+    with pytest.raises(TransportError):
+        _ask(chat)
+    thread.join(10)
+    listener.close()
+    (connect,) = seen
+    assert connect.startswith(b"CONNECT judge.example:443") and b"SECRET" not in connect
+    # Through a plain-HTTP proxy the target's header goes along, but no Proxy-Authorization.
+    server.reply_fn = lambda request: "ok"
+    monkeypatch.setenv("HTTP_PROXY", server.base_url.removesuffix("/v1"))
+    _ask(OpenAIBackend("m", api_key="sk-test-SECRET", base_url="http://judge.example/v1"))
+    assert "proxy-authorization" not in server.chat_requests[0].headers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from humanlm.errors import ConfigError
@@ -40,13 +42,14 @@ def test_a_prompt_answer_sends_no_copy(server, make_judge) -> None:
 
 def test_when_both_copies_fail_the_call_fails_as_usual(server, make_judge) -> None:
     server.enqueue(faults.hang(3.0), faults.hang(3.0), faults.hang(3.0))
-    judge = make_judge(hedge_after_s=0.2, max_retries=0, request_timeout_s=0.5, timeout_s=2.0)
+    judge = make_judge(hedge_after_s=0.4, max_retries=0, request_timeout_s=1.0, timeout_s=3.0)
+    started = time.monotonic()
     verdict = judge_two(judge)
     assert verdict.scores == [None, None] and verdict.reason == "timeout"
-    # Copies went out at 0.2 and 0.4 s. The request timed out at 0.5 s; the copies were given
-    # up as stuck too, each once it was 0.2 s old, without waiting for their own timeouts.
-    assert judge.ledger.hedges == 2 and judge.ledger.retries == {"timeout": 1}
-    assert judge.ledger.calls == 3 == len(server.chat_requests)
+    # Copies went out at 0.4 and 0.8 s. The request timed out at 1.0 s; the copies were given
+    # up 0.4 s later, not waited for until their own timeouts (the last at 1.8 s).
+    assert time.monotonic() - started < 1.7
+    assert judge.ledger.hedges == 2 and judge.ledger.calls == 3 == len(server.chat_requests)
 
 
 def test_a_quick_failure_is_retried_without_a_copy(server, make_judge) -> None:
@@ -117,8 +120,6 @@ def test_hedge_quantile_must_lie_in_its_range() -> None:
 
 
 def test_by_quantile_the_copy_follows_the_latencies_seen(server) -> None:
-    import time
-
     from humanlm.testing import Reply
 
     server.latency_s = 0.02
@@ -133,13 +134,15 @@ def test_by_quantile_the_copy_follows_the_latencies_seen(server) -> None:
     run(answers(19))
     server.enqueue(Reply(content="slow", delay_s=0.3))
     assert run(client.ask(MESSAGES)).value == "slow" and client.ledger.hedges == 0
-    # From 20 answers on, a copy goes out after their 95th percentile (about 20 ms here).
+    # From 20 answers on, a copy goes out after their 95th percentile (about 20 ms here; the
+    # slowest of these answers may get copies too, which is what a quantile means).
     run(answers(10))
     server.latency_s = 0.0  # the copy answers at once
     server.enqueue(Reply(content="stuck", delay_s=2.0), Reply(content="copy"))
+    before = client.ledger.hedges
     started = time.monotonic()
     answer = run(client.ask(MESSAGES))
-    assert answer.value == "copy" and client.ledger.hedges == 1
+    assert answer.value == "copy" and client.ledger.hedges == before + 1
     assert time.monotonic() - started < 1.5  # not the stuck reply's 2 s
 
 
@@ -170,8 +173,6 @@ def test_copies_in_flight_are_capped_by_concurrency(server) -> None:
 
 
 def test_a_failed_copy_is_retried_without_waiting_for_the_stuck_request(server) -> None:
-    import time
-
     server.enqueue(faults.hang(5.0), faults.server_error(500), "third")
     client = _client(server, hedge_after_s=0.2, max_retries=2)
     started = time.monotonic()
@@ -201,3 +202,29 @@ def test_the_judge_block_carries_the_copy_settings() -> None:
     cfg = JudgeConfig(spec="openai:m@http://127.0.0.1:9/v1", hedge_after_s=0.1, hedge_quantile=0.9)
     judge = build_judge_from_config(cfg)
     assert (judge.client.retry.hedge_after_s, judge.client.retry.hedge_quantile) == (0.1, 0.9)
+
+
+def test_a_copy_refused_for_rate_does_not_give_up_its_request(server) -> None:
+    from humanlm.testing import Reply
+
+    # The request answers at 0.5 s; its copy (sent at 0.1 s) is refused with a 429 at once.
+    server.enqueue(Reply(content="first", delay_s=0.5), faults.rate_limited(0.05))
+    client = _client(server, hedge_after_s=0.1, max_retries=0)
+    answer = run(client.ask(MESSAGES))
+    assert answer.ok and answer.value == "first"
+    assert client.ledger.hedges == 1 and len(server.chat_requests) == 2
+
+
+def test_a_copy_not_sent_gives_its_limiter_reservation_back(server) -> None:
+    from humanlm.llm.limits import RateLimiter
+    from humanlm.testing import Reply
+
+    # The copy would wait about 2 s for tokens; the request answers at 0.5 s meanwhile.
+    server.enqueue(Reply(content="first", delay_s=0.5, usage=(100, 0)))
+    limiter = RateLimiter(rpm=6, tpm=6000)
+    client = _client(server, hedge_after_s=0.2, limiter=limiter, output_guess=3100)
+    assert run(client.ask(MESSAGES)).value == "first"
+    assert client.ledger.hedges == 0 and len(server.chat_requests) == 1
+    # Left charged: the one request sent and its 100 tokens, not the copy's reservation too.
+    assert limiter._requests.level == pytest.approx(6 - 1, abs=0.2)
+    assert limiter._tokens.level == pytest.approx(6000 - 100, abs=100)

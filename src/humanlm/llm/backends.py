@@ -232,6 +232,8 @@ class OpenAIBackend:
     pool and reply handling) costs about six times the CPU of the exchange itself, and a judge
     step sends dozens of requests at once (``benchmarks/judge.py``). The SDK client is still
     there for requests of other shapes (``sdk()``). The key goes only into the clients' headers.
+    Await ``aclose`` before closing an event loop by hand; ``asyncio.run`` closes the session of
+    its loop by itself.
 
     Args:
         model: the model name the server expects.
@@ -270,8 +272,11 @@ class OpenAIBackend:
                 headers[header] = value
         self._url = url
         self._proxy = _env_proxy(url)
+        # Sent with each request, not as the session's defaults: aiohttp adds those to a
+        # proxy's CONNECT too, and would pass the key to the proxy as Proxy-Authorization.
+        self._headers = headers
         self._make_session = lambda: aiohttp.ClientSession(
-            headers=headers, connector=aiohttp.TCPConnector(limit=_MAX_CONNECTIONS)
+            connector=aiohttp.TCPConnector(limit=_MAX_CONNECTIONS)
         )
         # A plain SDK http client: the default wrapper schedules its own close on whatever loop
         # runs when it is garbage-collected, which fails for a client of a finished loop.
@@ -354,6 +359,7 @@ class OpenAIBackend:
             async with session.post(
                 self._url + path,
                 data=json.dumps(body),
+                headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
                 proxy=self._proxy,
             ) as response:

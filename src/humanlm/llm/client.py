@@ -381,7 +381,6 @@ class ChatClient:
         end = loop.time() + remaining
         first = asyncio.ensure_future(self._one(send, timeout_s, remaining, estimate))
         sent_at = {first: loop.time()}
-        slot: list[asyncio.Future[float]] = []  # a copy's wait for the limiter, while it lasts
         try:
             copies, checked = 0, 0.0
             while copies < _COPIES_PER_CALL:  # ends at the latest when the request times out
@@ -394,56 +393,72 @@ class ChatClient:
                 checked = loop.time()
                 if not self._reserve_copy():
                     continue  # too many copies in flight: look again a delay later
-                sent = False
-                try:
-                    # The copy needs its own limiter slot; the requests may answer meanwhile.
-                    slot[:] = [asyncio.ensure_future(self.limiter.acquire(estimate))]
-                    await asyncio.wait([*sent_at, *slot], return_when=asyncio.FIRST_COMPLETED)
-                    left = end - loop.time()
-                    if slot[0].done() and not any(task.done() for task in sent_at) and left > 0:
-                        self.ledger.record_hedge()
-                        logger.debug("%s: no answer after %.2fs, a copy", self.name, hedge_at)
-                        copy = asyncio.ensure_future(
-                            self._one(send, min(timeout_s, left), left, estimate)
-                        )
-                        copy.add_done_callback(self._release_copy)
-                        sent_at[copy] = loop.time()
-                        sent = True
-                    else:  # no copy after all: hand the tokens reserved for it back
-                        slot[0].cancel()
-                        self.limiter.settle(estimate, 0)
-                finally:
-                    if not sent:
-                        self._release_copy()
-                if not sent:
+                copy = await self._copy(send, sent_at, timeout_s, end, estimate)
+                if copy is None:
                     break
+                logger.debug("%s: no answer after %.2fs, a copy", self.name, hedge_at)
+                sent_at[copy] = loop.time()
                 copies += 1
             return await self._first_answer(sent_at, hedge_at)
         finally:
-            for waiting in slot:
-                waiting.cancel()  # still waiting for the limiter when the caller gave up
             for task in sent_at:
                 if task.cancel():  # the twins that lost, or all when the caller gave up
-                    self.ledger.record_cancelled()
+                    task.add_done_callback(self._count_given_up)
                 elif not task.cancelled():
                     task.exception()  # finished in the same round: counted by ``_one`` already
 
-    @staticmethod
+    def _count_given_up(self, task: asyncio.Future[Any]) -> None:
+        # A request given up was sent, so it is a call. One that still ended on its own (its
+        # timeout can fire in the same round as the cancel) was counted by ``_one``; its error,
+        # if any, is read here so that it is not reported as never retrieved.
+        if task.cancelled() or task.exception() is not None:
+            self.ledger.record_cancelled()
+
+    async def _copy(
+        self,
+        send: Callable[[float], Awaitable[Any]],
+        sent_at: dict[asyncio.Future[Any], float],
+        timeout_s: float,
+        end: float,
+        estimate: int,
+    ) -> asyncio.Future[Any] | None:
+        """Send one copy in the place ``_reserve_copy`` took, once the limiter lets it go;
+        ``None`` (place and limiter reservation given back) when a request answers first."""
+        loop = asyncio.get_running_loop()
+        sent = False
+        try:
+            # The requests may answer while the copy waits for the limiter.
+            delay = self.limiter.reserve(estimate)
+            if delay > 0:
+                await asyncio.wait(list(sent_at), timeout=delay)
+            left = end - loop.time()
+            if any(task.done() for task in sent_at) or left <= 0:
+                return None
+            self.ledger.record_hedge()
+            copy = asyncio.ensure_future(self._one(send, min(timeout_s, left), left, estimate))
+            copy.add_done_callback(self._release_copy)
+            sent = True
+            return copy
+        finally:
+            if not sent:  # no copy after all, or the caller gave up while it waited
+                self.limiter.release(estimate)
+                self._release_copy()
+
     async def _first_answer(
-        sent_at: dict[asyncio.Future[Any], float], patience: float
+        self, sent_at: dict[asyncio.Future[Any], float], patience: float
     ) -> tuple[Any, TransportError | None]:
         """The first success among the requests (``sent_at``: each one and when it went out).
 
-        Once one has failed, the others are waited for only until they too are ``patience``
-        old: past that they are likely stuck, and the retry loop is better served at once.
-        When all have failed or been given up, the error that asks for the longest wait is
-        returned (a ``Retry-After`` must hold for the retry)."""
+        After a failure the others are waited for ``patience`` longer, then given up as stuck,
+        so that the retry loop is served at once. A refusal for rate (429) gives up nothing:
+        it says the server is busy, not that its twins are stuck, and a retry would only add
+        load. When all have failed or been given up, the error that asks for the longest wait
+        is returned (a ``Retry-After`` must hold for the retry)."""
         loop = asyncio.get_running_loop()
         pending, errors = set(sent_at), []
+        give_up_at: float | None = None
         while pending:
-            timeout = None
-            if errors:
-                timeout = max(0.0, max(sent_at[task] for task in pending) + patience - loop.time())
+            timeout = None if give_up_at is None else max(0.0, give_up_at - loop.time())
             done, pending = await asyncio.wait(
                 pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
@@ -459,6 +474,8 @@ class ChatClient:
                 if error is None:
                     return result, None
                 errors.append(error)
+                if error.kind != "rate_limited":
+                    give_up_at = loop.time() + patience
             if raised is not None:
                 raise raised
         return None, max(errors, key=lambda e: e.retry_after or 0.0)

@@ -149,13 +149,24 @@ class RateLimiter:
 
     async def acquire(self, tokens: int) -> float:
         """Wait until one request of about ``tokens`` tokens fits; return the seconds waited."""
-        delay = max(
-            self._requests.take(1) if self._requests else 0.0,
-            self._tokens.take(tokens) if self._tokens else 0.0,
-        )
+        delay = self.reserve(tokens)
         if delay > 0:
             await asyncio.sleep(delay)
         return delay
+
+    def reserve(self, tokens: int) -> float:
+        """Reserve one request of about ``tokens`` tokens now; return the seconds until it fits
+        (the caller waits them, or gives the reservation back with ``release``)."""
+        return max(
+            self._requests.take(1) if self._requests else 0.0,
+            self._tokens.take(tokens) if self._tokens else 0.0,
+        )
+
+    def release(self, tokens: int) -> None:
+        """Give back a reservation whose request was never sent."""
+        if self._requests:
+            self._requests.level += 1
+        self.settle(tokens, 0)
 
     def settle(self, estimated: int, actual: int) -> None:
         """Correct the token bucket once the real token count is known."""
