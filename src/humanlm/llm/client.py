@@ -30,7 +30,7 @@ import logging
 import math
 import random
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -444,10 +444,11 @@ class ChatClient:
                 self.limiter.release(estimate)
                 self._release_copy()
 
+    @staticmethod
     async def _first_answer(
-        self, sent_at: dict[asyncio.Future[Any], float], patience: float
+        requests: Iterable[asyncio.Future[Any]], patience: float
     ) -> tuple[Any, TransportError | None]:
-        """The first success among the requests (``sent_at``: each one and when it went out).
+        """The first success among ``requests`` (a request and its copies).
 
         After a failure the others are waited for ``patience`` longer, then given up as stuck,
         so that the retry loop is served at once. A refusal for rate (429) gives up nothing:
@@ -455,7 +456,7 @@ class ChatClient:
         load. When all have failed or been given up, the error that asks for the longest wait
         is returned (a ``Retry-After`` must hold for the retry)."""
         loop = asyncio.get_running_loop()
-        pending, errors = set(sent_at), []
+        pending, errors = set(requests), []
         give_up_at: float | None = None
         while pending:
             timeout = None if give_up_at is None else max(0.0, give_up_at - loop.time())
