@@ -191,11 +191,17 @@ def modelled_step(args: argparse.Namespace, requests: int, steps: int = 20000) -
         """One request and its copies: the outcome, and when it is known."""
         for copy in range(3):  # the request and up to two copies, each ``delay`` apart
             kind = draw()
-            if "hang" not in kind:
-                return kind, copy * delay + latency
+            answered = copy * delay + latency
+            if kind == "ok" or (copy == 0 and "hang" not in kind):
+                return kind, answered
+            if kind == "rate_limited":  # the stuck twins are waited for until they time out
+                return kind, max(answered, timeout + delay)
+            if "hang" not in kind:  # the stuck twins are given up a delay after the failure
+                return kind, answered + delay
             if (copy + 1) * delay >= timeout:
                 break
-        return "timeout", timeout
+        # All stuck: the request times out, and its copies are given up a delay later.
+        return "timeout", timeout + (delay if copy else 0.0)
 
     def call() -> float:
         elapsed = 0.0

@@ -20,12 +20,12 @@ import urllib.request
 import weakref
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 
 import aiohttp
 import openai
 
+from humanlm import __version__
 from humanlm.errors import ConfigError, JudgeUnavailableError
 from humanlm.llm.limits import parse_retry_after
 
@@ -210,13 +210,6 @@ def _env_proxy(url: str) -> str | None:
     return urllib.request.getproxies().get(parts.scheme)
 
 
-def _user_agent() -> str:
-    try:
-        return f"humanlm/{version('humanlm')}"
-    except PackageNotFoundError:  # a source tree without an install
-        return "humanlm"
-
-
 async def _close_at_shutdown(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
     try:
         yield
@@ -262,7 +255,7 @@ class OpenAIBackend:
             "Authorization": f"Bearer {api_key}",
             "Content-Type": "application/json",
             "Accept": "application/json",
-            "User-Agent": _user_agent(),
+            "User-Agent": f"humanlm/{__version__}",
         }
         for header, variable in (
             ("OpenAI-Organization", "OPENAI_ORG_ID"),
