@@ -1,4 +1,5 @@
-"""Trainer callbacks: every logged dict becomes one line of ``metrics.jsonl`` in the run folder."""
+"""Trainer callbacks: metrics into ``metrics.jsonl``, the training mode into every checkpoint, and
+the stop on a failing judge."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from humanlm.files import read_jsonl
+from humanlm.states.mode_file import write_mode_file
+from humanlm.states.modes import Mode
 from humanlm.train import dist
 
-__all__ = ["MetricsFileCallback", "UnscoredGuard", "read_metrics"]
+__all__ = ["MetricsFileCallback", "ModeFileCallback", "UnscoredGuard", "read_metrics"]
 
 
 class MetricsFileCallback(TrainerCallback):
@@ -33,6 +37,23 @@ class MetricsFileCallback(TrainerCallback):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
+
+
+class ModeFileCallback(TrainerCallback):
+    """Write the training mode into each checkpoint the Trainer saves (main process only).
+
+    A checkpoint is then evaluated or served with the prompt it was trained on, wherever it is
+    copied (``humanlm.states.mode_file``).
+    """
+
+    def __init__(self, mode: Mode):
+        self.mode = mode
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any):
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        if state.is_world_process_zero and folder.is_dir():
+            write_mode_file(folder, self.mode)
+        return control
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

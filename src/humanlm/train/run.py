@@ -28,8 +28,10 @@ from humanlm.data.resolve import resolve_split
 from humanlm.errors import ConfigError, HumanlmError
 from humanlm.files import check_output_dir
 from humanlm.log import write_run_files
+from humanlm.states.mode_file import write_mode_file
+from humanlm.states.modes import Mode
 from humanlm.train import dist
-from humanlm.train.callbacks import MetricsFileCallback, UnscoredGuard
+from humanlm.train.callbacks import MetricsFileCallback, ModeFileCallback, UnscoredGuard
 from humanlm.train.cpu import enable_compact_lm_head_on_cpu
 from humanlm.train.data import (
     build_grpo_dataset,
@@ -171,8 +173,8 @@ def _validation(cfg: TrainConfig, *, tokenizer: Any, run_dir: Path) -> list[Any]
     ]
 
 
-def _save_final_model(trainer: Any, tokenizer: Any, model_dir: Path) -> None:
-    """Write the full weights to ``model_dir`` from every launcher (all ranks take part).
+def _save_final_model(trainer: Any, tokenizer: Any, model_dir: Path, *, mode: Mode) -> None:
+    """Write the full weights and the training mode to ``model_dir`` (all ranks take part).
 
     Under FSDP with a sharded state dict (the right choice for checkpoints) ``save_model`` writes
     no weights at all; for the final model the state dict type is switched to a full one, which
@@ -194,6 +196,7 @@ def _save_final_model(trainer: Any, tokenizer: Any, model_dir: Path) -> None:
             plugin.set_state_dict_type(previous)
     if dist.is_main():
         tokenizer.save_pretrained(str(model_dir))
+        write_mode_file(model_dir, mode)
     dist.barrier()
 
 
@@ -307,6 +310,7 @@ def run_train(
     )
     model = _load_model(model_path, cfg)
     metrics = MetricsFileCallback(run_dir / "metrics.jsonl", phase="train")
+    mode_file = ModeFileCallback(cfg.mode_spec)
     validation = _validation(cfg, tokenizer=tokenizer, run_dir=run_dir)
     guard = judge = None
 
@@ -321,7 +325,7 @@ def run_train(
             output_dir=run_dir / "checkpoints",
             trainer_options=_trainer_options(cfg),
             seed=cfg.seed,
-            callbacks=[metrics, *validation],
+            callbacks=[metrics, mode_file, *validation],
             peft_config=_peft_config(cfg),
         )
     else:
@@ -345,7 +349,7 @@ def run_train(
             output_dir=run_dir / "checkpoints",
             trainer_options=_trainer_options(cfg),
             seed=cfg.seed,
-            callbacks=[metrics, guard, *validation],
+            callbacks=[metrics, mode_file, guard, *validation],
             peft_config=_peft_config(cfg),
         )
     try:
@@ -361,7 +365,7 @@ def run_train(
             raise HumanlmError(guard.error)
 
     model_dir = run_dir / "model"
-    _save_final_model(trainer, tokenizer, model_dir)
+    _save_final_model(trainer, tokenizer, model_dir, mode=cfg.mode_spec)
     return TrainResult(
         run_dir=run_dir,
         model_dir=model_dir,
