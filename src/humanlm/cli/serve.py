@@ -44,6 +44,14 @@ def serve(
     backend_key_env: Annotated[
         str | None, typer.Option(help="openai: variable holding the proxied endpoint's key.")
     ] = None,
+    vllm_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--vllm-arg",
+            help="vllm: engine setting KEY=VALUE, repeatable (max_model_len, enforce_eager, "
+            "kv_cache_gb, gpu_memory_utilization, chunked_prefill, or any vLLM engine argument).",
+        ),
+    ] = None,
 ) -> None:
     """Serve a user simulator over the OpenAI API until interrupted (Ctrl-C).
 
@@ -59,10 +67,14 @@ def serve(
 
         humanlm serve --model vllm:runs/grpo/model --host 0.0.0.0
 
+        humanlm serve --model vllm:runs/grpo/model --vllm-arg max_model_len=4096 --vllm-arg kv_cache_gb=4
+
         humanlm serve --model openai:my-sim@http://127.0.0.1:8001/v1
     """
     from humanlm.serve.app import run_serve
+    from humanlm.simulate.vllm_args import VLLMSettings
 
+    vllm = VLLMSettings.from_pairs(vllm_arg)
     typer.echo(f"humanlm serve: http://{host}:{port}/v1 (Ctrl-C to stop)")
     run_serve(
         model=model,
@@ -76,4 +88,5 @@ def serve(
         end_text=end_text,
         backend_key_env=backend_key_env,
         context_length=context_length,
+        vllm=vllm,
     )

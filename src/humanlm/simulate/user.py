@@ -35,6 +35,7 @@ from humanlm.llm.specs import parse_spec
 from humanlm.simulate.backends import GenerationSettings
 from humanlm.simulate.engines import Engine, build_engine
 from humanlm.simulate.prompt import SimPrompt, build_sim_prompt
+from humanlm.simulate.vllm_args import VLLMSettings
 from humanlm.states import LATENT_STATES, get_mode, get_state_set, is_end_signal
 from humanlm.states.parsing import THINK_CLOSE, extract_response, parse_output
 from humanlm.states.template import HUMAN
@@ -292,6 +293,7 @@ class UserSimulator(BaseUserSimulator):
         mode: str = "humanlm",
         settings: GenerationSettings | None = None,
         api_key_env: str | None = None,
+        vllm: VLLMSettings | None = None,
     ) -> UserSimulator | ServedUserSimulator:
         """Build from ``hf:PATH``, ``vllm:PATH`` or ``openai:MODEL[@BASE_URL]``.
 
@@ -313,7 +315,8 @@ class UserSimulator(BaseUserSimulator):
                     settings=settings,
                     api_key_env=api_key_env,
                 )
-        return cls(build_engine(spec, api_key_env=api_key_env), mode=mode, settings=settings)
+        engine = build_engine(spec, api_key_env=api_key_env, vllm=vllm)
+        return cls(engine, mode=mode, settings=settings)
 
     def prompt(self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]) -> SimPrompt:
         """The prompt the model gets for this conversation."""
