@@ -6,11 +6,13 @@
 - ``Judge.judge_aspects(...)`` -> ``AspectVerdict``: one response on all six latent states;
 - ``state_reward`` -> the GRPO reward for TRL (bind ``judge`` with ``functools.partial``);
 - ``run_judge`` -> the ``humanlm judge`` command on a JSONL file;
+- ``check_judge`` -> one small judgement before training (a refused request stops the run);
 - ``Ledger`` -> calls, tokens, failures, latency and cost of a run.
 """
 
 from humanlm.judge.batch import JudgeRunResult, run_judge
 from humanlm.judge.build import Judge, build_judge, build_judge_from_config, parse_spec
+from humanlm.judge.preflight import acheck_judge, check_judge
 from humanlm.judge.reward import state_reward
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
 from humanlm.llm.cache import LLMCache
@@ -29,8 +31,10 @@ __all__ = [
     "RateLimiter",
     "RetryPolicy",
     "Verdict",
+    "acheck_judge",
     "build_judge",
     "build_judge_from_config",
+    "check_judge",
     "parse_spec",
     "run_judge",
     "state_reward",

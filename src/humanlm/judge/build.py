@@ -125,7 +125,9 @@ def build_judge(
     Args:
         spec: which judge.
         temperature: sampling temperature sent to the judge (``None``: the server's default).
-        max_tokens: reply length limit sent to the judge (``None``: not sent).
+            OpenAI's reasoning models take only 1; another value is not sent to them.
+        max_tokens: reply length limit sent to the judge (``None``: not sent); sent as
+            ``max_completion_tokens`` to OpenAI's reasoning models.
         api_key_env: name of the environment variable with the key (default ``OPENAI_API_KEY``
             for ``openai:``; the provider's own for ``litellm:``).
         concurrency: judge calls in flight at once.
@@ -180,6 +182,9 @@ def build_judge(
     backend = build_backend(
         parsed, role="judge", api_key_env=api_key_env, params=params, flag="api_key_env"
     )
+    # The fields as sent (``humanlm.llm.params`` fits them to the model): they key the cache and
+    # are written with every judged row.
+    params = dict(getattr(backend, "params", params))
     if isinstance(cache, str | os.PathLike) and str(cache):
         cache = LLMCache(cache)
     return LLMJudge(

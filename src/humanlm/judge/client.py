@@ -49,6 +49,7 @@ class _Outcome(NamedTuple):
     raw: str | None
     calls: int
     cached: bool = False
+    detail: str | None = None  # the server's message for a refused request
 
 
 class LLMJudge:
@@ -65,8 +66,8 @@ class LLMJudge:
         params: sampling parameters sent with every request (part of the cache key).
         seed: seed of the backoff jitter.
         structured: ask for a JSON object (``response_format``); a server that refuses the
-            field (HTTP 400) is asked again without it, and from then on the reply is read by
-            the tolerant extractor alone.
+            request (HTTP 400) without naming another field is asked again without it, and from
+            then on the reply is read by the tolerant extractor alone.
     """
 
     def __init__(
@@ -253,7 +254,8 @@ class LLMJudge:
         outcome = await self._attempts(prompt, parse)
         if outcome.parsed is None:
             self.ledger.record_unscored(outcome.reason)
-            logger.warning("judge %s: call unscored (%s)", self.name, outcome.reason)
+            why = f"{outcome.reason}: {outcome.detail}" if outcome.detail else outcome.reason
+            logger.warning("judge %s: call unscored (%s)", self.name, why)
         elif cache is not None:
             cache.put(key, {**outcome.parsed.to_dict(), "raw": outcome.raw})
         return outcome
@@ -268,7 +270,11 @@ class LLMJudge:
         messages = [{"role": "user", "content": prompt}]
         if self.structured:
             answer = await self.client.ask(messages, parse=accept, params=_JSON_OBJECT)
-            if answer.reason == "rejected" and not answer.content_failure:
+            if (
+                answer.reason == "rejected"
+                and not answer.content_failure
+                and getattr(answer.error, "param", None) in (None, "response_format")
+            ):
                 logger.warning("judge %s refuses response_format; asking without it", self.name)
                 self.structured = False
         if not self.structured:
@@ -276,7 +282,8 @@ class LLMJudge:
         if answer.ok:
             return _Outcome("ok", answer.value, answer.raw, answer.calls)
         reason = answer.reason if answer.content_failure else _TRANSPORT.get(answer.reason)
-        return _Outcome(reason or "transport_error", None, answer.raw, answer.calls)
+        detail = answer.error.detail if answer.error is not None else None
+        return _Outcome(reason or "transport_error", None, answer.raw, answer.calls, detail=detail)
 
 
 def _from_cache(cache: LLMCache, key: str) -> _Outcome | None:

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import urllib.parse
 import urllib.request
 import weakref
@@ -28,6 +29,7 @@ import openai
 from humanlm import __version__
 from humanlm.errors import ConfigError, JudgeUnavailableError
 from humanlm.llm.limits import parse_retry_after
+from humanlm.llm.params import fit_params, is_openai_reasoning
 
 __all__ = [
     "ChatBackend",
@@ -36,6 +38,7 @@ __all__ = [
     "OpenAIBackend",
     "TransportError",
     "classify_error",
+    "provider_message",
     "status_error",
 ]
 
@@ -64,11 +67,23 @@ class TransportError(Exception):
             or ``rejected`` (another 4xx: retrying the same request cannot help).
         retry_after: seconds the server asked us to wait, if it said.
         status: the HTTP status, if there was one.
+        detail: the server's own message for a refused request (``rejected``), secrets removed.
+        param: the request field the server named as the cause, if it named one.
     """
 
-    def __init__(self, kind: str, *, retry_after: float | None = None, status: int | None = None):
+    def __init__(
+        self,
+        kind: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = None,
+        detail: str | None = None,
+        param: str | None = None,
+    ):
         self.kind, self.retry_after, self.status = kind, retry_after, status
-        super().__init__(f"{kind}" + (f" (HTTP {status})" if status else ""))
+        self.detail, self.param = detail, param
+        text = f"{kind}" + (f" (HTTP {status})" if status else "")
+        super().__init__(text + (f": {detail}" if detail else ""))
 
     @property
     def is_retryable(self) -> bool:
@@ -105,12 +120,46 @@ def _headers_of(exc: BaseException) -> dict[str, str] | None:
     return dict(headers) if headers is not None else None
 
 
-def classify_error(exc: BaseException, *, where: str, role: str = "judge") -> Exception:
+# Key-like text a server may echo back (``Incorrect API key provided: sk-...``).
+_SECRET = re.compile(r"(?i)\b(?:sk|rk|sess)-[A-Za-z0-9_\-*.]{6,}|\bbearer\s+\S+")
+_DETAIL_CHARS = 300
+
+
+def provider_message(body: Any, *, secrets: tuple[str, ...] = ()) -> tuple[str | None, str | None]:
+    """``(message, param)`` of an error body (OpenAI's ``{"error": {"message", "param", ...}}``,
+    the SDK's parsed ``error`` object, or plain text), with anything key-like removed and the
+    message cut to 300 characters; ``(None, None)`` when there is no message."""
+    if isinstance(body, bytes | bytearray):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            body = body.decode("utf-8", "replace")
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        error = error if isinstance(error, dict) else {"message": error}
+        message, param = error.get("message"), error.get("param")
+    else:
+        message, param = body, None
+    if not isinstance(message, str) or not message.strip():
+        return None, None
+    text = " ".join(message.split())
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    text = _SECRET.sub("[redacted]", text)
+    if len(text) > _DETAIL_CHARS:
+        text = text[: _DETAIL_CHARS - 3] + "..."
+    return text, param if isinstance(param, str) else None
+
+
+def classify_error(
+    exc: BaseException, *, where: str, role: str = "judge", secrets: tuple[str, ...] = ()
+) -> Exception:
     """Turn an SDK exception into ``TransportError`` or ``JudgeUnavailableError``.
 
     Works for openai exceptions and litellm's (which subclass them or carry ``status_code``).
-    The messages name the judge and the status only: server error bodies can echo request
-    details, so they are not copied.
+    Only a refused request (``rejected``) keeps the server's message, secrets removed: it says
+    which field to change. Other messages name the judge and the status only.
     """
     if isinstance(exc, openai.APITimeoutError | asyncio.TimeoutError | TimeoutError):
         return TransportError("timeout")
@@ -126,14 +175,24 @@ def classify_error(exc: BaseException, *, where: str, role: str = "judge") -> Ex
         if "connection" in name:
             return TransportError("connection_error")
         return TransportError("server_error")
-    return status_error(status, _headers_of(exc), where=where, role=role)
+    body = getattr(exc, "body", None) or getattr(exc, "message", None)
+    return status_error(
+        status, _headers_of(exc), where=where, role=role, body=body, secrets=secrets
+    )
 
 
 def status_error(
-    status: int, headers: Mapping[str, str] | None, *, where: str, role: str = "judge"
+    status: int,
+    headers: Mapping[str, str] | None,
+    *,
+    where: str,
+    role: str = "judge",
+    body: Any = None,
+    secrets: tuple[str, ...] = (),
 ) -> Exception:
     """The error of an HTTP error status (4xx/5xx): ``TransportError`` or, for credentials and
-    unknown endpoints (which retrying cannot fix), ``JudgeUnavailableError``."""
+    unknown endpoints (which retrying cannot fix), ``JudgeUnavailableError``. A refused request
+    (``rejected``) carries the server's message from ``body`` (see ``provider_message``)."""
     if status in (401, 403):
         return JudgeUnavailableError(
             f"{role} {where} refused the credentials (HTTP {status}); check the API key variable"
@@ -147,7 +206,8 @@ def status_error(
         return TransportError("rate_limited", retry_after=retry_after, status=status)
     if status >= 500 or status in (408, 409):
         return TransportError("server_error", retry_after=retry_after, status=status)
-    return TransportError("rejected", status=status)
+    detail, param = provider_message(body, secrets=secrets)
+    return TransportError("rejected", status=status, detail=detail, param=param)
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -233,7 +293,8 @@ class OpenAIBackend:
         api_key: the key (kept inside the HTTP clients only).
         base_url: the server (``None``: ``OPENAI_BASE_URL`` if set, as for the SDK, else
             api.openai.com).
-        params: extra request fields (``temperature``, ``max_tokens``, ``seed`` ...).
+        params: extra request fields (``temperature``, ``max_tokens``, ``seed`` ...); they and
+            those of each request are sent as the model accepts them (``humanlm.llm.params``).
         role: what the model is for, in error messages (``judge``, ``simulator`` ...).
     """
 
@@ -249,7 +310,9 @@ class OpenAIBackend:
         self.model = model
         self.role = role
         self.base_url = base_url
-        self.params = dict(params or {})
+        self.params = fit_params(model, params)
+        self._fits = is_openai_reasoning(model)
+        self._secrets = (api_key,)
         url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
         headers = {
             "Authorization": f"Bearer {api_key}",
@@ -344,6 +407,8 @@ class OpenAIBackend:
     ) -> dict[str, Any]:
         """POST one JSON body: the reply's JSON object, or the failure as ``TransportError``
         (``JudgeUnavailableError`` for refused credentials or an unknown endpoint)."""
+        if params and self._fits:
+            params = fit_params(self.model, params)
         body = {**body, **self.params, **(params or {})}
         if extra := body.pop("extra_body", None):  # merged into the JSON, as the SDK does
             body.update(extra)
@@ -363,7 +428,14 @@ class OpenAIBackend:
         except aiohttp.ClientError:  # refused, dropped or cut-off connections
             raise TransportError("connection_error") from None
         if status >= 400:
-            raise status_error(status, headers, where=f"openai:{self.model}", role=self.role)
+            raise status_error(
+                status,
+                headers,
+                where=f"openai:{self.model}",
+                role=self.role,
+                body=raw,
+                secrets=self._secrets,
+            )
         try:
             data = json.loads(raw)
         except ValueError:  # a 2xx whose body is not JSON
@@ -414,7 +486,7 @@ class LiteLLMBackend:
         self._litellm = litellm
         self.model = model
         self.role = role
-        self.params = dict(params or {})
+        self.params = fit_params(model, params)
         self._api_key = api_key
 
     def __repr__(self) -> str:
@@ -438,10 +510,12 @@ class LiteLLMBackend:
                 timeout=timeout_s,
                 num_retries=0,
                 **extra,
-                **{**self.params, **(params or {})},
+                **{**self.params, **fit_params(self.model, params)},
             )
         except Exception as exc:  # litellm raises many types; all become a classified failure
-            raise classify_error(exc, where=f"litellm:{self.model}", role=self.role) from None
+            secrets = (self._api_key,) if self._api_key else ()
+            where = f"litellm:{self.model}"
+            raise classify_error(exc, where=where, role=self.role, secrets=secrets) from None
         return _completion(response)
 
     async def aclose(self) -> None:

@@ -72,6 +72,8 @@ class Answer:
         calls: requests that got an answer or were sent.
         completion: the last completion (usage, finish reason, reasoning), if any.
         content_failure: whether the call ended on refused replies rather than transport.
+        error: the transport failure the call ended on, if it did (for a refused request, its
+            ``detail`` holds the server's message and ``param`` the field it named).
     """
 
     value: Any
@@ -80,6 +82,7 @@ class Answer:
     calls: int = 0
     completion: Completion | None = None
     content_failure: bool = False
+    error: TransportError | None = None
 
     @property
     def ok(self) -> bool:
@@ -230,6 +233,7 @@ class ChatClient:
         deadline = loop.time() + self.retry.timeout_s
         reason, raw, calls, content_failures = "timeout", None, 0, 0
         last: Completion | None = None
+        failed: TransportError | None = None
         on_content = False
         first = messages[0] if messages else None
         for attempt in range(budget + 1):
@@ -238,7 +242,7 @@ class ChatClient:
             deadline += await self.limiter.acquire(estimate)
             remaining = deadline - loop.time()
             if remaining <= 0:
-                reason = "timeout"
+                reason, failed = "timeout", None
                 break
             calls += 1
             current = messages
@@ -272,7 +276,7 @@ class ChatClient:
                     ]
                 continue  # a content failure is retried at once: the server is fine
             assert error is not None
-            reason, on_content = error.kind, False
+            reason, on_content, failed = error.kind, False, error
             if not error.is_retryable or attempt == budget:
                 break
             delay = backoff_delay(attempt, self.retry, retry_after=error.retry_after, rng=self._rng)
@@ -280,7 +284,8 @@ class ChatClient:
                 break  # waiting would outlive the deadline: give up now rather than hang
             logger.debug("%s: %s, retrying in %.2fs", self.name, reason, delay)
             await asyncio.sleep(delay)
-        return Answer(None, reason, raw, calls, last, content_failure=on_content)
+        ended_on = None if on_content else failed
+        return Answer(None, reason, raw, calls, last, content_failure=on_content, error=ended_on)
 
     async def call(self, send: Callable[[float], Awaitable[T]], *, estimate: int = 0) -> Answer:
         """One request of any shape (a completions call, a raw SDK call) under the same loop.
@@ -304,25 +309,25 @@ class ChatClient:
         budget = self.retry.max_retries
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry.timeout_s
-        reason, calls = "timeout", 0
+        reason, calls, failed = "timeout", 0, None
         for attempt in range(budget + 1):
             deadline += await self.limiter.acquire(estimate + self.output_guess)
             remaining = deadline - loop.time()
             if remaining <= 0:
-                reason = "timeout"
+                reason, failed = "timeout", None
                 break
             calls += 1
             value, error = await self._send(send, estimate + self.output_guess, remaining)
             if error is None:
                 return Answer(value, "ok", None, calls, None)
-            reason = error.kind
+            reason, failed = error.kind, error
             if not error.is_retryable or attempt == budget:
                 break
             delay = backoff_delay(attempt, self.retry, retry_after=error.retry_after, rng=self._rng)
             if loop.time() + delay >= deadline:
                 break
             await asyncio.sleep(delay)
-        return Answer(None, reason, None, calls, None)
+        return Answer(None, reason, None, calls, None, error=failed)
 
     async def _send(
         self, send: Callable[[float], Awaitable[Any]], estimate: int, remaining: float
@@ -493,7 +498,7 @@ class ChatClient:
             self.ledger.record_attempt_failure("timeout")
             return None, TransportError("timeout")
         except TransportError as err:
-            self.ledger.record_attempt_failure(err.kind)
+            self.ledger.record_attempt_failure(err.kind, detail=err.detail)
             return None, err
         except HumanlmError:
             raise  # bad credentials or endpoint: retrying cannot fix configuration
@@ -503,7 +508,7 @@ class ChatClient:
             )
             if not isinstance(classified, TransportError):
                 raise classified from None
-            self.ledger.record_attempt_failure(classified.kind)
+            self.ledger.record_attempt_failure(classified.kind, detail=classified.detail)
             return None, classified
         except Exception:  # the call boundary: anything else becomes a recorded failure
             logger.warning("%s: unexpected error in a request", self.name, exc_info=True)

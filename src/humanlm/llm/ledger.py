@@ -114,6 +114,8 @@ class Ledger:
             of a pair is one of ``calls``, the one that lost (cancelled) included.
         last_batch_unscored_frac: unscored share of the samples of the last reward batch.
         last_batch_failures: failure reasons of the last reward batch.
+        last_refusal: the server's message for the latest request it refused (HTTP 4xx, such
+            as a field the model does not take), secrets removed; ``None`` if none was.
     """
 
     model: str = ""
@@ -130,6 +132,7 @@ class Ledger:
     hedges: int = 0
     last_batch_unscored_frac: float | None = None
     last_batch_failures: dict[str, int] = field(default_factory=dict)
+    last_refusal: str | None = None
 
     def record_call(self, *, latency_s: float, input_tokens: int, output_tokens: int) -> None:
         """Count one request that got an answer."""
@@ -138,10 +141,15 @@ class Ledger:
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
 
-    def record_attempt_failure(self, reason: str, *, sent: bool = True) -> None:
-        """Count one failed attempt (``sent``: a request went out and counts as a call)."""
+    def record_attempt_failure(
+        self, reason: str, *, sent: bool = True, detail: str | None = None
+    ) -> None:
+        """Count one failed attempt (``sent``: a request went out and counts as a call);
+        ``detail`` is the server's message of a refused request."""
         self.calls += int(sent)
         self.retries[reason] += 1
+        if detail:
+            self.last_refusal = detail
 
     def record_hedge(self) -> None:
         """Count one copy sent beside a slow request (its outcome is counted as any call's)."""
@@ -203,6 +211,7 @@ class Ledger:
             "cost_usd": self.cost_usd(),
             "last_batch_unscored_frac": self.last_batch_unscored_frac,
             "last_batch_failures": self.last_batch_failures,
+            "last_refusal": self.last_refusal,
         }
 
     def write(self, folder: str | os.PathLike[str], *, accumulate_runs: bool = False) -> Path:
@@ -230,7 +239,8 @@ class Ledger:
             f"Judge {self.model or '?'}: {self.groups} judgements, {self.calls} requests, "
             f"{self.cache_hits} cache hits, {self.no_call} decided without a request; "
             f"{self.input_tokens:,} input + {self.output_tokens:,} output tokens, {money}; "
-            f"{latency}; unscored: {failed}; failed attempts: {retried}."
+            f"{latency}; unscored: {failed}; failed attempts: {retried}"
+            + (f"; last refused request: {self.last_refusal}." if self.last_refusal else ".")
         )
 
 

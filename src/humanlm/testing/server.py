@@ -1,9 +1,17 @@
 """A scripted OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks.
 
 It answers ``POST /v1/chat/completions`` (and the text API, ``POST /v1/completions``) from a
-queue of scripted replies, else from a reply function, with configurable latency, seeded random faults, and ``usage`` token counts; it
-records every request. It runs in a background thread (stdlib ``http.server``), so synchronous
-and asynchronous clients can both use it.
+queue of scripted replies, else from a reply function, with configurable latency, seeded random
+faults, and ``usage`` token counts; it records every request. It runs in a background thread
+(stdlib ``http.server``), so synchronous and asynchronous clients can both use it.
+
+Like OpenAI, it refuses a chat request for one of OpenAI's reasoning models (by the model name
+the request asks for: ``gpt-5*`` but its ``-chat`` snapshots, ``o1*``, ``o3*``, ``o4*``) that
+carries a field those models refuse: ``max_tokens``, ``temperature`` or ``top_p`` other than 1,
+``presence_penalty`` or ``frequency_penalty`` other than 0, ``logprobs``, ``top_logprobs``,
+``logit_bias``. The answer is OpenAI's: HTTP 400 with its ``invalid_request_error`` body, before
+any scripted reply is used. So a test against such a model name fails where OpenAI would refuse
+the request (``openai_rules=False`` turns this off).
 
 Example:
     >>> from humanlm.testing import ScriptedServer, faults
@@ -17,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -25,7 +34,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["RecordedRequest", "Reply", "ReplyFn", "ScriptedServer"]
+__all__ = ["RecordedRequest", "Reply", "ReplyFn", "ScriptedServer", "openai_refusal"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +97,48 @@ class RecordedRequest:
 
 ReplyFn = Callable[[RecordedRequest], "Reply | str"]
 
+# OpenAI's reasoning models, as the API names them (written apart from the client's own rule in
+# ``humanlm.llm.params``, so that a mistake there shows up here).
+_REASONING_MODEL = re.compile(r"^(?:gpt-5(?:\.\d+)?(?!-chat)|o[134])(?:-|$)")
+_FIXED_VALUES = {"temperature": 1, "top_p": 1, "presence_penalty": 0, "frequency_penalty": 0}
+_UNSUPPORTED = ("max_tokens", "logprobs", "top_logprobs", "logit_bias")
+
+
+def openai_refusal(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The error body OpenAI answers (with HTTP 400) to this chat request, or ``None``.
+
+    Only requests for a reasoning model are refused, for the fields its chat API documents as
+    unsupported (module docstring).
+    """
+    model = body.get("model") if isinstance(body, dict) else None
+    if not isinstance(model, str) or not _REASONING_MODEL.match(model):
+        return None
+    for name in _UNSUPPORTED:
+        if name in body and (name == "max_tokens" or body[name] not in (None, False)):
+            use = " Use 'max_completion_tokens' instead." if name == "max_tokens" else ""
+            message = f"Unsupported parameter: '{name}' is not supported with this model.{use}"
+            return _openai_error(message, name, "unsupported_parameter")
+    for name, only in _FIXED_VALUES.items():
+        value = body.get(name)
+        if value is not None and value != only:
+            message = (
+                f"Unsupported value: '{name}' does not support {json.dumps(value)} with this "
+                f"model. Only the default ({only}) value is supported."
+            )
+            return _openai_error(message, name, "unsupported_value")
+    return None
+
+
+def _openai_error(message: str, param: str, code: str) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": param,
+            "code": code,
+        }
+    }
+
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -115,6 +166,7 @@ class ScriptedServer:
         faults: fault factories to draw from (see ``humanlm.testing.faults``).
         seed: seed of the fault draws.
         model: model name echoed in replies.
+        openai_rules: refuse what OpenAI refuses for its reasoning models (module docstring).
     """
 
     def __init__(
@@ -127,8 +179,11 @@ class ScriptedServer:
         faults: Sequence[Callable[[], Reply]] = (),
         seed: int = 0,
         model: str = "scripted",
+        openai_rules: bool = True,
     ):
         self.reply_fn = reply_fn
+        self.openai_rules = openai_rules
+        self.refused = 0  # requests answered with a provider's refusal
         self.latency_s = latency_s
         self.fault_rate = fault_rate
         self.faults = list(faults)
@@ -301,6 +356,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b'{"error": {"message": "only /v1/(chat/)completions is served"}}')
             return
         server = self.scripted
+        refusal = (
+            openai_refusal(body) if server.openai_rules and not request.is_text_completion else None
+        )
+        if refusal is not None:
+            with server._lock:
+                server.requests.append(request)
+                server.refused += 1
+            self._send(400, json.dumps(refusal).encode("utf-8"))
+            return
         reply = server._next_reply(request)
         payload = server._completion_body(request, reply)
         # The latency is the whole service time: reading the request and computing the reply

@@ -10,7 +10,8 @@ rewarded by the judge score of its own state), ``grpo`` / ``grpo-think`` (GRPO o
 thinking off / on), ``sft`` / ``sft-think`` (SFT on the raw reply / on a thinking trace plus the
 tagged reply). An optional format warm-up precedes GRPO (``warmup.steps``; see
 ``humanlm.train.warmup``).
-Refuses, before any model loads: unknown keys, unknown modes, a warm-up before SFT.
+Refuses, before any model loads: unknown keys, unknown modes, a warm-up before SFT, a judge
+that refuses its first request (GRPO modes: one small judgement is sent first).
 """
 
 from __future__ import annotations
@@ -135,10 +136,20 @@ def _close_judge(judge: Any, trainer: Any) -> None:
         logger.warning("could not close the judge's connections", exc_info=True)
 
 
-def _state_reward(cfg: TrainConfig) -> Any:
-    from humanlm.judge import build_judge_from_config, state_reward
+def _checked_judge(cfg: TrainConfig) -> Any:
+    """The reward judge, after one request: a judge that refuses it stops the run here."""
+    from humanlm.judge import build_judge_from_config
+    from humanlm.judge.preflight import check_judge
 
     judge = build_judge_from_config(cfg.judge)
+    check_judge(judge)
+    return judge
+
+
+def _state_reward(cfg: TrainConfig, judge: Any = None) -> Any:
+    from humanlm.judge import build_judge_from_config, state_reward
+
+    judge = judge if judge is not None else build_judge_from_config(cfg.judge)
     # With vLLM the rollouts stop at the closing tags (see build_grpo_trainer); the stopping
     # token may carry characters past the tag, which the reward cuts off before parsing.
     stops = bool(cfg.trainer_options.get("use_vllm"))
@@ -268,6 +279,7 @@ def run_train(
     if run_dir is None:
         check_output_dir(cfg.output_root, what="output_root")
     plan = check_plan(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
+    judge = _checked_judge(cfg) if cfg.trainer_kind != "sft" else None
     dist.init_distributed()
     run_dir = Path(run_dir) if run_dir else dist.shared_run_dir(cfg.output_root, cfg.name)
     if dist.is_main():
@@ -312,7 +324,7 @@ def run_train(
     metrics = MetricsFileCallback(run_dir / "metrics.jsonl", phase="train")
     mode_file = ModeFileCallback(cfg.mode_spec)
     validation = _validation(cfg, tokenizer=tokenizer, run_dir=run_dir)
-    guard = judge = None
+    guard = None
 
     if cfg.trainer_kind == "sft":
         dataset = build_sft_dataset(
@@ -331,7 +343,7 @@ def run_train(
     else:
         if cfg.warmup.steps and resume_from is None:
             _warm_up(cfg, model=model, tokenizer=tokenizer, examples=examples, run_dir=run_dir)
-        judge, reward = _state_reward(cfg)
+        judge, reward = _state_reward(cfg, judge)
         guard = UnscoredGuard(
             ledger=judge.ledger,
             judge_name=judge.name,
