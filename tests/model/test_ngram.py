@@ -13,12 +13,12 @@ VOCAB = 5
 
 
 def _reference_banned(
-    row: list[int], n: int, prompt_length: int, pad: int | None = None
+    row: list[int], n: int, prompt_length: int, pad: int | None = None, *, vocab: int = VOCAB
 ) -> set[int]:
     """By definition: t is banned iff appending t makes the last n tokens repeat an earlier n-gram."""
     seen = row[prompt_length:]
     banned = set()
-    for token in range(VOCAB):
+    for token in range(vocab):
         extended = [*seen, token]
         if len(extended) < n + 1:
             continue
@@ -119,3 +119,113 @@ def test_generate_with_ban_has_no_repeated_4grams(tiny_model_dir):
     assert any(_repeated_ngrams(row[prompt_length:].tolist(), 4) for row in baseline)
     for row in banned:
         assert not _repeated_ngrams(row[prompt_length:].tolist(), 4)
+
+
+# The ban's scope (issue 21): ``reply`` leaves the thinking block out, ``all`` covers it.
+OPEN, CLOSE = 8, 9  # stand-ins for the ids of <think> and </think>
+THINK = (OPEN, CLOSE)
+
+SCOPE_CASES = [
+    # (row, n, prompt_length, banned with scope reply, banned with scope all)
+    pytest.param([OPEN, 1, 2, 3, CLOSE, 1, 2], 3, 1, set(), {3}, id="reuse-thinking-draft"),
+    pytest.param([OPEN, 1, 2, 3, 1, 2], 3, 1, set(), {3}, id="still-thinking-bans-nothing"),
+    pytest.param([OPEN, CLOSE, 1, 2, 3, 1, 2], 3, 2, {3}, {3}, id="thinking-off-all-reply"),
+    pytest.param([1, 2, 3, 1, 2], 3, 0, {3}, {3}, id="no-think-markers"),
+    pytest.param(
+        [OPEN, 1, 2, CLOSE, 1, 2], 3, 1, set(), {CLOSE}, id="straddling-ngram-not-counted"
+    ),
+    pytest.param([OPEN, 5, CLOSE, 1, OPEN, 5, CLOSE], 3, 1, set(), {1}, id="empty-reply"),
+    pytest.param([OPEN, 5, CLOSE, 1, OPEN, CLOSE, 1], 3, 1, set(), {OPEN}, id="suffix-straddles"),
+    pytest.param([OPEN, 1, 2, 3, CLOSE, 1, 2, 3, 1, 2], 3, 1, {3}, {3}, id="repeat-within-reply"),
+    pytest.param([OPEN, CLOSE, 1, 2, 3, OPEN, 1, 2], 3, 2, set(), {3}, id="block-reopened"),
+    pytest.param(
+        [OPEN, 4, 4, 4, CLOSE, 4, 4], 2, 1, {4}, {4, CLOSE}, id="reply-repeat-not-thinking"
+    ),
+]
+
+
+@pytest.mark.parametrize(("row", "n", "prompt_length", "reply", "everything"), SCOPE_CASES)
+def test_ban_scope_cases(row, n, prompt_length, reply, everything):
+    def banned(think_ids):
+        processor = NoRepeatNGramLogitsProcessor(
+            n, prompt_length=prompt_length, think_ids=think_ids
+        )
+        out = processor(torch.tensor([row]), torch.zeros(1, 10))
+        return set(torch.nonzero(out[0] == -float("inf")).flatten().tolist())
+
+    assert banned(THINK) == reply
+    assert banned(None) == everything
+
+
+def _reference_reply_start(row: list[int], prompt_length: int) -> int:
+    """By definition: after the last </think>; the row's end while a <think> is still open."""
+    for position in range(len(row) - 1, -1, -1):
+        if row[position] == OPEN:
+            return len(row)
+        if row[position] == CLOSE:
+            return max(prompt_length, position + 1)
+    return prompt_length
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(st.sampled_from([1, 2, 3, OPEN, CLOSE]), min_size=12, max_size=12),
+        min_size=1,
+        max_size=3,
+    ),
+    n=st.integers(1, 4),
+    prompt_length=st.integers(0, 4),
+)
+def test_reply_scope_matches_brute_force_on_the_reply(rows, n, prompt_length):
+    out = NoRepeatNGramLogitsProcessor(n, prompt_length=prompt_length, think_ids=THINK)(
+        torch.tensor(rows), torch.zeros(len(rows), 10)
+    )
+    for r, row in enumerate(rows):
+        start = _reference_reply_start(row, prompt_length)
+        expected = _reference_banned(row, n, start, vocab=10)
+        got = {t for t in range(10) if out[r, t] == -float("inf")}
+        assert got == expected, (row, start)
+
+
+def test_think_token_ids_come_from_the_tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from humanlm.model.ngram import scope_think_ids, think_token_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ids = think_token_ids(tokenizer)
+    assert ids == tuple(tokenizer.convert_tokens_to_ids(["<think>", "</think>"]))
+    assert tokenizer.decode([ids[1]]) == "</think>"
+    assert scope_think_ids("reply", tokenizer) == ids
+    assert scope_think_ids("all", tokenizer) is None
+    with pytest.raises(ValueError, match="scope"):
+        scope_think_ids("thinking", tokenizer)
+
+
+def test_reply_scope_leaves_an_open_think_block_alone_in_generate(tiny_model_dir):
+    # issue 21: while the model thinks, the eval ban does not touch it; after a closed (empty)
+    # block every generated token is reply and repeats are banned.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from humanlm.model.ngram import think_token_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    think_ids = think_token_ids(tokenizer)
+    greedy = {"max_new_tokens": 20, "min_new_tokens": 20, "do_sample": False}
+
+    def run(prompt: str, ids) -> list[int]:
+        inputs = tokenizer([prompt], return_tensors="pt")
+        length = inputs["input_ids"].shape[1]
+        processors = ngram_processor_list(4, length, think_ids=ids) if ids != "off" else None
+        out = model.generate(**inputs, **greedy, logits_processor=processors)
+        return out[0, length:].tolist()
+
+    thinking, answering = "Hello world<think>\n", "Hello world<think>\n\n</think>\n\n"
+    baseline = run(thinking, "off")
+    assert _repeated_ngrams(baseline, 4)
+    assert think_ids[1] not in baseline  # the block stays open for the whole generation
+    assert run(thinking, think_ids) == baseline
+    assert not _repeated_ngrams(run(thinking, None), 4)
+    assert not _repeated_ngrams(run(answering, think_ids), 4)

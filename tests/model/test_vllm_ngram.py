@@ -29,9 +29,19 @@ from typing import Any
 import pytest
 import torch
 
-from humanlm.model.vllm_ngram import XARG, NGramBanLogitsProcessor, requested_ngram_size
+from humanlm.model.vllm_ngram import (
+    SCOPE_XARG,
+    THINK_END_XARG,
+    THINK_START_XARG,
+    XARG,
+    NGramBanLogitsProcessor,
+    ngram_xargs,
+    requested_ngram_size,
+    requested_scope,
+)
 
 VOCAB = 6
+OPEN, CLOSE = 4, 5  # stand-ins for the ids of <think> and </think>
 
 
 class MoveDirectionality(enum.Enum):
@@ -55,7 +65,21 @@ class SamplingParams:
 @dataclass
 class Request:
     ngram: int
+    scope: str = "all"
+    prompt: list[int] = field(default_factory=lambda: [1, 2, 3])
     output: list[int] = field(default_factory=list)
+
+    def banned(self) -> set[int]:
+        """What the request's ban must refuse next, by definition."""
+        if not self.ngram:
+            return set()
+        if self.scope == "all":
+            return reference_banned(self.output, self.ngram)
+        start = 0
+        for position, token in enumerate([*self.prompt, *self.output]):
+            if token in (OPEN, CLOSE):
+                start = None if token == OPEN else max(0, position + 1 - len(self.prompt))
+        return set() if start is None else reference_banned(self.output[start:], self.ngram)
 
 
 def reference_banned(output: list[int], n: int) -> set[int]:
@@ -77,13 +101,19 @@ def next_update(rng: random.Random, slots: list[Request | None]) -> BatchUpdate 
         slots[i] = None
     added = []
     for _ in range(rng.randint(0, 3)):
-        request = Request(ngram=rng.choice([0, 2, 3, 4]))
+        request = Request(
+            ngram=rng.choice([0, 2, 3, 4]),
+            scope=rng.choice(["all", "reply"]),
+            prompt=rng.choice([[1, 2, 3], [1, OPEN], [1, OPEN, CLOSE, 2]]),
+        )
         index = removed.pop(0) if removed else len(slots)
         if index == len(slots):
             slots.append(None)
         slots[index] = request
         extra = {XARG: request.ngram} if request.ngram or rng.random() < 0.5 else None
-        added.append((index, SamplingParams(extra), [1, 2, 3], request.output))
+        if extra is not None and (request.scope == "reply" or rng.random() < 0.5):
+            extra.update(ngram_xargs(request.ngram, request.scope, (OPEN, CLOSE)))
+        added.append((index, SamplingParams(extra), request.prompt, request.output))
     moved = []
     while True:  # condense: the last request moves into the first hole
         holes = [i for i, r in enumerate(slots) if r is None]
@@ -120,7 +150,7 @@ def test_bookkeeping_matches_a_brute_force_batch(seed):
         out = processor.apply(logits)
         for i, request in enumerate(slots):
             assert request is not None
-            banned = reference_banned(request.output, request.ngram) if request.ngram else set()
+            banned = request.banned()
             got = {t for t in range(VOCAB) if out[i, t] == -float("inf")}
             assert got == banned, (seed, _step, i)
             kept = [t for t in range(VOCAB) if t not in banned]
@@ -128,7 +158,11 @@ def test_bookkeeping_matches_a_brute_force_batch(seed):
         for request in slots:  # the engine appends to the live output lists
             assert request is not None
             allowed = [t for t in range(VOCAB) if out[slots.index(request), t] != -float("inf")]
-            request.output.append(rng.choice(allowed or [0]))
+            # markers less often, so replies grow long enough to ban something
+            plain = [t for t in allowed if t not in (OPEN, CLOSE)]
+            request.output.append(
+                rng.choice(plain if plain and rng.random() < 0.85 else allowed or [0])
+            )
         assert set(processor.requests) == {i for i, r in enumerate(slots) if r and r.ngram}
 
 
@@ -165,3 +199,84 @@ def test_loads_by_the_name_vllm_serve_is_given():
     cls = getattr(importlib.import_module(module), qualname)
     assert cls is NGramBanLogitsProcessor and isinstance(cls, type)
     assert cls().is_argmax_invariant() is False
+
+
+# The ban's scope on vLLM (issue 21): the same rule as the transformers processor.
+def _banned_after(processor: NGramBanLogitsProcessor) -> set[int]:
+    out = processor.apply(torch.zeros(1, VOCAB))
+    return {t for t in range(VOCAB) if out[0, t] == -float("inf")}
+
+
+@pytest.mark.parametrize(
+    ("prompt", "output", "scope", "banned"),
+    [
+        pytest.param([1, OPEN], [1, 2, 3, CLOSE, 1, 2], "reply", set(), id="reuse-thinking-draft"),
+        pytest.param([1, OPEN], [1, 2, 3, CLOSE, 1, 2], "all", {3}, id="all-covers-thinking"),
+        pytest.param([1, OPEN], [1, 2, 3, 1, 2], "reply", set(), id="still-thinking"),
+        pytest.param([OPEN, CLOSE], [1, 2, 3, 1, 2], "reply", {3}, id="thinking-off"),
+        pytest.param(None, [1, 2, 3, 1, 2], "reply", {3}, id="no-prompt-ids"),
+        pytest.param([1, OPEN], [1, 2, CLOSE, 1, 2], "reply", set(), id="straddling-ngram"),
+        pytest.param([1, OPEN], [1, 2, CLOSE, 1, 2], "all", {CLOSE}, id="straddling-all"),
+    ],
+)
+def test_scope_cases(prompt, output, scope, banned):
+    processor = NGramBanLogitsProcessor()
+    params = SamplingParams(ngram_xargs(3, scope, (OPEN, CLOSE)))
+    processor.update_state(BatchUpdate(1, [], [(0, params, prompt, output)], []))
+    assert _banned_after(processor) == banned
+
+
+def test_a_request_without_a_scope_keeps_the_ban_over_everything():
+    processor = NGramBanLogitsProcessor()
+    params = SamplingParams({XARG: 3})
+    processor.update_state(BatchUpdate(1, [], [(0, params, [1, OPEN], [1, 2, 3, CLOSE, 1, 2])], []))
+    assert _banned_after(processor) == {3}
+
+
+def test_reply_scope_reads_the_markers_from_the_engine_tokenizer(tiny_model_dir):
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    start, end = tokenizer.convert_tokens_to_ids(["<think>", "</think>"])
+    config = SimpleNamespace(model_config=SimpleNamespace(tokenizer=str(tiny_model_dir)))
+    processor = NGramBanLogitsProcessor(config, torch.device("cpu"), False)
+    params = SamplingParams({XARG: 2, SCOPE_XARG: "reply"})  # no ids: the engine's own
+    output = [7, 7, end, 7]
+    processor.update_state(BatchUpdate(1, [], [(0, params, [1, start], output)], []))
+    assert processor.engine_think_ids() == (start, end)
+    logits = processor.apply(torch.zeros(1, end + 1))
+    assert not torch.isinf(logits).any()  # "7 7" was drafted while thinking
+    output.append(7)  # the engine appends to the live list: "7 7" now repeats in the reply
+    assert torch.isinf(processor.apply(torch.zeros(1, end + 1))[0, 7])
+
+
+def test_the_xargs_a_client_sends():
+    assert ngram_xargs(0, "reply", (OPEN, CLOSE)) == {}
+    assert ngram_xargs(4, "all", (OPEN, CLOSE)) == {XARG: 4, SCOPE_XARG: "all"}
+    assert ngram_xargs(4, "reply", (151667, 151668)) == {
+        "no_repeat_ngram_size": 4,
+        "ngram_ban_scope": "reply",
+        "think_start_token_id": 151667,
+        "think_end_token_id": 151668,
+    }
+    assert requested_scope(SamplingParams(ngram_xargs(4, "reply", (OPEN, CLOSE)))) == (
+        "reply",
+        (OPEN, CLOSE),
+    )
+    assert requested_scope(SamplingParams({XARG: 4})) == ("all", None)
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ({SCOPE_XARG: "thinking"}, SCOPE_XARG),
+        ({SCOPE_XARG: "reply", THINK_END_XARG: 9}, "both"),
+        ({SCOPE_XARG: "reply", THINK_START_XARG: -1, THINK_END_XARG: 9}, THINK_START_XARG),
+        ({SCOPE_XARG: "reply", THINK_START_XARG: 1, THINK_END_XARG: True}, THINK_END_XARG),
+    ],
+)
+def test_malformed_scope_arguments_are_refused_when_the_request_arrives(extra, problem):
+    with pytest.raises(ValueError, match=problem):
+        NGramBanLogitsProcessor.validate_params(SamplingParams({XARG: 4, **extra}))

