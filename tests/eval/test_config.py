@@ -1,4 +1,4 @@
-"""Mode-aware evaluation settings: prompt and thinking from a run folder's manifest."""
+"""Mode-aware evaluation settings: prompt and thinking from the mode saved with the model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from humanlm.errors import ConfigError
 from humanlm.eval import EvalConfig
-from humanlm.eval.config import model_mode
+from humanlm.states.mode_file import load_mode, write_mode_file
 from humanlm.states.modes import MODES
 
 
@@ -39,9 +39,10 @@ def test_a_run_folder_gives_its_modes_prompt_and_thinking(tmp_path, mode, kind, 
     path = run if target == "run" else run / "model"
     cfg = EvalConfig(model=f"{kind}:{path}", judge="embedding:minilm")
     assert (cfg.effective_state_set, cfg.effective_thinking) == EXPECTED[mode]
-    assert cfg.mode is MODES[mode]
+    assert cfg.training_mode is MODES[mode]
     source = cfg.prompt_source()
-    assert source["mode"] == mode and source["manifest"] == str(run / "manifest.json")
+    assert source["mode"] == mode and source["mode_file"] == str(run / "manifest.json")
+    assert source["mode_from"] == "model"
     assert source["thinking_from"] == source["state_set_from"] == "mode"
     resolved = cfg.resolved()
     assert (resolved["state_set"], resolved["thinking"]) == EXPECTED[mode]
@@ -60,7 +61,8 @@ def test_settings_override_the_mode(tmp_path):
 @pytest.mark.parametrize("spec", ["hf:Qwen/Qwen3-8B", "openai:m@http://127.0.0.1:9/v1"])
 def test_base_models_keep_the_paper_default(spec):
     cfg = EvalConfig(model=spec, judge="embedding:minilm")
-    assert cfg.mode is None and (cfg.effective_state_set, cfg.effective_thinking) == ("r", True)
+    assert cfg.training_mode is None
+    assert (cfg.effective_state_set, cfg.effective_thinking) == ("r", True)
     assert (
         EvalConfig(model=spec, judge="embedding:minilm", thinking=False).effective_thinking is False
     )
@@ -68,11 +70,11 @@ def test_base_models_keep_the_paper_default(spec):
 
 def test_a_folder_without_a_training_mode_is_a_base_model(tmp_path):
     run = run_folder(tmp_path, None)  # e.g. an eval folder's manifest
-    assert model_mode(f"hf:{run}") is None
+    assert load_mode(f"hf:{run}") is None
     other = tmp_path / "elsewhere" / "weights"
     other.mkdir(parents=True)
     (other.parent / "manifest.json").write_text(json.dumps({"mode": "sft"}))
-    assert model_mode(f"hf:{other}") is None  # only a folder named model/ inherits its parent's
+    assert load_mode(f"hf:{other}") is None  # only a folder named model/ inherits its parent's
 
 
 def test_an_unknown_mode_names_the_manifest(tmp_path):
@@ -86,3 +88,27 @@ def test_unknown_simulator_api_and_state_set_are_refused():
         EvalConfig(model="hf:x", judge="embedding:minilm", simulator_api="responses")
     with pytest.raises(ConfigError, match="state_set"):
         EvalConfig(model="hf:x", judge="embedding:minilm", state_set="xyz")
+
+
+def test_a_set_mode_replaces_the_saved_one_and_says_so(tmp_path):
+    # issue 21: --mode overrides the mode saved with the model, and the run's log names both.
+    model = tmp_path / "checkpoint-25"
+    model.mkdir()
+    write_mode_file(model, "grpo-think")
+    cfg = EvalConfig(model=f"hf:{model}", judge="embedding:minilm", mode="sft")
+    assert (cfg.effective_state_set, cfg.effective_thinking) == ("r_no_tag", False)
+    source = cfg.prompt_source()
+    assert (source["mode"], source["mode_from"], source["saved_mode"]) == (
+        "sft",
+        "setting",
+        "grpo-think",
+    )
+    assert cfg.resolved()["mode"] == "sft" and cfg.resolved()["max_new_tokens"] == 512
+    assert "replaces the training mode grpo-think" in cfg.mode_note()
+    saved = EvalConfig(model=f"hf:{model}", judge="embedding:minilm")
+    assert saved.mode_note() is None and saved.training_mode is MODES["grpo-think"]
+    base = EvalConfig(model="hf:Qwen/Qwen3-8B", judge="embedding:minilm", mode="grpo")
+    assert (base.effective_state_set, base.effective_thinking) == ("r", False)
+    assert "carries no training mode" in base.mode_note()
+    with pytest.raises(ConfigError, match="mode: 'dpo' is not one of"):
+        EvalConfig(model=f"hf:{model}", judge="embedding:minilm", mode="dpo")

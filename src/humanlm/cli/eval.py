@@ -16,7 +16,7 @@ __all__ = ["eval_command"]
 
 _HELP = """Evaluate a simulator: generate one reply per example and score it with the judge.
 
-Protocol defaults (paper): response prompt only (prompt and thinking from the training mode of a humanlm run folder, else thinking on), temperature 0.4, one sample, no-repeat 4-gram ban, 1024 new tokens with thinking (512 without), the first 2,000 test rows (5,000 for reddit) whose prompt fits the dataset's token limit, judge litellm:anthropic/claude-haiku-4-5 at temperature 0. Metrics: response alignment, state alignment (six states), embedding similarity (MiniLM), valid-format rate; run scores are means x 100 with bootstrap 95% intervals. Re-running the same command resumes.
+Protocol defaults (paper): response prompt only (prompt and thinking from the training mode saved with a humanlm model or checkpoint, else thinking on), temperature 0.4, one sample, no-repeat 4-gram ban, 1024 new tokens with thinking (512 without), the first 2,000 test rows (5,000 for reddit) whose prompt fits the dataset's token limit, judge litellm:anthropic/claude-haiku-4-5 at temperature 0. Metrics: response alignment, state alignment (six states), embedding similarity (MiniLM), valid-format rate; run scores are means x 100 with bootstrap 95% intervals. Re-running the same command resumes.
 
 Settings: --config FILE.yaml (keys of EvalConfig; the judge: block as in training), then the flags, then KEY=VALUE overrides.
 
@@ -28,6 +28,8 @@ Examples:
   humanlm eval --model openai:runs/x/model@http://127.0.0.1:8000/v1 --simulator-api completions --tokenizer runs/x/model simulator_ngram_xargs=true --data demo
   humanlm eval --model vllm:runs/x/model --data snap-stanford/humanual-opinion --dataset reddit --judge openai:gpt-5-mini --no-thinking --out runs/eval-grpo
   humanlm eval --model hf:runs/x/model --data demo --judge embedding:minilm --seeds 3
+  humanlm eval --model hf:runs/x/checkpoints/checkpoint-200 --data demo --judge embedding:minilm
+  humanlm eval --model hf:runs/merged_step150 --mode humanlm --data data/reddit --dataset reddit
   humanlm eval --rescore runs/eval-grpo --judge openai:gpt-5-mini --out runs/eval-grpo-gpt5
   humanlm eval --model hf:runs/x/model --data demo --judge embedding:minilm --detect-judge openai:gpt-5-mini
 
@@ -99,6 +101,14 @@ def eval_command(
     ] = None,
     name: Annotated[
         str | None, Opt("--name", help="Run label in reports (default: a short model name).")
+    ] = None,
+    mode: Annotated[
+        str | None,
+        Opt(
+            "--mode",
+            help="Training mode whose prompt the model gets (default: the mode saved with the "
+            "model, else a base model's prompt).",
+        ),
     ] = None,
     thinking: Annotated[
         bool | None,

@@ -1,23 +1,23 @@
 """``EvalConfig``: one ``humanlm eval`` run, with the paper's protocol as the defaults.
 
 Protocol (the paper's evaluation): the response prompt only, temperature 0.4, one sample per
-example, a no-repeat 4-gram ban, at most 1024 new tokens with thinking (512 without), the first
-2,000 test rows (5,000 for reddit) whose prompt fits the dataset's length limit (5,120 or 7,168
-tokens), judged by claude-haiku-4-5 at temperature 0. Every default can be overridden.
+example, a no-repeat 4-gram ban on the reply (``ngram_ban_scope``), at most 1024 new tokens with
+thinking (512 without), the first 2,000 test rows (5,000 for reddit) whose prompt fits the
+dataset's length limit (5,120 or 7,168 tokens), judged by claude-haiku-4-5 at temperature 0, with
+the Chat gate on wildchat (``judge.chat_gate``). Every default can be overridden.
 
-Prompt and thinking follow the model: for a humanlm run folder (``hf:``/``vllm:`` of the folder
-or its ``model/``) they come from the run's ``manifest.json`` (its training mode: SFT gets the
+Prompt and thinking follow the model: a humanlm model (a final ``model/``, a checkpoint, or a
+verl checkpoint) carries its training mode (``humanlm.states.mode_file.load_mode``): SFT gets the
 untagged response prompt it was trained on, grpo-think/humanlm/sft-think think, grpo and sft do
-not); other models get the tagged response prompt with thinking on (the paper's base rows are
-run with ``--thinking`` and ``--no-thinking``). ``thinking``/``state_set`` set explicitly win.
+not; other models get the tagged response prompt with thinking on (the paper's base rows are run
+with ``--thinking`` and ``--no-thinking``). ``mode`` set explicitly replaces the saved mode (and
+says so in the log); ``thinking``/``state_set`` set explicitly win over both.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from humanlm.config import JudgeConfig
@@ -29,7 +29,9 @@ from humanlm.llm.specs import parse_spec as parse_model_spec
 from humanlm.llm.specs import without_endpoint
 from humanlm.simulate import GenerationSettings
 from humanlm.simulate.backends import SIMULATOR_APIS
+from humanlm.simulate.vllm_args import VLLMSettings
 from humanlm.states import RESPONSE, STATES
+from humanlm.states.mode_file import SavedMode, load_mode
 from humanlm.states.modes import MODES, Mode
 
 __all__ = [
@@ -37,7 +39,6 @@ __all__ = [
     "EvalConfig",
     "PAPER_JUDGE",
     "PROTOCOL_VERSION",
-    "model_mode",
     "paper_eval_judge",
 ]
 
@@ -70,6 +71,7 @@ _FINGERPRINT_FIELDS = (
     "top_p",
     "max_new_tokens",
     "no_repeat_ngram",
+    "ngram_ban_scope",
     "seed",
     "judge.spec",
     "judge.temperature",
@@ -92,10 +94,13 @@ class EvalConfig:
         limit: evaluate the first N examples (``None``: 2,000, or 5,000 for reddit).
         name: label of the run in reports (default: a short name from the model spec: the model
             name, or the run folder of a ``hf:runs/<run>/model`` path; never the URL).
-        thinking: let the simulator think before answering (unset: from the model's training
-            mode for a humanlm run folder, else on).
+        mode: the training mode whose prompt and thinking the model gets (unset: the mode saved
+            with the model, ``humanlm.states.mode_file``; a model without one is a base model).
+            Set, it replaces the saved mode, and the log says so.
+        thinking: let the simulator think before answering (unset: from the training mode, else
+            on).
         state_set: the state set of the response prompt (``r``: tagged; ``r_no_tag``: SFT's
-            untagged; unset: from the model's training mode, else ``r``).
+            untagged; unset: from the training mode, else ``r``).
         simulator_api: ``openai:`` only: ``chat`` (messages, for chat models) or ``completions``
             (our rendered prompt verbatim, for a humanlm model behind ``vllm serve``).
         simulator_ngram_xargs: ``openai:`` only: ask the server for the n-gram ban through
@@ -108,8 +113,16 @@ class EvalConfig:
         temperature, top_p: sampling.
         max_new_tokens: generation budget (``None``: 1024 with thinking, 512 without).
         no_repeat_ngram: no-repeat n-gram ban size (0: off).
+        ngram_ban_scope: which generated tokens the ban covers. ``reply`` (default): the reply
+            after the thinking block only; the thinking is neither banned nor counted, so a
+            reply may reuse wording drafted while thinking. The paper describes the ban on the
+            reply, and its reference never switched the ban on, so nothing there decides it.
+            ``all``: every generated token, thinking included. Without thinking both are the
+            same. Recorded in ``results.json`` under ``protocol_notes.ngram_ban``.
         seed: sampling and bootstrap seed.
         batch_size: prompts per forward pass for ``hf:``/``vllm:``.
+        vllm: how a ``vllm:`` simulator's engine starts (``vllm.max_model_len``,
+            ``vllm.kv_cache_gb``, ...; ``humanlm.simulate.vllm_args``, CPU-safe defaults).
         judge: the judge, the same ``JudgeConfig`` block as training's (``judge.spec``,
             ``judge.temperature``, ``judge.max_tokens``, ``judge.api_key_env``,
             ``judge.concurrency``, ``judge.timeout_s``, ``judge.max_retries``; ``judge.cache``:
@@ -144,6 +157,7 @@ class EvalConfig:
     split: str = "test"
     limit: int | None = None
     name: str | None = None
+    mode: str | None = None
     thinking: bool | None = None
     state_set: str | None = None
     simulator_api: str = "chat"
@@ -154,8 +168,10 @@ class EvalConfig:
     top_p: float = 1.0
     max_new_tokens: int | None = None
     no_repeat_ngram: int = 4
+    ngram_ban_scope: str = "reply"
     seed: int = 0
     batch_size: int = 8
+    vllm: VLLMSettings = field(default_factory=VLLMSettings)
     judge: JudgeConfig = field(default_factory=paper_eval_judge)
     simulator_api_key_env: str | None = None
     concurrency: int = 32
@@ -194,10 +210,12 @@ class EvalConfig:
             parse_model_spec(self.judge.spec, role="judge", kinds=JUDGE_KINDS)
         except ConfigError as err:
             problems.extend(err.problems)
-        self._mode: tuple[Mode, str] | None = None
-        if self.model and not problems:
+        self._saved: SavedMode | None = None
+        if self.mode is not None and self.mode not in MODES:
+            problems.append(f"mode: {self.mode!r} is not one of {', '.join(MODES)}")
+        elif self.model and not problems:
             try:
-                self._mode = model_mode(self.model)
+                self._saved = load_mode(self.model)
             except ConfigError as err:
                 problems.extend(err.problems)
         if self.simulator_api not in SIMULATOR_APIS:
@@ -228,38 +246,56 @@ class EvalConfig:
             raise ConfigError(problems)
         self.generation_settings()  # validates the decoding settings too
 
+    def mode_note(self) -> str | None:
+        """A line for the log when ``mode`` was set: which saved mode, if any, it replaces."""
+        if self.mode is None:
+            return None
+        if self._saved is None:
+            return f"mode {self.mode} (set; the model carries no training mode)"
+        if self._saved.mode.name == self.mode:
+            return f"mode {self.mode} (set; the same as saved in {self._saved.source})"
+        return (
+            f"mode {self.mode} (set) replaces the training mode {self._saved.mode.name} saved in "
+            f"{self._saved.source}"
+        )
+
     @property
-    def mode(self) -> Mode | None:
-        """The training mode of the model under test, when it is a humanlm run folder."""
-        return self._mode[0] if self._mode else None
+    def training_mode(self) -> Mode | None:
+        """The mode whose prompt the model gets: as set, else the one saved with the model."""
+        if self.mode is not None:
+            return MODES[self.mode]
+        return self._saved.mode if self._saved else None
 
     @property
     def effective_thinking(self) -> bool:
-        """Thinking as set, else the model's mode's, else on."""
+        """Thinking as set, else the training mode's, else on."""
         if self.thinking is not None:
             return self.thinking
-        return self.mode.thinking if self.mode else True
+        return self.training_mode.thinking if self.training_mode else True
 
     @property
     def effective_state_set(self) -> str:
-        """The response prompt's state set as set, else the model's mode's, else ``r``."""
+        """The response prompt's state set as set, else the training mode's, else ``r``."""
         if self.state_set is not None:
             return self.state_set
-        return self.mode.state_set if self.mode else "r"
+        return self.training_mode.state_set if self.training_mode else "r"
 
     def prompt_source(self) -> dict[str, Any]:
         """Where the prompt and thinking came from (for ``results.json``)."""
+        mode = self.training_mode
         return {
-            "mode": self.mode.name if self.mode else None,
-            "manifest": self._mode[1] if self._mode else None,
+            "mode": mode.name if mode else None,
+            "mode_from": "setting" if self.mode is not None else ("model" if mode else None),
+            "saved_mode": self._saved.mode.name if self._saved else None,
+            "mode_file": str(self._saved.source) if self._saved else None,
             "thinking": self.effective_thinking,
             "thinking_from": "setting"
             if self.thinking is not None
-            else ("mode" if self.mode else "default"),
+            else ("mode" if mode else "default"),
             "state_set": self.effective_state_set,
             "state_set_from": "setting"
             if self.state_set is not None
-            else ("mode" if self.mode else "default"),
+            else ("mode" if mode else "default"),
         }
 
     @property
@@ -294,6 +330,7 @@ class EvalConfig:
             top_p=self.top_p,
             max_new_tokens=self.effective_max_new_tokens,
             no_repeat_ngram_size=self.no_repeat_ngram,
+            ngram_ban_scope=self.ngram_ban_scope,
             batch_size=self.batch_size,
             concurrency=self.concurrency,
             seed=self.seed,
@@ -311,6 +348,7 @@ class EvalConfig:
         Only names of key variables appear, never keys.
         """
         values = dataclasses.asdict(self)
+        values["mode"] = self.training_mode.name if self.training_mode else None
         values["thinking"] = self.effective_thinking
         values["state_set"] = self.effective_state_set
         values["max_new_tokens"] = self.effective_max_new_tokens
@@ -340,40 +378,3 @@ class EvalConfig:
 # Response prompts an evaluation can use: the tagged one of each training state set, SFT's
 # untagged one and SFT-think's.
 _EVAL_STATE_SETS = tuple(dict.fromkeys(m.state_set for m in MODES.values()))
-_MANIFEST = "manifest.json"
-
-
-def model_mode(spec: str) -> tuple[Mode, str] | None:
-    """The training mode of a humanlm run folder named by an ``hf:``/``vllm:`` spec.
-
-    The folder may be the run folder or its ``model/``; its ``manifest.json`` (written by
-    ``humanlm train``) names the mode. Other specs and folders without a manifest give ``None``.
-
-    Returns:
-        ``(mode, manifest path)`` or ``None``.
-
-    Raises:
-        ConfigError: a manifest that is not JSON or names an unknown mode.
-    """
-    parsed = parse_model_spec(spec, role="simulator", kinds=_SIMULATOR_KINDS)
-    if parsed.kind not in ("hf", "vllm"):
-        return None
-    folder = Path(parsed.model)
-    if not folder.is_dir():
-        return None
-    for candidate in (folder / _MANIFEST, folder.parent / _MANIFEST):
-        if not candidate.is_file():
-            continue
-        if candidate.parent != folder and folder.name != "model":
-            continue  # only a run folder's own model/ inherits its manifest
-        try:
-            manifest = json.loads(candidate.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise ConfigError(f"{candidate}: not a readable manifest ({err})") from None
-        name = manifest.get("mode") if isinstance(manifest, dict) else None
-        if name is None:
-            return None  # an eval folder or another tool's manifest: no training mode
-        if name not in MODES:
-            raise ConfigError(f"{candidate}: mode {name!r} is not one of {', '.join(MODES)}")
-        return MODES[name], str(candidate)
-    return None

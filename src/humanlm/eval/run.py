@@ -286,6 +286,8 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
         HumanlmError: more than ``max_failed_fraction`` of the examples got no simulator
             output (``results.json`` is written first), or a server refused our credentials.
     """
+    if (note := cfg.mode_note()) is not None:
+        logger.warning(note)
     run_dir = resolve_run_dir(cfg)
     data_dir = run_dir / "data"
     source = data_dir if is_prepared_dir(data_dir) else cfg.data  # prepared on an earlier try
@@ -355,6 +357,7 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
                 api_key_env=cfg.simulator_api_key_env,
                 api=cfg.simulator_api,
                 ngram_xargs=cfg.simulator_ngram_xargs,
+                vllm=cfg.vllm,
             )
         ngram_ban = simulator.ngram_ban
         if isinstance(embedder, EmbeddingJudge):
