@@ -8,8 +8,15 @@ The recipe (paper section 5, and the reference runs behind it): Qwen3-8B; GRPO w
 4, 32 prompts per rollout step, PPO mini-batches of 4 prompts (8 updates per rollout step),
 lr 1e-6 constant, weight decay 0.01, KL loss 0.001 (low-variance k3), rollout temperature 0.8,
 1024 new tokens with thinking (512 without); SFT with lr 1e-6, cosine, 10% warm-up, batch 128,
-2 epochs, max length 8192. The reference trained GRPO on subsets of the larger datasets for
-150-225 rollout steps, validating and saving every 25 rollout steps.
+2 epochs, max length 8192. Validation and checkpoints every 25 rollout steps.
+
+Data and budgets: the reference trained on half of Opinion (reddit), a quarter of Politics
+(medium), 5% of News (youtube) and all of Book, Chat and Email (amazon, wildchat, enron); the
+paper ran Opinion's GRPO for 225 rollout steps (a re-run of the recipe reached its score after
+150). No other step budget is documented: the 150 rollout steps of the other datasets are our
+choice, and each preset says which of its values are the reference's. A GRPO budget is a number
+of rollout steps (32 prompts each: 4,800 prompts in 150 steps), so the fraction only decides
+which examples those prompts are drawn from; SFT runs 2 epochs over the fraction.
 
 Step units: the paper counts rollout steps; TRL's ``max_steps`` / ``save_steps`` count optimizer
 steps. With 8 updates per rollout step, 25 rollout steps are 200 optimizer steps.
@@ -26,6 +33,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from humanlm.data.sources import DATASETS as DATASET_FACTS
 from humanlm.paper import PAPER_NAMES, PAPER_RESULTS
 from humanlm.states.modes import MODES
 
@@ -47,6 +55,7 @@ __all__ = [
 MODEL = "Qwen/Qwen3-8B"
 LAUNCHER = "configs/accelerate/fsdp_8gpu.yaml"
 UPDATES_PER_ROLLOUT = 8  # 32 prompts per rollout step / 4 prompts per PPO mini-batch
+PROMPTS_PER_ROLLOUT = 32
 VAL_EVERY_ROLLOUTS = 25  # GRPO: rollout steps; SFT: optimizer steps
 
 
@@ -56,19 +65,22 @@ class DatasetBudget:
 
     Attributes:
         dataset: our dataset id.
-        fraction: share of the training examples (``data.fraction``).
+        fraction: share of the training examples (``data.fraction``), every mode.
         rollout_steps: GRPO budget in the paper's rollout steps.
-        max_prompt_tokens: longest prompt kept (TRL never truncates prompts).
-        from_reference: ``True`` where the reference runs fixed fraction and budget; ``False``
-            where we chose them (the same 150-step budget, a subset small enough that the budget
-            stays within about one epoch).
+        fraction_from_reference: the reference runs used this fraction (else it is our choice).
+        steps_from_reference: the paper documents this step budget (else it is our choice).
     """
 
     dataset: str
     fraction: float
     rollout_steps: int
-    max_prompt_tokens: int
-    from_reference: bool
+    fraction_from_reference: bool
+    steps_from_reference: bool
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        """Longest prompt kept (TRL never truncates prompts): the dataset's own limit."""
+        return int(DATASET_FACTS[self.dataset]["max_prompt_tokens"])
 
     @property
     def humanual(self) -> str:
@@ -82,12 +94,12 @@ class DatasetBudget:
 DATASETS: dict[str, DatasetBudget] = {
     b.dataset: b
     for b in (
-        DatasetBudget("reddit", 0.50, 225, 5120, True),
-        DatasetBudget("medium", 0.25, 150, 7168, True),
-        DatasetBudget("youtube", 0.05, 150, 5120, True),
-        DatasetBudget("amazon", 0.25, 150, 7168, False),
-        DatasetBudget("wildchat", 0.25, 150, 7168, False),
-        DatasetBudget("enron", 0.50, 150, 5120, False),
+        DatasetBudget("reddit", 0.50, 225, True, True),
+        DatasetBudget("medium", 0.25, 150, True, False),
+        DatasetBudget("youtube", 0.05, 150, True, False),
+        DatasetBudget("amazon", 1.0, 150, True, False),
+        DatasetBudget("wildchat", 1.0, 150, True, False),
+        DatasetBudget("enron", 1.0, 150, True, False),
     )
 }
 
@@ -137,6 +149,10 @@ _DESCRIPTIONS = {
 }
 
 
+def _origin(from_reference: bool, reference: str) -> str:
+    return reference if from_reference else "our choice; the reference documents none"
+
+
 def preset_name(dataset: str, mode: str) -> str:
     """``<dataset>_<mode>``, the preset's file stem and run name."""
     return f"{dataset}_{mode}"
@@ -163,7 +179,9 @@ def render_preset(dataset: str, mode: str) -> str:
     score = PAPER_RESULTS[MODE_RESULT_ROW[mode]][dataset]
     grpo = spec.algorithm == "grpo"
     source = f"data/{dataset}_traces" if mode == "sft-think" else f"data/{dataset}"
-    origin = "the reference runs" if budget.from_reference else "our choice"
+    share = "all" if budget.fraction >= 1.0 else f"{budget.fraction:.0%}"
+    fraction_origin = _origin(budget.fraction_from_reference, "as the reference runs")
+    steps_origin = _origin(budget.steps_from_reference, "the paper's")
     lines = [
         f"# Paper reproduction: {_DESCRIPTIONS[mode]}",
         f"# Dataset: {budget.humanual} ({budget.hub_repo}); model {MODEL.split('/')[1]}; paper "
@@ -187,6 +205,7 @@ def render_preset(dataset: str, mode: str) -> str:
         f"# Launch:   accelerate launch --config_file {LAUNCHER} -m humanlm.cli.main train "
         f"--config {path}",
         f"# Override: humanlm train --config {path} trainer.max_steps=10 name=smoke",
+        *([f"# verl:     humanlm train --engine verl --config {path} --dry-run"] if grpo else []),
         f"name: {name}",
         f"mode: {mode}",
         "seed: 0",
@@ -197,7 +216,7 @@ def render_preset(dataset: str, mode: str) -> str:
         "data:",
         f"  source: {source}",
         f"  dataset: {dataset}",
-        f"  # {budget.fraction:.0%} of the training examples ({origin})",
+        f"  # {share} of the training examples ({fraction_origin})",
         f"  fraction: {budget.fraction}",
         f"  max_prompt_tokens: {budget.max_prompt_tokens}",
         "judge:",
@@ -243,7 +262,9 @@ def render_preset(dataset: str, mode: str) -> str:
     ]
     if grpo:
         lines += [
-            f"  # {budget.rollout_steps} rollout steps ({origin}) x {UPDATES_PER_ROLLOUT} updates",
+            f"  # {budget.rollout_steps} rollout steps ({steps_origin}) x {UPDATES_PER_ROLLOUT} "
+            f"updates; {budget.rollout_steps * PROMPTS_PER_ROLLOUT:,} prompts drawn from the "
+            "fraction above",
             f"  max_steps: {steps}",
             "  # 32 prompts x 4 rollouts per rollout step; 4 prompts (16 rollouts) per update.",
             "  gradient_accumulation_steps: 1",
