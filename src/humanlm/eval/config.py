@@ -51,7 +51,7 @@ def paper_eval_judge(spec: str = PAPER_JUDGE) -> JudgeConfig:
 
 
 # Bump when a change to prompts, parsing or scoring makes new records incomparable with old ones.
-PROTOCOL_VERSION = "humanual-eval-v2"
+PROTOCOL_VERSION = "humanual-eval-v3"
 AUTO_DATASETS = ("auto", "demo")
 JUDGE_KINDS = ("openai", "litellm", "embedding")
 _SIMULATOR_KINDS = ("hf", "vllm", "openai")
@@ -76,6 +76,7 @@ _FINGERPRINT_FIELDS = (
     "judge.spec",
     "judge.temperature",
     "judge.max_tokens",
+    "judge.chat_gate",
     "aspects",
     "embedding",
 )
@@ -115,8 +116,8 @@ class EvalConfig:
         no_repeat_ngram: no-repeat n-gram ban size (0: off).
         ngram_ban_scope: which generated tokens the ban covers. ``reply`` (default): the reply
             after the thinking block only; the thinking is neither banned nor counted, so a
-            reply may reuse wording drafted while thinking. The paper describes the ban on the
-            reply, and its reference never switched the ban on, so nothing there decides it.
+            reply may reuse wording drafted while thinking, as the paper's text implies (its
+            reference code never switched the ban on).
             ``all``: every generated token, thinking included. Without thinking both are the
             same. Recorded in ``results.json`` under ``protocol_notes.ngram_ban``.
         seed: sampling and bootstrap seed.
@@ -126,8 +127,9 @@ class EvalConfig:
         judge: the judge, the same ``JudgeConfig`` block as training's (``judge.spec``,
             ``judge.temperature``, ``judge.max_tokens``, ``judge.api_key_env``,
             ``judge.concurrency``, ``judge.timeout_s``, ``judge.max_retries``; ``judge.cache``:
-            the cache file, default ``judge_cache.sqlite`` in the run folder). From Python a
-            spec string is accepted too.
+            the cache file, default ``judge_cache.sqlite`` in the run folder; ``judge.chat_gate``:
+            the Chat gate, ``auto`` = on for ``wildchat``, recorded under
+            ``protocol_notes.chat_gate``). From Python a spec string is accepted too.
         simulator_api_key_env: variable holding an ``openai:`` simulator's key.
         concurrency: examples in flight, and simulator requests in flight.
         aspects: score state alignment (one aspects call per example).

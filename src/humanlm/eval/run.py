@@ -55,6 +55,7 @@ from humanlm.eval.stats import BOOTSTRAP_LEVEL, aggregate_records
 from humanlm.files import write_json
 from humanlm.judge import Judge, build_judge, build_judge_from_config
 from humanlm.judge.embedding import EmbeddingJudge
+from humanlm.judge.group import ASSISTANT_VOICE
 from humanlm.judge.prompt import prompt_versions as judge_prompt_versions
 from humanlm.llm.client import run_bounded
 from humanlm.llm.ledger import accumulate
@@ -124,6 +125,12 @@ class EvalResult:
             f"  judge {self.results['judge']}: {ledger['calls']} requests, "
             f"{ledger['cache_hits']} cache hits, {ledger['unscored']} unscored{cost}"
         )
+        gate = self.results.get("protocol_notes", {}).get("chat_gate") or {}
+        if gate.get("sources"):
+            lines.append(
+                f"  chat gate ({', '.join(gate['sources'])}): {gate['assistant_voice']} of "
+                f"{gate['judged']} judged replies written as the assistant (scored 0)"
+            )
         lines.extend(summary_lines(self.results["metrics"]))
         if "stability" in self.results:
             lines.append(f"  stability over seeds {self.results['stability']['seeds']}:")
@@ -413,6 +420,7 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
         selection=selection,
         elapsed=elapsed,
         previous=_read_results(run_dir / RESULTS_FILE),
+        gate=_gate_note(cfg, judge, records),
     )
     results["timing"]["population_s"] = round(population_s, 3) if cfg.population else None
     if detect_ledger is not None:
@@ -535,8 +543,10 @@ def _results(
     selection: dict[str, Any],
     elapsed: float,
     previous: dict[str, Any] | None = None,
+    gate: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The content of ``results.json``; ``previous``: the file of earlier invocations, if any.
+    """The content of ``results.json``; ``previous``: the file of earlier invocations, if any;
+    ``gate``: the Chat gate's note (``_gate_note``).
 
     ``counts`` and the metrics describe the folder as it now stands; ``invocations`` keeps what
     each invocation did, and ``ledger`` sums the judge's spending over all of them.
@@ -573,6 +583,7 @@ def _results(
             "scoring": "lenient extraction judged; strict format reported as valid_format",
             "ngram_ban_applied": ngram_ban,
             "ngram_ban": _ngram_note(cfg, ngram_ban),
+            "chat_gate": gate,
             "simulator_api": _simulator_api(cfg),
             "length_filter": selection,
         },
@@ -622,4 +633,42 @@ def _ngram_note(cfg: EvalConfig, applied: int | None) -> dict[str, Any]:
         how = "not applied" + (
             " (simulator_ngram_xargs is off)" if kind == "openai" and cfg.no_repeat_ngram else ""
         )
-    return {"backend": kind, "size": applied, "how": how}
+    scope = {
+        "reply": "the reply after the thinking block (thinking neither banned nor counted)",
+        "all": "every generated token, thinking included",
+    }[cfg.ngram_ban_scope]
+    return {
+        "backend": kind,
+        "size": applied,
+        "scope": cfg.ngram_ban_scope,
+        "covers": scope,
+        "how": how,
+    }
+
+
+def _gate_note(
+    cfg: EvalConfig, judge: Judge, records: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The Chat gate in this folder: its setting, the data sources it applied to, and how many
+    judged replies it set to 0 (``assistant_voice``, counted apart from unscored ones)."""
+    sources = sorted(
+        {str(r.get("data_source")) for r in records if judge.gates(r.get("data_source"))}
+    )
+    gated = [r for r in records if judge.gates(r.get("data_source"))]
+    verdicts = [((r.get("verdicts") or {}).get("response_alignment") or {}) for r in gated]
+    judged = [v for v in verdicts if v.get("score") is not None]
+    voices = sum(v.get("reason") == ASSISTANT_VOICE for v in judged)
+    if voices:
+        logger.info(
+            "chat gate: %d of %d judged replies written as the assistant", voices, len(judged)
+        )
+    return {
+        "setting": cfg.judge.chat_gate,
+        "sources": sources,
+        "gated_examples": len(gated),
+        "judged": len(judged),
+        "assistant_voice": voices,
+        "assistant_voice_rate": round(voices / len(judged), 4) if judged else None,
+        "how": "the response judge also decides whether a reply is written from the AI "
+        "assistant's side; such replies score 0 on response and state alignment",
+    }
