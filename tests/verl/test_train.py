@@ -178,11 +178,19 @@ def test_own_config_can_start_from_the_shipped_one(required, tmp_path) -> None:
     assert cfg.actor_rollout_ref.rollout.n == 4
 
 
-def test_a_trl_run_config_is_refused(tmp_path) -> None:
+def test_a_run_config_needs_prepared_splits(tmp_path) -> None:
+    # A humanlm run config is carried over (tests/verl/test_preset.py); its data must be prepared.
     trl_config = tmp_path / "demo.yaml"
     trl_config.write_text("mode: humanlm\ntrainer:\n  max_steps: 2\n")
-    with pytest.raises(ConfigError, match="not a verl config"):
+    with pytest.raises(ConfigError, match="verl reads prepared splits, missing demo/train.parquet"):
         run_verl(trl_config, [], dry_run=True)
+
+
+def test_a_config_that_is_neither_is_refused(tmp_path) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text("trainer:\n  max_steps: 2\n")
+    with pytest.raises(ConfigError, match="not a verl config"):
+        run_verl(other, [], dry_run=True)
 
 
 def test_printed_command_composes_the_same_config(required, tmp_path) -> None:

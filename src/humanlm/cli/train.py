@@ -14,8 +14,11 @@ _TRAIN_HELP = """Train a user simulator: humanlm (GRPO over the seven states), g
 The YAML holds humanlm's own knobs (mode, model, data, judge, warmup) and TRL's options verbatim
 under trainer: (both trainers), grpo: and sft: (one trainer each). KEY=VALUE overrides use dotted
 paths. Unknown keys and impossible settings are all reported before any model loads. Each run
-writes runs/<timestamp>_<name>/ (config.yaml, manifest.json, metrics.jsonl, checkpoints/, model/).
---config takes a file or the name of a shipped config (humanlm configs list).
+writes runs/<timestamp>_<name>/ (config.yaml, manifest.json, metrics.jsonl, checkpoints/, model/);
+every checkpoint and model/ carry the training mode (humanlm_mode.json) for eval and serve.
+--config takes a file or the name of a shipped config (humanlm configs list). With --engine verl it
+takes a verl config, or a run config whose data share, step budget and lengths then go to verl
+(KEY=VALUE are then Hydra overrides of the verl config).
 
 \b
 Examples:
@@ -28,6 +31,7 @@ Examples:
       --launcher configs/accelerate/fsdp_8gpu.yaml --gpu-memory-gb 80
   humanlm train --engine verl --dry-run data.train_files=data/reddit/train.parquet \
       data.val_files=data/reddit/val.parquet actor_rollout_ref.model.path=Qwen/Qwen3-8B
+  humanlm train --engine verl --config paper/reddit_humanlm.yaml --dry-run
 """
 
 

@@ -12,7 +12,12 @@ Example:
 
 The config (default: the shipped ``config/humanlm_grpo.yaml``) is a Hydra file layered on verl's
 ``ppo_trainer`` config; a config of your own can start from ours with
-``defaults: [humanlm_grpo, _self_]`` (both are found through ``SEARCHPATH``). ``run_verl``
+``defaults: [humanlm_grpo, _self_]`` (both are found through ``SEARCHPATH``). A humanlm run config
+(``paper/reddit_humanlm.yaml``, a file with a top-level ``mode:``) runs on the shipped config with
+its data share, step budget and lengths carried over (``humanlm.verl.preset``); the overrides
+then apply on top. A launch writes the training mode (``humanlm_mode.json``) into
+``trainer.default_local_dir``, above the ``global_step_N/actor`` checkpoints, where ``humanlm eval``
+finds it. ``run_verl``
 composes it with the overrides, checks it and starts verl's own entry point
 (``verl.trainer.main_ppo``) in this process; ``dry_run`` stops before Ray starts and needs no GPU.
 Both the default trainer (``trainer.use_v1=true``, needs the ``TransferQueue`` package) and the
@@ -99,7 +104,8 @@ class VerlLaunch:
 
 
 def _config_file(config_path: str | Path | None) -> Path:
-    """The YAML file: a path, or the name of a config shipped in ``humanlm/verl/config``."""
+    """The YAML file: a path, the name of a config shipped in ``humanlm/verl/config``, or a shipped
+    run config (``paper/reddit_humanlm.yaml``)."""
     shipped = Path(str(resources.files("humanlm.verl") / "config"))
     if config_path is None:
         return shipped / f"{DEFAULT_CONFIG}.yaml"
@@ -107,7 +113,9 @@ def _config_file(config_path: str | Path | None) -> Path:
     if not path.suffix and (shipped / f"{path.name}.yaml").is_file():
         return shipped / f"{path.name}.yaml"
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        from humanlm.configs import find_config
+
+        return find_config(path).resolve()
     return path.resolve()
 
 
@@ -341,7 +349,8 @@ def run_verl(
     """Compose, check and (unless ``dry_run``) run HumanLM GRPO with verl's ``main_ppo``.
 
     Args:
-        config_path: a Hydra YAML layered on ``ppo_trainer`` (``None``: the shipped config).
+        config_path: a Hydra YAML layered on ``ppo_trainer`` (``None``: the shipped config), or a
+            humanlm run config such as ``paper/reddit_humanlm.yaml``.
         overrides: Hydra overrides.
         dry_run: stop after the checks: no Ray, no GPU, no judge calls.
 
@@ -351,7 +360,12 @@ def run_verl(
     Raises:
         ConfigError: see the module docstring for what is refused.
     """
+    from humanlm.verl.preset import is_run_config, run_config_overrides
+
     file = _config_file(config_path)
+    if is_run_config(file):
+        overrides = [*run_config_overrides(file), *overrides]
+        file = _config_file(None)
     cfg = compose_config(file, overrides)
     check_config(cfg, launching=not dry_run)
     command = [
@@ -371,6 +385,9 @@ def run_verl(
         require_extra("verl", needed_by="humanlm train --engine verl")
         from verl.trainer.main_ppo import main as verl_main
 
+        from humanlm.states.mode_file import write_mode_file
+
+        write_mode_file(cfg.trainer.default_local_dir, cfg.data.humanlm.get("mode", "humanlm"))
         verl_main(cfg)  # Hydra's entry point accepts a composed config as is
     return launch
 
