@@ -266,6 +266,7 @@ def test_a_run_folder_is_evaluated_with_its_modes_prompt(
     assert (notes["mode"], notes["state_set"], notes["thinking"]) == (mode, state_set, thinking)
     assert notes["thinking_from"] == "mode" and notes["ngram_ban"]["backend"] == "hf"
     assert notes["ngram_ban"]["size"] == 4 and "transformers" in notes["ngram_ban"]["how"]
+    assert notes["ngram_ban"]["scope"] == "reply"  # issue 21
     # The model's own tokenizer measured the prompts; the demo's are all short enough.
     selection = notes["length_filter"]
     assert selection["applied"] is True and selection["tokenizer"] == f"{run}/model"
@@ -296,7 +297,8 @@ def test_openai_completions_mode_with_the_ngram_argument(make_cfg, sim_server, t
     result = run_eval(cfg)
     requests = sim_server.completion_requests
     assert len(requests) == 2 and sim_server.chat_requests == []
-    assert all(r.body["vllm_xargs"] == {"no_repeat_ngram_size": 4} for r in requests)
+    xargs = {"no_repeat_ngram_size": 4, "ngram_ban_scope": "reply"}
+    assert all(r.body["vllm_xargs"] == xargs for r in requests)
     assert all(r.body["prompt"].endswith("<name>HUMAN</name>\n<think>\n") for r in requests)
     notes = result.results["protocol_notes"]
     assert notes["ngram_ban"]["size"] == 4 and "vllm_xargs" in notes["ngram_ban"]["how"]
@@ -367,3 +369,38 @@ def test_out_that_is_a_file_is_refused_before_any_call(make_cfg, sim_server, tmp
     with pytest.raises(ConfigError, match="is a file"):
         run_eval(make_cfg(out=str(path)))
     assert sim_server.chat_requests == []
+
+
+def test_chat_gate_counts_are_recorded(make_cfg, sim_server, judge_server):
+    # issue 21: the Chat gate's counts are in protocol_notes, apart from unscored ones.
+    def reply(request):
+        if "AI assistant" in str(request.messages[0].get("content")):  # wildchat's system prompt
+            return Reply(content="<response>Great question! I'd be happy to help you.</response>")
+        return echo_reply(request)
+
+    sim_server.reply_fn = reply
+    cfg = make_cfg(aspects=False)
+    result = run_eval(cfg)
+    recs = samples(Path(cfg.out))
+    chat = [r for r in recs if r["data_source"] == "wildchat"]
+    assert chat and all(r["scores"]["response_alignment"] == 0.0 for r in chat)
+    assert {r["verdicts"]["response_alignment"]["reason"] for r in chat} == {"assistant_voice"}
+    others = [r for r in recs if r["data_source"] != "wildchat"]
+    assert all(r["verdicts"]["response_alignment"]["reason"] == "ok" for r in others)
+    notes = result.results["protocol_notes"]
+    assert notes["chat_gate"]["setting"] == "auto" and notes["chat_gate"]["sources"] == ["wildchat"]
+    assert notes["chat_gate"]["assistant_voice"] == len(chat) == notes["chat_gate"]["judged"]
+    assert notes["chat_gate"]["assistant_voice_rate"] == 1.0
+    assert result.results["metrics"]["response_alignment"]["unscored"] == 0
+    assert "written as the assistant" in result.summary()
+    gated = [r.prompt for r in judge_server.chat_requests if '"assistant_voice"' in r.prompt]
+    assert len(gated) == len(chat)
+
+
+def test_ngram_scope_and_chat_gate_are_settings_of_the_run(make_cfg):
+    cfg = make_cfg(ngram_ban_scope="all")
+    assert cfg.generation_settings().ngram_ban_scope == "all"
+    assert cfg.fingerprint()["ngram_ban_scope"] == "all"
+    assert cfg.fingerprint()["judge.chat_gate"] == "auto"
+    with pytest.raises(ConfigError, match="ngram_ban_scope"):
+        make_cfg(ngram_ban_scope="thinking")

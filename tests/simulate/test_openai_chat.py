@@ -188,7 +188,8 @@ def test_ngram_ban_is_requested_through_vllm_xargs_when_asked(server, demo_examp
     generate_all(asked, [prompt])
     generate_all(plain, [prompt])
     first, second = server.requests
-    assert first.body["vllm_xargs"] == {"no_repeat_ngram_size": 4} and asked.ngram_ban == 4
+    assert first.body["vllm_xargs"] == {"no_repeat_ngram_size": 4, "ngram_ban_scope": "reply"}
+    assert asked.ngram_ban == 4
     assert "vllm_xargs" not in second.body and plain.ngram_ban == 0
 
 

@@ -360,12 +360,11 @@ class VLLMSimulator:
 
 def ngram_extra_args(settings: GenerationSettings) -> dict[str, Any] | None:
     """The ``extra_args`` (vLLM offline) or ``vllm_xargs`` (vLLM's server) that switch the
-    n-gram ban of ``humanlm.model.vllm_ngram`` on for one request (``None``: no ban)."""
-    from humanlm.model.vllm_ngram import XARG
+    n-gram ban of ``humanlm.model.vllm_ngram`` on for one request, with its scope (``None``: no
+    ban). The engine reads the think markers from its own tokenizer."""
+    from humanlm.model.vllm_ngram import ngram_xargs
 
-    if not settings.no_repeat_ngram_size:
-        return None
-    return {XARG: settings.no_repeat_ngram_size}
+    return ngram_xargs(settings.no_repeat_ngram_size, settings.ngram_ban_scope) or None
 
 
 def build_simulator(

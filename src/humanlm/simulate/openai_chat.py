@@ -23,7 +23,7 @@ as a think block, so the raw output has the same shape as with local backends.
 
 No-repeat n-gram ban: the OpenAI API has no such field. A vLLM server started with
 ``--logits-processors humanlm.model.vllm_ngram:NGramBanLogitsProcessor`` applies it to requests
-carrying ``vllm_xargs: {"no_repeat_ngram_size": N}``; with ``ngram_xargs=True`` every request
+carrying ``vllm_xargs: {"no_repeat_ngram_size": N, "ngram_ban_scope": SCOPE}``; with ``ngram_xargs=True`` every request
 carries it (``ngram_ban`` = N, recorded as requested from the server), else nothing is sent
 (``ngram_ban`` = 0).
 
@@ -45,7 +45,12 @@ from humanlm.llm.backends import Completion
 from humanlm.llm.build import build_backend
 from humanlm.llm.client import ChatClient
 from humanlm.llm.specs import ModelSpec
-from humanlm.simulate.backends import SIMULATOR_APIS, Generation, GenerationSettings
+from humanlm.simulate.backends import (
+    SIMULATOR_APIS,
+    Generation,
+    GenerationSettings,
+    ngram_extra_args,
+)
 from humanlm.simulate.prompt import SimPrompt
 from humanlm.states.parsing import close_open_tag
 from humanlm.states.template import HUMAN
@@ -145,9 +150,7 @@ class OpenAISimulator:
         if self.send_thinking:
             extra["chat_template_kwargs"] = {"enable_thinking": prompt.thinking}
         if self.ngram_ban:
-            from humanlm.model.vllm_ngram import XARG  # imports torch: only when a ban is sent
-
-            extra["vllm_xargs"] = {XARG: self.ngram_ban}
+            extra["vllm_xargs"] = ngram_extra_args(s)
         if self.api == "completions" and self.base_url is not None:
             extra["add_special_tokens"] = False  # tokenize the prompt as hf: and vllm: do
         if extra:
