@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from humanlm.cli.judge import app
-from humanlm.testing import faults
+from humanlm.testing import Reply, faults
 from humanlm.testing.judge_replies import judge_reply_fn
 
 from .conftest import CONTEXT, TRUTH
@@ -310,3 +311,47 @@ def test_non_utf8_input_names_the_file_and_byte_offset(server, tmp_path: Path) -
 
         read_input(src)
     assert str(src) in str(err.value)
+
+
+ISSUE_ROWS = [
+    {
+        "example_id": f"e{i}",
+        "state": "stance",
+        "context": CONTEXT,
+        "ground_truth": TRUTH,
+        "candidates": [f"NTA, she owes you {i}", f"YTA for asking {i}"],
+    }
+    for i in range(2)
+]
+
+
+def test_the_paper_judge_spec_scores_every_candidate_under_openai_rules(
+    server, tmp_path: Path
+) -> None:
+    # issue 21: against a stand-in applying OpenAI's rules, this scored 0 of 4 and exited 0.
+    server.reply_fn = judge_reply_fn()
+    src, out = write_rows(tmp_path / "in.jsonl", ISSUE_ROWS), tmp_path / "scored.jsonl"
+    spec = f"openai:gpt-5-mini@{server.base_url}"
+    result = invoke("-i", str(src), "-o", str(out), "--judge", spec, "--temperature", "1")
+    assert result.exit_code == 0, result.output
+    rows = read_rows(out)
+    assert [None in r["scores"] for r in rows] == [False, False] and "(0 unscored" in result.output
+    assert server.refused == 0 and len(server.chat_requests) == 2
+    assert all(
+        r["judge_params"] == {"temperature": 1.0, "max_completion_tokens": 4096} for r in rows
+    )
+
+
+def test_a_judge_that_scores_nothing_says_so_with_counts(server, tmp_path: Path, caplog) -> None:
+    # issue 21: a run in which every request was refused must not read as a success.
+    error = {"message": "Unsupported parameter: 'seed'", "param": "seed", "type": "x"}
+    server.reply_fn = lambda request: Reply(status=400, body=json.dumps({"error": error}))
+    src, out = write_rows(tmp_path / "in.jsonl", ISSUE_ROWS), tmp_path / "scored.jsonl"
+    spec = f"openai:m@{server.base_url}"
+    with caplog.at_level(logging.WARNING, logger="humanlm.judge.batch"):
+        result = invoke("-i", str(src), "-o", str(out), "--judge", spec, "--no-cache")
+    assert "(2 unscored" in result.output and "Unsupported parameter: 'seed'" in result.output
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "humanlm.judge.batch"]
+    assert "scored none of the 4 candidates" in line and "rejected x2" in line
+    assert "Unsupported parameter: 'seed'" in line
+    assert len(server.chat_requests) == 2  # one request per row: a 400 is not retried

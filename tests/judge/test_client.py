@@ -3,6 +3,7 @@ economy rules, bounded time, unscored instead of zero."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -348,3 +349,48 @@ def test_a_server_without_structured_output_is_asked_again_without_it(server, ma
         assert verdict.verdicts[0].score is not None
     with_format = ["response_format" in r.body for r in server.chat_requests]
     assert with_format == [True, False, False]  # refused once, then never sent again
+
+
+def _openai_judge(server, model: str, **settings):
+    from humanlm.judge import build_judge
+
+    limits = {"timeout_s": 3.0, "request_timeout_s": 1.0, "max_retries": 3, "backoff_s": 0.01}
+    return build_judge(f"openai:{model}@{server.base_url}", **{**limits, **settings})
+
+
+def test_the_paper_train_judge_scores_under_openai_rules(server) -> None:
+    # issue 21: gpt-5-mini at temperature 1 with the 4096-token limit was refused on every call.
+    server.reply_fn = judge_reply_fn()
+    judge = _openai_judge(server, "gpt-5-mini", temperature=1.0, max_tokens=4096)
+    verdict = judge_two(judge)
+    assert verdict.reason == "ok" and None not in verdict.scores
+    assert server.refused == 0
+    (body,) = (r.body for r in server.chat_requests)
+    assert body["max_completion_tokens"] == 4096 and body["temperature"] == 1.0
+    assert "max_tokens" not in body and body["response_format"] == {"type": "json_object"}
+    assert judge.params == {"temperature": 1.0, "max_completion_tokens": 4096}  # as sent
+
+
+def test_a_reasoning_eval_judge_at_temperature_0_is_sent_its_only_temperature(server) -> None:
+    # issue 21: the eval judge's temperature 0 is refused by reasoning models; it is left out.
+    server.reply_fn = judge_reply_fn()
+    judge = _openai_judge(server, "o4-mini", temperature=0.0, max_tokens=300)
+    assert judge_two(judge).reason == "ok" and server.refused == 0
+    assert "temperature" not in server.chat_requests[0].body
+    assert judge.params == {"max_completion_tokens": 300}
+
+
+def test_a_refused_field_is_asked_once_and_its_reason_kept(server, make_judge, caplog) -> None:
+    # issue 21: a 400 naming a field is neither retried nor taken for a refused response_format;
+    # the verdict is unscored ("rejected") and the server's message reaches the log and ledger.
+    message = "Unsupported value: 'reasoning_effort' does not support 'max' with this model."
+    error = {"message": message, "type": "invalid_request_error", "param": "reasoning_effort"}
+    server.reply_fn = lambda request: Reply(status=400, body=json.dumps({"error": error}))
+    judge = make_judge()
+    verdict = judge_two(judge)
+    assert verdict.reason == "rejected" and verdict.scores == [None, None]
+    assert len(server.chat_requests) == 1 and "response_format" in server.chat_requests[0].body
+    assert judge.ledger.failures == {"rejected": 1} and judge.ledger.calls == 1
+    assert judge.ledger.last_refusal == message
+    assert message in judge.ledger.summary() and judge.ledger.to_dict()["last_refusal"] == message
+    assert any(message in r.getMessage() for r in caplog.records)

@@ -80,3 +80,61 @@ def test_content_faults() -> None:
     with ScriptedServer([faults.disconnect()]) as server:
         with pytest.raises(httpx.HTTPError):
             chat(server)
+
+
+# issue 21: the stand-in refuses what OpenAI refuses for its reasoning models, so a test that
+# asks such a model for a field its API does not take fails as a real run would.
+REFUSED = [
+    ({"model": "gpt-5-mini", "max_tokens": 4096}, "max_tokens", "unsupported_parameter"),
+    ({"model": "o3-mini", "temperature": 0.0}, "temperature", "unsupported_value"),
+    ({"model": "gpt-5", "top_p": 0.9}, "top_p", "unsupported_value"),
+    ({"model": "o4-mini", "presence_penalty": 0.5}, "presence_penalty", "unsupported_value"),
+    ({"model": "gpt-5-nano", "logprobs": True}, "logprobs", "unsupported_parameter"),
+    ({"model": "o1", "logit_bias": {"50256": -100}}, "logit_bias", "unsupported_parameter"),
+]
+TAKEN = [
+    {"model": "gpt-5-mini", "max_completion_tokens": 4096, "temperature": 1},  # the fitted judge
+    {"model": "gpt-5-mini", "top_p": 1.0, "frequency_penalty": 0},  # the only allowed values
+    {"model": "gpt-4.1-mini", "max_tokens": 4096, "temperature": 0.0},  # not a reasoning model
+    {"model": "gpt-5-chat-latest", "temperature": 0.2},
+]
+
+
+def _post(server: ScriptedServer, fields: dict) -> httpx.Response:
+    body = {"messages": [{"role": "user", "content": "hi"}], **fields}
+    return httpx.post(f"{server.base_url}/chat/completions", json=body, timeout=5)
+
+
+@pytest.mark.parametrize(("fields", "param", "code"), REFUSED)
+def test_openai_reasoning_models_refuse_what_openai_refuses(fields, param, code) -> None:
+    with ScriptedServer(["scripted"]) as server:
+        answer = _post(server, fields)
+        assert answer.status_code == 400
+        error = answer.json()["error"]
+        assert (error["param"], error["code"], error["type"]) == (
+            param,
+            code,
+            "invalid_request_error",
+        )
+        assert f"'{param}'" in error["message"]
+        assert server.refused == 1 and len(server.chat_requests) == 1
+        assert server.pending == 1  # the scripted reply is kept for the next request
+        with ScriptedServer(["scripted"], openai_rules=False) as lenient:
+            assert _post(lenient, fields).status_code == 200
+
+
+@pytest.mark.parametrize("fields", TAKEN)
+def test_fields_a_model_takes_are_answered(fields) -> None:
+    with ScriptedServer(["scripted"]) as server:
+        assert _post(server, fields).status_code == 200 and server.refused == 0
+
+
+def test_the_sdk_reads_the_refusal_as_openai_sends_it() -> None:
+    with ScriptedServer() as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(
+                model="gpt-5-mini", messages=[{"role": "user", "content": "q"}], max_tokens=10
+            )
+    assert info.value.status_code == 400 and info.value.param == "max_tokens"
+    assert "max_completion_tokens" in info.value.message

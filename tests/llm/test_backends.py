@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from humanlm.llm.backends import OpenAIBackend, TransportError
+from humanlm.llm.backends import OpenAIBackend, TransportError, provider_message
 from humanlm.testing import Reply
 from humanlm.train.run import _close_judge
 
@@ -188,3 +188,73 @@ def test_the_key_never_reaches_a_proxy(server, monkeypatch):
     monkeypatch.setenv("HTTP_PROXY", server.base_url.removesuffix("/v1"))
     _ask(OpenAIBackend("m", api_key="sk-test-SECRET", base_url="http://judge.example/v1"))
     assert "proxy-authorization" not in server.chat_requests[0].headers
+
+
+def test_a_reasoning_model_gets_the_fields_its_api_takes(server):
+    # issue 21: gpt-5-mini refuses max_tokens and any temperature but 1 (the server applies
+    # OpenAI's rules for such names); per-request fields are fitted as well.
+    server.reply_fn = lambda request: "ok"
+    params = {"temperature": 1.0, "max_tokens": 4096}
+    chat = OpenAIBackend("gpt-5-mini", api_key="k", base_url=server.base_url, params=params)
+
+    async def go():
+        try:
+            first = await chat.complete([{"role": "user", "content": "hi"}], timeout_s=5)
+            second = await chat.complete(
+                [{"role": "user", "content": "hi"}],
+                timeout_s=5,
+                params={"max_tokens": 7, "temperature": 0.0},
+            )
+            return first, second
+        finally:
+            await chat.aclose()
+
+    assert [reply.text for reply in asyncio.run(go())] == ["ok", "ok"]
+    first, second = (r.body for r in server.chat_requests)
+    assert server.refused == 0
+    assert first["max_completion_tokens"] == 4096 and first["temperature"] == 1.0
+    assert second["max_completion_tokens"] == 7 and second["temperature"] == 1.0
+    assert "max_tokens" not in first and "max_tokens" not in second
+
+
+def test_a_refused_request_carries_the_providers_message_without_the_key(server):
+    # issue 21: a 400 is not retried and must say why; OpenAI's body names the field.
+    body = {
+        "error": {
+            "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead. (key sk-test-SECRET, sk-proj-abcdefghijkl)",
+            "type": "invalid_request_error",
+            "param": "max_tokens",
+            "code": "unsupported_parameter",
+        }
+    }
+    server.enqueue(Reply(status=400, body=json.dumps(body)))
+    with pytest.raises(TransportError) as info:
+        _ask(backend(server))
+    error = info.value
+    assert (error.kind, error.status, error.param) == ("rejected", 400, "max_tokens")
+    assert not error.is_retryable
+    assert "Use 'max_completion_tokens' instead" in error.detail
+    assert "SECRET" not in str(error) and "abcdefghijkl" not in str(error)
+    assert "Use 'max_completion_tokens' instead" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "param"),
+    [
+        (b'{"error": {"message": "bad  value", "param": "top_p"}}', "bad value", "top_p"),  # bytes
+        ({"message": "no such field", "param": None}, "no such field", None),  # the SDK's body
+        ("plain text refusal", "plain text refusal", None),  # litellm's message
+        (b"<html>oops</html>", "<html>oops</html>", None),  # not JSON
+        ({"error": {"code": "x"}}, None, None),  # no message
+        (None, None, None),
+        ("Bearer abc.def: refused", "[redacted] refused", None),
+    ],
+)
+def test_provider_message_reads_error_bodies(body, message, param):
+    assert provider_message(body) == (message, param)
+
+
+def test_provider_message_is_cut_short():
+    text, _ = provider_message({"error": {"message": "x" * 1000}})
+    assert text is not None and len(text) == 300 and text.endswith("...")

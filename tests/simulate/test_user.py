@@ -96,3 +96,31 @@ def test_from_spec_hf_reply_sync_and_async(tiny_model_dir: Path) -> None:
     assert isinstance(reply, Reply) and reply.raw is not None and reply.completion_tokens == 6
     again = asyncio.run(sim.areply("A student.", messages))
     assert again.text == reply.text  # greedy: the same reply
+
+
+def test_a_model_carrying_its_mode_is_prompted_in_it(
+    tiny_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # issue 21: serve, simulate and UserSimulator prompted every model as humanlm.
+    from humanlm.simulate.user import resolve_mode
+    from humanlm.states.mode_file import write_mode_file
+
+    checkpoint = tmp_path / "run" / "checkpoints" / "checkpoint-4"
+    checkpoint.mkdir(parents=True)
+    for item in tiny_model_dir.iterdir():
+        (checkpoint / item.name).symlink_to(item)
+    write_mode_file(checkpoint, "sft")
+    spec = f"hf:{checkpoint}"
+    assert resolve_mode(spec) == "sft" and resolve_mode(f"hf:{tiny_model_dir}") == "humanlm"
+    with caplog.at_level("WARNING"):
+        assert resolve_mode(spec, "grpo") == "grpo"
+    assert "replaces the training mode sft" in caplog.text
+
+    user = UserSimulator.from_spec(spec)
+    assert user.mode == "sft"
+    prompt = user.prompt("A nurse.", [{"role": "user", "name": "OP", "content": "hi"}])
+    untagged = build_prompt(
+        "A nurse.", [{"role": "user", "name": "OP", "content": "hi"}], state_set="r_no_tag",
+        thinking=False,
+    )  # fmt: skip
+    assert prompt.text == untagged.text

@@ -5,6 +5,7 @@ score, never a hang), and every rollout returns the same extra keys on the 0-1 s
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from typing import Any
@@ -13,10 +14,10 @@ import pytest
 
 pytest.importorskip("verl", reason="verl is not installed (pip install 'humanlm[verl]')")
 
-from humanlm.errors import ConfigError  # noqa: E402
+from humanlm.errors import ConfigError, JudgeUnavailableError  # noqa: E402
 from humanlm.llm.ledger import Ledger  # noqa: E402
 from humanlm.states import STATE_NAMES  # noqa: E402
-from humanlm.testing import ScriptedServer, faults  # noqa: E402
+from humanlm.testing import Reply, ScriptedServer, faults  # noqa: E402
 from humanlm.testing.judge_replies import (  # noqa: E402
     candidates_in,
     judge_reply_fn,
@@ -276,3 +277,94 @@ def test_report_gives_per_state_means_over_scored_rollouts(
 def test_reward_settings_refuse_bad_keys(kwargs, message) -> None:
     with pytest.raises(ConfigError, match=message):
         reward_settings(kwargs)
+
+
+def _refusal(request: Any) -> Reply:
+    error = {
+        "message": "Unsupported parameter: 'max_tokens' is not supported with this model.",
+        "type": "invalid_request_error",
+        "param": "max_tokens",
+    }
+    return Reply(status=400, body=json.dumps({"error": error}))
+
+
+def _step_manager(base_config: Any, tokenizer: Any, server: ScriptedServer, prompts: int):
+    """A manager whose steps are ``prompts`` x 4 rollouts."""
+    settings = {
+        "data.train_batch_size": prompts,
+        "reward.reward_kwargs.group_timeout_s": 5.0,
+        "reward.reward_kwargs.max_wait_s": 10.0,
+        "reward.reward_kwargs.judge.timeout_s": 2.0,
+        "reward.reward_kwargs.judge.max_retries": 1,
+        "reward.reward_kwargs.judge.spec": f"openai:judge@{server.base_url}",
+    }
+    return HumanlmRewardManager(configured(base_config, settings), tokenizer)
+
+
+def _group(tokenizer: Any, item: Any, uid: str) -> list[Any]:
+    state = item["extra_info"]["state"]
+    return [rollout(tokenizer, item, tagged(state, f"{uid} answer {i}"), uid=uid) for i in range(4)]
+
+
+async def _rewards(manager: HumanlmRewardManager, rollouts: list[Any]) -> list[Any]:
+    """Every rollout's reward, as verl's agent loop asks for them: all at once."""
+    return await asyncio.gather(*(manager.run_single(d) for d in rollouts))
+
+
+def test_a_step_with_every_reward_unscored_stops_with_the_judges_reason(
+    base_config, tokenizer, train_dataset
+):
+    # issue 21: a judge refused on every call gave verl all-zero rewards and trained on them.
+    first, second = items_of_state(train_dataset, "stance", 2)
+    with ScriptedServer(reply_fn=_refusal) as server:
+        manager = _step_manager(base_config, tokenizer, server, prompts=2)
+        assert manager.step_rollouts == 8
+
+        async def step() -> list[Any]:
+            rollouts = _group(tokenizer, first, "a") + _group(tokenizer, second, "b")
+            return await asyncio.gather(
+                *(manager.run_single(d) for d in rollouts), return_exceptions=True
+            )
+
+        outcomes = run(step())
+        errors = [o for o in outcomes if isinstance(o, BaseException)]
+        # The step's last reward raises, so verl's rollout of the step fails: no update from it.
+        assert len(errors) == 1 and isinstance(errors[0], JudgeUnavailableError)
+        message = str(errors[0])
+        assert f"judge openai:judge@{server.base_url}" in message and "rejected x8" in message
+        assert "'max_tokens' is not supported" in message and "resume" in message
+        # Every later training rollout stops as well, without asking the judge.
+        asked = len(server.chat_requests)
+        with pytest.raises(JudgeUnavailableError):
+            run(_rewards(manager, _group(tokenizer, first, "c")))
+    assert manager.stopped == message and manager.judge.ledger.failures == {"rejected": 2}
+    assert len(server.chat_requests) == asked == 2  # one per group: a 400 is not retried
+
+
+def test_a_partly_scored_stretch_and_validation_do_not_stop_training(
+    base_config, tokenizer, train_dataset, val_dataset
+):
+    a, b, c = items_of_state(train_dataset, "emotion", 3)
+    scored_truth = b["reward_model"]["ground_truth"]
+    healthy = judge_reply_fn()
+
+    def reply(request: Any) -> Reply:
+        return (
+            healthy(request) if real_reply_in(request.prompt) == scored_truth else _refusal(request)
+        )
+
+    with ScriptedServer(reply_fn=reply) as server:
+        manager = _step_manager(base_config, tokenizer, server, prompts=2)
+        # 4 unscored, 4 scored, 4 unscored: never a step's worth (8) unscored in a row.
+        for item, uid in ((a, "a"), (b, "b"), (c, "c")):
+            run(_rewards(manager, _group(tokenizer, item, uid)))
+        # Validation rollouts are not training: 8 unscored in a row do not stop anything.
+        val = [
+            rollout(tokenizer, val_dataset[i], tagged("response", "hi"), uid=f"v{i}")
+            for i in range(8)
+        ]
+        results = run(_rewards(manager, val))
+    assert manager.stopped is None
+    assert [r["reward_extra_info"]["judge_reason"] for r in results] == ["rejected"] * 8
+    metrics = manager.report()
+    assert metrics["judge/unscored/rejected"] == 16 and metrics["samples"] == 20

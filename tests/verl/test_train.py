@@ -3,6 +3,7 @@ checks that refuse legacy keys and impossible settings, and the dry run (no Ray,
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,10 @@ import pytest
 pytest.importorskip("verl", reason="verl is not installed (pip install 'humanlm[verl]')")
 
 from humanlm.errors import ConfigError  # noqa: E402
+from humanlm.testing import Reply, ScriptedServer  # noqa: E402
+from humanlm.testing.judge_replies import judge_reply_fn  # noqa: E402
 from humanlm.verl import train  # noqa: E402
-from humanlm.verl.train import check_config, main, run_verl  # noqa: E402
+from humanlm.verl.train import check_config, compose_config, main, run_verl  # noqa: E402
 
 from .conftest import configured  # noqa: E402
 
@@ -206,3 +209,31 @@ def test_printed_command_composes_the_same_config(required, tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     printed = OmegaConf.create(done.stdout)
     assert OmegaConf.to_container(printed) == OmegaConf.to_container(launch.config)
+
+
+def _launch_problems(required: list[str], spec: str) -> list[str]:
+    overrides = [*required, "trainer.use_v1=false", f"reward.reward_kwargs.judge.spec={spec}"]
+    try:
+        check_config(compose_config(None, overrides), launching=True)
+    except ConfigError as err:
+        return err.problems
+    return []
+
+
+def test_launch_asks_the_judge_once_and_refuses_one_that_refuses(required) -> None:
+    # issue 21: the presets' judge was refused on every call and verl trained on all-0 rewards.
+    refusal = {"error": {"message": "Unsupported parameter: 'seed'.", "param": "seed"}}
+    with ScriptedServer(
+        reply_fn=lambda request: Reply(status=400, body=json.dumps(refusal))
+    ) as bad:
+        problems = _launch_problems(required, f"openai:gpt-5-mini@{bad.base_url}")
+        assert len(bad.chat_requests) == 1
+    (problem,) = problems
+    assert (
+        "refused the first judge request" in problem and "Unsupported parameter: 'seed'" in problem
+    )
+    # The shipped judge settings (gpt-5-mini at temperature 1, 4096 tokens) pass OpenAI's rules.
+    with ScriptedServer(reply_fn=judge_reply_fn()) as good:
+        assert _launch_problems(required, f"openai:gpt-5-mini@{good.base_url}") == []
+        (request,) = good.chat_requests
+    assert good.refused == 0 and request.body["max_completion_tokens"] == 4096

@@ -22,11 +22,12 @@ def serve(
         typer.Option(help="Require this variable's value as the Bearer key (401 otherwise)."),
     ] = None,
     mode: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Training mode of the model (humanlm, grpo, grpo-think, sft, sft-think)."
+            help="Training mode (humanlm, grpo, grpo-think, sft, sft-think); default: the one "
+            "saved with the model (humanlm_mode.json), else humanlm."
         ),
-    ] = "humanlm",
+    ] = None,
     served_name: Annotated[
         str | None, typer.Option(help="Model id listed by /v1/models (default: folder name).")
     ] = None,
@@ -63,7 +64,7 @@ def serve(
 
         humanlm serve --model hf:runs/demo/model --port 8000
 
-        humanlm serve --model hf:runs/sft/model --mode sft --api-key-env HUMANLM_SERVE_KEY
+        humanlm serve --model hf:runs/sft/model --api-key-env HUMANLM_SERVE_KEY
 
         humanlm serve --model vllm:runs/grpo/model --host 0.0.0.0
 

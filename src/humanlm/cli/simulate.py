@@ -11,17 +11,18 @@ import typer
 def _build_user(
     spec: str,
     *,
-    mode: str,
+    mode: str | None,
     temperature: float,
     max_new_tokens: int | None,
     api_key_env: str | None,
     vllm_args: list[str] | None = None,
 ) -> Any:
     from humanlm.simulate.backends import GenerationSettings
-    from humanlm.simulate.user import UserSimulator
+    from humanlm.simulate.user import UserSimulator, resolve_mode
     from humanlm.simulate.vllm_args import VLLMSettings
     from humanlm.states import get_mode
 
+    mode = resolve_mode(spec, mode)
     budget = max_new_tokens or (1024 if get_mode(mode).thinking else 512)
     settings = GenerationSettings(temperature=temperature, max_new_tokens=budget)
     vllm = VLLMSettings.from_pairs(vllm_args)
@@ -64,7 +65,13 @@ def simulate(
     ] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Conversations at once.")] = 8,
     limit: Annotated[int | None, typer.Option(min=1, help="At most N scenarios.")] = None,
-    mode: Annotated[str, typer.Option(help="Training mode of a local user model.")] = "humanlm",
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="Training mode of a local user model (default: the one saved with the model, "
+            "else humanlm)."
+        ),
+    ] = None,
     temperature: Annotated[float, typer.Option(min=0, help="User sampling temperature.")] = 0.4,
     max_new_tokens: Annotated[
         int | None,

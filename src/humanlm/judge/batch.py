@@ -9,8 +9,10 @@ Input rows (one JSON object per line):
 Candidates are judged as given (already-extracted state texts); ``""`` or ``null`` scores 0
 without a call. Output rows are the input rows plus ``scores`` (a list per candidate in group
 mode, ``{state: score}`` in aspects mode, ``null`` where unscored), ``reason``,
-``prompt_version``, ``judge`` and ``judge_params`` (the sampling fields sent), in input order. Unscored rows do not make the run fail; only
-unusable input does (``DataError`` naming the file, line and field).
+``prompt_version``, ``judge`` and ``judge_params`` (the sampling fields sent), in input order.
+Unscored rows do not make the run fail; only unusable input does (``DataError`` naming the
+file, line and field). Unscored candidates are logged as a warning with their counts and reasons,
+and ``JudgeRunResult.nothing_scored`` tells a run in which the judge scored no candidate at all.
 
 Resuming: rows are also appended to ``.<OUT>.partial.jsonl`` as they finish, so a killed run
 keeps them. Running the same command again reuses every fully scored row of ``OUT`` and of that
@@ -25,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +59,8 @@ MODES = ("group", "aspects")
 @dataclass(frozen=True)
 class JudgeRunResult:
     """What ``run_judge`` did: rows written, how many were not fully scored, how many came from
-    an earlier invocation, the ledger."""
+    an earlier invocation, the ledger; and over all candidates of ``OUT``, how many the judge
+    scored (in rows whose judgement succeeded) and how many are unscored."""
 
     rows: int
     unscored_rows: int
@@ -64,6 +68,13 @@ class JudgeRunResult:
     out_path: Path
     ledger_path: Path
     summary: str
+    judged_candidates: int = 0
+    unscored_candidates: int = 0
+
+    @property
+    def nothing_scored(self) -> bool:
+        """The judge was asked about candidates and scored none of them."""
+        return self.unscored_candidates > 0 and self.judged_candidates == 0
 
 
 def _bad(path: Path, lineno: int, field: str | None, problem: str) -> DataError:
@@ -148,6 +159,12 @@ def _row_key(
         default=str,
     )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _score_values(row: Mapping[str, Any]) -> list[Any]:
+    scores = row.get("scores")
+    values = list(scores.values()) if isinstance(scores, dict) else scores
+    return values if isinstance(values, list) else []
 
 
 def _fully_scored(row: Mapping[str, Any]) -> bool:
@@ -329,6 +346,21 @@ def run_judge(
     journal.unlink(missing_ok=True)
     ledger_path = judge.ledger.write(out_path.parent, accumulate_runs=not fresh)
     logger.info("judged %d rows into %s (%d not fully scored)", len(results), out_path, unscored)
+    # Scores of rows whose judgement succeeded; a failed one keeps only format zeros.
+    judged = sum(
+        v is not None for r in results if r.get("reason") == "ok" for v in _score_values(r)
+    )
+    missing = sum(v is None for r in results for v in _score_values(r))
+    if missing:
+        reasons = Counter(str(r.get("reason")) for r in results if not _fully_scored(r))
+        said = ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items()))
+        refused = judge.ledger.last_refusal
+        said += f"; last refused request: {refused}" if refused else ""
+        if judged:
+            what = f"scored {judged} candidates and left {missing} unscored"
+        else:
+            what = f"scored none of the {missing} candidates it was asked about"
+        logger.warning("judge %s %s (%s)", judge.name, what, said)
     return JudgeRunResult(
         len(results),
         unscored,
@@ -336,4 +368,6 @@ def run_judge(
         out_path,
         ledger_path,
         judge.ledger.summary(),
+        judged_candidates=judged,
+        unscored_candidates=missing,
     )

@@ -42,7 +42,7 @@ from humanlm.serve.protocol import (
     usage,
 )
 from humanlm.simulate.prompt import SimPrompt
-from humanlm.simulate.user import UserSimulator, parse_reply
+from humanlm.simulate.user import UserSimulator, parse_reply, resolve_mode
 from humanlm.simulate.vllm_args import VLLMSettings
 from humanlm.states import END_SIGNAL
 
@@ -297,7 +297,7 @@ def run_serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     api_key_env: str | None = None,
-    mode: str = "humanlm",
+    mode: str | None = None,
     served_name: str | None = None,
     max_batch: int = 32,
     batch_window_ms: float = 20.0,
@@ -334,10 +334,11 @@ def run_serve(
                 f"--api-key-env {api_key_env}: the variable is not set; export it, or drop the "
                 "option to serve without a key"
             )
+    chosen_mode = resolve_mode(model, mode)  # before the model loads: a bad mode file stops here
     engine = build_engine(model, api_key_env=backend_key_env, raw_completions=True, vllm=vllm)
     if model.startswith("hf:"):
         engine = BatchingEngine(engine, max_batch=max_batch, window_s=batch_window_ms / 1000)
-    simulator = UserSimulator(engine, mode=mode)
+    simulator = UserSimulator(engine, mode=chosen_mode)
     name = served_name or model.split(":", 1)[1].rstrip("/").split("/")[-1].split("@")[0]
     app = build_app(
         simulator,

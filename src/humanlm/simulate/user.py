@@ -37,6 +37,7 @@ from humanlm.simulate.engines import Engine, build_engine
 from humanlm.simulate.prompt import SimPrompt, build_sim_prompt
 from humanlm.simulate.vllm_args import VLLMSettings
 from humanlm.states import LATENT_STATES, get_mode, get_state_set, is_end_signal
+from humanlm.states.mode_file import load_mode
 from humanlm.states.parsing import THINK_CLOSE, extract_response, parse_output
 from humanlm.states.template import HUMAN
 
@@ -48,11 +49,15 @@ __all__ = [
     "ConversationError",
     "Reply",
     "UserSimulator",
+    "resolve_mode",
     "build_prompt",
     "split_persona",
 ]
 
 logger = logging.getLogger(__name__)
+
+# The prompt of a model that carries no training mode (a base model).
+DEFAULT_MODE = "humanlm"
 
 _ROLES = ("system", "developer", "user", "assistant")
 
@@ -257,6 +262,30 @@ class BaseUserSimulator(ABC):
             await self.aclose()
 
 
+def resolve_mode(spec: str, mode: str | None = None) -> str:
+    """The training mode a model is prompted in: ``mode`` as set (the log says when it replaces
+    the saved one), else the mode saved with the model (``humanlm_mode.json``), else
+    ``humanlm``.
+
+    Raises:
+        ConfigError: an unknown mode, or an unreadable mode file.
+    """
+    saved = load_mode(spec)
+    if mode is None:
+        if saved is not None:
+            logger.info("mode %s (saved in %s)", saved.mode.name, saved.source)
+        return saved.mode.name if saved is not None else DEFAULT_MODE
+    get_mode(mode)
+    if saved is not None and saved.mode.name != mode:
+        logger.warning(
+            "mode %s (set) replaces the training mode %s saved in %s",
+            mode,
+            saved.mode.name,
+            saved.source,
+        )
+    return mode
+
+
 class UserSimulator(BaseUserSimulator):
     """A user simulator: ``reply(persona, messages) -> Reply`` (and ``areply``, async).
 
@@ -290,13 +319,14 @@ class UserSimulator(BaseUserSimulator):
         cls,
         spec: str,
         *,
-        mode: str = "humanlm",
+        mode: str | None = None,
         settings: GenerationSettings | None = None,
         api_key_env: str | None = None,
         vllm: VLLMSettings | None = None,
     ) -> UserSimulator | ServedUserSimulator:
         """Build from ``hf:PATH``, ``vllm:PATH`` or ``openai:MODEL[@BASE_URL]``.
 
+        ``mode`` unset: the training mode saved with the model (``resolve_mode``).
         An ``openai:`` URL that is a ``humanlm serve`` (its ``/v1/models`` says
         ``owned_by: humanlm``) gets the conversation as is; any other chat model plays the user
         through our prompt with roles flipped (``humanlm.simulate.openai_chat``).
@@ -316,7 +346,7 @@ class UserSimulator(BaseUserSimulator):
                     api_key_env=api_key_env,
                 )
         engine = build_engine(spec, api_key_env=api_key_env, vllm=vllm)
-        return cls(engine, mode=mode, settings=settings)
+        return cls(engine, mode=resolve_mode(spec, mode), settings=settings)
 
     def prompt(self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]) -> SimPrompt:
         """The prompt the model gets for this conversation."""

@@ -25,6 +25,15 @@ scored members of its group (0 when there are none): its GRPO advantage is then 
 counterpart of TRL's ``None``; it is counted in ``judge_failed`` and never reported as a score.
 Every rollout returns the same extra-info keys (``EXTRA_KEYS``); a per-state key is ``None`` for
 the other states' rollouts, so verl's validation means are taken over that state only.
+
+A step whose every reward is such a fill would train on nothing. verl hands the manager one
+rollout at a time and never says where a step ends, so the manager counts training rollouts
+unscored in a row: when a whole step's worth (``data.train_batch_size`` x ``rollout.n``) is, the
+reward of the last one raises ``JudgeUnavailableError`` naming the judge, its reasons and the
+server's message for a refused request, and so does every later training rollout (without a
+judge call). The exception ends verl's rollout of that step, so no update is made from it (TRL's
+guard instead stops after the step, past ``max_unscored_fraction``). Steps that are only partly
+unscored train on the scored rollouts, as on TRL.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +53,7 @@ from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 from verl.protocol import DataProto
 
 from humanlm.config import JudgeConfig
-from humanlm.errors import ConfigError
+from humanlm.errors import ConfigError, JudgeUnavailableError
 from humanlm.judge import Judge, build_judge_from_config
 from humanlm.judge.reward import extract_candidate
 from humanlm.states import STATE_NAMES, get_state
@@ -168,6 +177,10 @@ class HumanlmRewardManager(RewardManagerBase):
         self.judge = judge if judge is not None else build_reward_judge(self.settings.judge)
         rollout = config.actor_rollout_ref.rollout
         self.group_sizes = {"train": int(rollout.n), "val": int(rollout.val_kwargs.n)}
+        # Training rollouts of one step: a run of that many unscored stops the run.
+        self.step_rollouts = int(config.data.train_batch_size) * int(rollout.n)
+        self._unscored_run: Counter[str] = Counter()  # reasons of the current run
+        self.stopped: str | None = None
         self.groups: GroupBuffer[_Rollout, _Judged] = GroupBuffer(
             self._judge_group,
             _unscored,
@@ -181,6 +194,9 @@ class HumanlmRewardManager(RewardManagerBase):
         """Reward of one rollout: ``{"reward_score": float, "reward_extra_info": {...}}``."""
         item = data[-1]  # multi-sequence outputs are rewarded on their last sequence
         info = item.non_tensor_batch.get("extra_info") or {}
+        split = str(info.get("split", "train"))
+        if split == "train" and self.stopped is not None:
+            raise JudgeUnavailableError(self.stopped)
         state = str(info["state"])
         get_state(state)
         response_ids = item.batch["responses"]
@@ -198,10 +214,12 @@ class HumanlmRewardManager(RewardManagerBase):
             context=[{"name": m["name"], "content": m["content"]} for m in info["context"]],
         )
         uid = item.non_tensor_batch.get("uid")
-        size = self.group_sizes.get(str(info.get("split", "train")), 1) if uid is not None else 1
+        size = self.group_sizes.get(split, 1) if uid is not None else 1
         key = (str(uid), str(info.get("example_id")), state)
         judged = await self.groups.submit(key, rollout, size=size)
         self._count(state, judged, valid=candidate is not None)
+        if split == "train":
+            self._guard(judged)
         return {
             "reward_score": judged.score if judged.score is not None else judged.fill,
             "reward_extra_info": _extra_info(state, judged, valid=candidate is not None),
@@ -219,6 +237,29 @@ class HumanlmRewardManager(RewardManagerBase):
         fill = sum(scored) / len(scored) if scored else 0.0
         return [_Judged(v.score, v.reason, fill, complete) for v in verdict.verdicts]
 
+    def _guard(self, judged: _Judged) -> None:
+        """Stop when a step's worth of training rollouts in a row went unscored (module
+        docstring); later training rollouts raise the same error before they are judged."""
+        if self.stopped is None:
+            if judged.score is not None:
+                self._unscored_run.clear()
+                return
+            self._unscored_run[judged.reason] += 1
+            if self._unscored_run.total() < self.step_rollouts:
+                return
+            reasons = ", ".join(f"{k} x{v}" for k, v in sorted(self._unscored_run.items()))
+            refused = self.judge.ledger.last_refusal
+            self.stopped = (
+                f"judge {self.judge.name} left {self._unscored_run.total()} training rollouts "
+                f"in a row unscored, a whole step's worth (data.train_batch_size x rollout.n = "
+                f"{self.step_rollouts}): the step would train on no score at all. Reasons: "
+                f"{reasons}" + (f"; last refused request: {refused}" if refused else "") + ". "
+                "Fix the judge, then resume from the last checkpoint (trainer.resume_mode=auto)."
+            )
+            logger.error("humanlm reward: %s", self.stopped)
+            self.report()
+        raise JudgeUnavailableError(self.stopped)
+
     def _count(self, state: str, judged: _Judged, *, valid: bool) -> None:
         """Accumulate per-state means for the periodic report (verl logs no train extras)."""
         period = self._period
@@ -226,6 +267,8 @@ class HumanlmRewardManager(RewardManagerBase):
         period[f"valid/{state}"] += int(valid)
         period[f"n/{state}"] += 1
         period["unscored"] += int(judged.score is None)
+        if judged.score is None:
+            period[f"reason/{judged.reason}"] += 1
         period["incomplete"] += int(not judged.complete)
         if judged.score is not None:
             period[f"scored/{state}"] += 1
@@ -245,6 +288,8 @@ class HumanlmRewardManager(RewardManagerBase):
             "judge/unscored_frac": period["unscored"] / n,
             "group/incomplete_frac": period["incomplete"] / n,
         }
+        for key in sorted(k for k in period if k.startswith("reason/")):
+            metrics[f"judge/unscored/{key.removeprefix('reason/')}"] = period[key]
         for s in STATE_NAMES:
             if period[f"n/{s}"]:
                 metrics[f"valid_format/{s}"] = period[f"valid/{s}"] / period[f"n/{s}"]

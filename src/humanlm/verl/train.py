@@ -29,8 +29,9 @@ reward keys (``custom_reward_function.*``, ``reward_model.*``, ``sandbox_fusion.
 that does not divide the batch; more than one reward worker (groups would be split); a reward
 manager, dataset or agent loop other than HumanLM's; a reward model; identical train and val files;
 a critic-based estimator; bad ``data.humanlm`` / ``reward.reward_kwargs`` settings; whatever verl's
-own ``validate_config`` refuses. When launching, also a missing judge API key and, for the default
-trainer, a missing ``TransferQueue``.
+own ``validate_config`` refuses. When launching, also a missing judge API key, a judge that refuses
+its first request (one small judgement is sent) and, for the default trainer, a missing
+``TransferQueue``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from humanlm.errors import ConfigError, HumanlmError
+from humanlm.errors import ConfigError, HumanlmError, JudgeUnavailableError
 from humanlm.extras import require_extra
 
 __all__ = [
@@ -297,16 +298,21 @@ def has_transfer_queue() -> bool:
 
 
 def _launch_problems(cfg: Any) -> list[str]:
+    from humanlm.judge.preflight import check_judge
     from humanlm.verl.reward import build_reward_judge, reward_settings
 
     problems = []
     if cfg.trainer.use_v1 and not has_transfer_queue():
         problems.append(_TRANSFER_QUEUE_HINT)
     judge = reward_settings(cfg.reward.get("reward_kwargs")).judge
-    try:  # a missing API key should stop the run here, not in a Ray worker after model loading
-        build_reward_judge(dataclasses.replace(judge, cache=""))
+    # A missing API key, or a judge that refuses its first request, should stop the run here,
+    # not in a Ray worker after model loading.
+    try:
+        check_judge(build_reward_judge(dataclasses.replace(judge, cache="")))
     except ConfigError as err:
         problems += err.problems
+    except JudgeUnavailableError as err:
+        problems.append(str(err))
     return problems
 
 
