@@ -19,6 +19,7 @@ import pytest
 import humanlm
 from humanlm.demo import demo_config_path
 from humanlm.llm.ledger import Ledger
+from humanlm.states.mode_file import MODE_FILE, load_mode
 from humanlm.testing.server import ScriptedServer
 from humanlm.train.callbacks import read_metrics
 from humanlm.train.dist import all_gather, is_main, merge_ledgers, shared_run_dir, world_size
@@ -97,6 +98,10 @@ def _check_run(run_dir: Path, output: str, mode: str, *, steps: int) -> None:
         "rng_state_1.pth",
     ]
     assert (run_dir / "model" / "model.safetensors").is_file()
+    # issue 21: the checkpoints and the final model carry the training mode, written by rank 0.
+    for folder in (checkpoint, run_dir / "model"):
+        assert load_mode(folder).source == folder / MODE_FILE
+        assert load_mode(folder).mode.name == mode
 
 
 # sft runs in the resume test below (one launch fewer).

@@ -16,6 +16,7 @@ import pytest
 from humanlm.config import load_config
 from humanlm.demo import demo_config_path
 from humanlm.errors import ConfigError, HumanlmError
+from humanlm.states.mode_file import load_mode
 from humanlm.testing.judge_replies import judge_reply_fn
 from humanlm.testing.server import ScriptedServer
 from humanlm.train.callbacks import read_metrics
@@ -50,6 +51,9 @@ def test_every_mode_trains_checkpoints_and_logs(mode, tiny_model_dir, tmp_path):
 
     assert result.global_step == 2
     assert latest_checkpoint(result.run_dir).name == "checkpoint-2"
+    # issue 21: every saved model carries its training mode.
+    for folder in (latest_checkpoint(result.run_dir), result.model_dir):
+        assert load_mode(folder).mode.name == mode and load_mode(folder).source.parent == folder
     assert (result.run_dir / "config.yaml").is_file()
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert (
