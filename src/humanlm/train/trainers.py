@@ -121,12 +121,26 @@ def _name_the_cpu_plainly(args: Any) -> None:
         args.__dict__["_setup_devices"] = torch.device("cpu")
 
 
+def _vllm_server_without_cuda(options: dict[str, Any]) -> str | None:
+    """TRL's vLLM server mode sends each weight update over NCCL, which needs a CUDA trainer."""
+    if not options.get("use_vllm") or options.get("vllm_mode", "colocate") != "server":
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return (
+        "grpo.vllm_mode: server sends the weights to the vLLM server over NCCL, which needs "
+        "CUDA GPUs, and this machine has none; use grpo.vllm_mode=colocate"
+    )
+
+
 def check_trainer_options(trainer_kind: str, options: dict[str, Any], *, seed: int) -> None:
     """Build the TRL config from ``options`` once, before any model loads, and discard it.
 
-    Wrong types, negative learning rates and every value TRL itself refuses are reported here,
-    in one line each, instead of after the model loaded. Nothing is written: the output folder
-    is a temporary one that is removed again.
+    Wrong types, negative learning rates, every value TRL itself refuses and a vLLM server mode
+    this machine cannot sync weights to are reported here, in one line each, instead of after the
+    model loaded. Nothing is written: the output folder is a temporary one that is removed again.
 
     Raises:
         ConfigError: the options TRL or these checks refuse.
@@ -142,6 +156,9 @@ def check_trainer_options(trainer_kind: str, options: dict[str, Any], *, seed: i
             from trl import GRPOConfig
 
             _make_args(GRPOConfig, GRPO_DEFAULTS, options, output_dir=scratch, seed=seed)
+            problem = _vllm_server_without_cuda(options)
+            if problem:
+                raise ConfigError(problem)
 
 
 def closing_tags() -> list[str]:
