@@ -23,7 +23,11 @@ from humanlm.states.modes import MODES, Mode
 
 T = TypeVar("T")
 
+# Settings of the judge's Chat gate: ``auto`` gates the chat data sources only.
+CHAT_GATES = ("auto", "on", "off")
+
 __all__ = [
+    "CHAT_GATES",
     "MODES",
     "DataConfig",
     "JudgeConfig",
@@ -112,6 +116,12 @@ class JudgeConfig:
             least delay (``null``: the fixed ``hedge_after_s``). Follows the server as it speeds
             up or slows down.
         cache: SQLite cache file; empty disables caching.
+        chat_gate: the Chat gate (``humanlm.judge.group``): before judging alignment the judge
+            also says whether each candidate is written from the AI assistant's side (helping,
+            explaining, neutral hedging) instead of the human user's; such candidates score 0
+            with reason ``assistant_voice``. ``auto``: on for the ``wildchat`` data source, off
+            elsewhere; ``on``: for every source; ``off``: never. Needs an LLM judge (an
+            embedding judge never gates).
     """
 
     spec: str = "embedding:minilm"
@@ -124,6 +134,13 @@ class JudgeConfig:
     hedge_after_s: float | None = None
     hedge_quantile: float | None = None
     cache: str = ""
+    chat_gate: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.chat_gate not in CHAT_GATES:
+            raise ConfigError(
+                f"chat_gate: must be one of {', '.join(CHAT_GATES)}, got {self.chat_gate!r}"
+            )
 
 
 @dataclass

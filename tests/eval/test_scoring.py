@@ -175,3 +175,60 @@ def test_similarity_batching_leaves_the_process_torch_threads_alone():
         torch.set_num_threads(before)
     assert record["reason"] == "ok"
     assert seen == [5]
+
+
+# The Chat gate in evaluation (issue 21): a wildchat reply written as the assistant scores 0 on
+# both alignment metrics, counted as assistant_voice; other sources and chat_gate off are not gated.
+CHAT = {**EXAMPLE, "example_id": "chat1", "data_source": "wildchat"}
+ASSISTANT = "<response>Great question! I'd be happy to help you with that.</response>"
+
+
+class CountingJudge(FakeJudge):
+    """A FakeJudge that also counts its aspects calls."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.aspects_calls = 0
+
+    async def judge_aspects(self, **kwargs):
+        self.aspects_calls += 1
+        return await super().judge_aspects(**kwargs)
+
+
+def score_chat(text, judge, example=CHAT):
+    return asyncio.run(score_example(example, Generation(text), judge=judge, similarity=None))
+
+
+@pytest.mark.parametrize(
+    ("example", "setting", "gated"),
+    [(CHAT, "auto", True), (EXAMPLE, "auto", False), (CHAT, "off", False), (EXAMPLE, "on", True)],
+)
+def test_the_chat_gate_zeroes_both_alignments(example, setting, gated):
+    judge = CountingJudge(0.6, chat_gate=setting)
+    rec = score_chat(ASSISTANT, judge, example)
+    if gated:
+        assert rec["scores"]["response_alignment"] == rec["scores"]["state_alignment"] == 0.0
+        assert rec["verdicts"]["response_alignment"]["reason"] == "assistant_voice"
+        assert rec["verdicts"]["state_alignment"]["reason"] == "assistant_voice"
+        assert set(rec["state_scores"].values()) == {0.0}
+        assert judge.aspects_calls == 0  # decided by the response judge's call
+    else:
+        assert rec["scores"]["response_alignment"] == rec["scores"]["state_alignment"] == 0.6
+        assert judge.aspects_calls == 1
+
+
+def test_a_chat_reply_written_as_the_user_passes_the_gate():
+    judge = CountingJudge(0.6)
+    rec = score_chat("<response>no i meant the word that sounds like tach</response>", judge)
+    assert rec["scores"]["response_alignment"] == rec["scores"]["state_alignment"] == 0.6
+    assert rec["verdicts"]["response_alignment"]["reason"] == "ok"
+    assert judge.groups[0].gated and judge.aspects_calls == 1
+
+
+def test_when_the_gate_cannot_be_decided_state_alignment_stays_unscored():
+    judge = CountingJudge(lambda candidate, truth, state: None)  # the response judge fails
+    rec = score_chat("<response>no i meant tach</response>", judge)
+    assert rec["scores"]["response_alignment"] is None
+    assert rec["scores"]["state_alignment"] is None
+    assert rec["verdicts"]["state_alignment"]["reason"] == "parse_failure"
+    assert judge.aspects_calls == 0

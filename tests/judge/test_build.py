@@ -118,3 +118,20 @@ def test_bad_settings_are_config_errors(server) -> None:
         build_judge(f"openai:m@{server.base_url}", concurrency=0)
     with pytest.raises(ConfigError):
         build_judge(f"openai:m@{server.base_url}", timeout_s=-1)
+
+
+def test_chat_gate_settings_are_checked(server) -> None:
+    # issue 21: the gate is a judge setting; an embedding judge cannot gate.
+    from humanlm.config import JudgeConfig
+    from humanlm.judge import build_judge_from_config
+
+    with pytest.raises(ConfigError, match="chat_gate"):
+        JudgeConfig(chat_gate="sometimes")
+    with pytest.raises(ConfigError, match="LLM judge"):
+        build_judge("embedding:minilm", chat_gate="on")
+    assert not build_judge("embedding:minilm").gates("wildchat")
+    judge = build_judge_from_config(
+        JudgeConfig(spec=f"openai:judge-model@{server.base_url}", chat_gate="off")
+    )
+    assert judge.chat_gate == "off" and not judge.gates("wildchat")
+    assert build_judge(f"openai:judge-model@{server.base_url}").gates("wildchat")

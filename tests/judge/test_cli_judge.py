@@ -172,6 +172,7 @@ BAD_INPUT = [
     (json.dumps({**ROWS[0], "state": "mood"}), "state", "line 1"),
     (json.dumps({**ROWS[0], "context": [{"name": "x"}]}), "context", "line 1"),
     (json.dumps({**ROWS[0], "candidates": []}), "candidates", "line 1"),
+    (json.dumps({**ROWS[0], "data_source": 7}), "data_source", "line 1"),  # issue 21
 ]
 
 
@@ -355,3 +356,20 @@ def test_a_judge_that_scores_nothing_says_so_with_counts(server, tmp_path: Path,
     assert "scored none of the 4 candidates" in line and "rejected x2" in line
     assert "Unsupported parameter: 'seed'" in line
     assert len(server.chat_requests) == 2  # one request per row: a 400 is not retried
+
+
+def test_rows_of_a_chat_source_go_through_the_gate_and_are_reused(server, tmp_path: Path) -> None:
+    # issue 21: a row's data_source decides the Chat gate; a rerun reuses the gated rows.
+    server.reply_fn = judge_reply_fn(lambda c, r: 0.5)
+    chat = {**ROWS[0], "example_id": "chat", "state": "response", "data_source": "wildchat"}
+    chat["candidates"] = ["no i meant the word", "Great question! I'd be happy to help you."]
+    other = {**chat, "example_id": "opinion", "data_source": "reddit"}
+    src, out = write_rows(tmp_path / "in.jsonl", [chat, other]), tmp_path / "scored.jsonl"
+    spec = f"openai:judge-model@{server.base_url}"
+    assert invoke("-i", str(src), "-o", str(out), "--judge", spec).exit_code == 0
+    rows = read_rows(out)
+    assert rows[0]["scores"] == [0.5, 0.0] and rows[1]["scores"] == [0.5, 0.5]
+    assert rows[0]["prompt_version"].endswith("+gate1")
+    assert not rows[1]["prompt_version"].endswith("+gate1")
+    again = invoke("-i", str(src), "-o", str(out), "--judge", spec)
+    assert "2 reused" in again.output and len(server.chat_requests) == 2

@@ -394,3 +394,67 @@ def test_a_refused_field_is_asked_once_and_its_reason_kept(server, make_judge, c
     assert judge.ledger.last_refusal == message
     assert message in judge.ledger.summary() and judge.ledger.to_dict()["last_refusal"] == message
     assert any(message in r.getMessage() for r in caplog.records)
+
+
+# The Chat gate (issue 21): one call per group; the assistant's voice scores 0, counted apart.
+USER_REPLY = "ugh no, i said the word sounds like tach"
+ASSISTANT_REPLY = "Great question! I'd be happy to help you find words that sound like tach."
+
+
+def judge_chat(judge, source, **kw):
+    return run(
+        judge.judge_group(
+            context=CONTEXT,
+            ground_truth=TRUTH,
+            state="response",
+            candidates=[USER_REPLY, ASSISTANT_REPLY, USER_REPLY],
+            source=source,
+            **kw,
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "source", "gated"),
+    [
+        ("auto", "wildchat", True),
+        ("auto", "reddit", False),
+        ("auto", None, False),
+        ("off", "wildchat", False),
+        ("on", "reddit", True),
+    ],
+)
+def test_chat_gate_in_the_group_call(server, make_judge, setting, source, gated) -> None:
+    server.reply_fn = judge_reply_fn(score=lambda candidate, real: 0.5)
+    judge = make_judge(chat_gate=setting)
+    verdict = judge_chat(judge, source)
+    assert len(server.chat_requests) == 1 == verdict.calls
+    assert ('"assistant_voice"' in server.chat_requests[0].prompt) == gated
+    if gated:
+        assert verdict.scores == [0.5, 0.0, 0.5]
+        assert verdict.reasons == ["ok", "assistant_voice", "ok"]
+        assert verdict.verdicts[0].prompt_version.endswith("+gate1")
+    else:
+        assert verdict.scores == [0.5, 0.5, 0.5] and set(verdict.reasons) == {"ok"}
+    assert verdict.is_scored and judge.ledger.failures == {}
+
+
+def test_a_gated_reply_without_the_field_is_retried_not_zero(server, make_judge) -> None:
+    server.enqueue(
+        group_reply({"1": 0.5, "2": 0.5}),
+        group_reply({"1": 0.5, "2": 0.5}, assistant_voice={"1": False, "2": True}),
+    )
+    judge = make_judge()
+    verdict = judge_chat(judge, "wildchat")
+    assert verdict.scores == [0.5, 0.0, 0.5] and verdict.calls == 2
+    assert judge.ledger.retries == {"parse_failure": 1}
+
+
+def test_the_gate_answer_comes_back_from_the_cache(server, make_judge, tmp_path) -> None:
+    server.reply_fn = judge_reply_fn(score=lambda candidate, real: 0.5)
+    cache = str(tmp_path / "cache.sqlite")
+    first = judge_chat(make_judge(cache=cache), "wildchat")
+    again = judge_chat(make_judge(cache=cache), "wildchat")
+    assert again.cached and again.calls == 0 and len(server.chat_requests) == 1
+    assert again.scores == first.scores == [0.5, 0.0, 0.5]
+    assert again.reasons == first.reasons

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from humanlm.judge.group import finish_group, plan_group
+from humanlm.judge.group import finish_group, gate_applies, plan_group
 
 TRUTH = "NTA, she owes you."
 
@@ -76,3 +76,63 @@ def test_end_signal_is_scored_without_a_call(candidates, truth, expected) -> Non
     )
     assert [v.score for v in verdicts.verdicts] == expected
     assert ("end_mismatch" in verdicts.reasons) == (0.0 in expected)
+
+
+# The Chat gate (issue 21): where it applies, and what it does to the scores.
+@pytest.mark.parametrize(
+    ("setting", "source", "applies"),
+    [
+        ("auto", "wildchat", True),
+        ("auto", "reddit", False),
+        ("auto", None, False),
+        ("on", "reddit", True),
+        ("on", None, True),
+        ("off", "wildchat", False),
+    ],
+)
+def test_gate_applies(setting, source, applies) -> None:
+    assert gate_applies(setting, source) is applies
+
+
+def test_an_unknown_gate_setting_is_refused() -> None:
+    with pytest.raises(ValueError, match="chat_gate"):
+        gate_applies("sometimes", "wildchat")
+
+
+GATED_CASES = [
+    # candidates, judge scores (one per distinct judged candidate), assistant voice, expected
+    (["a", "b"], [0.7, 0.4], [True, False], [0.0, 0.4], ["assistant_voice", "ok"]),
+    (["a", "a", "b"], [0.7, 0.4], [True, False], [0.0, 0.0, 0.4], ["assistant_voice"] * 2 + ["ok"]),
+    # the copy bonus counts from the best score after the gate, not the gated 0.9
+    (["a", "b", TRUTH], [0.9, 0.3], [True, False], [0.0, 0.3, 0.4], None),
+    (["", "a"], [0.8], [True], [0.0, 0.0], ["bad_format", "assistant_voice"]),
+    (["a", "b"], [0.7, 0.4], [], [0.7, 0.4], ["ok", "ok"]),  # not gated
+]
+
+
+@pytest.mark.parametrize(("candidates", "scores", "voices", "expected", "reasons"), GATED_CASES)
+def test_finish_group_with_the_gate(candidates, scores, voices, expected, reasons) -> None:
+    plan = plan_group(candidates, TRUTH, state="response")
+    verdict = finish_group(
+        plan,
+        scores=scores,
+        failure=None,
+        judge_model="j",
+        prompt_version="v",
+        thoughts=["helps like an assistant", "sounds like the user"][: len(plan.unique)],
+        assistant_voice=voices,
+    )
+    assert verdict.scores == pytest.approx(expected)
+    assert verdict.is_scored and verdict.reason == "ok"
+    if reasons is not None:
+        assert verdict.reasons == reasons
+    gated = [v for v in verdict.verdicts if v.reason == "assistant_voice"]
+    assert all(v.thought == "helps like an assistant" for v in gated)
+
+
+def test_a_failed_call_leaves_gated_candidates_unscored_not_zero() -> None:
+    plan = plan_group(["a", "b"], TRUTH)
+    verdict = finish_group(
+        plan, scores=None, failure="timeout", judge_model="j", prompt_version="v"
+    )
+    assert verdict.scores == [None, None] and verdict.reasons == ["timeout", "timeout"]

@@ -86,3 +86,53 @@ def test_parse_aspects_reply(text: str, reason: str, scores: dict | None) -> Non
 def test_extract_json_prefers_the_object_with_scores() -> None:
     text = 'Example: {"a": 1}. Answer: {"scores": {"1": 0.5}} done'
     assert extract_json(text, prefer="scores") == {"scores": {"1": 0.5}}
+
+
+# The Chat gate's field (issue 21): read per candidate number, required when asked for.
+GATE_CASES = [
+    pytest.param(
+        group_reply({"1": 0.4, "2": 0.6}, assistant_voice={"1": True, "2": False}),
+        "ok",
+        {"1": True, "2": False},
+        id="booleans",
+    ),
+    pytest.param(
+        group_reply({"1": 0.4, "2": 0.6}, assistant_voice={"2": "no", "1": "Yes"}, reverse=True),
+        "ok",
+        {"1": True, "2": False},
+        id="words-any-order",
+    ),
+    pytest.param(
+        group_reply([0.4, 0.6], assistant_voice={"1": "true", "2": "false"}, as_list=True),
+        "ok",
+        {"1": True, "2": False},
+        id="numbered-list",
+    ),
+    pytest.param(
+        group_reply({"1": 0.4, "2": 0.6}, assistant_voice={"1": True}),
+        "parse_failure",
+        {},
+        id="one-missing",
+    ),
+    pytest.param(
+        group_reply({"1": 0.4, "2": 0.6}, assistant_voice={"1": "maybe", "2": False}),
+        "parse_failure",
+        {},
+        id="unreadable",
+    ),
+    pytest.param(group_reply({"1": 0.4, "2": 0.6}), "parse_failure", {}, id="absent"),
+]
+
+
+@pytest.mark.parametrize(("text", "reason", "voices"), GATE_CASES)
+def test_parse_group_reply_with_the_gate(text: str, reason: str, voices: dict) -> None:
+    parsed = parse_group_reply(text, 2, gate=True)
+    assert parsed.reason == reason
+    assert parsed.assistant_voice == voices
+    if reason == "ok":  # the gate's answer survives the cache round trip
+        assert type(parsed).from_dict(parsed.to_dict()).assistant_voice == voices
+
+
+def test_without_the_gate_the_field_is_not_needed() -> None:
+    parsed = parse_group_reply(group_reply({"1": 0.4, "2": 0.6}), 2)
+    assert parsed.reason == "ok" and parsed.assistant_voice == {}

@@ -49,3 +49,17 @@ def test_aspects_prompt_lists_every_state() -> None:
         context=CONTEXT, ground_truth=TRUTH, response="NTA", states=states
     )
     assert dimensions_in(text) == list(states)
+
+
+def test_the_chat_gate_adds_its_rules_and_field_to_the_same_prompt() -> None:
+    # issue 21: the gate is asked in the group call itself, not in a second call.
+    from humanlm.testing.judge_replies import asks_for_gate
+
+    args = {"context": CONTEXT, "ground_truth": TRUTH, "state": "response", "candidates": ["a"]}
+    plain, gated = prompt.build_group_prompt(**args), prompt.build_group_prompt(**args, gate=True)
+    assert prompt.load_template("group_gate") in gated
+    assert prompt.load_template("group_gate") not in plain
+    assert '"assistant_voice": <true or false>' in gated
+    assert asks_for_gate(gated) and not asks_for_gate(plain)
+    assert candidates_in(gated) == candidates_in(plain) == {"1": "a"}
+    assert prompt.group_prompt_version(gate=True) == prompt.group_prompt_version() + "+gate1"

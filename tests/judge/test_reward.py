@@ -168,3 +168,43 @@ def test_fake_judge_satisfies_the_protocol_and_the_reward() -> None:
     assert run(state_reward(**_batch(specs), judge=judge)) == [0.25, 0.25, None, 0.0]
     assert [g.candidates for g in judge.groups] == [("x1",), ("y",)]
     assert judge.ledger.last_batch_failures == {"parse_failure": 1}
+
+
+# The Chat gate in the GRPO reward (issue 21): the data_source column decides it.
+ASSISTANT = "Great question! I'd be happy to help you with that"
+
+
+def test_reward_gates_chat_rollouts_written_as_the_assistant(server, make_judge) -> None:
+    server.reply_fn = judge_reply_fn(lambda c, r: 0.5)
+    specs = [("c", "response", "ugh still wrong"), ("c", "response", ASSISTANT)]
+    specs += [("r", "response", "NTA honestly"), ("r", "response", ASSISTANT)]
+    columns = {**_batch(specs), "data_source": ["wildchat", "wildchat", "reddit", "reddit"]}
+    judge = make_judge()
+    metrics: dict[str, float] = {}
+    rewards = run(state_reward(**columns, judge=judge, log_metric=metrics.__setitem__))
+    assert rewards == [0.5, 0.0, 0.5, 0.5]  # only the chat example is gated
+    assert judge.ledger.calls == 2  # still one call per group
+    gated = [r.prompt for r in server.chat_requests if "truth of c" in r.prompt]
+    assert len(gated) == 1 and '"assistant_voice"' in gated[0]
+    assert metrics["judge/assistant_voice_frac"] == 0.25
+    assert metrics["judge/unscored_frac"] == 0.0  # gated is scored, never unscored
+
+
+def test_reward_without_a_chat_source_logs_no_gate_metric(server, make_judge) -> None:
+    server.reply_fn = judge_reply_fn(lambda c, r: 0.5)
+    columns = {**_batch([("r", "goal", ASSISTANT)]), "data_source": ["reddit"]}
+    metrics: dict[str, float] = {}
+    assert run(state_reward(**columns, judge=make_judge(), log_metric=metrics.__setitem__)) == [0.5]
+    assert "judge/assistant_voice_frac" not in metrics
+
+
+def test_fake_judge_applies_the_gate_like_the_real_one() -> None:
+    from humanlm.testing import FakeJudge
+
+    judge = FakeJudge(0.5, voice=lambda candidate: candidate.startswith("Sure"))
+    specs = [("c", "goal", "Sure, here it is"), ("c", "goal", "get the word")]
+    columns = {**_batch(specs), "data_source": ["wildchat", "wildchat"]}
+    assert run(state_reward(**columns, judge=judge)) == [0.0, 0.5]
+    assert judge.groups[0].gated
+    off = FakeJudge(0.5, voice=lambda candidate: True, chat_gate="off")
+    assert run(state_reward(**columns, judge=off)) == [0.5, 0.5]

@@ -633,17 +633,18 @@ def _ngram_note(cfg: EvalConfig, applied: int | None) -> dict[str, Any]:
         how = "not applied" + (
             " (simulator_ngram_xargs is off)" if kind == "openai" and cfg.no_repeat_ngram else ""
         )
-    scope = {
-        "reply": "the reply after the thinking block (thinking neither banned nor counted)",
-        "all": "every generated token, thinking included",
-    }[cfg.ngram_ban_scope]
-    return {
-        "backend": kind,
-        "size": applied,
-        "scope": cfg.ngram_ban_scope,
-        "covers": scope,
-        "how": how,
-    }
+    note: dict[str, Any] = {"backend": kind, "size": applied, "how": how}
+    if applied != 0:  # the folder's scope (its fingerprint holds it), also when resumed
+        note["scope"] = cfg.ngram_ban_scope
+        note["covers"] = _SCOPES[cfg.ngram_ban_scope]
+    return note
+
+
+# What each scope of the n-gram ban covers, for ``protocol_notes.ngram_ban``.
+_SCOPES = {
+    "reply": "the reply after the thinking block (thinking neither banned nor counted)",
+    "all": "every generated token, thinking included",
+}
 
 
 def _gate_note(

@@ -13,6 +13,13 @@ markup. A base or SFT model that answers without tags, or after a preamble, is j
 said, like the paper's reference scoring; training keeps the strict format. An empty extraction
 scores 0 with reason ``bad_format`` and no judge call. A judge failure leaves the metric unscored
 (``None``) with its reason.
+
+The Chat gate (``humanlm.judge.group``; the judge's ``chat_gate`` and the example's
+``data_source``): the response-alignment call also decides whether the reply is written from the
+AI assistant's side. Such a reply scores 0 on response alignment and on state alignment, both
+with reason ``assistant_voice`` (no aspects call is made); when that call fails, state alignment
+is left unscored with the same reason, so a reply is never aligned without having passed the
+gate. Embedding similarity is not gated: it measures wording, not alignment.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Any
 
 from humanlm.judge.build import Judge
 from humanlm.judge.embedding import EmbeddingJudge
-from humanlm.judge.group import plan_group
+from humanlm.judge.group import ASSISTANT_VOICE, plan_group
 from humanlm.judge.reward import extract_candidate
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
 from humanlm.simulate import Generation
@@ -155,6 +162,22 @@ class SimilarityBatcher:
                     future.set_result(float(sim))
 
 
+async def _aspects_after_gate(
+    judge: Judge, gate: asyncio.Future[GroupVerdict], **aspects: Any
+) -> AspectVerdict:
+    """State alignment of a gated example: 0 when the gate found the assistant's voice,
+    unscored when the gate's call failed, else the aspects judgement."""
+    (verdict,) = (await gate).verdicts
+    if verdict.reason == ASSISTANT_VOICE or verdict.score is None:
+        score = 0.0 if verdict.reason == ASSISTANT_VOICE else None
+        states = aspects["states"]
+        same = {
+            s: Verdict(score, verdict.reason, judge.name, verdict.prompt_version) for s in states
+        }
+        return AspectVerdict(same, verdict.reason)
+    return await judge.judge_aspects(**aspects)
+
+
 def _base_record(example: Mapping[str, Any], generation: Generation) -> dict[str, Any]:
     """The fields of a record that need no judging."""
     messages = example["messages"]
@@ -215,22 +238,32 @@ async def score_example(
         strict = extract_candidate(generation.text, RESPONSE, tagged=False)
     context = judge_context(example)
     truth = example["ground_truth"]
+    source = example.get("data_source")
     jobs: dict[str, Any] = {}
     if judge is not None:
-        jobs["response_alignment"] = judge.judge_group(
-            context=context,
-            ground_truth=truth,
-            state=RESPONSE,
-            candidates=[response],
-            use_cache=use_cache,
-        )
-        if aspects:
-            jobs["state_alignment"] = judge.judge_aspects(
+        group = asyncio.ensure_future(
+            judge.judge_group(
                 context=context,
                 ground_truth=truth,
-                response=response,
-                states=LATENT_STATES,
+                state=RESPONSE,
+                candidates=[response],
                 use_cache=use_cache,
+                source=source,
+            )
+        )
+        jobs["response_alignment"] = group
+        if aspects:
+            request: dict[str, Any] = {
+                "context": context,
+                "ground_truth": truth,
+                "response": response,
+                "states": LATENT_STATES,
+                "use_cache": use_cache,
+            }
+            jobs["state_alignment"] = (
+                _aspects_after_gate(judge, group, **request)
+                if judge.gates(source)
+                else judge.judge_aspects(**request)
             )
     if similarity is not None:
         jobs["embedding_similarity"] = similarity.score(

@@ -6,6 +6,9 @@ Input rows (one JSON object per line):
   "candidates": [str, ...]}``;
 - aspects mode: the same with exactly one candidate (the response); ``state`` is optional.
 
+An optional ``data_source`` (``wildchat``, ...) decides the judge's Chat gate for the row (group
+mode; ``humanlm.judge.group``).
+
 Candidates are judged as given (already-extracted state texts); ``""`` or ``null`` scores 0
 without a call. Output rows are the input rows plus ``scores`` (a list per candidate in group
 mode, ``{state: score}`` in aspects mode, ``null`` where unscored), ``reason``,
@@ -44,7 +47,7 @@ from humanlm.files import (
 )
 from humanlm.judge.build import Judge
 from humanlm.judge.client import LLMJudge
-from humanlm.judge.prompt import aspects_prompt_version
+from humanlm.judge.prompt import aspects_prompt_version, group_prompt_version
 from humanlm.judge.verdict import SCORED_REASONS
 from humanlm.llm.specs import without_endpoint
 from humanlm.states import LATENT_STATES, STATES
@@ -94,6 +97,8 @@ def _check_row(row: Any, path: Path, lineno: int, mode: str) -> dict[str, Any]:
     state = row.get("state")
     if mode == "group" and state is None:
         raise _bad(path, lineno, "state", f"missing; one of {', '.join(STATES)}")
+    if row.get("data_source") is not None and not isinstance(row["data_source"], str):
+        raise _bad(path, lineno, "data_source", "expected a string")
     if state is not None and state not in STATES:
         raise _bad(path, lineno, "state", f"unknown state {state!r}; one of {', '.join(STATES)}")
     context = row["context"]
@@ -213,6 +218,7 @@ async def _judge_row(
             state=row["state"],
             candidates=row["candidates"],
             use_cache=use_cache,
+            source=row.get("data_source"),
         )
         scores: Any = verdict.scores
         version = verdict.verdicts[0].prompt_version
@@ -304,8 +310,15 @@ def run_judge(
     earlier = {} if fresh else _earlier_rows(out_path, mode)
     params = _judge_params(judge)
     aspects_llm = mode == "aspects" and isinstance(judge, LLMJudge)
-    version = aspects_prompt_version() if aspects_llm else judge.prompt_version
-    keys = [_row_key(row, mode, judge.name, params, version) for row in rows]
+
+    def version(row: Mapping[str, Any]) -> str:
+        if aspects_llm:
+            return aspects_prompt_version()
+        if mode == "group" and isinstance(judge, LLMJudge) and judge.gates(row.get("data_source")):
+            return group_prompt_version(gate=True)
+        return judge.prompt_version
+
+    keys = [_row_key(row, mode, judge.name, params, version(row)) for row in rows]
     todo = [i for i, key in enumerate(keys) if key not in earlier]
     if fresh:
         journal.unlink(missing_ok=True)

@@ -57,6 +57,11 @@ class Judge(Protocol):
     @property
     def prompt_version(self) -> str: ...
 
+    def gates(self, source: str | None) -> bool:
+        """Whether groups of data source ``source`` go through the Chat gate
+        (``humanlm.judge.group``)."""
+        ...
+
     async def judge_group(
         self,
         *,
@@ -65,8 +70,10 @@ class Judge(Protocol):
         state: str,
         candidates: Sequence[str | None],
         use_cache: bool = True,
+        source: str | None = None,
     ) -> GroupVerdict:
-        """Score the candidates of one (example, state) group; never raises for a bad reply."""
+        """Score the candidates of one (example, state) group; never raises for a bad reply.
+        ``source``: the example's data source, which decides the Chat gate."""
         ...
 
     async def judge_aspects(
@@ -119,6 +126,7 @@ def build_judge(
     extra_params: Mapping[str, Any] | None = None,
     seed: int | None = None,
     structured_output: bool = True,
+    chat_gate: str = "auto",
 ) -> Judge:
     """Build a judge from a spec string (see the module docstring for the spec forms).
 
@@ -150,6 +158,8 @@ def build_judge(
         seed: seed of the retry jitter.
         structured_output: ask ``openai:`` judges for a JSON object (``response_format``),
             falling back to plain replies where a server refuses the field.
+        chat_gate: ``auto`` (gate the chat data sources), ``on`` or ``off``: the Chat gate of
+            an LLM judge (``humanlm.judge.group``); an embedding judge never gates.
 
     Returns:
         An ``LLMJudge`` or an ``EmbeddingJudge``; both satisfy ``Judge``.
@@ -164,6 +174,8 @@ def build_judge(
     for model, price in (prices or {}).items():
         table[model] = price if isinstance(price, Price) else Price(*price)
     if parsed.kind == "embedding":
+        if chat_gate == "on":
+            raise ConfigError("chat_gate: on needs an LLM judge (an embedding judge cannot gate)")
         return EmbeddingJudge(ledger=Ledger(model="minilm", prices=table))
     retry = RetryPolicy(
         max_retries=max_retries,
@@ -198,6 +210,7 @@ def build_judge(
         params=params,
         seed=seed,
         structured=structured_output and parsed.kind == "openai",
+        chat_gate=chat_gate,
     )
 
 
@@ -229,4 +242,5 @@ def build_judge_from_config(
         hedge_quantile=cfg.hedge_quantile,
         cache=cache if cache is not None else (cfg.cache or None),
         seed=seed,
+        chat_gate=cfg.chat_gate,
     )

@@ -4,7 +4,8 @@
 through the LLM layer (``humanlm.llm.ChatClient``: concurrency limit, RPM/TPM limiter, overall
 deadline, transport and content retries) and reads the answer by candidate number
 (``judge.parse``). After the retries a group is unscored with a reason: it never hangs and never
-becomes 0.
+becomes 0. Where the Chat gate applies (``chat_gate`` and the group's data source), the same
+call also asks whose voice each candidate is written in (``humanlm.judge.group``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from humanlm.judge.group import finish_group, plan_group
+from humanlm.judge.group import finish_group, gate_applies, plan_group
 from humanlm.judge.parse import ParsedReply, parse_aspects_reply, parse_group_reply
 from humanlm.judge.prompt import (
     aspects_prompt_version,
@@ -68,6 +69,7 @@ class LLMJudge:
         structured: ask for a JSON object (``response_format``); a server that refuses the
             request (HTTP 400) without naming another field is asked again without it, and from
             then on the reply is read by the tolerant extractor alone.
+        chat_gate: ``auto``, ``on`` or ``off``: where the Chat gate applies (``gates``).
     """
 
     def __init__(
@@ -83,7 +85,10 @@ class LLMJudge:
         params: Mapping[str, Any] | None = None,
         seed: int | None = None,
         structured: bool = False,
+        chat_gate: str = "auto",
     ):
+        gate_applies(chat_gate, None)  # refuses an unknown setting here, not at the first call
+        self.chat_gate = chat_gate
         self.backend = backend
         self.name = name
         self.concurrency = concurrency
@@ -111,6 +116,10 @@ class LLMJudge:
     def prompt_version(self) -> str:
         return group_prompt_version()
 
+    def gates(self, source: str | None) -> bool:
+        """Whether groups from data source ``source`` go through the Chat gate."""
+        return gate_applies(self.chat_gate, source)
+
     async def judge_group(
         self,
         *,
@@ -119,6 +128,7 @@ class LLMJudge:
         state: str,
         candidates: Sequence[str | None],
         use_cache: bool = True,
+        source: str | None = None,
     ) -> GroupVerdict:
         """Score the candidates of one (example, state) group in at most one judgement.
 
@@ -128,11 +138,13 @@ class LLMJudge:
             state: one of the seven state names.
             candidates: extracted state texts; ``""`` or ``None`` score 0 (``bad_format``).
             use_cache: read and write the on-disk cache (when the judge has one).
+            source: the example's data source (``wildchat``, ...): decides the Chat gate.
 
         Returns:
             A ``GroupVerdict`` with one verdict per candidate, in the given order.
         """
-        version = group_prompt_version()
+        gate = self.gates(source)
+        version = group_prompt_version(gate=gate)
         plan = plan_group(candidates, ground_truth, state=state)
         self.ledger.groups += 1
         if not plan.unique:
@@ -141,14 +153,22 @@ class LLMJudge:
                 plan, scores=None, failure=None, judge_model=self.name, prompt_version=version
             )
         prompt = build_group_prompt(
-            context=context, ground_truth=ground_truth, state=state, candidates=plan.unique
+            context=context,
+            ground_truth=ground_truth,
+            state=state,
+            candidates=plan.unique,
+            gate=gate,
         )
         count = len(plan.unique)
         outcome = await self._ask(
-            prompt, version, lambda text: parse_group_reply(text, count), use_cache=use_cache
+            prompt,
+            version,
+            lambda text: parse_group_reply(text, count, gate=gate),
+            use_cache=use_cache,
         )
         parsed = outcome.parsed
         keys = [str(i) for i in range(1, count + 1)]
+        voices = [parsed.assistant_voice[k] for k in keys] if parsed and gate else []
         return finish_group(
             plan,
             scores=[parsed.scores[k] for k in keys] if parsed else None,
@@ -161,6 +181,7 @@ class LLMJudge:
             raw=outcome.raw,
             cached=outcome.cached,
             calls=outcome.calls,
+            assistant_voice=voices,
         )
 
     async def judge_aspects(

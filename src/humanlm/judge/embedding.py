@@ -101,6 +101,10 @@ class EmbeddingJudge:
     def __repr__(self) -> str:
         return "EmbeddingJudge(name='embedding:minilm')"
 
+    def gates(self, source: str | None) -> bool:
+        """Never: similarity cannot tell whose voice a reply is written in."""
+        return False
+
     async def judge_group(
         self,
         *,
@@ -109,8 +113,10 @@ class EmbeddingJudge:
         state: str,
         candidates: Sequence[str | None],
         use_cache: bool = True,
+        source: str | None = None,
     ) -> GroupVerdict:
-        """Score each candidate by its similarity with ``ground_truth`` (context is unused)."""
+        """Score each candidate by its similarity with ``ground_truth`` (context and source are
+        unused)."""
         plan = plan_group(candidates, ground_truth, state=state)
         self.ledger.groups += 1
         if not plan.unique:

@@ -11,6 +11,14 @@ judged).
 The copy bonus is for the response alone, as in the paper's reference: a latent state (stance,
 emotion, ...) that happens to repeat the real reply word for word is judged like any other.
 
+The Chat gate: in a chat with an AI assistant the simulator plays the human user, and a
+simulator that slips into the assistant's role (answering, helping, explaining, hedging
+neutrally) has failed whatever its wording shares with the real reply. Where the gate applies
+(``gate_applies``: the judge's ``chat_gate`` setting and the example's data source), the same
+judge call also says per candidate whether it is written from the assistant's side; such a
+candidate scores 0 with reason ``assistant_voice``, a scored reason counted on its own, never an
+unscored one. Candidates settled without a call (empty, end signal, exact copy of the real
+user's reply) are not gated.
 """
 
 from __future__ import annotations
@@ -18,14 +26,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from humanlm.config import CHAT_GATES
 from humanlm.judge.verdict import GroupVerdict, Verdict
 from humanlm.states.ending import is_end_signal
+from humanlm.states.prompts import CHAT_SOURCES
 from humanlm.states.registry import RESPONSE
 
-__all__ = ["COPY_BONUS", "GroupPlan", "finish_group", "plan_group"]
+__all__ = [
+    "ASSISTANT_VOICE",
+    "CHAT_GATE_SOURCES",
+    "COPY_BONUS",
+    "GroupPlan",
+    "finish_group",
+    "gate_applies",
+    "plan_group",
+]
 
 # An exact copy of the real reply beats the best judged candidate by this much (capped at 1).
 COPY_BONUS = 0.1
+# Data sources whose conversations are chats with an AI assistant: ``chat_gate: auto`` gates them.
+CHAT_GATE_SOURCES = CHAT_SOURCES
+# The reason of a candidate the Chat gate set to 0.
+ASSISTANT_VOICE = "assistant_voice"
+
+
+def gate_applies(setting: str, source: str | None) -> bool:
+    """Whether the Chat gate judges an example from ``source`` under the ``chat_gate`` setting.
+
+    Raises:
+        ValueError: ``setting`` is not ``auto``, ``on`` or ``off``.
+    """
+    if setting not in CHAT_GATES:
+        raise ValueError(f"chat_gate must be one of {', '.join(CHAT_GATES)}, got {setting!r}")
+    return setting == "on" or (setting == "auto" and source in CHAT_GATE_SOURCES)
 
 
 def _normal(text: str) -> str:
@@ -91,6 +124,7 @@ def finish_group(
     cached: bool = False,
     calls: int = 0,
     copy_score: float | None = None,
+    assistant_voice: Sequence[bool] = (),
 ) -> GroupVerdict:
     """Map the scores of ``plan.unique`` back to every original candidate.
 
@@ -103,10 +137,16 @@ def finish_group(
             in the verdicts.
         copy_score: a fixed score for exact copies instead of ``min(1, best + 0.1)`` (the
             embedding judge gives them their true similarity, 1.0).
+        assistant_voice: the Chat gate's answer per ``plan.unique`` entry (empty: not gated);
+            a ``True`` entry scores 0 with reason ``assistant_voice``, its thought kept.
     """
     assert scores is None or len(scores) == len(plan.unique)
+    assert not assistant_voice or len(assistant_voice) == len(plan.unique)
     if failure is None and plan.unique and scores is None:
         raise ValueError("scores are required when candidates were judged and nothing failed")
+    if scores is not None and assistant_voice:
+        pairs = zip(scores, assistant_voice, strict=True)
+        scores = [0.0 if voice else score for score, voice in pairs]
     best = max(scores) if scores else None
     if failure:
         copy_score = None
@@ -122,7 +162,8 @@ def finish_group(
             score, reason, thought = copy_score, failure or "exact_copy", None
         else:
             score = None if failure or scores is None else scores[i]
-            reason = failure or "ok"
+            gated = not failure and i < len(assistant_voice) and assistant_voice[i]
+            reason = failure or (ASSISTANT_VOICE if gated else "ok")
             thought = thoughts[i] if i < len(thoughts) else None
         verdicts.append(
             Verdict(

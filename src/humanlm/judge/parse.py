@@ -3,7 +3,9 @@
 Models wrap JSON in code fences, add prose, leave trailing commas, quote numbers or list the
 candidates in any order. ``parse_group_reply`` accepts all of that but aligns scores to
 candidates strictly **by the number the judge wrote**, never by position, and reports anything
-it cannot align as a failure reason instead of guessing.
+it cannot align as a failure reason instead of guessing. With the Chat gate every candidate's
+entry must also say ``"assistant_voice": true|false`` (``"yes"``/``"no"`` and quoted booleans
+are read too); a reply missing it for any candidate is a ``parse_failure``.
 """
 
 from __future__ import annotations
@@ -37,19 +39,24 @@ class ParsedReply:
         scores: key -> score in [0, 1]; empty unless ``reason == "ok"``.
         thoughts: key -> the judge's justification, where given.
         key_points: key points of the real reply (group mode).
+        assistant_voice: key -> the Chat gate's answer (group mode with the gate; else empty).
     """
 
     reason: str
     scores: dict[str, float] = field(default_factory=dict)
     thoughts: dict[str, str | None] = field(default_factory=dict)
     key_points: tuple[str, ...] = ()
+    assistant_voice: dict[str, bool] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "scores": self.scores,
             "thoughts": self.thoughts,
             "key_points": list(self.key_points),
         }
+        if self.assistant_voice:
+            data["assistant_voice"] = self.assistant_voice
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ParsedReply:
@@ -58,6 +65,7 @@ class ParsedReply:
             {k: float(v) for k, v in data["scores"].items()},
             dict(data.get("thoughts") or {}),
             tuple(data.get("key_points") or ()),
+            {k: bool(v) for k, v in (data.get("assistant_voice") or {}).items()},
         )
 
 
@@ -90,6 +98,20 @@ def on_scale(score: float) -> float | None:
     if 1.0 < score <= 1.0 + SCALE_TOLERANCE:
         return 1.0
     return score if 0.0 <= score <= 1.0 else None
+
+
+_FLAG_TEXT = {"true": True, "yes": True, "false": False, "no": False}
+
+
+def _as_flag(value: Any) -> bool | None:
+    """A yes/no answer from a boolean, ``0``/``1`` or a word (``"true"``, ``"no"``); else ``None``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        return _FLAG_TEXT.get(value.strip().lower())
+    return None
 
 
 def _thought(value: Any) -> str | None:
@@ -147,15 +169,28 @@ def _number_key(raw: str) -> str | None:
     return str(int(match.group(1))) if match else None
 
 
-def parse_group_reply(text: str | None, count: int) -> ParsedReply:
+def _voices(obj: dict[str, Any]) -> dict[str, bool] | None:
+    """Candidate number -> ``assistant_voice`` of an aligned group reply; ``None`` if any is
+    missing or unreadable."""
+    voices = {}
+    for raw_key, entry in _entries(obj.get("scores")) or ():
+        flag = _as_flag(entry.get("assistant_voice")) if isinstance(entry, dict) else None
+        if flag is None:
+            return None
+        voices[str(_number_key(raw_key))] = flag
+    return voices
+
+
+def parse_group_reply(text: str | None, count: int, *, gate: bool = False) -> ParsedReply:
     """Read a group reply for ``count`` candidates numbered ``"1"``..``str(count)``.
 
     Keys may be ``"1"``, ``1``, ``"candidate 1"`` or ``"#1"``; ``scores`` may also be a list of
     objects that carry their number (``{"candidate": 2, "score": 0.4}``). Scores may be strings.
+    With ``gate`` every entry must carry ``assistant_voice`` as well.
 
     Returns:
         A ``ParsedReply``; ``reason`` is ``ok`` only when every number 1..count has exactly one
-        score and no other number appears.
+        score (and, with ``gate``, one ``assistant_voice``) and no other number appears.
     """
     if text is None or not text.strip():
         return ParsedReply("empty")
@@ -166,9 +201,15 @@ def parse_group_reply(text: str | None, count: int) -> ParsedReply:
     reason, scores, thoughts = _aligned(obj, wanted, _number_key)
     if reason != "ok":
         return ParsedReply(reason)
+    voices: dict[str, bool] = {}
+    if gate:
+        found = _voices(obj)
+        if found is None:
+            return ParsedReply("parse_failure")
+        voices = found
     points = obj.get("key_points") or ()
     key_points = tuple(str(p) for p in points) if isinstance(points, list) else (str(points),)
-    return ParsedReply("ok", scores, thoughts, key_points)
+    return ParsedReply("ok", scores, thoughts, key_points, voices)
 
 
 def parse_aspects_reply(text: str | None, states: Sequence[str]) -> ParsedReply:

@@ -9,6 +9,8 @@ Output shapes the judge is asked for:
 
 - group mode: ``{"key_points": [str, ...], "scores": {"1": {"thought": str, "score": float}, ...}}``
   with one entry per candidate number, ``"1"`` .. ``"N"`` in the order the candidates were shown;
+  with the Chat gate (``gate=True``, ``humanlm.judge.group``) every entry also carries
+  ``"assistant_voice": true|false``;
 - aspects mode: ``{"scores": {"stance": {"key_points": [...], "thought": str, "score": float},
   ...}}`` keyed by state name.
 """
@@ -55,10 +57,12 @@ def prompt_versions() -> dict[str, str]:
     return PROMPTS.versions()
 
 
-def group_prompt_version() -> str:
-    """Version of the group prompt (the main template plus the response-only rules)."""
+def group_prompt_version(*, gate: bool = False) -> str:
+    """Version of the group prompt (the main template plus the response-only rules, and the
+    Chat gate's rules when ``gate``)."""
     v = prompt_versions()
-    return f"judge-group-v{v['group']}.{v['group_response']}"
+    version = f"judge-group-v{v['group']}.{v['group_response']}"
+    return f"{version}+gate{v['group_gate']}" if gate else version
 
 
 def aspects_prompt_version() -> str:
@@ -66,8 +70,9 @@ def aspects_prompt_version() -> str:
     return f"judge-aspects-v{prompt_versions()['aspects']}"
 
 
-def _example_scores(keys: Sequence[str]) -> str:
-    entry = '{"thought": "<one or two sentences>", "score": <number from 0 to 1>}'
+def _example_scores(keys: Sequence[str], *, gate: bool = False) -> str:
+    voice = '"assistant_voice": <true or false>, ' if gate else ""
+    entry = '{"thought": "<one or two sentences>", ' + voice + '"score": <number from 0 to 1>}'
     shown = list(keys[:2])
     parts = [f'"{k}": {entry}' for k in shown]
     if len(keys) > 3:
@@ -83,6 +88,7 @@ def build_group_prompt(
     ground_truth: str,
     state: str,
     candidates: Sequence[str],
+    gate: bool = False,
 ) -> str:
     """Render the group prompt: N candidates for one state of one example, numbered from 1.
 
@@ -91,6 +97,8 @@ def build_group_prompt(
         ground_truth: the real reply.
         state: one of the seven state names (``response`` adds the response-only rules).
         candidates: the distinct candidate texts, shown as ``{"1": ..., "2": ...}`` in this order.
+        gate: add the Chat gate's rules: the judge also says per candidate whether it is
+            written from the AI assistant's side (``assistant_voice``).
 
     Raises:
         ConfigError: ``state`` is unknown.
@@ -107,8 +115,9 @@ def build_group_prompt(
         real_reply=sanitise(ground_truth).strip(),
         candidates=json.dumps(numbered, ensure_ascii=False, indent=1),
         count=len(keys),
+        gate_rules=load_template("group_gate") + "\n\n" if gate else "",
         response_rules=rules,
-        example_scores=_example_scores(keys),
+        example_scores=_example_scores(keys, gate=gate),
     )
 
 

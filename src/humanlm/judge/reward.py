@@ -3,7 +3,9 @@
 TRL calls the reward once per generation batch with every dataset column as a keyword argument.
 Rollouts are grouped by ``(example_id, state)`` -- never by position, because a process may see
 a slice of a group or groups may be interleaved -- and each group is judged in one call, all
-groups concurrently.
+groups concurrently. The ``data_source`` column decides the judge's Chat gate
+(``humanlm.judge.group``): a rollout written as the AI assistant of a chat scores 0, and the
+share of such rollouts is logged as ``judge/assistant_voice_frac``.
 
 Example:
     >>> from functools import partial
@@ -20,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from humanlm.judge.build import Judge
+from humanlm.judge.group import ASSISTANT_VOICE
 from humanlm.states import get_state
 from humanlm.states.parsing import cut_at_closing_tag, extract_response, parse_output
 
@@ -61,6 +64,7 @@ async def state_reward(
     ground_truth: list[str],
     context: list[list[dict[str, str]]],
     judge: Judge,
+    data_source: list[str] | None = None,
     log_metric: Callable[[str, float], None] | None = None,
     tagged: bool = True,
     stops_at_tags: bool = False,
@@ -76,8 +80,10 @@ async def state_reward(
         ground_truth: dataset column; the real reply.
         context: dataset column; the rendered context as ``{name, content}`` dicts.
         judge: any ``Judge`` (bound with ``functools.partial``).
+        data_source: dataset column; the example's source, which decides the Chat gate
+            (``None``: no source, the gate applies only with ``chat_gate: on``).
         log_metric: TRL's metric logger; gets per-state means, valid-format rates, the unscored
-            fraction and ledger deltas.
+            fraction, the Chat gate's zero fraction and ledger deltas.
         tagged: completions wrap their answer in the state's tags (``False`` for untagged
             response data: the text after thinking is the response).
         stops_at_tags: the rollouts stopped at the closing tags (vLLM ``stop``): each completion
@@ -91,11 +97,13 @@ async def state_reward(
         not score (TRL leaves it out of the group baseline).
     """
     n = len(completions)
+    sources: Sequence[str | None] = data_source if data_source is not None else [None] * n
     for name, column in (
         ("example_id", example_id),
         ("state", state),
         ("ground_truth", ground_truth),
         ("context", context),
+        ("data_source", sources),
     ):
         if len(column) != n:
             raise ValueError(
@@ -120,23 +128,30 @@ async def state_reward(
                 ground_truth=ground_truth[rows[0]],
                 state=key[1],
                 candidates=[candidates[i] for i in rows],
+                source=sources[rows[0]],
             )
             for key, rows in ((k, groups[k]) for k in keys)
         )
     )
     rewards: list[float | None] = [None] * n
     reasons: Counter[str] = Counter()
+    gated = 0
     for key, verdict in zip(keys, verdicts, strict=True):
         for i, v in zip(groups[key], verdict.verdicts, strict=True):
             rewards[i] = v.score
+            gated += v.reason == ASSISTANT_VOICE
             if v.score is None:
                 reasons[v.reason] += 1
     unscored = sum(reasons.values())
     judge.ledger.record_batch(samples=n, unscored=unscored, reasons=reasons)
     if unscored:
         logger.warning("state_reward: %d of %d rollouts unscored (%s)", unscored, n, dict(reasons))
+    if gated:
+        logger.info("state_reward: %d of %d rollouts written as the assistant (0)", gated, n)
     if log_metric is not None:
         _log(log_metric, state, candidates, rewards, before, judge)
+        if any(judge.gates(s) for s in set(sources)):
+            log_metric("judge/assistant_voice_frac", gated / n if n else 0.0)
     return rewards
 
 

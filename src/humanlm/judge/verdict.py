@@ -9,8 +9,10 @@ Reasons:
 
 - scored: ``ok`` (judged), ``bad_format`` (empty or strictly invalid, 0 without a call),
   ``exact_copy`` (identical to the real reply, scored without a call), ``end_mismatch`` (the end
-  signal where the real user went on, or the reverse: 0 without a call), ``cached`` is not a reason:
-  see ``GroupVerdict.cached``;
+  signal where the real user went on, or the reverse: 0 without a call), ``assistant_voice``
+  (the Chat gate: written from the AI assistant's side instead of the human user's, 0 whatever
+  its alignment; ``humanlm.judge.group``), ``cached`` is not a reason: see
+  ``GroupVerdict.cached``;
 - unscored (group level, after retries): ``transport_error`` (429, 5xx, connection errors),
   ``timeout`` (no answer before the deadline), ``empty`` (empty reply), ``parse_failure`` (no
   usable JSON), ``wrong_count`` (candidate numbers or state names missing or extra),
@@ -30,7 +32,7 @@ __all__ = [
     "Verdict",
 ]
 
-SCORED_REASONS = ("ok", "bad_format", "exact_copy", "end_mismatch")
+SCORED_REASONS = ("ok", "bad_format", "exact_copy", "end_mismatch", "assistant_voice")
 FAILURE_REASONS = (
     "transport_error",
     "timeout",
@@ -111,7 +113,9 @@ class AspectVerdict:
     Attributes:
         verdicts: state name -> ``Verdict``.
         reason: ``ok``, ``bad_format`` (empty response: every state 0), ``exact_copy`` (the
-            response equals the real reply: every state 1), or a failure reason (all unscored).
+            response equals the real reply: every state 1), ``assistant_voice`` (the Chat gate
+            found the response written as the assistant: every state 0), or a failure reason
+            (all unscored).
         cached: the judgement came from the on-disk cache.
         calls: requests sent.
     """

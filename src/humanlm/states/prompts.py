@@ -15,12 +15,18 @@ from humanlm.states.registry import RESPONSE, StateSet, get_state, get_state_set
 from humanlm.states.render import load_template, render
 
 __all__ = [
+    "CHAT_SOURCES",
     "augment_states",
     "build_messages",
     "build_system_prompt",
     "build_task",
     "is_thinking",
 ]
+
+
+# Data sources whose conversations are chats with an AI assistant: there the system prompt also
+# says that the model is the human user of the chat, not the assistant.
+CHAT_SOURCES = ("wildchat",)
 
 
 def _as_set(state_set: StateSet | str) -> StateSet:
@@ -42,12 +48,23 @@ def build_task(state: str, *, state_set: StateSet | str = "sebvgcr") -> str:
     )
 
 
-def build_system_prompt(persona: str, state: str, *, state_set: StateSet | str = "sebvgcr") -> str:
-    """Return the shared system prompt with ``persona`` and the task section of ``state``."""
+def build_system_prompt(
+    persona: str,
+    state: str,
+    *,
+    state_set: StateSet | str = "sebvgcr",
+    source: str | None = None,
+) -> str:
+    """Return the shared system prompt with ``persona`` and the task section of ``state``.
+
+    ``source``: the example's data source; a chat with an AI assistant (``CHAT_SOURCES``) adds
+    that the model is the human user there, not the assistant.
+    """
     return render(
         load_template("system"),
         persona=persona.strip() or "Missing",
         task=build_task(state, state_set=state_set),
+        chat_role=" " + load_template("chat_role") if source in CHAT_SOURCES else "",
     )
 
 
@@ -58,14 +75,17 @@ def build_messages(
 
     Args:
         example: a prepared row with ``persona`` (text) and ``messages``
-            (``{role, name, content}`` dicts, the rendered context).
+            (``{role, name, content}`` dicts, the rendered context); its ``data_source``, when
+            present, picks the chat sentence of the system prompt (``build_system_prompt``).
         state: the state this copy of the example asks for.
         state_set: the state set, which decides tagged vs. raw response output.
     """
     system = {
         "role": "system",
         "name": "system",
-        "content": build_system_prompt(example["persona"], state, state_set=state_set),
+        "content": build_system_prompt(
+            example["persona"], state, state_set=state_set, source=example.get("data_source")
+        ),
     }
     context = [
         {"role": m["role"], "name": m["name"], "content": m["content"]} for m in example["messages"]

@@ -102,6 +102,7 @@ def validate_responses(
                     ground_truth=ex["ground_truth"],
                     state=RESPONSE,
                     candidates=[extract_candidate(text, RESPONSE, tagged=tagged)],
+                    source=ex["data_source"],
                 )
                 for ex, text in zip(examples, texts, strict=True)
             )

@@ -135,6 +135,7 @@ class _Rollout:
     candidate: str | None
     ground_truth: str
     context: list[dict[str, str]]
+    source: str | None = None  # the data source: decides the judge's Chat gate
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,7 @@ class HumanlmRewardManager(RewardManagerBase):
             candidate=candidate,
             ground_truth=str(item.non_tensor_batch["reward_model"]["ground_truth"]),
             context=[{"name": m["name"], "content": m["content"]} for m in info["context"]],
+            source=item.non_tensor_batch.get("data_source"),
         )
         uid = item.non_tensor_batch.get("uid")
         size = self.group_sizes.get(split, 1) if uid is not None else 1
@@ -232,6 +234,7 @@ class HumanlmRewardManager(RewardManagerBase):
             ground_truth=first.ground_truth,
             state=first.state,
             candidates=[it.candidate for it in items],
+            source=first.source,
         )
         scored = [s for s in verdict.scores if s is not None]
         fill = sum(scored) / len(scored) if scored else 0.0
