@@ -53,6 +53,7 @@ def test_a_paper_preset_reaches_verl_with_its_budget_and_lengths(in_project, pre
     kept = -1 if budget.fraction == 1.0 else round(rows * budget.fraction)
     assert cfg.data.train_max_samples == kept and cfg.data.seed == run.seed
     assert cfg.trainer.total_training_steps == budget.rollout_steps
+    assert cfg.trainer.total_epochs >= budget.rollout_steps  # the budget ends the run, not an epoch
     assert cfg.trainer.total_training_steps * paper.UPDATES_PER_ROLLOUT == options["max_steps"]
     assert cfg.trainer.save_freq == cfg.trainer.test_freq == paper.VAL_EVERY_ROLLOUTS
     assert cfg.data.max_prompt_length == run.data.max_prompt_tokens == budget.max_prompt_tokens

@@ -7,8 +7,9 @@ config (``humanlm_grpo``) and sets, from the run config, what the TRL run would 
 - ``data.train_max_samples``: ``data.fraction`` (after ``data.limit``) of the training examples,
   drawn with ``data.seed`` = the run's seed; ``data.val_max_samples``: ``val_limit``;
 - ``trainer.total_training_steps``: ``trainer.max_steps`` in rollout steps (TRL counts optimizer
-  steps; one rollout step is ``steps_per_generation / gradient_accumulation_steps`` of them), and
-  ``trainer.save_freq`` / ``trainer.test_freq`` from ``save_steps`` / ``val_every`` the same way;
+  steps; one rollout step is ``steps_per_generation / gradient_accumulation_steps`` of them), with
+  enough epochs to reach it, and ``trainer.save_freq`` / ``trainer.test_freq`` from
+  ``save_steps`` / ``val_every`` the same way;
 - ``data.max_prompt_length``: ``data.max_prompt_tokens``; ``data.max_response_length``:
   ``max_completion_length`` (1024 with thinking, 512 without in the presets);
 - the mode, seed, model, group size, rollout temperature, learning rate, weight decay, KL
@@ -136,7 +137,11 @@ def run_config_overrides(path: Path) -> list[str]:
     if "weight_decay" in options:
         values["actor_rollout_ref.actor.optim.weight_decay"] = float(options["weight_decay"])
     if int(options.get("max_steps", -1) or -1) > 0:
-        values["trainer.total_training_steps"] = _rollout_steps(options["max_steps"], per_rollout)
+        steps = _rollout_steps(options["max_steps"], per_rollout)
+        values["trainer.total_training_steps"] = steps
+        # verl also stops after total_epochs passes over the data; as TRL's max_steps, the step
+        # budget decides (a pass has at least one step), so a small subset is drawn again.
+        values["trainer.total_epochs"] = steps
     if int(options.get("save_steps", 0) or 0) > 0:
         values["trainer.save_freq"] = _rollout_steps(options["save_steps"], per_rollout)
     values["trainer.test_freq"] = (
