@@ -280,3 +280,31 @@ def test_the_xargs_a_client_sends():
 def test_malformed_scope_arguments_are_refused_when_the_request_arrives(extra, problem):
     with pytest.raises(ValueError, match=problem):
         NGramBanLogitsProcessor.validate_params(SamplingParams({XARG: 4, **extra}))
+
+
+@pytest.mark.slow
+def test_reply_scope_in_a_real_vllm_engine(flat_model_dir):
+    # issue 21: in the engine, a request naming only the scope gets the think markers from the
+    # engine's tokenizer. The flat model writes token 0 forever unless the ban stops it.
+    from tests.conftest import require_vllm
+
+    require_vllm()
+    from vllm import LLM, SamplingParams
+
+    from humanlm.simulate.vllm_args import VLLMSettings
+
+    model = str(flat_model_dir)
+    kwargs = VLLMSettings(max_model_len=256).engine_kwargs(model, cpu=True)
+    llm = LLM(model=model, seed=0, logits_processors=[NGramBanLogitsProcessor], **kwargs)
+
+    def tokens(prompt: str, scope: str | None) -> list[int]:
+        extra = ngram_xargs(4, scope) if scope else None
+        params = SamplingParams(temperature=0, max_tokens=12, extra_args=extra)
+        return list(llm.generate([prompt], params, use_tqdm=False)[0].outputs[0].token_ids)
+
+    thinking, answering = "Hi<think>\n", "Hi<think>\n\n</think>\n\n"
+    banned = [0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0]
+    assert tokens(thinking, None) == [0] * 12
+    assert tokens(thinking, "reply") == [0] * 12  # still thinking: nothing banned
+    assert tokens(thinking, "all") == banned
+    assert tokens(answering, "reply") == banned  # thinking off: all of it is reply
