@@ -72,6 +72,15 @@ def test_every_mode_trains_checkpoints_and_logs(mode, tiny_model_dir, tmp_path):
     assert any(not (before[k] == after[k]).all() for k in before), "training changed no weight"
 
 
+def test_the_kl_reference_is_the_warmed_up_policy(tiny_model_dir, tmp_path, one_torch_thread):
+    # issue 21: TRL loaded the KL reference from the checkpoint before the warm-up.
+    cfg = _config(tiny_model_dir, "mode=grpo", "grpo.beta=0.1", "trainer.max_steps=1")
+    result = run_train(cfg, run_dir=tmp_path / "run")
+    [first] = [m for m in read_metrics(result.metrics_path) if m["phase"] == "train" and "kl" in m]
+    assert first["step"] == 1 and abs(first["kl"]) < 1e-6  # policy == reference before an update
+    assert (result.run_dir / "warmup_model" / "model.safetensors").is_file()
+
+
 # The two judge tests below ride on sampled rollouts: a group is judged only when one of its
 # candidates keeps the format. They run on one torch thread, so the rollouts are the same on every
 # machine, and draw 8 rollouts (two groups) a step, so no step hinges on a handful of samples.

@@ -20,6 +20,7 @@ import functools
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,9 @@ from humanlm.train.warmup import build_warmup_dataset, run_warmup
 __all__ = ["TrainResult", "check_train_settings", "latest_checkpoint", "resume_train", "run_train"]
 
 logger = logging.getLogger(__name__)
+
+# The policy after the format warm-up: TRL's KL reference (and a colocated vLLM) load it.
+WARMED_MODEL_DIR = "warmup_model"
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,32 @@ def _warm_up(
         seed=cfg.seed,
         on_log=log,
     )
+
+
+def _reference_after_warm_up(
+    cfg: TrainConfig, *, model: Any, tokenizer: Any, examples: list, run_dir: Path, resumed: bool
+) -> None:
+    """Warm the policy up (not again on resume) and make the warmed weights what TRL loads from
+    disk for the KL reference and a colocated vLLM (``config._name_or_path``): otherwise both
+    start from the checkpoint before the warm-up and the KL term pulls toward it."""
+    warmed = run_dir / WARMED_MODEL_DIR
+    if not resumed:
+        _warm_up(cfg, model=model, tokenizer=tokenizer, examples=examples, run_dir=run_dir)
+        if dist.is_main():
+            partial = run_dir / f"{WARMED_MODEL_DIR}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            model.save_pretrained(partial)
+            tokenizer.save_pretrained(partial)
+            os.replace(partial, warmed)
+        dist.barrier()
+    if not warmed.is_dir():
+        logger.warning(
+            "%s is missing (a run from an older humanlm): the KL reference is the model before "
+            "the warm-up",
+            warmed,
+        )
+        return
+    model.config._name_or_path = str(warmed)
 
 
 def _close_judge(judge: Any, trainer: Any) -> None:
@@ -341,8 +371,11 @@ def run_train(
             peft_config=_peft_config(cfg),
         )
     else:
-        if cfg.warmup.steps and resume_from is None:
-            _warm_up(cfg, model=model, tokenizer=tokenizer, examples=examples, run_dir=run_dir)
+        if cfg.warmup.steps:
+            _reference_after_warm_up(
+                cfg, model=model, tokenizer=tokenizer, examples=examples, run_dir=run_dir,
+                resumed=resume_from is not None,
+            )  # fmt: skip
         judge, reward = _state_reward(cfg, judge)
         guard = UnscoredGuard(
             ledger=judge.ledger,
