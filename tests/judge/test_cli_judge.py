@@ -369,7 +369,9 @@ def test_rows_of_a_chat_source_go_through_the_gate_and_are_reused(server, tmp_pa
     assert invoke("-i", str(src), "-o", str(out), "--judge", spec).exit_code == 0
     rows = read_rows(out)
     assert rows[0]["scores"] == [0.5, 0.0] and rows[1]["scores"] == [0.5, 0.5]
+    assert rows[0]["reasons"] == ["ok", "assistant_voice"] and rows[0]["reason"] == "ok"
     assert rows[0]["prompt_version"].endswith("+gate1")
     assert not rows[1]["prompt_version"].endswith("+gate1")
     again = invoke("-i", str(src), "-o", str(out), "--judge", spec)
     assert "2 reused" in again.output and len(server.chat_requests) == 2
+    assert read_rows(out)[0]["reasons"] == ["ok", "assistant_voice"]  # kept when reused

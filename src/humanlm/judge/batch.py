@@ -11,7 +11,8 @@ mode; ``humanlm.judge.group``).
 
 Candidates are judged as given (already-extracted state texts); ``""`` or ``null`` scores 0
 without a call. Output rows are the input rows plus ``scores`` (a list per candidate in group
-mode, ``{state: score}`` in aspects mode, ``null`` where unscored), ``reason``,
+mode, ``{state: score}`` in aspects mode, ``null`` where unscored), ``reason``, in group mode
+``reasons`` (one per candidate: ``assistant_voice`` marks a 0 from the Chat gate),
 ``prompt_version``, ``judge`` and ``judge_params`` (the sampling fields sent), in input order.
 Unscored rows do not make the run fail; only unusable input does (``DataError`` naming the
 file, line and field). Unscored candidates are logged as a warning with their counts and reasons,
@@ -144,7 +145,7 @@ def read_rows(path: str | os.PathLike[str], *, mode: str = "group") -> list[dict
     return rows
 
 
-_OUTPUT_FIELDS = ("scores", "reason", "prompt_version", "judge", "judge_params")
+_OUTPUT_FIELDS = ("scores", "reason", "reasons", "prompt_version", "judge", "judge_params")
 
 
 def _judge_params(judge: Judge) -> dict[str, Any]:
@@ -235,6 +236,8 @@ async def _judge_row(
         version = next(iter(aspects.verdicts.values())).prompt_version
         verdict, scored = aspects, aspects.is_scored
     out = {**row, "scores": scores, "reason": verdict.reason, "prompt_version": version}
+    if mode == "group":
+        out["reasons"] = verdict.reasons
     out["judge"] = judge.name
     out["judge_params"] = _judge_params(judge)
     out["_scored"] = scored
