@@ -57,7 +57,7 @@ def serve(
 
     Examples:
 
-        humanlm serve --model hf:runs/demo/model --port 8000
+        humanlm serve --model hf:runs/demo/humanlm/model --port 8000
 
         humanlm serve --model hf:runs/sft/model --api-key-env HUMANLM_SERVE_KEY
 

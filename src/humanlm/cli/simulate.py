@@ -95,7 +95,7 @@ def simulate(
 
     Examples:
 
-        humanlm simulate --user hf:runs/demo/model --assistant openai:gpt-4o-mini --scenarios scenarios.jsonl --out runs/sim
+        humanlm simulate --user hf:runs/demo/humanlm/model --assistant openai:gpt-4o-mini --scenarios scenarios.jsonl --out runs/sim
 
         humanlm simulate --user openai:sim@http://127.0.0.1:8000/v1 --assistant openai:my-bot@http://127.0.0.1:9000/v1 --data data/wildchat --dataset wildchat --limit 50 --max-turns 6 --out runs/sim-wildchat
     """

@@ -228,7 +228,7 @@ def evaluate_examples(
     """Simulate a reply for each prepared example and score it; one record per example.
 
     Example:
-        >>> sim = build_simulator("hf:runs/demo/model", settings=GenerationSettings())  # doctest: +SKIP
+        >>> sim = build_simulator("hf:runs/demo/humanlm/model", settings=GenerationSettings())  # doctest: +SKIP
         >>> judge = build_judge("embedding:minilm")  # doctest: +SKIP
         >>> records = evaluate_examples(examples, simulator=sim, judge=judge, embedder=judge)  # doctest: +SKIP
         >>> aggregate_records(records)["metrics"]["response_alignment"]["score"]  # doctest: +SKIP

@@ -11,7 +11,7 @@ non-empty turn. Bad requests get OpenAI-shaped 4xx errors; docs/serve.md has the
 
 Run it:
 
-    humanlm serve --model hf:runs/demo/model --port 8000
+    humanlm serve --model hf:runs/demo/humanlm/model --port 8000
 """
 
 from __future__ import annotations
@@ -309,7 +309,7 @@ def run_serve(
     """Serve ``model`` until interrupted.
 
     Example:
-        >>> run_serve(model="hf:runs/demo/model", port=8000)  # doctest: +SKIP
+        >>> run_serve(model="hf:runs/demo/humanlm/model", port=8000)  # doctest: +SKIP
 
     Supports ``hf:`` (concurrent requests batched dynamically into one ``generate``),
     ``vllm:`` (vLLM's async engine schedules them; ``vllm`` sets how it starts) and

@@ -6,7 +6,7 @@ with different decoding settings cannot share a ``generate`` call, so a batch is
 settings. While a batch runs, the next one fills up.
 
 Example:
-    >>> engine = BatchingEngine(HFEngine("runs/demo/model"), max_batch=32)  # doctest: +SKIP
+    >>> engine = BatchingEngine(HFEngine("runs/demo/humanlm/model"), max_batch=32)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ for all of them. ``generate`` is a coroutine: local backends run in a worker thr
 calls of finished examples go on while the next batch is generated.
 
 Example:
-    >>> sim = build_simulator("hf:runs/demo/model", settings=GenerationSettings())  # doctest: +SKIP
+    >>> sim = build_simulator("hf:runs/demo/humanlm/model", settings=GenerationSettings())  # doctest: +SKIP
     >>> generations = generate_all(sim, [build_sim_prompt(example, thinking=True)])  # doctest: +SKIP
 """
 

@@ -2,7 +2,7 @@
 
 Run it from the command line:
 
-    humanlm simulate --user hf:runs/demo/model --assistant openai:gpt-4o-mini \\
+    humanlm simulate --user hf:runs/demo/humanlm/model --assistant openai:gpt-4o-mini \\
         --scenarios scenarios.jsonl --out runs/sim
 
 Each conversation alternates: the simulated user writes (or opens), the assistant answers,
@@ -199,7 +199,7 @@ def run_simulate(
     """Simulate every scenario not finished before; write conversations and the report.
 
     Example:
-        >>> user = UserSimulator.from_spec("hf:runs/demo/model")  # doctest: +SKIP
+        >>> user = UserSimulator.from_spec("hf:runs/demo/humanlm/model")  # doctest: +SKIP
         >>> assistant = Assistant.from_spec("openai:gpt-4o-mini")  # doctest: +SKIP
         >>> run_simulate(scenarios=load_scenarios("s.jsonl"), user=user,
         ...              assistant=assistant, out_dir="runs/sim")  # doctest: +SKIP

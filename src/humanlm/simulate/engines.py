@@ -14,7 +14,7 @@ decoding settings with every call (a server's requests each bring their own temp
   ``OpenAISimulator``'s role mapping.
 
 Example:
-    >>> engine = build_engine("hf:runs/demo/model")  # doctest: +SKIP
+    >>> engine = build_engine("hf:runs/demo/humanlm/model")  # doctest: +SKIP
     >>> [gen] = await engine.generate([prompt], GenerationSettings())  # doctest: +SKIP
 """
 

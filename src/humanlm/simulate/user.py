@@ -13,7 +13,7 @@ what the user writes next (no tags, no thinking), with the latent states and thi
 wrote, and whether the user ended the conversation (``humanlm.states.ending``).
 
 Example:
-    >>> sim = UserSimulator.from_spec("hf:runs/demo/model")  # doctest: +SKIP
+    >>> sim = UserSimulator.from_spec("hf:runs/demo/humanlm/model")  # doctest: +SKIP
     >>> reply = sim.reply("A student who writes short messages.", [
     ...     {"role": "assistant", "content": "Hi! How can I help?"}])  # doctest: +SKIP
     >>> reply.text, reply.ended  # doctest: +SKIP
