@@ -14,8 +14,8 @@ import typer
 from typer.testing import CliRunner
 
 from humanlm.cli.judge import app
-from humanlm.testing import Reply, faults
-from humanlm.testing.judge_replies import judge_reply_fn
+from humanlm.testing import RecordedRequest, Reply, faults
+from humanlm.testing.judge_replies import candidates_in, group_reply, judge_reply_fn, real_reply_in
 
 from .conftest import CONTEXT, TRUTH
 
@@ -96,28 +96,23 @@ def test_group_mode_end_to_end_with_cache_rerun(server, tmp_path: Path) -> None:
     assert len(server.chat_requests) == 6
 
 
-def test_unscored_rows_still_exit_zero(server, tmp_path: Path) -> None:
+def test_a_run_that_scored_nothing_exits_1_unless_allowed(server, tmp_path: Path) -> None:
+    # issue 24: a judge that scored no candidate exited 0, and a pipeline read it as a success.
     server.reply_fn = lambda request: faults.server_error()
     src, out = write_rows(tmp_path / "in.jsonl", ROWS[:1]), tmp_path / "scored.jsonl"
-    result = invoke(
-        "-i",
-        str(src),
-        "-o",
-        str(out),
-        "--judge",
-        f"openai:m@{server.base_url}",
-        "--max-retries",
-        "1",
-        "--timeout",
-        "2",
-        "--no-cache",
-    )
-    assert result.exit_code == 0
+    args = ["-i", str(src), "-o", str(out), "--judge", f"openai:m@{server.base_url}"]
+    args += ["--max-retries", "1", "--timeout", "2", "--no-cache", "--no-progress"]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert "scored none of the 3 candidates" in line and "--allow-unscored" in line
+    assert read_rows(out)[0]["reason"] == "transport_error"  # the rows are written all the same
+    allowed = invoke(*args, "--allow-unscored")
+    assert allowed.exit_code == 0 and "error:" not in allowed.output
     (row,) = read_rows(out)
     assert row["scores"] == [None, None, None, 0.0] and row["reason"] == "transport_error"
-    assert json.loads((tmp_path / "judge_ledger.json").read_text())["failures"] == {
-        "transport_error": 1
-    }
+    ledger = json.loads((tmp_path / "judge_ledger.json").read_text())
+    assert ledger["failures"] == {"transport_error": 2}  # one row, unscored in both runs
 
 
 def test_aspects_mode(server, tmp_path: Path) -> None:
@@ -263,7 +258,7 @@ def test_rerun_judges_only_the_unscored_rows(server, tmp_path: Path) -> None:
     src, out = write_rows(tmp_path / "in.jsonl", ROWS), tmp_path / "scored.jsonl"
     base = ("-i", str(src), "-o", str(out), "--judge", f"openai:m@{server.base_url}")
     quick = (*base, "--max-retries", "0", "--timeout", "2", "--no-progress")
-    assert invoke(*quick).exit_code == 0
+    assert invoke(*quick).exit_code == 1  # nothing scored: the decided row is a format zero
     assert [r["reason"] for r in read_rows(out)] == ["transport_error"] * 2 + ["bad_format"]
     server.reply_fn = healthy
     before = len(server.chat_requests)
@@ -375,3 +370,89 @@ def test_rows_of_a_chat_source_go_through_the_gate_and_are_reused(server, tmp_pa
     again = invoke("-i", str(src), "-o", str(out), "--judge", spec)
     assert "2 reused" in again.output and len(server.chat_requests) == 2
     assert read_rows(out)[0]["reasons"] == ["ok", "assistant_voice"]  # kept when reused
+
+
+def repeated_score_reply(request: RecordedRequest) -> Reply:
+    """Each candidate's entry names "score" twice: 0.4, then 1.0 (the reply of issue 24)."""
+    entries = ", ".join(
+        f'"{k}": {{"thought": "judged", "score": 0.4, "score": 1.0}}'
+        for k in candidates_in(request.prompt)
+    )
+    return Reply(content=f'{{"key_points": ["a point"], "scores": {{{entries}}}}}')
+
+
+def test_a_reply_that_repeats_a_key_is_unscored_and_asked_again(
+    server, tmp_path: Path, caplog
+) -> None:
+    # issue 24: {"score": 0.4, ..., "score": 1.0} was read as 1.0 (last key wins) and exited 0.
+    server.reply_fn = repeated_score_reply
+    src, out = write_rows(tmp_path / "in.jsonl", ISSUE_ROWS), tmp_path / "scored.jsonl"
+    args = ["-i", str(src), "-o", str(out), "--judge", f"openai:m@{server.base_url}"]
+    args += ["--max-retries", "2", "--no-cache", "--no-progress"]
+    with caplog.at_level(logging.WARNING, logger="humanlm.judge.client"):
+        result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    rows = read_rows(out)
+    assert [r["scores"] for r in rows] == [[None, None]] * 2
+    assert {r["reason"] for r in rows} == {"parse_failure"}
+    assert len(server.chat_requests) == 6  # retried like any unreadable reply: 3 per row
+    warned = [r.getMessage() for r in caplog.records if r.name == "humanlm.judge.client"]
+    assert len(warned) == 2 and all("duplicate key 'score'" in w for w in warned)
+
+    asked: set[str] = set()
+
+    def repeated_once_then_clean(request: RecordedRequest) -> Reply:
+        if request.prompt not in asked:
+            asked.add(request.prompt)
+            return repeated_score_reply(request)
+        return Reply(content=group_reply({k: 0.4 for k in candidates_in(request.prompt)}))
+
+    server.reply_fn = repeated_once_then_clean
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert [r["scores"] for r in read_rows(out)] == [[0.4, 0.4]] * 2  # never 1.0
+
+
+def completion_body(content: str, usage: object) -> str:
+    """A chat completion whose ``usage`` is exactly ``usage``."""
+    message = {"role": "assistant", "content": content}
+    choice = {"index": 0, "message": message, "finish_reason": "stop"}
+    return json.dumps({"id": "c", "object": "chat.completion", "choices": [choice], "usage": usage})
+
+
+BAD_USAGE = [
+    {"prompt_tokens": -1_500_000_000_000, "completion_tokens": 10, "total_tokens": 0},
+    {"prompt_tokens": "many", "completion_tokens": 10, "total_tokens": 10},
+    {"prompt_tokens": 120, "completion_tokens": 2.5, "total_tokens": 122.5},
+]
+
+
+def test_usage_that_is_not_a_count_is_unknown_and_the_judgement_stands(
+    server, tmp_path: Path
+) -> None:
+    # issue 24: negative usage made the cost minus 1.5 million dollars; a text count raised
+    # inside the client and threw away a valid judgement as a transport error.
+    rows = [
+        {**ISSUE_ROWS[0], "example_id": f"u{i}", "ground_truth": f"{TRUTH} {i}"} for i in range(4)
+    ]
+    usage = {f"{TRUTH} {i}": u for i, u in enumerate(BAD_USAGE)}
+
+    def reply(request: RecordedRequest) -> Reply:
+        content = group_reply({k: 0.5 for k in candidates_in(request.prompt)})
+        bad = usage.get(real_reply_in(request.prompt))
+        if bad is None:
+            return Reply(content=content, usage=(100, 20))
+        return Reply(body=completion_body(content, bad))
+
+    server.reply_fn = reply
+    src, out = write_rows(tmp_path / "in.jsonl", rows), tmp_path / "scored.jsonl"
+    spec = f"openai:gpt-4o-mini@{server.base_url}"
+    result = invoke("-i", str(src), "-o", str(out), "--judge", spec, "--no-cache", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert [r["scores"] for r in read_rows(out)] == [[0.5, 0.5]] * 4
+    assert len(server.chat_requests) == 4  # no reply was refused or asked again
+    ledger = json.loads((tmp_path / "judge_ledger.json").read_text())
+    assert ledger["usage_invalid"] == 3 and ledger["failures"] == {} and ledger["retries"] == {}
+    assert (ledger["input_tokens"], ledger["output_tokens"]) == (100, 20)  # the valid reply's
+    assert ledger["cost_usd"] == pytest.approx((100 * 0.15 + 20 * 0.60) / 1e6)
+    assert "usage unknown for 3 requests" in result.output

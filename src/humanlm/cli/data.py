@@ -397,12 +397,16 @@ def validate(
     ] = None,
     show: Annotated[int, typer.Option(min=0, help="Print at most N problems.")] = 50,
 ) -> None:
-    """Check every row of a Humanual-format source; exit 1 when there are problems."""
+    """Check every row of a Humanual-format source; exit 1 when there are problems, no rows, or
+    rows still waiting for personas (persona_failed.parquet)."""
     from humanlm.data.validate import validate_source
 
     report = validate_source(source, dataset=dataset, split=split)
     typer.echo(report.describe(max_problems=show))
     if not report.ok:
+        raise typer.Exit(1)
+    if (why := report.incomplete()) is not None:
+        typer.echo(f"error: {why}", err=True)
         raise typer.Exit(1)
 
 

@@ -34,6 +34,8 @@ Examples:
   humanlm eval --model hf:runs/x/model --data demo --judge embedding:minilm --detect-judge openai:gpt-5-mini
 
 Population metrics (on by default, offline, from the same samples): diversity of the simulated and real replies (distinct-1/2, MATTR window 50, Yule's K, HD-D), reply-length and (reddit) AITA-verdict distributions with their distances, and detectability by a cross-validated classifier (accuracy x100, turing distance |accuracy - 50|). --seeds K samples every example K times and reports mean and standard error of every metric. --rescore judges a finished run's saved replies again without generating.
+
+Exit codes: 0 done; 1 when the judge scored no example at all (response alignment, or the embedding similarity of an embedding judge; --allow-unscored: 0); 2 bad settings or data.
 """  # noqa: E501
 
 Opt = typer.Option
@@ -193,12 +195,19 @@ def eval_command(
         Path | None,
         Opt("--rescore", help="Judge this finished run's saved replies again (needs --judge)."),
     ] = None,
+    allow_unscored: Annotated[
+        bool,
+        Opt(
+            "--allow-unscored",
+            help="Exit 0 even when the judge scored no example (default: exit 1).",
+        ),
+    ] = False,
 ) -> None:
     flags: dict[str, Any] = dict(locals())  # the options, by their EvalConfig names
     from humanlm.config import load_config
     from humanlm.eval import EvalConfig, run_eval
 
-    for key in ("overrides", "config", "no_cache", "rescore"):
+    for key in ("overrides", "config", "no_cache", "rescore", "allow_unscored"):
         del flags[key]
     given: dict[str, Any] = {}
     for flag, value in flags.items():
@@ -210,7 +219,9 @@ def eval_command(
     if no_cache:
         given["cache"] = False
     if rescore is not None:
-        typer.echo(_rescore(rescore, given).summary())
+        rescored = _rescore(rescore, given)
+        typer.echo(rescored.summary())
+        _exit_if_nothing_scored(rescored, allow_unscored)
         return
     cfg = load_config(config, list(overrides or []), cls=EvalConfig, given=given)
     typer.echo("humanlm eval settings:")
@@ -219,6 +230,28 @@ def eval_command(
             typer.echo(f"  {key}{'.' + sub if sub else ''}: {item}")
     result = run_eval(cfg)
     typer.echo(result.summary())
+    _exit_if_nothing_scored(result, allow_unscored)
+
+
+# The metric a run is read by: the judge's, else the embedding similarity of an embedding judge.
+_PRIMARY_METRICS = ("response_alignment", "embedding_similarity")
+
+
+def _exit_if_nothing_scored(result: Any, allow_unscored: bool) -> None:
+    """Exit 1 with one line when the run's primary metric scored no example, so that a pipeline
+    does not read a run without a number as a success (``--allow-unscored``: exit 0)."""
+    metrics = result.results.get("metrics") or {}
+    name = next((m for m in _PRIMARY_METRICS if m in metrics), None)
+    if name is None or metrics[name].get("scored") or allow_unscored:
+        return
+    summary = metrics[name]
+    typer.echo(
+        f"error: nothing scored: {name} has no score for any of the {summary['examples']} "
+        f"examples ({summary['unscored']} unscored; reasons in {result.run_dir}); re-run the "
+        "same command to judge them again, or pass --allow-unscored to exit 0",
+        err=True,
+    )
+    raise typer.Exit(1)
 
 
 # Settings a rescoring run may change: how it judges, never how the replies were generated.

@@ -30,7 +30,8 @@ Input rows: {example_id, state, context: [{name, content}], ground_truth, candid
 (aspects mode: one candidate, the response; state optional). Output rows: the input plus
 scores (a list, or {state: score} in aspects mode; null = unscored), reason, prompt_version
 and judge. judge_ledger.json (calls, tokens, failures, cost) is written next to OUT.
-Unscored rows do not fail the run; unusable input or configuration exits with code 2.
+Unscored rows do not fail the run, but a run in which the judge scored no candidate at all
+exits with code 1 (--allow-unscored: 0); unusable input or configuration exits with code 2.
 Running the same command again judges only the rows not fully scored (--fresh: all rows).
 
 \b
@@ -93,6 +94,13 @@ def judge(
         bool,
         typer.Option("--fresh", help="Judge every row again instead of reusing scored rows."),
     ] = False,
+    allow_unscored: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unscored",
+            help="Exit 0 even when the judge scored no candidate (default: exit 1).",
+        ),
+    ] = False,
 ) -> None:
     from humanlm.files import check_output_file
     from humanlm.judge import build_judge, run_judge
@@ -125,6 +133,14 @@ def judge(
     if result.unscored_rows:
         typer.echo("run the same command again to judge the unscored rows again")
     typer.echo(result.summary)
+    if result.nothing_scored and not allow_unscored:
+        typer.echo(
+            f"error: nothing scored: the judge scored none of the {result.unscored_candidates} "
+            f"candidates it was asked about (reasons in {result.out_path}); re-run the same "
+            "command to judge them again, or pass --allow-unscored to exit 0",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 # So that registering the function directly (``app.command("judge")(judge)``) keeps the help.

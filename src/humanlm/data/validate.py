@@ -1,6 +1,7 @@
 """Check a Humanual-format source and report every problem, by split, row and field.
 
-Run it from the command line (exit status 1 when there are problems, 0 when clean):
+Run it from the command line (exit status 1 when there are problems, no rows at all, or rows
+of a built folder still waiting for personas in ``persona_failed.parquet``; 0 when clean):
 
     humanlm data validate data/mine
     humanlm data validate snap-stanford/humanual-opinion --dataset reddit
@@ -24,8 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from humanlm.data.load import find_splits, iter_raw_rows
 from humanlm.data.persona import MIN_PERSONA_ITEMS, count_persona_items
+from humanlm.data.prepare import HELD_ROWS_FILE as HELD_FILE
 from humanlm.data.schema import normalize_row
 from humanlm.data.sources import resolve_dataset
 from humanlm.errors import DataError
@@ -76,6 +80,8 @@ class ValidationReport:
         rows_per_split: rows checked per split.
         problems: every problem found (rows that would make ``prepare`` fail).
         notes: findings that do not stop ``prepare``.
+        held_rows: rows of a built folder still waiting for personas (``HELD_FILE``), not in
+            any split and so not checked.
     """
 
     source: str
@@ -83,10 +89,22 @@ class ValidationReport:
     rows_per_split: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    held_rows: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def incomplete(self) -> str | None:
+        """Why the source is not ready although no row has a problem: no rows at all, or rows
+        still waiting for personas; ``None`` when neither."""
+        wait = (
+            f"{self.held_rows:,} rows wait for personas in {Path(self.source) / HELD_FILE}; run "
+            f"`humanlm data personas --input {self.source} --llm SPEC` first"
+        )
+        if self.rows == 0:
+            return f"no rows in {self.source}" + (f" ({wait})" if self.held_rows else "")
+        return wait if self.held_rows else None
 
     @property
     def bad_rows(self) -> int:
@@ -107,10 +125,14 @@ class ValidationReport:
             )
         lines.extend(f"note: {note}" for note in self.notes)
         verdict = (
-            "no problems"
-            if self.ok
-            else f"{len(self.problems):,} problems in {self.bad_rows:,} rows"
+            f"{len(self.problems):,} problems in {self.bad_rows:,} rows"
+            if not self.ok
+            else "no rows"
+            if self.rows == 0
+            else "no problems"
         )
+        if self.held_rows:
+            verdict += f"; {self.held_rows:,} rows still wait for personas in {HELD_FILE}"
         lines.append(verdict)
         return "\n".join(lines)
 
@@ -152,8 +174,29 @@ def validate_source(
         report.rows_per_split[part.split] = checked
         report.rows += checked
     _add_notes(report, posts, users, small_personas)
+    report.held_rows = _held_rows(Path(source), split)
     logger.info("validated %s: %d rows, %d problems", source, report.rows, len(report.problems))
     return report
+
+
+def _held_rows(folder: Path, split: str | None) -> int:
+    """Rows of ``folder``'s ``HELD_FILE`` (those of ``split`` only, when given); 0 without one.
+
+    Raises:
+        DataError: the file is there but cannot be read.
+    """
+    path = folder / HELD_FILE
+    if not folder.is_dir() or not path.is_file():
+        return 0
+    try:
+        if split is None:
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        splits = pq.read_table(path, columns=["split"]).column("split").to_pylist()
+    except (OSError, ValueError, KeyError) as err:  # pyarrow's errors derive from these
+        raise DataError(
+            f"cannot read the rows waiting for personas: {err}", file=str(path)
+        ) from None
+    return sum(name == split for name in splits)
 
 
 def _check_row(

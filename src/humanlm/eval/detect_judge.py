@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from humanlm.eval.config import EvalConfig
 from humanlm.files import write_jsonl
 from humanlm.judge import Judge, build_judge
 from humanlm.judge.parse import ParsedReply
+from humanlm.llm.jsonreply import read_json_object
 from humanlm.states.examples import judge_context
 
 __all__ = [
@@ -41,7 +40,6 @@ __all__ = [
 
 DETECT_PROMPT_VERSION = "detect-pairwise-v1"
 DETECT_FILE = "detect_judge.jsonl"
-_JSON = re.compile(r"\{.*\}", flags=re.DOTALL)
 
 _PROMPT = """You will see a conversation and two candidate next messages from the same participant. \
 One was written by the real person; the other was written by an AI pretending to be that person.
@@ -68,15 +66,13 @@ def build_detect_prompt(*, context: Sequence[Mapping[str, object]], a: str, b: s
 
 
 def parse_pick(raw: str) -> ParsedReply:
-    """Read ``{"human": "A"|"B"}``; anything else is ``parse_failure`` (unscored)."""
-    match = _JSON.search(raw or "")
-    try:
-        data = json.loads(match.group(0)) if match else None
-    except ValueError:
-        data = None
+    """Read ``{"human": "A"|"B"}``; anything else (a repeated key included) is ``parse_failure``
+    (unscored)."""
+    data, problem = read_json_object(raw)
     pick = str(data.get("human", "")).strip().upper() if isinstance(data, dict) else ""
     if pick not in ("A", "B"):
-        return ParsedReply("parse_failure")
+        why = problem if data is None else '"human" is neither "A" nor "B"'
+        return ParsedReply("parse_failure", detail=why)
     reason = data.get("reason") if isinstance(data, dict) else None
     return ParsedReply("ok", {pick: 1.0}, {pick: str(reason) if reason else None})
 

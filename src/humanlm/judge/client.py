@@ -50,7 +50,7 @@ class _Outcome(NamedTuple):
     raw: str | None
     calls: int
     cached: bool = False
-    detail: str | None = None  # the server's message for a refused request
+    detail: str | None = None  # the server's message for a refused request, or the parser's
 
 
 class LLMJudge:
@@ -284,8 +284,11 @@ class LLMJudge:
     async def _attempts(self, prompt: str, parse: Callable[[str], ParsedReply]) -> _Outcome:
         """Ask through the LLM layer until a reply parses, the retries or the deadline run out."""
 
+        refused: list[str | None] = [None]  # what made the latest refused reply unreadable
+
         def accept(text: str) -> tuple[ParsedReply | None, str]:
             parsed = parse(text)
+            refused[0] = parsed.detail
             return (parsed, "ok") if parsed.reason == "ok" else (None, parsed.reason)
 
         messages = [{"role": "user", "content": prompt}]
@@ -304,6 +307,8 @@ class LLMJudge:
             return _Outcome("ok", answer.value, answer.raw, answer.calls)
         reason = answer.reason if answer.content_failure else _TRANSPORT.get(answer.reason)
         detail = answer.error.detail if answer.error is not None else None
+        if answer.content_failure:
+            detail = refused[0]
         return _Outcome(reason or "transport_error", None, answer.raw, answer.calls, detail=detail)
 
 

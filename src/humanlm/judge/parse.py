@@ -3,7 +3,9 @@
 Models wrap JSON in code fences, add prose, leave trailing commas, quote numbers or list the
 candidates in any order. ``parse_group_reply`` accepts all of that but aligns scores to
 candidates strictly **by the number the judge wrote**, never by position, and reports anything
-it cannot align as a failure reason instead of guessing. With the Chat gate every candidate's
+it cannot align as a failure reason instead of guessing. A reply whose JSON repeats a key or
+holds two different score objects is a ``parse_failure`` whose ``detail`` says so: the standard
+parser would keep the last value of a repeated key, a silent choice by position. With the Chat gate every candidate's
 entry must also say ``"assistant_voice": true|false`` (``"yes"``/``"no"`` and quoted booleans
 are read too); a reply missing it for any candidate is a ``parse_failure``.
 """
@@ -16,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from humanlm.llm.jsonreply import extract_json
+from humanlm.llm.jsonreply import find_json
 
 __all__ = ["SCALE_TOLERANCE", "ParsedReply", "on_scale", "parse_aspects_reply", "parse_group_reply"]
 
@@ -40,6 +42,7 @@ class ParsedReply:
         thoughts: key -> the judge's justification, where given.
         key_points: key points of the real reply (group mode).
         assistant_voice: key -> the Chat gate's answer (group mode with the gate; else empty).
+        detail: what made the JSON unreadable (``duplicate key 'score'``), where known.
     """
 
     reason: str
@@ -47,6 +50,7 @@ class ParsedReply:
     thoughts: dict[str, str | None] = field(default_factory=dict)
     key_points: tuple[str, ...] = ()
     assistant_voice: dict[str, bool] = field(default_factory=dict)
+    detail: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -194,9 +198,9 @@ def parse_group_reply(text: str | None, count: int, *, gate: bool = False) -> Pa
     """
     if text is None or not text.strip():
         return ParsedReply("empty")
-    obj = extract_json(text, prefer="scores")
+    obj, problem = find_json(text, prefer="scores")
     if obj is None:
-        return ParsedReply("parse_failure")
+        return ParsedReply("parse_failure", detail=problem)
     wanted = [str(i) for i in range(1, count + 1)]
     reason, scores, thoughts = _aligned(obj, wanted, _number_key)
     if reason != "ok":
@@ -208,7 +212,9 @@ def parse_group_reply(text: str | None, count: int, *, gate: bool = False) -> Pa
             return ParsedReply("parse_failure")
         voices = found
     points = obj.get("key_points") or ()
-    key_points = tuple(str(p) for p in points) if isinstance(points, list) else (str(points),)
+    key_points = (
+        tuple(str(p) for p in points) if isinstance(points, list | tuple) else (str(points),)
+    )
     return ParsedReply("ok", scores, thoughts, key_points, voices)
 
 
@@ -220,9 +226,9 @@ def parse_aspects_reply(text: str | None, states: Sequence[str]) -> ParsedReply:
     """
     if text is None or not text.strip():
         return ParsedReply("empty")
-    obj = extract_json(text, prefer="scores")
+    obj, problem = find_json(text, prefer="scores")
     if obj is None:
-        return ParsedReply("parse_failure")
+        return ParsedReply("parse_failure", detail=problem)
     if "scores" not in obj and any(str(k).strip().lower() in states for k in obj):
         obj = {"scores": obj}  # tolerate the state mapping without its wrapper
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import re
 import urllib.parse
@@ -32,6 +33,7 @@ from humanlm.llm.limits import parse_retry_after
 from humanlm.llm.params import fit_params, is_openai_reasoning
 
 __all__ = [
+    "MAX_USAGE_TOKENS",
     "ChatBackend",
     "Completion",
     "LiteLLMBackend",
@@ -39,6 +41,7 @@ __all__ = [
     "TransportError",
     "classify_error",
     "provider_message",
+    "read_usage",
     "status_error",
 ]
 
@@ -50,13 +53,18 @@ LITELLM_HINT = "pip install 'humanlm[litellm]'"
 @dataclass(frozen=True)
 class Completion:
     """One chat reply: its text, token usage (0 when the server reported none), why it ended
-    (``stop``, ``length`` ...) and any reasoning the server returned apart from the text."""
+    (``stop``, ``length`` ...) and any reasoning the server returned apart from the text.
+
+    ``usage_valid`` is false when the server's ``usage`` held a count that is not a
+    non-negative integer (``read_usage``); the counts are then 0 and the reply itself stands.
+    """
 
     text: str
     input_tokens: int = 0
     output_tokens: int = 0
     finish_reason: str | None = None
     reasoning: str | None = None
+    usage_valid: bool = True
 
 
 class TransportError(Exception):
@@ -215,18 +223,49 @@ def _field(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
-def _usage(response: Any) -> tuple[int, int]:
-    usage = _field(response, "usage")
+# More tokens than any model takes in one request: a count above it is a broken report.
+MAX_USAGE_TOKENS = 100_000_000
+
+
+def _count(value: Any) -> int | None:
+    """A token count: a non-negative integer (a float with an integral value too), at most
+    ``MAX_USAGE_TOKENS``; ``None`` for anything else (negative, fractional, text, a boolean)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or not 0 <= value <= MAX_USAGE_TOKENS:
+        return None
+    return value
+
+
+def read_usage(usage: Any) -> tuple[int, int] | None:
+    """``(prompt_tokens, completion_tokens)`` of a reply's ``usage`` (a JSON object or an SDK
+    object); a missing ``usage`` or count is 0. ``None`` when a count is not a non-negative
+    integer: the call's usage is then unknown, never a negative or made-up number."""
     if usage is None:
         return 0, 0
-    return int(_field(usage, "prompt_tokens") or 0), int(_field(usage, "completion_tokens") or 0)
+    if isinstance(usage, str | int | float | list):
+        return None  # a number, a text or a list where the counts belong
+    prompt = _count(_field(usage, "prompt_tokens"))
+    completion = _count(_field(usage, "completion_tokens"))
+    if prompt is None or completion is None:
+        return None
+    return prompt, completion
+
+
+def _usage(response: Any) -> tuple[int, int, bool]:
+    counts = read_usage(_field(response, "usage"))
+    return (0, 0, False) if counts is None else (*counts, True)
 
 
 def _completion(response: Any) -> Completion:
-    input_tokens, output_tokens = _usage(response)
+    input_tokens, output_tokens, valid = _usage(response)
     choices = _field(response, "choices")
     if not isinstance(choices, list) or not choices:
-        return Completion("", input_tokens, output_tokens)
+        return Completion("", input_tokens, output_tokens, usage_valid=valid)
     choice = choices[0]
     message = _field(choice, "message")
     text = _field(message, "content") or ""
@@ -237,14 +276,15 @@ def _completion(response: Any) -> Completion:
         output_tokens,
         finish_reason=_field(choice, "finish_reason"),
         reasoning=reasoning if isinstance(reasoning, str) and reasoning.strip() else None,
+        usage_valid=valid,
     )
 
 
 def _text_completion(response: Any) -> Completion:
-    input_tokens, output_tokens = _usage(response)
+    input_tokens, output_tokens, valid = _usage(response)
     choices = _field(response, "choices")
     if not isinstance(choices, list) or not choices:
-        return Completion("", input_tokens, output_tokens)
+        return Completion("", input_tokens, output_tokens, usage_valid=valid)
     choice = choices[0]
     text = _field(choice, "text") or ""
     return Completion(
@@ -252,6 +292,7 @@ def _text_completion(response: Any) -> Completion:
         input_tokens,
         output_tokens,
         finish_reason=_field(choice, "finish_reason"),
+        usage_valid=valid,
     )
 
 

@@ -37,7 +37,13 @@ from typing import Any, TypeVar
 import openai
 
 from humanlm.errors import HumanlmError
-from humanlm.llm.backends import ChatBackend, Completion, TransportError, classify_error
+from humanlm.llm.backends import (
+    ChatBackend,
+    Completion,
+    TransportError,
+    classify_error,
+    read_usage,
+)
 from humanlm.llm.ledger import Ledger
 from humanlm.llm.limits import RateLimiter, RetryPolicy, backoff_delay
 
@@ -89,15 +95,13 @@ class Answer:
         return self.reason == "ok"
 
 
-def _tokens(result: Any) -> tuple[int, int]:
-    """Token usage of a ``Completion`` or of a raw SDK response (0 when unknown)."""
+def _tokens(result: Any) -> tuple[int, int, bool]:
+    """Token usage of a ``Completion`` or of a raw SDK response (0 when not reported), and
+    whether the server's counts were valid (``read_usage``; invalid ones count as 0)."""
     if isinstance(result, Completion):
-        return result.input_tokens, result.output_tokens
-    usage = getattr(result, "usage", None)
-    return (
-        int(getattr(usage, "prompt_tokens", 0) or 0),
-        int(getattr(usage, "completion_tokens", 0) or 0),
-    )
+        return result.input_tokens, result.output_tokens, result.usage_valid
+    counts = read_usage(getattr(result, "usage", None))
+    return (0, 0, False) if counts is None else (*counts, True)
 
 
 def _accept(text: str) -> tuple[str, str]:
@@ -514,11 +518,14 @@ class ChatClient:
             logger.warning("%s: unexpected error in a request", self.name, exc_info=True)
             self.ledger.record_attempt_failure("unexpected_error")
             return None, TransportError("server_error")
-        input_tokens, output_tokens = _tokens(result)
+        input_tokens, output_tokens, valid = _tokens(result)
         used = input_tokens + output_tokens
         self.limiter.settle(estimate, used or estimate)
         self.ledger.record_call(
-            latency_s=loop.time() - started, input_tokens=input_tokens, output_tokens=output_tokens
+            latency_s=loop.time() - started,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            usage_valid=valid,
         )
         return result, None
 

@@ -28,7 +28,10 @@ from humanlm.files import write_json
 __all__ = ["DEFAULT_PRICES", "LEDGER_FILE", "Ledger", "Price", "accumulate", "find_price"]
 
 LEDGER_FILE = "judge_ledger.json"
-_ADDITIVE = ("calls", "groups", "cache_hits", "no_call", "input_tokens", "output_tokens", "hedges")
+_ADDITIVE = (
+    "calls", "groups", "cache_hits", "no_call", "input_tokens", "output_tokens", "hedges",
+    "usage_invalid",
+)  # fmt: skip
 _COUNTERS = ("failures", "retries")
 
 
@@ -107,6 +110,9 @@ class Ledger:
         cache_hits: judgements answered from the cache.
         no_call: judgements decided without a request (all candidates empty or exact copies).
         input_tokens / output_tokens: token counts reported by the server.
+        usage_invalid: answered requests whose ``usage`` held a count that is not a non-negative
+            integer: their tokens are unknown and left out of the counts (and of the cost,
+            which is then a lower bound); their replies stand.
         failures: unscored judgements by final reason.
         retries: failed attempts that were retried or ended a call, by reason.
         latencies: seconds per successful request.
@@ -126,6 +132,7 @@ class Ledger:
     no_call: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    usage_invalid: int = 0
     failures: Counter[str] = field(default_factory=Counter)
     retries: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
@@ -134,10 +141,20 @@ class Ledger:
     last_batch_failures: dict[str, int] = field(default_factory=dict)
     last_refusal: str | None = None
 
-    def record_call(self, *, latency_s: float, input_tokens: int, output_tokens: int) -> None:
-        """Count one request that got an answer."""
+    def record_call(
+        self,
+        *,
+        latency_s: float,
+        input_tokens: int,
+        output_tokens: int,
+        usage_valid: bool = True,
+    ) -> None:
+        """Count one request that got an answer; ``usage_valid=False``: its usage is unknown."""
         self.calls += 1
         self.latencies.append(latency_s)
+        if not usage_valid:
+            self.usage_invalid += 1
+            return
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
 
@@ -195,6 +212,7 @@ class Ledger:
             "output_tokens": self.output_tokens,
             "unscored": self.unscored,
             "hedges": self.hedges,
+            "usage_invalid": self.usage_invalid,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,6 +251,11 @@ class Ledger:
         latency = "no requests" if p50 is None else f"latency p50 {p50:.2f}s / p95 {p95:.2f}s"
         cost = self.cost_usd()
         money = "cost unknown (no price for this model)" if cost is None else f"~${cost:.4f}"
+        if self.usage_invalid:
+            money += (
+                f" (usage unknown for {self.usage_invalid} requests whose server reported "
+                "invalid token counts; not counted)"
+            )
         failed = ", ".join(f"{k} {v}" for k, v in sorted(self.failures.items())) or "none"
         retried = ", ".join(f"{k} {v}" for k, v in sorted(self.retries.items())) or "none"
         return (
