@@ -123,3 +123,33 @@ def test_help_shows_examples():
     assert result.exit_code == 0 and "humanlm data build " in result.output
     for command in ("personas", "validate"):
         assert runner.invoke(app, [command, "--help"]).exit_code == 0
+
+
+def test_validate_exits_1_on_no_rows_or_rows_waiting_for_personas(tmp_path):
+    # issue 24: a built folder whose every row waited in persona_failed.parquet was "0 rows, no
+    # problems" with exit 0, and so was an empty file.
+    source = write_items(tmp_path / "items.jsonl", forum_items(threads=6))
+    out = tmp_path / "out"
+    build = ["build", "-i", str(source), "-o", str(out), "--max-retries", "0"]
+    with ScriptedServer(reply_fn=lambda r: '{"demographics": {') as server:
+        built = runner.invoke(app, [*build, "--llm", f"openai:p@{server.base_url}"])
+    assert built.exit_code == 1, built.output
+    held = pq.read_table(out / "persona_failed.parquet").num_rows
+    waiting = runner.invoke(app, ["validate", str(out)])
+    assert waiting.exit_code == 1, waiting.output
+    (line,) = [x for x in waiting.stderr.splitlines() if x.startswith("error:")]
+    assert f"no rows in {out} ({held} rows wait for personas in" in line
+    assert "humanlm data personas" in line
+
+    with ScriptedServer(reply_fn=lambda r: persona_json(user_of(r))) as server:
+        healed = runner.invoke(
+            app, ["personas", "-i", str(out), "--llm", f"openai:p@{server.base_url}"]
+        )
+    assert healed.exit_code == 0, healed.output
+    clean = runner.invoke(app, ["validate", str(out)])
+    assert clean.exit_code == 0 and clean.output.strip().endswith("no problems")
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    nothing = runner.invoke(app, ["validate", str(empty), "--dataset", "generic"])
+    assert nothing.exit_code == 1 and f"error: no rows in {empty}" in nothing.stderr

@@ -124,3 +124,59 @@ def test_eval_config_errors_are_listed_together(tmp_path):
     assert isinstance(result.exception, ConfigError)
     text = str(result.exception)
     assert "nosuch: unknown key" in text and "limit" in text and "claude" in text
+
+
+def repeated_then_clean(asked: set[str]):
+    """A judge whose first reply to each prompt names "score" twice (0.4, then 1.0) in every
+    entry, and whose second reply says 0.4 once."""
+    from humanlm.testing import Reply
+    from humanlm.testing.judge_replies import asks_for_gate, candidates_in, group_reply
+
+    def reply(request):
+        numbered = candidates_in(request.prompt)
+        voice = {k: False for k in numbered} if asks_for_gate(request.prompt) else None
+        if request.prompt in asked:
+            return Reply(content=group_reply({k: 0.4 for k in numbered}, assistant_voice=voice))
+        asked.add(request.prompt)
+        gate = ', "assistant_voice": false' if voice else ""
+        entries = ", ".join(f'"{k}": {{"score": 0.4{gate}, "score": 1.0}}' for k in numbered)
+        return Reply(content=f'{{"key_points": ["a point"], "scores": {{{entries}}}}}')
+
+    return reply
+
+
+def eval_args(sim_server, judge_server, out: Path, *extra: str) -> list[str]:
+    return [
+        "eval", "--model", f"openai:sim@{sim_server.base_url}", "--data", "demo", "--limit", "3",
+        "--judge", f"openai:judge@{judge_server.base_url}", "--out", str(out), "--no-embedding",
+        "--no-aspects", "--no-progress", "--no-population", *extra,
+    ]  # fmt: skip
+
+
+def test_a_repeated_score_key_is_never_read_last_wins(sim_server, judge_server, tmp_path):
+    # issue 24: {"score": 0.4, ..., "score": 1.0} made eval print 100.00 where the truth is 40.
+    asked: set[str] = set()
+    judge_server.reply_fn = repeated_then_clean(asked)
+    result = runner.invoke(app, eval_args(sim_server, judge_server, tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    ra = json.loads((tmp_path / "run" / "results.json").read_text())["metrics"]
+    assert ra["response_alignment"]["score"] == 40.0 and ra["response_alignment"]["scored"] == 3
+    assert "response_alignment: 40.00" in result.output
+    assert len(judge_server.chat_requests) == 2 * len(asked) == 6  # each refused reply re-asked
+
+
+def test_an_eval_that_scored_nothing_exits_1_unless_allowed(sim_server, judge_server, tmp_path):
+    # issue 24: an eval whose judge scored nothing exited 0 and read as a success.
+    from humanlm.testing import faults
+
+    judge_server.reply_fn = lambda request: faults.server_error()
+    args = eval_args(sim_server, judge_server, tmp_path / "run", "--max-retries", "0")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert "nothing scored: response_alignment has no score for any of the 3 examples" in line
+    assert "--allow-unscored" in line and "response_alignment: n/a" in result.output
+    allowed = runner.invoke(app, [*args, "--allow-unscored"])
+    assert allowed.exit_code == 0, allowed.output
+    assert "error:" not in allowed.stderr
+    assert len(sim_server.chat_requests) == 3  # the rerun judged the saved replies again
