@@ -33,7 +33,7 @@ from typing import Any
 
 from humanlm.config import TrainConfig, load_config
 from humanlm.configs import config_path
-from humanlm.files import write_json, write_jsonl
+from humanlm.files import apply_umask, write_json, write_jsonl
 from humanlm.states import STATE_NAMES
 from humanlm.states.modes import MODES, Mode
 
@@ -105,6 +105,7 @@ def _warm_up_base(cfg: TrainConfig, out: Path, *, progress: bool) -> tuple[Path,
     )
     model.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
+    apply_umask(out / "model")  # safetensors writes the weights 0600
     write_jsonl(out / "metrics.jsonl", log)
     return out / "model", log
 

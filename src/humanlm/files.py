@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import IO, Any
 
 __all__ = [
     "append_jsonl",
+    "apply_umask",
     "open_append",
     "atomic_path",
     "check_output_dir",
@@ -38,7 +40,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         >>> with atomic_path("out/train.parquet") as tmp:  # doctest: +SKIP
         ...     pq.write_table(table, tmp)
     """
-    target = Path(path)
+    target = _write_target(Path(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     _drop_stale_temps(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -55,14 +57,51 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 _FILE_MODE = 0o666
+_PRIVATE_MODE = 0o600  # what tempfile.mkstemp (and Rust's tempfile) create
 # A temporary file of a writer that was killed; younger ones may belong to a writer still running.
 _STALE_TEMP_S = 600.0
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it where the kernel shows it (setting it to
+    read it would give files other threads create meanwhile the wrong mode)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def apply_umask(folder: str | os.PathLike[str]) -> None:
+    """Give the private files under ``folder`` the mode a new file gets under the umask.
+
+    Libraries that write through a temporary file and rename it (safetensors' weights) leave
+    the file 0600; every output should get the same mode as the rest. Files already wider,
+    symbolic links and files that vanish meanwhile (checkpoint rotation) are left alone.
+    """
+    wanted = _FILE_MODE & ~_umask()
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with contextlib.suppress(FileNotFoundError):
+                st = os.lstat(path)
+                mode = st.st_mode & 0o777
+                if stat.S_ISREG(st.st_mode) and mode == _PRIVATE_MODE != wanted:
+                    os.chmod(path, wanted)
+
+
+def _write_target(path: Path) -> Path:
+    """Where writing ``path`` lands: a symbolic link is written through (the link stays)."""
+    if not path.is_symlink():
+        return path
+    real = Path(os.path.realpath(path))
+    if real.is_symlink():
+        from humanlm.errors import ConfigError
+
+        raise ConfigError(f"{path} is a symbolic link loop; name a file or a working link")
+    return real
 
 
 def _drop_stale_temps(target: Path) -> None:
@@ -117,13 +156,17 @@ def check_output_file(path: str | os.PathLike[str], *, what: str = "output file"
     from humanlm.errors import ConfigError
 
     target = Path(path)
+    try:
+        real = _write_target(target)  # a symbolic link is written through, never replaced
+    except ConfigError as err:
+        raise ConfigError(f"{what} {err}") from None
     if target.is_dir():
         raise ConfigError(
             f"{what} {target} is a folder; name a file (for example {target}/out.jsonl)"
         )
-    if target.exists() and not os.access(target, os.W_OK):
+    if real.exists() and not os.access(real, os.W_OK):
         raise ConfigError(f"{what} {target}: no permission to replace it")
-    _check_folder_writable(target.parent, what, target)
+    _check_folder_writable(real.parent, what, target)
     return target
 
 
@@ -136,6 +179,11 @@ def check_output_dir(path: str | os.PathLike[str], *, what: str = "output folder
     from humanlm.errors import ConfigError
 
     folder = Path(path)
+    if folder.is_symlink() and not folder.exists():
+        raise ConfigError(
+            f"{what} {folder} is a symbolic link to {os.readlink(folder)}, which does not "
+            "exist (or is a loop); create that folder or name another"
+        )
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{what} {folder} is a file; name a folder")
     _check_folder_writable(folder if folder.exists() else folder.parent, what, folder)

@@ -37,6 +37,7 @@ from humanlm.data.validate import validate_source
 from humanlm.errors import ConfigError, DataError
 from humanlm.files import check_output_dir
 from humanlm.llm.limits import RetryPolicy
+from humanlm.lock import holds_output_lock
 from humanlm.states.ending import END_SIGNAL
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ class BuildSummary:
         return "\n".join(lines)
 
 
+@holds_output_lock("out_dir", command="data build")
 def run_build(
     *,
     inputs: Iterable[str | Path],

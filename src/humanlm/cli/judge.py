@@ -104,28 +104,30 @@ def judge(
 ) -> None:
     from humanlm.files import check_output_file
     from humanlm.judge import build_judge, run_judge
+    from humanlm.lock import output_lock
 
     check_output_file(out, what="judge --out")
     cache_path = None if no_cache else (cache or out.parent / "judge_cache.sqlite")
-    judge_ = build_judge(
-        judge_spec,
-        temperature=temperature,
-        max_tokens=max_tokens or None,
-        api_key_env=api_key_env,
-        concurrency=concurrency,
-        timeout_s=timeout,
-        max_retries=max_retries,
-        cache=cache_path,
-    )
-    result = run_judge(
-        input,
-        out,
-        judge=judge_,
-        mode=mode,
-        use_cache=not no_cache,
-        progress=progress,
-        fresh=fresh,
-    )
+    with output_lock(out, command="judge", file=True):  # before the cache opens or a model loads
+        judge_ = build_judge(
+            judge_spec,
+            temperature=temperature,
+            max_tokens=max_tokens or None,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+            timeout_s=timeout,
+            max_retries=max_retries,
+            cache=cache_path,
+        )
+        result = run_judge(
+            input,
+            out,
+            judge=judge_,
+            mode=mode,
+            use_cache=not no_cache,
+            progress=progress,
+            fresh=fresh,
+        )
     reused = f", {result.reused_rows} reused from an earlier run" if result.reused_rows else ""
     typer.echo(
         f"wrote {result.rows} rows to {result.out_path} ({result.unscored_rows} unscored{reused})"

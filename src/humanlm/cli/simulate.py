@@ -100,6 +100,8 @@ def simulate(
         humanlm simulate --user openai:sim@http://127.0.0.1:8000/v1 --assistant openai:my-bot@http://127.0.0.1:9000/v1 --data data/wildchat --dataset wildchat --limit 50 --max-turns 6 --out runs/sim-wildchat
     """
     from humanlm.errors import ConfigError
+    from humanlm.files import check_output_dir
+    from humanlm.lock import output_lock
     from humanlm.simulate.assistant import Assistant
     from humanlm.simulate.conversation import run_simulate
     from humanlm.simulate.scenarios import load_scenarios, scenarios_from_prepared
@@ -112,22 +114,24 @@ def simulate(
         assert data is not None
         path = data if data.suffix == ".parquet" else data / f"{split}.parquet"
         chosen = scenarios_from_prepared(path, dataset=dataset, limit=limit)
-    summary = run_simulate(
-        scenarios=chosen,
-        user=_build_user(
-            user,
-            mode=mode,
-            temperature=temperature,
-            max_new_tokens=max_new_tokens,
-            api_key_env=user_key_env,
-            vllm_args=vllm_arg,
-        ),
-        assistant=Assistant.from_spec(
-            assistant, system=assistant_system, api_key_env=assistant_key_env
-        ),
-        out_dir=out,
-        max_turns=max_turns,
-        concurrency=concurrency,
-        show_progress=True,
-    )
+    check_output_dir(out, what="simulate --out")
+    with output_lock(out, command="simulate"):  # before the models load
+        summary = run_simulate(
+            scenarios=chosen,
+            user=_build_user(
+                user,
+                mode=mode,
+                temperature=temperature,
+                max_new_tokens=max_new_tokens,
+                api_key_env=user_key_env,
+                vllm_args=vllm_arg,
+            ),
+            assistant=Assistant.from_spec(
+                assistant, system=assistant_system, api_key_env=assistant_key_env
+            ),
+            out_dir=out,
+            max_turns=max_turns,
+            concurrency=concurrency,
+            show_progress=True,
+        )
     typer.echo(summary.describe())

@@ -64,6 +64,7 @@ from humanlm.llm.jsonreply import read_json_object
 from humanlm.llm.ledger import Ledger, accumulate
 from humanlm.llm.limits import RateLimiter, RetryPolicy
 from humanlm.llm.templates import PromptFolder
+from humanlm.lock import holds_output_lock
 from humanlm.states.ending import is_end_signal
 from humanlm.states.render import render
 
@@ -400,6 +401,7 @@ class PersonaSummary:
         )
 
 
+@holds_output_lock("data_dir", command="data personas", option="--input")
 def run_personas(
     *,
     data_dir: str | Path,

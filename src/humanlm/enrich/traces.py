@@ -52,6 +52,7 @@ from humanlm.llm.ledger import Ledger, accumulate
 from humanlm.llm.limits import RetryPolicy
 from humanlm.llm.specs import parse_spec
 from humanlm.llm.templates import PromptFolder
+from humanlm.lock import holds_output_lock
 from humanlm.states.render import render
 
 __all__ = [
@@ -222,6 +223,7 @@ class TraceSummary:
         }
 
 
+@holds_output_lock("out_dir", command="data traces")
 def run_traces(
     *,
     input_dir: str | Path,

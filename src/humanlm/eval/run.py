@@ -60,6 +60,7 @@ from humanlm.judge.prompt import prompt_versions as judge_prompt_versions
 from humanlm.llm.client import run_bounded
 from humanlm.llm.ledger import accumulate
 from humanlm.llm.specs import parse_spec
+from humanlm.lock import output_lock
 from humanlm.log import write_run_files
 from humanlm.simulate import Generation, Simulator, build_sim_prompt, build_simulator
 from humanlm.states import get_state_set
@@ -296,6 +297,12 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
     if (note := cfg.mode_note()) is not None:
         logger.warning(note)
     run_dir = resolve_run_dir(cfg)
+    with output_lock(run_dir, command="eval"):  # one run per folder: no call is made twice
+        return _evaluate_into(run_dir, cfg, simulator)
+
+
+def _evaluate_into(run_dir: Path, cfg: EvalConfig, simulator: Simulator | None) -> EvalResult:
+    """The evaluation, once ``run_dir`` is this run's alone."""
     data_dir = run_dir / "data"
     source = data_dir if is_prepared_dir(data_dir) else cfg.data  # prepared on an earlier try
     dataset = None if cfg.dataset in AUTO_DATASETS else cfg.dataset

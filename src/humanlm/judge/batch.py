@@ -51,6 +51,7 @@ from humanlm.judge.client import LLMJudge
 from humanlm.judge.prompt import aspects_prompt_version, group_prompt_version
 from humanlm.judge.verdict import SCORED_REASONS
 from humanlm.llm.specs import without_endpoint
+from humanlm.lock import output_lock
 from humanlm.states import LATENT_STATES, STATES
 
 __all__ = ["MODES", "JudgeRunResult", "judge_rows", "read_rows", "run_judge"]
@@ -307,6 +308,25 @@ def run_judge(
         DataError: unusable input (nothing is written).
     """
     out_path = check_output_file(out_path, what="judge --out")
+    # One run per output file: a second one would make every call again and race on the file.
+    with output_lock(out_path, command="judge", file=True, option="--out"):
+        return _judge_into(
+            input_path, out_path, judge=judge, mode=mode, use_cache=use_cache,
+            progress=progress, fresh=fresh,
+        )  # fmt: skip
+
+
+def _judge_into(
+    input_path: str | os.PathLike[str],
+    out_path: Path,
+    *,
+    judge: Judge,
+    mode: str,
+    use_cache: bool,
+    progress: bool,
+    fresh: bool,
+) -> JudgeRunResult:
+    """``run_judge`` once ``out_path`` is this run's alone."""
     rows = read_rows(input_path, mode=mode)
     journal = partial_path(out_path)
     check_output_file(journal, what="judge --out")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from humanlm.errors import ConfigError
-from humanlm.files import write_json
+from humanlm.files import apply_umask, write_json
 from humanlm.states.template import load_chat_template
 
 __all__ = [
@@ -134,6 +134,7 @@ def build_tiny_model(
     tokenizer.save_pretrained(out)
     model = _build_model(seed=seed, hidden_size=hidden_size, num_layers=num_layers)
     model.save_pretrained(out)
+    apply_umask(out)  # safetensors writes the weights 0600
     parameters = sum(p.numel() for p in model.parameters())
     write_json(out / _MARKER, {**wanted, "parameters": parameters})
     logger.info("built a tiny Qwen3 model with %d parameters in %s", parameters, out)

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from humanlm.errors import ConfigError
 from humanlm.files import write_jsonl
+from humanlm.lock import holds_output_lock
 from humanlm.simulate.assistant import Assistant
 from humanlm.simulate.scenarios import Scenario
 from humanlm.simulate.user import Reply
@@ -186,6 +187,7 @@ async def _run_all(
     return reasons
 
 
+@holds_output_lock("out_dir", command="simulate")
 def run_simulate(
     *,
     scenarios: Sequence[Scenario],

@@ -1,5 +1,5 @@
-"""Trainer callbacks: metrics into ``metrics.jsonl``, the training mode into every checkpoint, and
-the stop on a failing judge."""
+"""Trainer callbacks: metrics into ``metrics.jsonl``, the training mode (and the umask's file
+mode) into every checkpoint, and the stop on a failing judge."""
 
 from __future__ import annotations
 
@@ -11,20 +11,34 @@ from typing import Any
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from humanlm.files import read_jsonl
+from humanlm.files import apply_umask, read_jsonl, write_jsonl
 from humanlm.states.mode_file import write_mode_file
 from humanlm.states.modes import Mode
 from humanlm.train import dist
 
-__all__ = ["MetricsFileCallback", "ModeFileCallback", "UnscoredGuard", "read_metrics"]
+__all__ = [
+    "MetricsFileCallback",
+    "ModeFileCallback",
+    "UnscoredGuard",
+    "drop_steps_after",
+    "read_metrics",
+]
 
 
 class MetricsFileCallback(TrainerCallback):
-    """Append each ``on_log`` payload (with step and phase) to a JSONL file, main process only."""
+    """Append each ``on_log`` payload (with step and phase) to a JSONL file, main process only.
+
+    A resumed run starts again after its checkpoint, so the steps a killed run logged past that
+    checkpoint are removed from the file first: they are logged again, once.
+    """
 
     def __init__(self, path: Path, *, phase: str):
         self.path = Path(path)
         self.phase = phase
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any):
+        if state.is_world_process_zero:
+            drop_steps_after(self.path, state.global_step)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any):
         if not logs or not state.is_world_process_zero:
@@ -53,7 +67,27 @@ class ModeFileCallback(TrainerCallback):
         folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         if state.is_world_process_zero and folder.is_dir():
             write_mode_file(folder, self.mode)
+            apply_umask(folder)  # safetensors writes the weights 0600
         return control
+
+
+def drop_steps_after(path: Path, step: int) -> int:
+    """Remove the records of training steps after ``step`` from ``metrics.jsonl``; their number.
+
+    The warm-up counts steps of its own and is kept (a resumed run does not warm up again). A
+    last line a kill cut short is removed too, so the next record starts a line of its own.
+    """
+    path = Path(path)
+    cut = path.is_file() and path.read_bytes()[-1:] not in (b"", b"\n")
+    records = read_jsonl(path)
+    kept = [
+        r
+        for r in records
+        if r.get("phase") == "warmup" or not isinstance(r.get("step"), int) or r["step"] <= step
+    ]
+    if cut or len(kept) < len(records):
+        write_jsonl(path, kept)
+    return len(records) - len(kept)
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -16,11 +16,13 @@ that refuses its first request (GRPO modes: one small judgement is sent first).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,8 @@ from typing import Any
 from humanlm.config import TrainConfig, to_dict
 from humanlm.data.resolve import resolve_split
 from humanlm.errors import ConfigError, HumanlmError
-from humanlm.files import check_output_dir
+from humanlm.files import apply_umask, check_output_dir
+from humanlm.lock import OutputInUseError, output_lock
 from humanlm.log import write_run_files
 from humanlm.states.mode_file import write_mode_file
 from humanlm.states.modes import Mode
@@ -140,6 +143,7 @@ def _reference_after_warm_up(
             shutil.rmtree(partial, ignore_errors=True)
             model.save_pretrained(partial)
             tokenizer.save_pretrained(partial)
+            apply_umask(partial)  # safetensors writes the weights 0600
             os.replace(partial, warmed)
         dist.barrier()
     if not warmed.is_dir():
@@ -238,6 +242,7 @@ def _save_final_model(trainer: Any, tokenizer: Any, model_dir: Path, *, mode: Mo
     if dist.is_main():
         tokenizer.save_pretrained(str(model_dir))
         write_mode_file(model_dir, mode)
+        apply_umask(model_dir)  # safetensors writes the weights 0600
     dist.barrier()
 
 
@@ -303,8 +308,6 @@ def run_train(
         HumanlmError: the judge left more than ``max_unscored_fraction`` of a step unscored
             (raised after a checkpoint was saved).
     """
-    from transformers import AutoTokenizer, set_seed
-
     check_train_settings(cfg)  # before a run folder exists or a model loads
     if run_dir is None:
         check_output_dir(cfg.output_root, what="output_root")
@@ -312,6 +315,34 @@ def run_train(
     judge = _checked_judge(cfg) if cfg.trainer_kind != "sft" else None
     dist.init_distributed()
     run_dir = Path(run_dir) if run_dir else dist.shared_run_dir(cfg.output_root, cfg.name)
+    with _one_writer(run_dir):
+        return _train_into(run_dir, cfg, plan=plan, judge=judge, resume_from=resume_from)
+
+
+@contextlib.contextmanager
+def _one_writer(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder's lock on rank 0; every rank stops when another run holds it."""
+    with contextlib.ExitStack() as held:
+        error = None
+        if dist.is_main():
+            try:
+                held.enter_context(output_lock(run_dir, command="train", option="run folder"))
+            except HumanlmError as err:
+                error = err
+        refused = dist.all_gather(str(error) if error else None)[0]
+        if error:
+            raise error
+        if refused:
+            raise OutputInUseError(refused)
+        yield
+
+
+def _train_into(
+    run_dir: Path, cfg: TrainConfig, *, plan: Any, judge: Any, resume_from: Path | None
+) -> TrainResult:
+    """The run, once its folder is this run's alone."""
+    from transformers import AutoTokenizer, set_seed
+
     if dist.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
         write_run_files(
