@@ -102,3 +102,55 @@ def test_open_append_cuts_a_torn_last_line(tmp_path) -> None:
         append_jsonl(fh, {"id": 3})
     assert log.read_text(encoding="utf-8") == '{"id": 1}\n{"id": 3}\n'
     assert [r["id"] for r in read_jsonl(log)] == [1, 3]
+
+
+@pytest.fixture
+def umask_027():
+    """Files created meanwhile (also by child processes) get 0640."""
+    before = os.umask(0o027)
+    yield
+    os.umask(before)
+
+
+def _judge(out, tmp_path, judge_url):
+    from tests.test_lock import judge_input, run_cli
+
+    src = judge_input(tmp_path / "in.jsonl")
+    return run_cli(
+        "judge", "-i", str(src), "-o", str(out), "--judge", f"openai:j@{judge_url}",
+        "--max-retries", "0", "--timeout", "5", "--no-progress", cwd=tmp_path,
+    )  # fmt: skip
+
+
+def test_judge_writes_through_a_symlinked_out_with_the_umask_mode(tmp_path, umask_027):
+    # issue 24: `judge -o LINK` replaced the link with a file of its own.
+    from humanlm.testing import ScriptedServer
+    from humanlm.testing.judge_replies import judge_reply_fn
+
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "scored.jsonl").write_text("")
+    links = {"kept": store / "scored.jsonl", "dangling": store / "new.jsonl"}
+    for name, target in links.items():
+        (tmp_path / f"{name}.jsonl").symlink_to(target)
+    with ScriptedServer(reply_fn=judge_reply_fn(lambda cand, real: 0.5)) as server:
+        for name, target in links.items():
+            done = _judge(tmp_path / f"{name}.jsonl", tmp_path, server.base_url)
+            assert done.returncode == 0, done.stderr
+            assert (tmp_path / f"{name}.jsonl").readlink() == target  # still the same link
+            assert len(target.read_text().splitlines()) == 2  # written where it points
+    written = [*links.values(), tmp_path / "judge_ledger.json"]
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in written} == {
+        p.name: 0o640 for p in written
+    }
+
+
+def test_a_symlink_loop_as_out_is_refused_in_one_line(tmp_path):
+    # issue 24: a symlink loop as `-o` was replaced by a file (or crashed).
+    (tmp_path / "a.jsonl").symlink_to(tmp_path / "b.jsonl")
+    (tmp_path / "b.jsonl").symlink_to(tmp_path / "a.jsonl")
+    done = _judge(tmp_path / "a.jsonl", tmp_path, "http://127.0.0.1:9/v1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert "a.jsonl is a symbolic link loop" in line
+    assert (tmp_path / "a.jsonl").is_symlink() and (tmp_path / "b.jsonl").is_symlink()
