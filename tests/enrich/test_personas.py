@@ -80,6 +80,7 @@ def spec(server: ScriptedServer) -> str:
         ('{"interests": []}', "demographics must be an object"),  # missing block
         (json.dumps({**json.loads(persona_json()), "values": "kind"}), "values must be a list"),
         (None, "no JSON object"),  # null content
+        (persona_json()[:-1] + ', "values": ["kind"]}', "the JSON names the key 'values' twice"),
     ],
 )
 def test_parse_persona_reply(reply, problem):
@@ -143,6 +144,26 @@ def test_invalid_json_is_sent_back_and_retried(built):
     assert retries[0].messages[1] == {"role": "assistant", "content": "{broken"}
     assert "cannot be used: no JSON object" in retries[0].messages[2]["content"]
     assert summary.ledger["retries"] == {"invalid_reply": len(USERS)}
+
+
+def test_a_reply_that_repeats_a_key_is_sent_back_and_retried(built):
+    # issue 24: a repeated key was read last-key-wins; now the model is told and asked again.
+    seen: dict[str, int] = {}
+
+    def reply(request):
+        user = user_of(request)
+        seen[user] = seen.get(user, 0) + 1
+        repeated = persona_json(user)[:-1] + ', "interests": ["only this"]}'
+        return repeated if seen[user] == 1 else persona_json(user)
+
+    with ScriptedServer(reply_fn=reply) as server:
+        summary = run_personas(data_dir=built, llm=spec(server), retry=FAST)
+        retries = [r for r in server.chat_requests if len(r.messages) == 3]
+    assert summary.users == len(USERS) and not summary.failed
+    assert len(retries) == len(USERS)
+    assert "the JSON names the key 'interests' twice" in retries[0].messages[2]["content"]
+    interests = {json.loads(r["persona"])["interests"][0] for r in rows_of(built)["train"]}
+    assert "only this" not in interests
 
 
 def test_transport_faults_use_the_retry_policy(built):

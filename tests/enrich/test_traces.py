@@ -98,6 +98,7 @@ def spec(server: ScriptedServer, model: str = "trace-model") -> str:
         ("I disagree. I will say so.", "no JSON object"),  # plain text
         ('{"trace": "I disagree.', "no JSON object"),  # cut short
         ('{"trace": "a",}', "invalid JSON"),  # broken syntax
+        ('{"trace": "I agree. I say it.", "trace": "I agree."}', "the JSON names the key"),
         ('{"thought": "I disagree. Politely."}', 'the JSON needs a "trace"'),  # wrong key
         ('{"trace": "   "}', "the trace is empty"),  # blank trace
         ('{"trace": "I just agree."}', "the trace has 1 sentence;"),  # one sentence

@@ -31,6 +31,7 @@ def _longer_is_human(request: RecordedRequest) -> Reply:
         ('{"human": "both"}', None),  # names neither
         ("I cannot tell.", None),  # no JSON
         ('{"human": "A"', None),  # cut off
+        ('{"human": "A", "human": "B"}', None),  # issue 24: a repeated key is no pick
     ],
 )
 def test_parse_pick(raw, pick):

@@ -42,6 +42,14 @@ GROUP_CASES = [
     ("", 2, "empty", None),  # empty
     ("   \n", 2, "empty", None),  # whitespace only
     (None, 2, "empty", None),  # null content
+    # issue 24: a repeated key or two different score objects are never resolved by position
+    ('{"scores": {"1": {"score": 0.4, "score": 1.0}}}', 1, "parse_failure", None),
+    ('{"scores": {"1": 0.4, "1": 1.0}}', 1, "parse_failure", None),  # the candidate twice
+    ('{"scores": {"1": 0.4}, "scores": {"1": 1.0}}', 1, "parse_failure", None),
+    ('```json\n{"scores": {"1": 0.4, "1": 1.0}}\n```', 1, "parse_failure", None),  # fenced
+    ('Sure: {"scores": {"1": {"score": 0.4, "score": 1.0}}} ok', 1, "parse_failure", None),
+    ('{"scores": {"1": 0.2}} no, {"scores": {"1": 0.9}}', 1, "parse_failure", None),
+    ('{"scores": {"1": 0.2}} again: {"scores": {"1": 0.2}}', 1, "ok", [0.2]),  # the same twice
 ]
 
 
@@ -136,3 +144,24 @@ def test_parse_group_reply_with_the_gate(text: str, reason: str, voices: dict) -
 def test_without_the_gate_the_field_is_not_needed() -> None:
     parsed = parse_group_reply(group_reply({"1": 0.4, "2": 0.6}), 2)
     assert parsed.reason == "ok" and parsed.assistant_voice == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "detail"),
+    [
+        (
+            '{"key_points": [], "scores": {"1": {"score": 0.4, "score": 1.0}}}',
+            "duplicate key 'score'",
+        ),
+        ('{"scores": {"1": 0.4, "1": 1.0}}', "duplicate key '1'"),
+        (
+            '{"scores": {"1": 0.2}} or {"scores": {"1": 0.9}}',
+            "2 different JSON objects with 'scores'",
+        ),
+    ],
+)
+def test_an_ambiguous_reply_says_why(text: str, detail: str) -> None:
+    # issue 24: the reason names the repeated key or the second reading.
+    for parsed in (parse_group_reply(text, 1), parse_aspects_reply(text, ("1",))):
+        assert parsed.reason == "parse_failure" and parsed.scores == {}
+        assert parsed.detail is not None and parsed.detail.startswith(detail)

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from humanlm.llm.backends import OpenAIBackend, TransportError, provider_message
+from humanlm.llm.backends import OpenAIBackend, TransportError, provider_message, read_usage
 from humanlm.testing import Reply
 from humanlm.train.run import _close_judge
 
@@ -258,3 +258,53 @@ def test_provider_message_reads_error_bodies(body, message, param):
 def test_provider_message_is_cut_short():
     text, _ = provider_message({"error": {"message": "x" * 1000}})
     assert text is not None and len(text) == 300 and text.endswith("...")
+
+
+@pytest.mark.parametrize(
+    ("usage", "counts"),
+    [
+        (None, (0, 0)),  # not reported
+        ({"prompt_tokens": 12, "completion_tokens": 3}, (12, 3)),
+        ({"prompt_tokens": 12.0, "completion_tokens": 3}, (12, 3)),  # an integral float
+        ({"prompt_tokens": 12}, (12, 0)),  # a count left out
+        # issue 24: counts that are not non-negative integers make the usage unknown
+        ({"prompt_tokens": -1_500_000_000_000, "completion_tokens": 3}, None),
+        ({"prompt_tokens": 12, "completion_tokens": 2.5}, None),
+        ({"prompt_tokens": "12", "completion_tokens": 3}, None),
+        ({"prompt_tokens": True, "completion_tokens": 3}, None),
+        ({"prompt_tokens": float("nan"), "completion_tokens": 3}, None),
+        ({"prompt_tokens": 10**15, "completion_tokens": 3}, None),  # beyond any model
+        ({"prompt_tokens": {"cached": 1}, "completion_tokens": 3}, None),
+        ("12", None),
+        (SimpleNamespace(prompt_tokens=7, completion_tokens=2), (7, 2)),  # an SDK object
+        (SimpleNamespace(prompt_tokens=-7, completion_tokens=2), None),
+    ],
+)
+def test_read_usage_takes_only_non_negative_integer_counts(usage, counts):
+    assert read_usage(usage) == counts
+
+
+def test_a_reply_with_invalid_usage_is_kept_with_its_usage_unknown(server):
+    # issue 24: a text count raised inside the client and the reply was lost.
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": "hi"},
+        "finish_reason": "stop",
+    }
+    usage = {"prompt_tokens": "many", "completion_tokens": -4}
+    server.enqueue(Reply(body=json.dumps({"choices": [choice], "usage": usage})))
+    chat = backend(server)
+
+    async def go():
+        try:
+            return await chat.complete([{"role": "user", "content": "hi"}], timeout_s=5)
+        finally:
+            await chat.aclose()
+
+    reply = asyncio.run(go())
+    assert (reply.text, reply.usage_valid, reply.input_tokens, reply.output_tokens) == (
+        "hi",
+        False,
+        0,
+        0,
+    )

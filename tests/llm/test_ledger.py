@@ -66,3 +66,19 @@ def test_written_ledgers_accumulate_over_invocations(tmp_path):
     assert [r["calls"] for r in data["invocations"]] == [1, 2]
     fresh = Ledger(model="gpt-5-mini").write(tmp_path)  # without accumulate: this run alone
     assert json.loads(fresh.read_text())["calls"] == 0
+
+
+def test_calls_with_invalid_usage_are_counted_apart_and_add_up_over_runs(tmp_path) -> None:
+    # issue 24: negative counts went into the tokens and the cost (minus 1.5 million dollars).
+    first = Ledger(model="house-model", prices={"house-model": Price(1.0, 10.0)})
+    first.record_call(latency_s=0.1, input_tokens=1000, output_tokens=100)
+    first.record_call(latency_s=0.1, input_tokens=0, output_tokens=0, usage_valid=False)
+    assert (first.calls, first.usage_invalid, first.input_tokens) == (2, 1, 1000)
+    assert first.cost_usd() == pytest.approx(0.002)
+    assert "usage unknown for 1 requests" in first.summary()
+    first.write(tmp_path)
+    second = Ledger(model="house-model", prices={"house-model": Price(1.0, 10.0)})
+    second.record_call(latency_s=0.1, input_tokens=0, output_tokens=0, usage_valid=False)
+    second.write(tmp_path, accumulate_runs=True)
+    total = json.loads((tmp_path / "judge_ledger.json").read_text())
+    assert total["usage_invalid"] == 2 and total["calls"] == 3 and total["input_tokens"] == 1000
