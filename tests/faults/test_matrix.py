@@ -213,23 +213,39 @@ def first_n_then(n: int, fault: Reply, then: ReplyFn) -> ReplyFn:
     return reply
 
 
+def repeated_score_key(request: RecordedRequest) -> Reply:
+    """Group and aspects replies whose every entry names "score" twice: 0.4, then 1.0."""
+    prompt = request.prompt
+    keys = dimensions_in(prompt) or list(candidates_in(prompt))
+    entries = ", ".join(f'"{k}": {{"thought": "t", "score": 0.4, "score": 1.0}}' for k in keys)
+    return Reply(content=f'{{"key_points": ["a point"], "scores": {{{entries}}}}}')
+
+
+def negative_usage(request: RecordedRequest) -> Reply:
+    """A healthy reply (every score 0.5) whose ``usage`` counts are negative."""
+    return dataclasses.replace(fixed_scores(0.5)(request), usage=(-1_500_000_000_000, -7))
+
+
 HEALTHY_JUDGE = judge_reply_fn()
-# fault name -> (reply fn or None for a refused connection, exit code, all scored afterwards)
+# fault name -> (reply fn or None for a refused connection, exit code, all scored afterwards);
+# a run in which the judge scored nothing exits 1 (issue 24)
 JUDGE_FAULTS: dict[str, tuple[ReplyFn | None, int, bool]] = {
-    "refused": (None, 0, False),
+    "refused": (None, 1, False),
     "401": (lambda r: Reply(status=401), 2, False),
     "429_retry_after": (
         first_n_then(2, Reply(status=429, headers={"Retry-After": "0.2"}), HEALTHY_JUDGE),
         0,
         True,
     ),
-    "500": (lambda r: Reply(status=500), 0, False),
-    "hang_60s": (lambda r: Reply(content="{}", delay_s=60), 0, False),
-    "malformed_json": (lambda r: Reply(content='{"scores": {"1": '), 0, False),
-    "off_scale": (fixed_scores(1.7), 0, False),
+    "500": (lambda r: Reply(status=500), 1, False),
+    "hang_60s": (lambda r: Reply(content="{}", delay_s=60), 1, False),
+    "malformed_json": (lambda r: Reply(content='{"scores": {"1": '), 1, False),
+    "off_scale": (fixed_scores(1.7), 1, False),
     "string_scores": (fixed_scores("0.7"), 0, True),
-    "word_scores": (fixed_scores("high"), 0, False),
-    "wrong_count": (fixed_scores(0.5, extra=True), 0, False),
+    "word_scores": (fixed_scores("high"), 1, False),
+    "wrong_count": (fixed_scores(0.5, extra=True), 1, False),
+    "duplicate_key": (repeated_score_key, 1, False),
+    "negative_usage": (negative_usage, 0, True),
 }
 REASONS = {
     "refused": "transport_error",
@@ -270,8 +286,12 @@ def test_judge_under_fault_then_rerun(tmp_path: Path, fault: str, rerun: Rerun) 
 
 
 def test_judge_reply_faults_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
-    """Malformed JSON, off-scale, numeric-string and word scores, wrong counts: a row each."""
-    faults = ("malformed_json", "off_scale", "string_scores", "wrong_count", "word_scores")
+    """Malformed JSON, off-scale, numeric-string and word scores, wrong counts, a repeated
+    score key, negative usage counts: a row each."""
+    faults = (
+        "malformed_json", "off_scale", "string_scores", "wrong_count", "word_scores",
+        "duplicate_key", "negative_usage",
+    )  # fmt: skip
     by_truth = {f"Go for it, number {i}.": JUDGE_FAULTS[f][0] for i, f in enumerate(faults)}
 
     def reply(request: RecordedRequest) -> Reply:
@@ -289,16 +309,20 @@ def test_judge_reply_faults_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
         assert_clean(done, tmp_path)
         rows = read_out(out)
         reasons = ["parse_failure", "off_scale", "ok", "wrong_count", "parse_failure"]
+        reasons += ["parse_failure", "ok"]  # a repeated key is never read last-key-wins
         assert [r["reason"] for r in rows] == reasons  # "high" is no score
         assert rows[1]["scores"] == [None, None]  # 1.7 is never clipped to 1.0
         assert rows[2]["scores"] == [0.7, 0.7]  # "0.7" is read as 0.7
-        assert rows[4]["scores"] == [None, None]
+        assert rows[4]["scores"] == rows[5]["scores"] == [None, None]
+        assert rows[6]["scores"] == [0.5, 0.5]  # negative usage: the judgement stands
+        ledger = json.loads((tmp_path / "judge_ledger.json").read_text())
+        assert ledger["usage_invalid"] == 1 and ledger["input_tokens"] >= 0
         server.reply_fn = HEALTHY_JUDGE
         before = len(server.chat_requests)
         again = rerun(*args, *FAST, cwd=tmp_path)
-    assert again.returncode == 0 and "1 reused" in again.stdout, again.stderr
+    assert again.returncode == 0 and "2 reused" in again.stdout, again.stderr
     assert_clean(again, tmp_path)
-    assert len(server.chat_requests) - before == 4  # only the four failed rows
+    assert len(server.chat_requests) - before == 5  # only the five failed rows
     assert all(r["reason"] == "ok" for r in read_out(out))
     assert read_out(out)[2]["scores"] == [0.7, 0.7]  # the scored row is kept as it was
 
@@ -318,6 +342,8 @@ def judge_case(tmp_path: Path, fault: str, rerun: Rerun) -> None:
             assert "refused" in one_error_line(done)
             assert not out.exists()  # nothing half-written
         else:
+            if code == 1:  # issue 24: nothing scored is not a success
+                assert "nothing scored" in one_error_line(done)
             rows = read_out(out)
             assert len(rows) == 4  # every row is there, scored or not
             if scored:
@@ -339,7 +365,7 @@ def judge_case(tmp_path: Path, fault: str, rerun: Rerun) -> None:
     asked = len(server.chat_requests) - before
     assert asked == (0 if scored else 4)  # only what had failed is asked again
     ledger = json.loads((out.parent / "judge_ledger.json").read_text())
-    assert len(ledger["invocations"]) == (2 if out.exists() and code == 0 else 1)
+    assert len(ledger["invocations"]) == (2 if out.exists() and code != 2 else 1)
 
 
 def test_judge_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
@@ -377,7 +403,8 @@ def echo_sim(request: RecordedRequest) -> Reply:
 
 # The run-level effects of a failing judge: unscored records, a refused key, a rerun that heals.
 # Transport faults need a run each (a refused key ends it); the reply faults share one below.
-EVAL_FAULTS = ("refused", "401", "500", "hang_60s")
+# A judge whose every reply repeats its score key scores nothing (issue 24).
+EVAL_FAULTS = ("refused", "401", "500", "hang_60s", "duplicate_key")
 
 
 def eval_args(sim: str, judge: str, out: Path, *, limit: int = 3, fault: str = "") -> list[str]:
@@ -417,6 +444,7 @@ def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str, rerun: Re
         if code == 2:
             assert "refused" in one_error_line(done)
         else:
+            assert "nothing scored" in one_error_line(done)  # issue 24: exit 1, one line
             results = json.loads((out / "results.json").read_text())
             ra = results["metrics"]["response_alignment"]
             assert ra["examples"] == 3
@@ -429,7 +457,7 @@ def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str, rerun: Re
     results = json.loads((out / "results.json").read_text())
     assert results["metrics"]["response_alignment"]["unscored"] == 0
     assert results["metrics"]["state_alignment"]["unscored"] == 0
-    if code == 0:
+    if code != 2:
         assert len(sim.chat_requests) == generated  # saved generations are never regenerated
         assert len(results["invocations"]) == 2
 
@@ -586,6 +614,8 @@ def test_data_build_llm_under_fault_then_personas_rerun(
             prepare = ["data", "prepare", "-i", str(out), "-d", "generic"]
             refused = rerun(*prepare, "-o", str(tmp_path / "p"), cwd=tmp_path)
             assert refused.returncode == 2 and "no rows to prepare" in one_error_line(refused)
+            waiting = rerun("data", "validate", str(out), cwd=tmp_path)  # issue 24: not "fine"
+            assert waiting.returncode == 1 and "wait for personas" in one_error_line(waiting)
         server.reply_fn = healthy_persona
         again = rerun(
             "data",
@@ -600,6 +630,7 @@ def test_data_build_llm_under_fault_then_personas_rerun(
     assert again.returncode == 0, again.stderr
     assert_clean(again, tmp_path)
     assert split_rows(out) > 0 and not (out / "persona_failed.parquet").exists()
+    assert rerun("data", "validate", str(out), cwd=tmp_path).returncode == 0
     info = json.loads((out / "build_summary.json").read_text())
     assert info["personas"]["failed"] == []
     assert len(info["personas"]["ledger"]["invocations"]) == (1 if code == 2 else 2)
