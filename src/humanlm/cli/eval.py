@@ -35,7 +35,7 @@ Examples:
 
 Population metrics (on by default, offline, from the same samples): diversity of the simulated and real replies (distinct-1/2, MATTR window 50, Yule's K, HD-D), reply-length and (reddit) AITA-verdict distributions with their distances, and detectability by a cross-validated classifier (accuracy x100, turing distance |accuracy - 50|). --seeds K samples every example K times and reports mean and standard error of every metric. --rescore judges a finished run's saved replies again without generating.
 
-Exit codes: 0 done; 1 when the judge scored no example at all (response alignment, or the embedding similarity of an embedding judge; --allow-unscored: 0); 2 bad settings or data.
+Exit codes: 0 done; 1 when the judge scored the response alignment of no example at all (--allow-unscored: 0); 2 bad settings or data.
 """  # noqa: E501
 
 Opt = typer.Option
@@ -233,7 +233,8 @@ def eval_command(
     _exit_if_nothing_scored(result, allow_unscored)
 
 
-# The metric a run is read by: the judge's, else the embedding similarity of an embedding judge.
+# The metric a run is read by: the judge's response alignment (the embedding similarity where a
+# run has no judge).
 _PRIMARY_METRICS = ("response_alignment", "embedding_similarity")
 
 
