@@ -138,8 +138,10 @@ def test_validate_exits_1_on_no_rows_or_rows_waiting_for_personas(tmp_path):
     waiting = runner.invoke(app, ["validate", str(out)])
     assert waiting.exit_code == 1, waiting.output
     (line,) = [x for x in waiting.stderr.splitlines() if x.startswith("error:")]
-    assert f"no rows in {out} ({held} rows wait for personas in" in line
-    assert "humanlm data personas" in line
+    assert f"no rows in {out} (train, val, test checked); {held} rows wait for personas" in line
+    assert f"humanlm data personas --input {out} --llm SPEC" in line
+    direct = runner.invoke(app, ["validate", str(out / "persona_failed.parquet")])
+    assert direct.exit_code == 1 and f"{held} rows wait for personas" in direct.stderr
 
     with ScriptedServer(reply_fn=lambda r: persona_json(user_of(r))) as server:
         healed = runner.invoke(

@@ -80,8 +80,9 @@ class ValidationReport:
         rows_per_split: rows checked per split.
         problems: every problem found (rows that would make ``prepare`` fail).
         notes: findings that do not stop ``prepare``.
-        held_rows: rows of a built folder still waiting for personas (``HELD_FILE``), not in
-            any split and so not checked.
+        held_rows: rows still waiting for personas in ``held_file``: a built folder's
+            ``persona_failed.parquet`` (not a split, so not checked) or that file itself.
+        held_file: that file, where there is one.
     """
 
     source: str
@@ -90,6 +91,7 @@ class ValidationReport:
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     held_rows: int = 0
+    held_file: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -98,12 +100,16 @@ class ValidationReport:
     def incomplete(self) -> str | None:
         """Why the source is not ready although no row has a problem: no rows at all, or rows
         still waiting for personas; ``None`` when neither."""
+        folder = Path(self.held_file or self.source).parent
         wait = (
-            f"{self.held_rows:,} rows wait for personas in {Path(self.source) / HELD_FILE}; run "
-            f"`humanlm data personas --input {self.source} --llm SPEC` first"
+            f"{self.held_rows:,} rows wait for personas in {self.held_file}; run "
+            f"`humanlm data personas --input {folder} --llm SPEC` first"
         )
         if self.rows == 0:
-            return f"no rows in {self.source}" + (f" ({wait})" if self.held_rows else "")
+            checked = ", ".join(self.rows_per_split)
+            return f"no rows in {self.source} ({checked} checked)" + (
+                f"; {wait}" if self.held_rows else ""
+            )
         return wait if self.held_rows else None
 
     @property
@@ -174,29 +180,33 @@ def validate_source(
         report.rows_per_split[part.split] = checked
         report.rows += checked
     _add_notes(report, posts, users, small_personas)
-    report.held_rows = _held_rows(Path(source), split)
+    report.held_rows, report.held_file = _held_rows(Path(source), split)
     logger.info("validated %s: %d rows, %d problems", source, report.rows, len(report.problems))
     return report
 
 
-def _held_rows(folder: Path, split: str | None) -> int:
-    """Rows of ``folder``'s ``HELD_FILE`` (those of ``split`` only, when given); 0 without one.
+def _held_rows(source: Path, split: str | None) -> tuple[int, str | None]:
+    """``(rows, file)`` waiting for personas: those of a folder's ``HELD_FILE`` (of ``split``
+    only, when given), or of ``source`` itself when it is that file; ``(0, None)`` without one.
 
     Raises:
         DataError: the file is there but cannot be read.
     """
-    path = folder / HELD_FILE
-    if not folder.is_dir() or not path.is_file():
-        return 0
+    if source.is_file() and source.name == HELD_FILE:
+        path, split = source, None  # for a file, ``split`` names what it holds
+    elif source.is_dir() and (source / HELD_FILE).is_file():
+        path = source / HELD_FILE
+    else:
+        return 0, None
     try:
         if split is None:
-            return int(pq.ParquetFile(path).metadata.num_rows)
+            return int(pq.ParquetFile(path).metadata.num_rows), str(path)
         splits = pq.read_table(path, columns=["split"]).column("split").to_pylist()
     except (OSError, ValueError, KeyError) as err:  # pyarrow's errors derive from these
         raise DataError(
             f"cannot read the rows waiting for personas: {err}", file=str(path)
         ) from None
-    return sum(name == split for name in splits)
+    return sum(name == split for name in splits), str(path)
 
 
 def _check_row(
