@@ -50,6 +50,9 @@ GROUP_CASES = [
     ('Sure: {"scores": {"1": {"score": 0.4, "score": 1.0}}} ok', 1, "parse_failure", None),
     ('{"scores": {"1": 0.2}} no, {"scores": {"1": 0.9}}', 1, "parse_failure", None),
     ('{"scores": {"1": 0.2}} again: {"scores": {"1": 0.2}}', 1, "ok", [0.2]),  # the same twice
+    ('{"scores": {"1": {"score": 0.4, "rating": 1.0}}}', 1, "parse_failure", None),  # disagree
+    ('{"scores": {"1": {"score": 0.4, "Score": "0.4"}}}', 1, "ok", [0.4]),  # agree
+    ('{"scores": [{"candidate": 2, "index": 1, "score": 0.4}]}', 1, "parse_failure", None),
 ]
 
 

@@ -76,13 +76,12 @@ class ParsedReply:
 def _as_score(value: Any) -> float | None:
     """A score from a number, a numeric string ("0.7", "0.7/1") or an entry with a score field.
 
-    Strings that are not just a number (``"high"``, ``"7/10"``, ``"about 0.5"``) give ``None``.
+    Strings that are not just a number (``"high"``, ``"7/10"``, ``"about 0.5"``) give ``None``,
+    and so does an entry whose score fields disagree (``{"score": 0.4, "rating": 1.0}``).
     """
     if isinstance(value, dict):
-        for name in ("score", "Score", "value", "rating"):
-            if name in value:
-                return _as_score(value[name])
-        return None
+        read = {_as_score(value[n]) for n in ("score", "Score", "value", "rating") if n in value}
+        return read.pop() if len(read) == 1 else None
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -135,10 +134,10 @@ def _entries(scores: Any) -> list[tuple[str, Any]] | None:
         for item in scores:
             if not isinstance(item, dict):
                 return None  # a bare list has only positions, and positions are never trusted
-            key = next((item[f] for f in _ID_FIELDS if f in item), None)
-            if key is None:
-                return None
-            pairs.append((str(key), item))
+            keys = {str(item[f]) for f in _ID_FIELDS if f in item}
+            if len(keys) != 1:
+                return None  # no number, or two that disagree ({"candidate": 2, "index": 1})
+            pairs.append((keys.pop(), item))
         return pairs
     return None
 
