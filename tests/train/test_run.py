@@ -6,6 +6,7 @@ These are real TRL runs (GRPOTrainer / SFTTrainer) on a ~10M-parameter model, a 
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -45,8 +46,15 @@ def _weights(model_dir):
     return load_file(str(Path(model_dir) / "model.safetensors"))
 
 
+@pytest.fixture
+def umask_022():
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
 @pytest.mark.parametrize("mode", ["humanlm", "grpo", "grpo-think", "sft", "sft-think"])
-def test_every_mode_trains_checkpoints_and_logs(mode, tiny_model_dir, tmp_path):
+def test_every_mode_trains_checkpoints_and_logs(mode, tiny_model_dir, tmp_path, umask_022):
     result = run_train(_config(tiny_model_dir, f"mode={mode}"), run_dir=tmp_path / "run")
 
     assert result.global_step == 2
@@ -70,6 +78,16 @@ def test_every_mode_trains_checkpoints_and_logs(mode, tiny_model_dir, tmp_path):
         assert any(key.startswith("valid_format/") for key in train_logs[0])
     before, after = _weights(tiny_model_dir), _weights(result.model_dir)
     assert any(not (before[k] == after[k]).all() for k in before), "training changed no weight"
+    # issue 24: weights (checkpoints, warm-up, final model) were written 0600, not the umask's.
+    modes = {
+        str(p.relative_to(result.run_dir)): stat.S_IMODE(p.stat().st_mode)
+        for p in result.run_dir.rglob("*")
+        if p.is_file()
+    }
+    assert {"model/model.safetensors", "checkpoints/checkpoint-2/model.safetensors"} <= set(modes)
+    assert ("warmup_model/model.safetensors" in modes) == (mode not in ("sft", "sft-think"))
+    assert modes == dict.fromkeys(modes, 0o644)
+    assert not (result.run_dir / ".humanlm.lock").exists()  # the run let go of its folder
 
 
 def test_the_kl_reference_is_the_warmed_up_policy(tiny_model_dir, tmp_path, one_torch_thread):
@@ -143,7 +161,7 @@ def test_failing_judge_stops_after_a_checkpoint_and_names_the_judge(
     assert ledger["calls"] == requests > 0 and ledger["failures"]
 
 
-def test_killed_run_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):
+def test_killed_run_resumes_from_its_checkpoint(tiny_model_dir, tmp_path, caplog):
     run_dir = tmp_path / "run"
     cmd = [
         sys.executable,
@@ -182,7 +200,12 @@ def test_killed_run_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     run_dir = runs[0]
+    # issue 24: a kill during a checkpoint save (the folder without its trainer_state.json, so
+    # the run resumes one checkpoint earlier) left the replayed steps twice in metrics.jsonl.
+    (latest_checkpoint(run_dir) / "trainer_state.json").unlink()
     saved = int(latest_checkpoint(run_dir).name.split("-")[1])
+    logged = [m["step"] for m in read_metrics(run_dir / "metrics.jsonl") if "loss" in m]
+    assert max(logged) > saved  # the killed run got further than the checkpoint
     result = resume_train(run_dir, overrides=[f"trainer.max_steps={saved + 2}"])
     assert result.global_step == saved + 2
     steps = [
@@ -190,7 +213,9 @@ def test_killed_run_resumes_from_its_checkpoint(tiny_model_dir, tmp_path):
         for m in read_metrics(result.metrics_path)
         if m["phase"] == "train" and "loss" in m
     ]
-    assert steps[-2:] == [saved + 1, saved + 2]
+    assert steps == list(range(1, saved + 3))  # each step once
+    # The killed run's lock is taken over with a warning naming it.
+    assert f"taking over the lock of humanlm train (pid {proc.pid}" in caplog.text
 
 
 def test_validation_logs_response_alignment_per_dataset(tiny_model_dir, tmp_path):
