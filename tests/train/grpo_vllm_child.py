@@ -80,7 +80,10 @@ def main(report_path: str, run_dir: str, *overrides: str) -> None:
 
     vllm.LLM.generate = count_prompts
 
-    with ScriptedServer(reply_fn=judge_reply_fn()) as server:
+    # Scores that differ between candidates of a group (by length), so GRPO has a signal even
+    # where the real reply and a state share no words.
+    scorer = judge_reply_fn(lambda candidate, real: 0.1 + (len(candidate) % 8) / 10)
+    with ScriptedServer(reply_fn=scorer) as server:
         cfg = load_config(
             demo_config_path(),
             [*overrides, f"judge.spec=openai:scripted@{server.base_url}", "judge.timeout_s=120"],
