@@ -1,6 +1,6 @@
 """Run scores from sample records: means x 100 with seeded bootstrap 95% intervals.
 
-A metric's run score is the mean of its scored examples x 100 (spec section 6). Unscored
+A metric's run score is the mean of its scored examples x 100 (as in the paper). Unscored
 examples (the judge failed, or the simulator gave no output) are counted and left out; they are
 never averaged in as 0. An output with no reply text at all is a real 0 (``bad_format``), since
 that is the simulator's fault.

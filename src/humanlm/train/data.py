@@ -1,7 +1,7 @@
 """Turn prepared examples into TRL datasets: string prompts for GRPO, prompt/completion for SFT.
 
 Prompts are rendered with our multi-role template per row (state and thinking mode included),
-because GRPO has no per-row template arguments (see stack.md, "TRL 1.16 GRPO").
+because GRPO has no per-row template arguments: TRL applies one set to every row.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Paper settings where they do not depend on the hardware (spec section 5); a preset or the user's
+# Paper settings where they do not depend on the hardware (paper section 5); a preset or the user's
 # `trainer:` mapping overrides any of them.
 _COMMON = {"logging_steps": 1, "report_to": "none", "save_strategy": "steps", "save_steps": 25}
 GRPO_DEFAULTS: dict[str, Any] = {

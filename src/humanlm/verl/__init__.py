@@ -1,4 +1,4 @@
-"""HumanLM on verl (issue 7): the dataset, agent loop, reward manager, config and launcher.
+"""HumanLM on verl: the dataset, agent loop, reward manager, config and launcher.
 
 - ``humanlm.verl.dataset.HumanlmDataset``: one item per (prepared example, state);
 - ``humanlm.verl.agent_loop.HumanlmAgentLoop``: the ``humanlm_agent`` rollout;

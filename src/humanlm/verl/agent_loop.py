@@ -1,7 +1,7 @@
 """The ``humanlm_agent`` agent loop: one rollout of one (example, state) item on verl.
 
 verl's single-turn loop renders every prompt with the tokenizer's chat template and one global set
-of template arguments. HumanLM needs two things per item instead (spec section 3): our multi-role
+of template arguments. HumanLM needs two things per item instead (paper section 3): our multi-role
 template (context authors as named user turns, the model speaking as the user HUMAN) and hetero
 thinking (an open ``<think>`` block for the response, an empty pre-filled one for the six states).
 So this loop renders the prompt itself with the template shipped in ``humanlm.states`` -- no
