@@ -66,10 +66,17 @@ class VLLMSettings:
             problems.append("vllm.kv_cache_gb: must be > 0 (GiB)")
         if self.gpu_memory_utilization is not None and not 0 < self.gpu_memory_utilization <= 1:
             problems.append("vllm.gpu_memory_utilization: must be in (0, 1]")
-        ours = {f.name for f in dataclasses.fields(self)} | {"model", "seed", "logits_processors"}
+        # Engine arguments with a setting of their own, or that humanlm sets itself.
+        named = {f.name: f.name for f in dataclasses.fields(self)}
+        named |= {
+            "kv_cache_memory_bytes": "kv_cache_gb",
+            "enable_chunked_prefill": "chunked_prefill",
+        }
         for key in self.engine_args:
-            if key in ours or key in ("kv_cache_memory_bytes", "enable_chunked_prefill"):
-                problems.append(f"vllm.engine_args.{key}: set it as vllm.{key} or leave it to us")
+            if key in ("model", "seed", "logits_processors"):
+                problems.append(f"vllm.engine_args.{key}: set by humanlm, leave it out")
+            elif key in named:
+                problems.append(f"vllm.engine_args.{key}: use the setting vllm.{named[key]}")
         if problems:
             raise ConfigError(problems)
 
