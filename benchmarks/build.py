@@ -113,7 +113,7 @@ def write_corpus(items: list[dict], folder: Path, fmt: str) -> Path:
 def child(corpus: str, out: str) -> None:
     """The measured part: one `run_build`, timed from inside as well."""
     started = time.perf_counter()
-    from humanlm.build.dataset import run_build
+    from humanlm.ingest.dataset import run_build
 
     summary = run_build(inputs=[corpus], out_dir=out, personas=False)
     print(summary.describe())

@@ -20,7 +20,7 @@ from humanlm.demo import demo_config_path
 from humanlm.lock import lock_path, output_lock
 from humanlm.testing import ScriptedServer
 from humanlm.testing.judge_replies import judge_reply_fn
-from tests.build.test_dataset import forum_items, write_items
+from tests.ingest.test_dataset import forum_items, write_items
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 CLOSED = "http://127.0.0.1:9/v1"  # nothing listens there: no call may be needed

@@ -12,8 +12,8 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from humanlm.build.dataset import run_build
-from humanlm.build.output import HELD_FILE, PERSONA_LOG
+from humanlm.ingest.dataset import run_build
+from humanlm.ingest.output import HELD_FILE, PERSONA_LOG
 from humanlm.data.persona import count_persona_items
 from humanlm.data.prepare import load_prepared, run_prepare
 from humanlm.data.validate import validate_source
@@ -21,7 +21,7 @@ from humanlm.enrich.personas import parse_persona_reply, run_personas
 from humanlm.errors import ConfigError, JudgeUnavailableError
 from humanlm.llm.limits import RetryPolicy
 from humanlm.testing import Reply, ScriptedServer, faults
-from tests.build.test_dataset import USERS, forum_items, rows_of, write_items
+from tests.ingest.test_dataset import USERS, forum_items, rows_of, write_items
 
 FAST = RetryPolicy(
     max_retries=3, timeout_s=5.0, request_timeout_s=2.0, backoff_s=0.01, backoff_max_s=0.02

@@ -33,7 +33,7 @@ from humanlm.testing.judge_replies import (
     judge_reply_fn,
     real_reply_in,
 )
-from tests.build.test_dataset import forum_items, write_items
+from tests.ingest.test_dataset import forum_items, write_items
 from tests.enrich.test_personas import persona_json
 from tests.enrich.test_traces import good_trace
 from tests.enrich.test_traces import prepared as _prepared_fixture
@@ -682,7 +682,7 @@ def kill_personas_then_rerun(
 
 
 def test_data_personas_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
-    from humanlm.build.dataset import run_build
+    from humanlm.ingest.dataset import run_build
 
     source = write_items(tmp_path / "raw.jsonl", forum_items(threads=6))
     out = tmp_path / "built"

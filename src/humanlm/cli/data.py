@@ -292,9 +292,9 @@ def build(
     max_retries: MaxRetries = 4,
 ) -> None:
     """Build train/val/test Humanual rows (with personas and a dataset card) from raw items."""
-    from humanlm.build.dataset import run_build
-    from humanlm.build.raw_formats import parse_columns
-    from humanlm.build.splits import parse_ratios
+    from humanlm.ingest.dataset import run_build
+    from humanlm.ingest.raw_formats import parse_columns
+    from humanlm.ingest.splits import parse_ratios
 
     summary = run_build(
         inputs=input,

@@ -6,7 +6,7 @@ Reading order: `sources` (dataset ids), `schema` (row validation), `load` (files
 `prepare` (`run_prepare`, `load_prepared`), `resolve` (the source of a run) and `validate`
 (`validate_source`).
 
-Building Humanual data from raw dumps lives in ``humanlm.build``; LLM personas and thinking
+Building Humanual data from raw dumps lives in ``humanlm.ingest``; LLM personas and thinking
 traces in ``humanlm.enrich``.
 """
 

@@ -51,8 +51,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from humanlm.build.output import HELD_FILE, HELD_SCHEMA, PERSONA_LOG, read_built, write_built
-from humanlm.build.splits import SPLIT_NAMES
+from humanlm.ingest.output import HELD_FILE, HELD_SCHEMA, PERSONA_LOG, read_built, write_built
+from humanlm.ingest.splits import SPLIT_NAMES
 from humanlm.data.persona import DEMOGRAPHICS
 from humanlm.errors import ConfigError, JudgeUnavailableError
 from humanlm.files import append_jsonl, check_output_dir, open_append, read_jsonl

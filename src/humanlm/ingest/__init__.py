@@ -5,9 +5,9 @@ each one answered), `splits` (per-user filters, temporal/turn/user splits), `out
 (the written folder), `dataset` (`run_build`).
 """
 
-from humanlm.build.dataset import BuildSummary, run_build
-from humanlm.build.layouts import LAYOUTS
-from humanlm.build.raw_formats import read_items
-from humanlm.build.splits import assign_splits, parse_ratios
+from humanlm.ingest.dataset import BuildSummary, run_build
+from humanlm.ingest.layouts import LAYOUTS
+from humanlm.ingest.raw_formats import read_items
+from humanlm.ingest.splits import assign_splits, parse_ratios
 
 __all__ = ["LAYOUTS", "BuildSummary", "assign_splits", "parse_ratios", "read_items", "run_build"]

@@ -7,7 +7,7 @@ The documented input is one record per item (a post or a reply)::
 
 Other layouts are read through a column mapping: for each of our fields, a source expression
 where ``a|b`` means "column ``a``, or ``b`` when ``a`` is missing or empty" and ``a+b`` joins the
-non-empty columns with a blank line. `humanlm.build.layouts.LAYOUTS` holds named mappings for the
+non-empty columns with a blank line. `humanlm.ingest.layouts.LAYOUTS` holds named mappings for the
 six platforms behind Humanual; ``--columns`` overrides single fields.
 
 Example:
@@ -35,7 +35,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from humanlm.build.layouts import ASSISTANT, FIELDS, LAYOUTS, Layout
+from humanlm.ingest.layouts import ASSISTANT, FIELDS, LAYOUTS, Layout
 from humanlm.data.render import PLACEHOLDER_AUTHORS
 from humanlm.errors import ConfigError, DataError
 from humanlm.files import iter_jsonl, not_utf8_error

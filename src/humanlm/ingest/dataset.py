@@ -28,11 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from humanlm.build.layouts import LAYOUTS
-from humanlm.build.output import HELD_SCHEMA, HUMANUAL_SCHEMA, write_built
-from humanlm.build.raw_formats import Items, read_items
-from humanlm.build.splits import DEFAULT_RATIOS, SPLIT_NAMES, SplitPlan, assign_splits
-from humanlm.build.threads import Replies, build_replies
+from humanlm.ingest.layouts import LAYOUTS
+from humanlm.ingest.output import HELD_SCHEMA, HUMANUAL_SCHEMA, write_built
+from humanlm.ingest.raw_formats import Items, read_items
+from humanlm.ingest.splits import DEFAULT_RATIOS, SPLIT_NAMES, SplitPlan, assign_splits
+from humanlm.ingest.threads import Replies, build_replies
 from humanlm.data.validate import validate_source
 from humanlm.errors import ConfigError, DataError
 from humanlm.files import check_output_dir

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from humanlm.build.splits import assign_splits, parse_ratios
+from humanlm.ingest.splits import assign_splits, parse_ratios
 from humanlm.errors import ConfigError
-from tests.build.test_dataset import START, build, forum_items, rows_of
+from tests.ingest.test_dataset import START, build, forum_items, rows_of
 
 
 @pytest.mark.parametrize(

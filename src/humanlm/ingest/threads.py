@@ -27,8 +27,8 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 
-from humanlm.build.layouts import ASSISTANT
-from humanlm.build.raw_formats import Items
+from humanlm.ingest.layouts import ASSISTANT
+from humanlm.ingest.raw_formats import Items
 from humanlm.data.render import PLACEHOLDER_AUTHORS
 from humanlm.errors import ConfigError
 
