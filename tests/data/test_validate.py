@@ -8,7 +8,7 @@ import pytest
 
 from humanlm.data.validate import validate_source
 from humanlm.errors import DataError
-from tests.build.test_dataset import build, forum_items
+from tests.ingest.test_dataset import build, forum_items
 from tests.data.samples import SAMPLE, sample_rows, write_jsonl
 
 
