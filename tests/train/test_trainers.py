@@ -30,6 +30,13 @@ def test_trl_options_layer_defaults_user_and_stop_strings():
     assert name == "SFTConfig" and "generation_kwargs" not in options
 
 
+def test_grpo_max_completion_length_defaults_to_the_mode_budget():
+    for mode, budget in (("grpo", 512), ("grpo-think", 1024)):
+        cfg = load_config(demo_config_path(), [f"mode={mode}"])
+        cfg.grpo.pop("max_completion_length", None)
+        assert trl_options(cfg)[1]["max_completion_length"] == budget
+
+
 def test_a_merged_token_rollout_from_vllm_is_scored_not_zeroed(tiny_model_dir):
     # vLLM stops on the token that completes "</stance>"; Qwen's vocabulary merges ">" with
     # the next "<", so the ids end in "><" and the decoded completion ends "</stance><".

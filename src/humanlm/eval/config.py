@@ -32,7 +32,7 @@ from humanlm.simulate.backends import SIMULATOR_APIS
 from humanlm.simulate.vllm_args import VLLMSettings
 from humanlm.states import RESPONSE, STATES
 from humanlm.states.mode_file import SavedMode, load_mode
-from humanlm.states.modes import MODES, Mode
+from humanlm.states.modes import MODES, Mode, max_new_tokens_for
 
 __all__ = [
     "AUTO_DATASETS",
@@ -302,10 +302,10 @@ class EvalConfig:
 
     @property
     def effective_max_new_tokens(self) -> int:
-        """The generation budget: as set, else 1024 with thinking and 512 without."""
+        """The generation budget: as set, else ``max_new_tokens_for`` the thinking in effect."""
         if self.max_new_tokens is not None:
             return self.max_new_tokens
-        return 1024 if self.effective_thinking else STATES[RESPONSE].max_new_tokens
+        return max_new_tokens_for(self.effective_thinking)
 
     @property
     def effective_limit(self) -> int:

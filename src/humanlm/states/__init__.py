@@ -1,7 +1,7 @@
 """The latent user states: registry, prompts and templates. The project's core vocabulary."""
 
 from humanlm.states.ending import END_SIGNAL, is_end_signal
-from humanlm.states.modes import MODES, Mode, get_mode
+from humanlm.states.modes import MODES, THINKING_MAX_NEW_TOKENS, Mode, get_mode, max_new_tokens_for
 from humanlm.states.prompts import (
     augment_states,
     build_messages,
@@ -31,6 +31,7 @@ __all__ = [
     "STATES",
     "STATE_NAMES",
     "STATE_SETS",
+    "THINKING_MAX_NEW_TOKENS",
     "State",
     "StateSet",
     "augment_states",
@@ -42,6 +43,7 @@ __all__ = [
     "get_mode",
     "is_end_signal",
     "is_thinking",
+    "max_new_tokens_for",
     "prompt_versions",
     "render",
 ]

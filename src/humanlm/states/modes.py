@@ -12,8 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from humanlm.errors import ConfigError
+from humanlm.states.registry import RESPONSE, STATES
 
-__all__ = ["MODES", "Mode", "get_mode"]
+__all__ = ["MODES", "THINKING_MAX_NEW_TOKENS", "Mode", "get_mode", "max_new_tokens_for"]
+
+# The paper's new-token budget for a reply that opens with a thinking block; without thinking the
+# response state's own budget applies.
+THINKING_MAX_NEW_TOKENS = 1024
+
+
+def max_new_tokens_for(thinking: bool) -> int:
+    """The reply's generation budget: 1024 with thinking, else the response state's (512)."""
+    return THINKING_MAX_NEW_TOKENS if thinking else STATES[RESPONSE].max_new_tokens
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,11 @@ class Mode:
     state_set: str
     thinking: bool
     algorithm: str
+
+    @property
+    def max_new_tokens(self) -> int:
+        """The reply's generation budget for this mode (``max_new_tokens_for(thinking)``)."""
+        return max_new_tokens_for(self.thinking)
 
 
 MODES: dict[str, Mode] = {

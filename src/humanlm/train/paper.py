@@ -269,7 +269,7 @@ def render_preset(dataset: str, mode: str) -> str:
             "  # 32 prompts x 4 rollouts per rollout step; 4 prompts (16 rollouts) per update.",
             "  gradient_accumulation_steps: 1",
             "grpo:",
-            f"  max_completion_length: {1024 if spec.thinking else 512}",
+            f"  max_completion_length: {spec.max_new_tokens}",
             *_block(GRPO_RECIPE),
         ]
     else:

@@ -213,7 +213,9 @@ def _validation(cfg: TrainConfig, *, tokenizer: Any, run_dir: Path) -> list[Any]
             judge=build_judge_from_config(cfg.eval_judge),
             state_set=cfg.state_set,
             thinking=cfg.thinking,
-            max_new_tokens=int(cfg.trainer_options.get("max_completion_length", 512)),
+            max_new_tokens=int(
+                _trainer_options(cfg).get("max_completion_length", cfg.mode_spec.max_new_tokens)
+            ),
         )
     ]
 

@@ -29,7 +29,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # Paper settings where they do not depend on the hardware (paper section 5); a preset or the user's
-# `trainer:` mapping overrides any of them.
+# `trainer:` mapping overrides any of them. ``max_completion_length`` comes from the mode
+# (``Mode.max_new_tokens``, see ``trl_options``).
 _COMMON = {"logging_steps": 1, "report_to": "none", "save_strategy": "steps", "save_steps": 25}
 GRPO_DEFAULTS: dict[str, Any] = {
     **_COMMON,
@@ -43,7 +44,6 @@ GRPO_DEFAULTS: dict[str, Any] = {
     "scale_rewards": "group",
     # Completions that end at a closing tag count as clipped; keep them in the loss.
     "mask_truncated_completions": False,
-    "max_completion_length": 1024,
 }
 SFT_DEFAULTS: dict[str, Any] = {
     **_COMMON,
@@ -169,8 +169,9 @@ def closing_tags() -> list[str]:
 def trl_options(cfg: Any) -> tuple[str, dict[str, Any]]:
     """The TRL config class and the options a run of ``cfg`` passes to it (machine-independent).
 
-    Our defaults, then the user's ``trainer:`` and mode mapping; gradient checkpointing from
-    ``model:``; with vLLM, stop strings at the closing tags. ``bf16`` / ``use_cpu`` are added
+    Our defaults (GRPO's ``max_completion_length`` from the mode), then the user's ``trainer:``
+    and mode mapping; gradient checkpointing from ``model:``; with vLLM, stop strings at the
+    closing tags. ``bf16`` / ``use_cpu`` are added
     for the machine at hand when the trainer is built, unless set here.
     """
     options = dict(cfg.trainer_options)
@@ -178,7 +179,11 @@ def trl_options(cfg: Any) -> tuple[str, dict[str, Any]]:
         options.setdefault("gradient_checkpointing", True)
     if cfg.trainer_kind == "sft":
         return "SFTConfig", {**SFT_DEFAULTS, **options}
-    options = {**GRPO_DEFAULTS, **options}
+    options = {
+        **GRPO_DEFAULTS,
+        "max_completion_length": cfg.mode_spec.max_new_tokens,
+        **options,
+    }
     if options.get("use_vllm"):
         generation = dict(options.get("generation_kwargs") or {})
         generation.setdefault("stop", closing_tags())

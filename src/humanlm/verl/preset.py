@@ -11,7 +11,7 @@ config (``humanlm_grpo``) and sets, from the run config, what the TRL run would 
   enough epochs to reach it, and ``trainer.save_freq`` / ``trainer.test_freq`` from
   ``save_steps`` / ``val_every`` the same way;
 - ``data.max_prompt_length``: ``data.max_prompt_tokens``; ``data.max_response_length``:
-  ``max_completion_length`` (1024 with thinking, 512 without in the presets);
+  ``max_completion_length`` (the mode's ``Mode.max_new_tokens`` unless set);
 - the mode, seed, model, group size, rollout temperature, learning rate, weight decay, KL
   coefficient, the train judge and the run name.
 
