@@ -308,3 +308,95 @@ def test_a_reply_with_invalid_usage_is_kept_with_its_usage_unknown(server):
         0,
         0,
     )
+
+
+def _client(server):
+    from humanlm.llm.client import ChatClient
+    from humanlm.llm.limits import RetryPolicy
+
+    retry = RetryPolicy(timeout_s=5, request_timeout_s=5, backoff_s=0.01, backoff_max_s=0.02)
+    return ChatClient(backend(server), name="t", retry=retry)
+
+
+def test_a_text_request_sends_every_generation_field_and_reads_every_choice(server):
+    choices = [
+        {"index": 0, "text": "first", "logprobs": None, "finish_reason": "stop"},
+        {"index": 1, "text": "second", "logprobs": None, "finish_reason": "length"},
+    ]
+    usage = {"prompt_tokens": 5, "completion_tokens": 9}
+    server.enqueue(Reply(body=json.dumps({"choices": choices, "usage": usage})))
+    client = _client(server)
+    params = {
+        "max_tokens": 16,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "stop": ["</r>"],
+        "seed": 3,
+        "n": 2,
+        "extra_body": {"vllm_xargs": {"ngram": 3}, "add_special_tokens": False},
+    }
+
+    async def go():
+        try:
+            return await client.ask_text("<s>persona", params=params)
+        finally:
+            await client.aclose()
+
+    answer = asyncio.run(go())
+    reply = answer.completion
+    assert answer.ok and answer.value == "first"
+    assert [(c.text, c.finish_reason) for c in reply.choices] == [
+        ("first", "stop"),
+        ("second", "length"),
+    ]
+    assert (reply.input_tokens, reply.output_tokens) == (5, 9)
+    assert client.ledger.output_tokens == 9
+    (request,) = server.completion_requests
+    assert request.body == {
+        "model": "m",
+        "prompt": "<s>persona",
+        "max_tokens": 16,
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "stop": ["</r>"],
+        "seed": 3,
+        "n": 2,
+        "vllm_xargs": {"ngram": 3},
+        "add_special_tokens": False,
+    }
+
+
+def test_a_chat_reply_keeps_the_fields_a_server_adds_to_each_choice(server):
+    extra = {"states": {"stance": "for"}, "ended": False}
+    choices = [
+        {
+            "index": i,
+            "message": {"role": "assistant", "content": f"reply {i}"},
+            "finish_reason": "stop",
+            "humanlm": {**extra, "raw": f"raw {i}"},
+        }
+        for i in range(2)
+    ]
+    server.enqueue(Reply(body=json.dumps({"choices": choices, "usage": {"completion_tokens": 4}})))
+    client = _client(server)
+
+    async def go():
+        try:
+            return await client.ask([{"role": "user", "content": "hi"}], params={"n": 2})
+        finally:
+            await client.aclose()
+
+    reply = asyncio.run(go()).completion
+    assert [c.text for c in reply.choices] == ["reply 0", "reply 1"]
+    assert [c.extra for c in reply.choices] == [
+        {"humanlm": {**extra, "raw": "raw 0"}},
+        {"humanlm": {**extra, "raw": "raw 1"}},
+    ]
+    assert reply.output_tokens == 4 and server.chat_requests[0].body["n"] == 2
+
+
+def test_a_reply_without_choices_is_an_empty_text(server):
+    server.enqueue(Reply(body=json.dumps({"choices": []})))
+    client = _client(server)
+    answer = asyncio.run(client.ask([{"role": "user", "content": "hi"}]))
+    assert answer.ok and answer.value == "" and answer.completion.choices == ()

@@ -1,7 +1,20 @@
 """Chat backends: one request in, one ``Completion`` out, failures as ``TransportError``.
 
 ``OpenAIBackend`` also speaks the text API (``complete_text``: ``/v1/completions`` with a prompt
-string), for a model whose own chat template was applied on our side.
+string), for a model whose own chat template was applied on our side. Every field of a request
+goes in ``params`` (fitted to the model by ``humanlm.llm.params.fit_params``); a reply keeps all
+its choices, each with the fields a server added to it (``Choice.extra``)::
+
+    completion = await backend.complete_text(
+        prompt, timeout_s=60,
+        params={"max_tokens": 512, "temperature": 1.0, "top_p": 1.0, "stop": ["</r>"],
+                "seed": 0, "n": 2, "extra_body": {"vllm_xargs": {...}}},
+    )
+    completion.choices[1].text, completion.choices[1].finish_reason, completion.output_tokens
+    completion = await backend.complete(messages, timeout_s=60, params={"n": 2})
+    completion.choices[0].extra.get("humanlm")  # a field a server added beside the message
+
+Send them through ``ChatClient.ask`` / ``ask_text`` to have them retried and counted.
 
 Backends do no retrying (the SDK's own retries are switched off): ``humanlm.llm.ChatClient``
 retries, so that every attempt is counted in the ledger, ``Retry-After`` is honoured and the
@@ -21,7 +34,7 @@ import urllib.parse
 import urllib.request
 import weakref
 from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
@@ -35,6 +48,7 @@ from humanlm.llm.params import fit_params, is_openai_reasoning
 __all__ = [
     "MAX_USAGE_TOKENS",
     "ChatBackend",
+    "Choice",
     "Completion",
     "LiteLLMBackend",
     "OpenAIBackend",
@@ -51,9 +65,26 @@ LITELLM_HINT = "pip install 'humanlm[litellm]'"
 
 
 @dataclass(frozen=True)
+class Choice:
+    """One choice of a reply (a request with ``n`` gets ``n``).
+
+    Attributes:
+        text: the message content (chat) or the text (text API); ``""`` when there was none.
+        finish_reason: why it ended (``stop``, ``length`` ...), as the server said.
+        reasoning: reasoning the server returned apart from the text (chat only).
+        extra: the choice's fields beyond the API's own (``humanlm serve`` adds ``humanlm``).
+    """
+
+    text: str
+    finish_reason: str | None = None
+    reasoning: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Completion:
-    """One chat reply: its text, token usage (0 when the server reported none), why it ended
-    (``stop``, ``length`` ...) and any reasoning the server returned apart from the text.
+    """One reply: the first choice's text, finish reason and reasoning, the token usage of the
+    whole reply (0 when the server reported none) and every choice in ``choices``.
 
     ``usage_valid`` is false when the server's ``usage`` held a count that is not a
     non-negative integer (``read_usage``); the counts are then 0 and the reply itself stands.
@@ -65,6 +96,7 @@ class Completion:
     finish_reason: str | None = None
     reasoning: str | None = None
     usage_valid: bool = True
+    choices: tuple[Choice, ...] = ()
 
 
 class TransportError(Exception):
@@ -114,7 +146,8 @@ class ChatBackend(Protocol):
         timeout_s: float,
         params: dict[str, Any] | None = None,
     ) -> Completion:
-        """Send one chat request (``params`` added to the backend's own request fields).
+        """Send one chat request (``params`` added to the backend's own request fields,
+        ``n`` included: every choice is in ``Completion.choices``).
 
         Raises ``TransportError`` or ``JudgeUnavailableError``."""
         ...
@@ -261,38 +294,44 @@ def _usage(response: Any) -> tuple[int, int, bool]:
     return (0, 0, False) if counts is None else (*counts, True)
 
 
-def _completion(response: Any) -> Completion:
-    input_tokens, output_tokens, valid = _usage(response)
-    choices = _field(response, "choices")
-    if not isinstance(choices, list) or not choices:
-        return Completion("", input_tokens, output_tokens, usage_valid=valid)
-    choice = choices[0]
+# The fields a choice has in the API itself; any other field is a server's own (``extra``).
+_CHOICE_FIELDS = frozenset({"index", "message", "text", "finish_reason", "logprobs", "delta"})
+
+
+def _choice(choice: Any) -> Choice:
+    """A chat choice (text in ``message.content``) or a text-API one (text in ``text``)."""
     message = _field(choice, "message")
-    text = _field(message, "content") or ""
+    text = _field(message, "content") if message is not None else _field(choice, "text")
     reasoning = _field(message, "reasoning_content") or _field(message, "reasoning")
-    return Completion(
+    if isinstance(choice, dict):
+        extra = {k: v for k, v in choice.items() if k not in _CHOICE_FIELDS}
+    else:  # an SDK object (litellm) keeps the server's own fields in ``model_extra``
+        extra = dict(getattr(choice, "model_extra", None) or {})
+    finish = _field(choice, "finish_reason")
+    return Choice(
         text if isinstance(text, str) else "",
-        input_tokens,
-        output_tokens,
-        finish_reason=_field(choice, "finish_reason"),
+        finish_reason=finish if isinstance(finish, str) else None,
         reasoning=reasoning if isinstance(reasoning, str) and reasoning.strip() else None,
-        usage_valid=valid,
+        extra=extra,
     )
 
 
-def _text_completion(response: Any) -> Completion:
+def _completion(response: Any) -> Completion:
+    """The ``Completion`` of a chat or text-API reply; no choices gives an empty text."""
     input_tokens, output_tokens, valid = _usage(response)
     choices = _field(response, "choices")
-    if not isinstance(choices, list) or not choices:
-        return Completion("", input_tokens, output_tokens, usage_valid=valid)
-    choice = choices[0]
-    text = _field(choice, "text") or ""
+    if not isinstance(choices, list):
+        choices = []
+    read = tuple(_choice(choice) for choice in choices)
+    first = read[0] if read else Choice("")
     return Completion(
-        text if isinstance(text, str) else "",
+        first.text,
         input_tokens,
         output_tokens,
-        finish_reason=_field(choice, "finish_reason"),
+        finish_reason=first.finish_reason,
+        reasoning=first.reasoning,
         usage_valid=valid,
+        choices=read,
     )
 
 
@@ -441,7 +480,7 @@ class OpenAIBackend:
     ) -> Completion:
         """Send one text-completion request: ``prompt`` goes to the model exactly as given."""
         body = {"model": self.model, "prompt": prompt}
-        return _text_completion(await self._post("/completions", body, params, timeout_s))
+        return _completion(await self._post("/completions", body, params, timeout_s))
 
     async def _post(
         self, path: str, body: dict[str, Any], params: dict[str, Any] | None, timeout_s: float

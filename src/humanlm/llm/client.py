@@ -215,7 +215,13 @@ class ChatClient:
         """Like ``ask``, through the text API: ``prompt`` is sent verbatim (``/v1/completions``).
 
         Same retries, deadline, limiter and ledger as ``ask``; a refused reply is asked again
-        unchanged. The backend must have ``complete_text`` (``OpenAIBackend`` has).
+        unchanged. The backend must have ``complete_text`` (``OpenAIBackend`` has). Every
+        generation field goes in ``params``; each choice is in ``answer.completion.choices``::
+
+            answer = await client.ask_text(prompt, params={
+                "max_tokens": 512, "temperature": 1.0, "top_p": 1.0, "stop": ["</r>"],
+                "seed": 0, "n": 2, "extra_body": {"vllm_xargs": {...}}})
+            [(c.text, c.finish_reason) for c in answer.completion.choices]
         """
         if not hasattr(self.backend, "complete_text"):
             raise HumanlmError(f"{self.name}: this backend has no text-completion API")
