@@ -1,4 +1,4 @@
-"""Benchmark the population metrics (``humanlm.eval.population``) at the protocol's sizes.
+"""Benchmark the population metrics (``humanlm.population.metrics``) at the protocol's sizes.
 
 Builds ``--examples`` synthetic sample records (a simulated and a real reply of 5-120 words
 each, half reddit, half wildchat) and times ``population_metrics`` on them: diversity, length
@@ -19,7 +19,7 @@ import argparse
 import random
 import time
 
-from humanlm.eval.population import population_metrics
+from humanlm.population.metrics import population_metrics
 
 WORDS = (
     "the a my her his you should honestly maybe because NTA YTA ESH NAH INFO landlord rent "

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from humanlm.config import TrainConfig
-from humanlm.eval.charts import loss_chart, reward_chart
 from humanlm.files import atomic_path, write_text
 from humanlm.paper import PAPER_AVG, PAPER_RESULTS, PAPER_SOURCE
+from humanlm.reports.charts import loss_chart, reward_chart
 from humanlm.states.modes import MODES
 
 __all__ = ["reward_trend", "write_demo_report"]

@@ -79,7 +79,7 @@ def test_detect_judge_must_be_an_llm(make_cfg):
 
 
 def test_report_shows_the_llm_detector(make_cfg, tmp_path):
-    from humanlm.eval.report import write_report
+    from humanlm.reports.report import write_report
 
     with ScriptedServer(reply_fn=_longer_is_human) as detector:
         cfg = make_cfg(aspects=False, detect_judge=f"openai:detector@{detector.base_url}")

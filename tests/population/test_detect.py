@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from humanlm.eval.detect import MIN_PAIRS, detect, style_features
+from humanlm.population.detect import MIN_PAIRS, detect, style_features
 
 _WORDS = "the a cat dog sat ran on over my her mat hill because honestly maybe".split()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from humanlm.eval.distribution import (
+from humanlm.population.distribution import (
     VERDICTS,
     compare_lengths,
     compare_verdicts,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from humanlm.eval.diversity import (
+from humanlm.population.diversity import (
     HDD_SAMPLE,
     MATTR_WINDOW,
     compare_diversity,

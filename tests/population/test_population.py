@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from humanlm.eval import run_eval
-from humanlm.eval.population import paired_replies, population_metrics
+from humanlm.population.metrics import paired_replies, population_metrics
 from humanlm.simulate import build_sim_prompt
 from humanlm.simulate.openai_chat import to_chat_messages
 from humanlm.testing import RecordedRequest, Reply, ScriptedServer
@@ -149,7 +149,7 @@ def test_detector_uses_minilm_embeddings_when_embedding_is_on(make_cfg, tmp_path
 def test_embedding_memo_serves_the_detector_what_the_similarity_metric_encoded():
     import numpy as np
 
-    from humanlm.eval.population import EmbeddingMemo
+    from humanlm.population.metrics import EmbeddingMemo
 
     class Counting:  # a scripted encoder that records what it was asked
         def __init__(self):

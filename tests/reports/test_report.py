@@ -12,7 +12,7 @@ import pytest
 
 from humanlm.errors import DataError
 from humanlm.eval import run_eval
-from humanlm.eval.report import write_report
+from humanlm.reports.report import write_report
 from humanlm.testing import Reply, ScriptedServer
 from humanlm.testing.judge_replies import judge_reply_fn, overlap_score
 
@@ -186,8 +186,8 @@ def test_report_shows_population_sections(population_runs, tmp_path):
 
 
 def test_judge_agreement_and_system_ranking(population_runs):
-    from humanlm.eval.population_report import judge_agreement
-    from humanlm.eval.report import load_runs
+    from humanlm.reports.population_report import judge_agreement
+    from humanlm.reports.report import load_runs
 
     runs, _ = load_runs([population_runs])
     found = {(a["run"], a["split"]): a for a in judge_agreement(runs)}
@@ -199,8 +199,8 @@ def test_judge_agreement_and_system_ranking(population_runs):
 
 
 def test_judge_agreement_detects_a_reversed_ranking(tmp_path):
-    from humanlm.eval.population_report import judge_agreement
-    from humanlm.eval.report import EvalRun
+    from humanlm.reports.population_report import judge_agreement
+    from humanlm.reports.report import EvalRun
 
     def run(label, judge, scores):
         samples = [{"example_id": str(i), "scores": {"response_alignment": s}}
@@ -219,8 +219,8 @@ def test_judge_agreement_detects_a_reversed_ranking(tmp_path):
 
 
 def test_robustness_pairs_test_and_test_dropout(population_runs):
-    from humanlm.eval.population_report import robustness_rows
-    from humanlm.eval.report import load_runs
+    from humanlm.reports.population_report import robustness_rows
+    from humanlm.reports.report import load_runs
 
     runs, _ = load_runs([population_runs])
     rows = {(r["run"], r["metric"]): r for r in robustness_rows(runs)}
@@ -260,7 +260,7 @@ def test_population_sections_render_in_headless_chromium(population_runs, tmp_pa
 
 
 def test_runs_with_the_same_label_are_all_kept(make_cfg, judge_server, tmp_path):
-    from humanlm.eval.report import load_runs
+    from humanlm.reports.report import load_runs
     from humanlm.testing import faults
 
     run_eval(make_cfg(limit=3, name="same", out=str(tmp_path / "a")))
@@ -277,7 +277,7 @@ def test_runs_with_the_same_label_are_all_kept(make_cfg, judge_server, tmp_path)
 
 
 def test_a_run_without_sources_is_shown_as_nothing_scored():
-    from humanlm.eval.report import EvalRun, _main_table
+    from humanlm.reports.report import EvalRun, _main_table
 
     empty = EvalRun(Path("x"), {"name": "empty", "by_data_source": {}}, [])
     table = _main_table([empty])

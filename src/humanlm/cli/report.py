@@ -33,7 +33,7 @@ def report(
         "report.html"
     ),
 ) -> None:
-    from humanlm.eval.report import write_report
+    from humanlm.reports.report import write_report
 
     files = write_report(run_dirs, out=out)
     typer.echo(f"wrote {files.html} and {files.markdown}")

@@ -1,14 +1,13 @@
-"""Evaluation: score any user simulator on Humanual with the paper's protocol, and report it.
+"""Evaluation: score any user simulator on Humanual with the paper's protocol (Table 1).
 
 - ``run_eval(EvalConfig(...))`` -> ``EvalResult``: the ``humanlm eval`` command (run folder with
   ``samples.jsonl``, ``results.json``, ``config.yaml``; resumable);
 - ``evaluate_examples(examples, simulator=..., judge=..., embedder=...)`` -> sample records,
   for callers that already hold a simulator (the demo);
 - ``aggregate_records(records)`` -> run scores x 100 with bootstrap 95% intervals;
-- ``population_metrics(records)`` -> diversity, distribution and detectability of the replies
-  as a population (``humanlm.eval.population``);
-- ``rescore_run(run_dir, judge=...)`` -> the saved replies of a run judged again;
-- ``write_report(run_dirs, out=...)`` -> ``report.md`` + a self-contained ``report.html``.
+- ``rescore_run(run_dir, judge=...)`` -> the saved replies of a run judged again.
+
+Population metrics live in ``humanlm.population``, reports and charts in ``humanlm.reports``.
 """
 
 from humanlm._lazy import lazy_exports
@@ -19,7 +18,6 @@ _WHERE = {
     "PAPER_JUDGE": "config",
     "PROTOCOL_VERSION": "config",
     "EvalConfig": "config",
-    "population_metrics": "population",
     "rescore_run": "rescore",
     "EvalResult": "run",
     "evaluate_examples": "run",

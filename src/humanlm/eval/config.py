@@ -145,7 +145,7 @@ class EvalConfig:
         max_failed_fraction: fail the run when more examples got no simulator output.
         progress: show a progress bar.
         population: compute the population metrics (diversity, distribution, detectability;
-            ``humanlm.eval.population``) from the samples; offline.
+            ``humanlm.population.metrics``) from the samples; offline.
         seeds: samples per example; seeds ``seed + 1`` ... ``seed + seeds - 1`` are evaluated
             into ``seed-N`` folders inside the run folder and ``results.json`` gains
             ``stability`` (mean and standard error of every metric over the seeds).

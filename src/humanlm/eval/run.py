@@ -41,12 +41,6 @@ from humanlm.errors import DataError, HumanlmError
 from humanlm.eval.config import AUTO_DATASETS, PROTOCOL_VERSION, EvalConfig
 from humanlm.eval.detect_judge import add_detect_judge, build_detect_judge, judge_detect
 from humanlm.eval.folder import check_unique_ids, resolve_run_dir
-from humanlm.eval.population import (
-    POPULATION_METRICS,
-    EmbeddingMemo,
-    add_population,
-    summary_lines,
-)
 from humanlm.eval.samples import SAMPLES_FILE, SamplesFile, read_samples
 from humanlm.eval.scoring import SimilarityBatcher, score_example
 from humanlm.eval.selection import select_eval_examples, tokenizer_for
@@ -62,6 +56,12 @@ from humanlm.llm.ledger import accumulate
 from humanlm.llm.specs import parse_spec
 from humanlm.lock import output_lock
 from humanlm.log import write_run_files
+from humanlm.population.metrics import (
+    POPULATION_METRICS,
+    EmbeddingMemo,
+    add_population,
+    summary_lines,
+)
 from humanlm.simulate import Generation, Simulator, build_sim_prompt, build_simulator
 from humanlm.states import get_state_set
 

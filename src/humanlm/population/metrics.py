@@ -1,10 +1,9 @@
 """Population-level metrics of a run: diversity, distribution and detectability of the replies.
 
 Table 1 scores each reply against its real reply; these measures look at all replies at once
-(``humanlm.eval.diversity``, ``humanlm.eval.distribution``, ``humanlm.eval.detect``). They use
-the examples whose simulated reply parsed (``response``), with the real replies of the same
-examples; records without a reply (no simulator output, broken format) are left out and counted
-as ``left_out``. ``population_metrics`` returns the blocks that ``results.json`` holds under
+(``diversity``, ``distribution`` and ``detect`` beside this module). They use the examples
+whose simulated reply parsed (``response``), with the real replies of the same examples; records
+without a reply (no simulator output, broken format) are left out and counted as ``left_out``. ``population_metrics`` returns the blocks that ``results.json`` holds under
 ``metrics.diversity``, ``metrics.distribution`` and ``metrics.detectability``, overall and per
 data source.
 
@@ -21,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from humanlm.eval.detect import Encoder, detect
-from humanlm.eval.distribution import VERDICT_DATASETS, compare_lengths, compare_verdicts
-from humanlm.eval.diversity import compare_diversity
+from humanlm.population.detect import Encoder, detect
+from humanlm.population.distribution import VERDICT_DATASETS, compare_lengths, compare_verdicts
+from humanlm.population.diversity import compare_diversity
 
 __all__ = [
     "POPULATION_METRICS",

@@ -1,6 +1,6 @@
 """PNG charts of the population metrics: diversity ratios, detectability, lengths, verdicts.
 
-Drawn like ``humanlm.eval.charts``: ``matplotlib.figure.Figure`` on the Agg canvas, no display.
+Drawn like ``humanlm.reports.charts``: ``matplotlib.figure.Figure`` on the Agg canvas, no display.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from humanlm.eval.charts import _png
+from humanlm.reports.charts import _png
 
 __all__ = ["detectability_chart", "diversity_chart", "length_chart", "verdict_chart"]
 

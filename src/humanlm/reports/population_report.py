@@ -1,7 +1,7 @@
 """Report sections on populations and comparisons: diversity, distribution, detectability,
 stability over seeds, judge agreement and persona-dropout robustness.
 
-``humanlm.eval.report`` calls ``population_tables`` and ``population_figures``; each returns
+``humanlm.reports.report`` calls ``population_tables`` and ``population_figures``; each returns
 nothing for runs that lack the blocks it draws (older runs, ``--no-population``).
 
 - Judge agreement: runs of one name on one dataset and split under two judges (for example a
@@ -20,16 +20,16 @@ from typing import Any
 
 from scipy.stats import kendalltau, spearmanr
 
-from humanlm.eval.distribution import VERDICTS, reply_length
-from humanlm.eval.diversity import DIVERSITY_MEASURES, HDD_SAMPLE, MATTR_WINDOW
-from humanlm.eval.population import paired_replies
-from humanlm.eval.population_charts import (
+from humanlm.eval.stats import METRICS
+from humanlm.population.distribution import VERDICTS, reply_length
+from humanlm.population.diversity import DIVERSITY_MEASURES, HDD_SAMPLE, MATTR_WINDOW
+from humanlm.population.metrics import paired_replies
+from humanlm.reports.population_charts import (
     detectability_chart,
     diversity_chart,
     length_chart,
     verdict_chart,
 )
-from humanlm.eval.stats import METRICS
 
 __all__ = [
     "judge_agreement",

@@ -8,7 +8,7 @@ The report holds: a Table-1-style table (rows: runs grouped by name, columns: da
 response alignment x100 with its 95% interval) with the paper's numbers below it, every
 metric with its counts, per-state alignment (table and chart), training curves, the population
 metrics (diversity, distribution, detectability; charts), stability over seeds, judge agreement
-and persona-dropout drops (``humanlm.eval.population_report``), and excerpts of the best and
+and persona-dropout drops (``humanlm.reports.population_report``), and excerpts of the best and
 worst samples. ``report.md`` links PNG files written next to it; ``report.html``
 inlines them as data URIs and needs no network.
 """
@@ -32,12 +32,12 @@ from typing import Any
 from jinja2 import Environment
 
 from humanlm.errors import DataError
-from humanlm.eval.charts import state_alignment_chart, training_chart
-from humanlm.eval.population_report import population_figures, population_tables, run_names
 from humanlm.eval.samples import SAMPLES_FILE, read_samples
 from humanlm.eval.stats import METRICS
 from humanlm.files import read_jsonl, write_text
 from humanlm.paper import DATASET_ORDER, PAPER_AVG, PAPER_NAMES, PAPER_RESULTS, PAPER_SOURCE
+from humanlm.reports.charts import state_alignment_chart, training_chart
+from humanlm.reports.population_report import population_figures, population_tables, run_names
 from humanlm.states import LATENT_STATES
 
 __all__ = ["EvalRun", "ReportFiles", "Table", "TrainingLog", "load_runs", "write_report"]
@@ -414,7 +414,7 @@ def _markdown(content: Mapping[str, Any], figures: Sequence[Figure]) -> str:
 
 @cache
 def _template() -> Any:
-    text = (resources.files("humanlm.eval") / "report.html.jinja").read_text("utf-8")
+    text = (resources.files("humanlm.reports") / "report.html.jinja").read_text("utf-8")
     return Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True).from_string(text)
 
 
