@@ -40,7 +40,7 @@ DEMOGRAPHICS: tuple[str, ...] = (
     "other",
 )
 
-# Spec section 1: rows whose structured persona has fewer list items than this are dropped.
+# Rows whose structured persona has fewer list items than this are dropped.
 MIN_PERSONA_ITEMS = 10
 
 _UNKNOWN = {"", "na", "n/a", "none", "null", "unknown"}
