@@ -28,7 +28,12 @@ def _files() -> list[Path]:
 
 
 def test_the_pattern_catches_what_it_is_for() -> None:
-    for line in ("see spec section 3", "fixed (issue 12)", "the sessions that built it", "Issue #4"):
+    for line in (
+        "see spec section 3",
+        "fixed (issue 12)",
+        "the sessions that built it",
+        "Issue #4",
+    ):
         assert MAKING.search(line), line
     for line in ("a judge reply issued twice", "an HTTP session", "reviewed replies"):
         assert not MAKING.search(line), line
