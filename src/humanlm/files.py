@@ -1,12 +1,20 @@
 """Atomic file writes (a reader never sees a half-written file, a failure leaves nothing behind)
-and JSON-lines logs that a killed writer may have cut short."""
+and JSON-lines logs that a killed writer may have cut short.
+
+A full disk or an exceeded quota while writing is a one-line `HumanlmError` naming the path and
+how much was written (`disk_full_error`): an atomic output leaves nothing behind, a log keeps
+its finished records, so the next run resumes. Input text is refused where it cannot be
+written back as UTF-8 (`refuse_lone_surrogates`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -18,10 +26,14 @@ __all__ = [
     "apply_umask",
     "open_append",
     "atomic_path",
+    "broken_link",
     "check_output_dir",
     "check_output_file",
     "decode_utf8",
+    "disk_full_error",
+    "is_disk_full",
     "not_utf8_error",
+    "refuse_lone_surrogates",
     "iter_jsonl",
     "read_jsonl",
     "write_json",
@@ -43,7 +55,14 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = _write_target(Path(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     _drop_stale_temps(target)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+    except OSError as err:  # no room even for an empty file (no free inodes)
+        if not is_disk_full(err):
+            raise
+        raise disk_full_error(target) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -51,9 +70,53 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         if tmp.exists():
             os.chmod(tmp, _FILE_MODE & ~_umask())  # mkstemp makes 0600; a result is shared
         os.replace(tmp, target)
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        written = tmp.stat().st_size if tmp.exists() else 0
+        raise disk_full_error(target, written=written, kept=False) from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+# The errors of a full file system and of an exceeded disk quota.
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err``, or an error it was raised from, is a full disk or an exceeded quota."""
+    seen: BaseException | None = err
+    for _ in range(8):  # libraries wrap the operating system's error in their own
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in _DISK_FULL:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def disk_full_error(
+    path: str | os.PathLike[str] | None, *, written: int | None = None, kept: bool = False
+) -> Exception:
+    """The one-line error of a write that found the disk full (or the quota used up).
+
+    Args:
+        path: the file being written (``None``: not known).
+        written: bytes of it written before the failure.
+        kept: they stay (a log a rerun resumes from), rather than being removed.
+    """
+    from humanlm.errors import HumanlmError
+
+    where = f"writing {path}" if path is not None else "writing an output"
+    if written is not None and kept:
+        where += f" (its {written:,} bytes of finished records are kept)"
+    elif written is not None:
+        where += f" ({written:,} bytes written, then removed: nothing half-written is left)"
+    return HumanlmError(
+        f"no space left on the device (or disk quota exceeded) {where}; free some space and "
+        "run the same command again: it resumes"
+    )
 
 
 _FILE_MODE = 0o666
@@ -93,14 +156,23 @@ def apply_umask(folder: str | os.PathLike[str]) -> None:
 
 
 def _write_target(path: Path) -> Path:
-    """Where writing ``path`` lands: a symbolic link is written through (the link stays)."""
-    if not path.is_symlink():
-        return path
-    real = Path(os.path.realpath(path))
-    if real.is_symlink():
-        from humanlm.errors import ConfigError
+    """Where writing ``path`` lands: a symbolic link is written through (the link stays).
 
+    Raises:
+        ConfigError: a link loop, or a device, pipe or socket (renaming a file over it would
+            replace it: as root, ``/dev/null`` itself).
+    """
+    from humanlm.errors import ConfigError
+
+    real = Path(os.path.realpath(path)) if path.is_symlink() else path
+    if real.is_symlink():
         raise ConfigError(f"{path} is a symbolic link loop; name a file or a working link")
+    with contextlib.suppress(OSError):
+        mode = real.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise ConfigError(
+                f"{path} is not a regular file (a device, pipe or socket); name a file"
+            )
     return real
 
 
@@ -115,6 +187,20 @@ def _drop_stale_temps(target: Path) -> None:
                 tmp.unlink()
         except OSError:
             continue
+
+
+def broken_link(path: str | os.PathLike[str]) -> str | None:
+    """What is wrong with ``path`` when it is a symbolic link that leads nowhere (a loop, or a
+    missing target), as the end of a sentence; ``None`` otherwise."""
+    link = Path(path)
+    if not link.is_symlink() or link.exists():
+        return None
+    try:
+        os.stat(link)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return f"{link} is a symbolic link loop"
+    return f"{link} is a symbolic link to {os.readlink(link)}, which does not exist"
 
 
 def glob_escape(name: str) -> str:
@@ -160,6 +246,11 @@ def check_output_file(path: str | os.PathLike[str], *, what: str = "output file"
         real = _write_target(target)  # a symbolic link is written through, never replaced
     except ConfigError as err:
         raise ConfigError(f"{what} {err}") from None
+    if target.is_symlink() and not real.parent.is_dir():  # a link to a new file is fine
+        raise ConfigError(
+            f"{what} {target} is a symbolic link to {os.readlink(target)}, whose folder does "
+            "not exist; create that folder or name another file"
+        )
     if target.is_dir():
         raise ConfigError(
             f"{what} {target} is a folder; name a file (for example {target}/out.jsonl)"
@@ -238,6 +329,75 @@ def not_utf8_error(path: str | os.PathLike[str], *, opener: Any = open) -> Excep
     return DataError("not UTF-8 text; save the file as UTF-8", file=str(path))
 
 
+# A JSON escape of a UTF-16 surrogate (d800-dfff): a fast test before looking at the values.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_field(value: Any, where: str = "") -> str | None:
+    """The path (``prompt[1].content``) of the first text in ``value`` holding a lone surrogate."""
+    if isinstance(value, str):
+        return (where or "value") if _LONE_SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{where}.{key}" if where else str(key)
+            if _LONE_SURROGATE.search(str(key)):
+                return name
+            if (found := _surrogate_field(item, name)) is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if (found := _surrogate_field(item, f"{where}[{i}]")) is not None:
+                return found
+    return None
+
+
+def refuse_lone_surrogates(
+    value: Any, *, file: str | os.PathLike[str], row: int | None, raw: bytes | None = None
+) -> None:
+    """Refuse parsed JSON input holding a lone surrogate escape such as ``"\\ud800"``.
+
+    Such an escape is half of a character (an emoji cut in two, common in scraped dumps): JSON
+    readers accept it, but it is no text, and no output could hold it as UTF-8. Every command
+    that reads JSON input (``data validate``, ``prepare``, ``build``, ``judge``, ``eval``) refuses
+    it here, the same way.
+
+    Args:
+        value: the parsed row (or document).
+        file, row: where it came from, for the message.
+        raw: the row's JSON text; when given and free of surrogate escapes, ``value`` is not
+            walked.
+
+    Raises:
+        DataError: naming the file, the row and the field.
+    """
+    if raw is not None and not _SURROGATE_ESCAPE.search(raw):
+        return
+    field = _surrogate_field(value)
+    if field is None:
+        return
+    from humanlm.errors import DataError
+
+    line = f"line {row + 1}: " if row is not None and raw is not None else ""
+    raise DataError(
+        f"{line}the text holds a lone surrogate escape (such as \\ud800: half of a character, "
+        "e.g. an emoji cut in two), which is not valid Unicode; remove it or replace it "
+        "(e.g. with \\ufffd) and run again",
+        file=str(file),
+        row=row,
+        field=field,
+    )
+
+
+def _dumps(obj: Any, **kwargs: Any) -> str:
+    """JSON text of ``obj``, non-ASCII kept as is; text holding a lone surrogate (a model
+    reply may) is written with ASCII escapes instead, so the file stays valid UTF-8."""
+    text = json.dumps(obj, ensure_ascii=False, default=str, **kwargs)
+    if _LONE_SURROGATE.search(text):
+        return json.dumps(obj, ensure_ascii=True, default=str, **kwargs)
+    return text
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
@@ -246,14 +406,14 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON atomically."""
-    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_text(path, _dumps(obj, indent=2) + "\n")
 
 
 def write_jsonl(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> None:
     """Write ``rows`` as JSON lines atomically."""
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            fh.write(_dumps(row) + "\n")
 
 
 def iter_jsonl(
@@ -263,14 +423,16 @@ def iter_jsonl(
 
     Args:
         path: the file.
-        strict: the file is input that must be right: a line that is not UTF-8 or not JSON raises
-            a one-line ``DataError`` naming the file and the row. Otherwise the file is a log that
+        strict: the file is input that must be right: a line that is not UTF-8 or not JSON, or
+            that holds a lone surrogate escape (`refuse_lone_surrogates`), raises a one-line
+            ``DataError`` naming the file and the row. Otherwise the file is a log that
             a killed writer may have cut short: a missing file has no lines, and a line that does
             not parse (a half-written last line) is skipped with a warning.
         opener: opens the file for reading bytes (``gzip.open`` for a ``.gz`` file).
 
     Raises:
-        DataError: with ``strict``, a line that is not UTF-8 or not valid JSON.
+        DataError: with ``strict``, a line that is not UTF-8, not valid JSON, or holds a lone
+            surrogate escape.
     """
     from humanlm.errors import DataError
 
@@ -285,6 +447,8 @@ def iter_jsonl(
                 continue
             try:
                 value = json.loads(decode_utf8(raw, file=file, offset=start))
+                if strict:
+                    refuse_lone_surrogates(value, file=file, row=row, raw=raw)
             except json.JSONDecodeError as err:
                 problem = DataError(
                     f"line {row + 1}: not valid JSON ({err.msg})", file=str(file), row=row
@@ -325,8 +489,29 @@ def open_append(path: str | os.PathLike[str]) -> IO[str]:
     return path.open("a", encoding="utf-8")
 
 
-def append_jsonl(log: IO[str], record: dict[str, Any]) -> None:
-    """Append one record as a JSON line and push it to disk before the next one is written."""
-    log.write(json.dumps(record, ensure_ascii=False) + "\n")
-    log.flush()
-    os.fsync(log.fileno())
+def append_jsonl(log: IO[str], record: dict[str, Any], *, sync: bool = True) -> None:
+    """Append one record as a JSON line, whole or not at all.
+
+    The line goes straight to the file (no buffer that could be left half-written) and, with
+    ``sync``, to the disk before the next one is written.
+
+    Raises:
+        HumanlmError: the disk is full or the quota used up; the log is cut back to its last
+            whole record, so a rerun resumes after it.
+    """
+    data = (_dumps(record) + "\n").encode("utf-8")
+    log.flush()  # anything written through ``log`` itself goes first
+    fd = log.fileno()
+    size = os.fstat(fd).st_size
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if sync:
+            os.fsync(fd)
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        with contextlib.suppress(OSError):  # a device such as /dev/full cannot be cut
+            os.ftruncate(fd, size)
+        raise disk_full_error(getattr(log, "name", None), written=size, kept=True) from None

@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from humanlm.errors import HumanlmError
+from humanlm.files import disk_full_error, is_disk_full
 
 app = typer.Typer(
     name="humanlm",
@@ -126,6 +127,18 @@ def _usage_line(err: Exception) -> str:
     return f"error: {message} (see '{path} --help')"
 
 
+def _failed_path(err: BaseException) -> str | None:
+    """The file named by ``err`` or by an operating-system error it was raised from."""
+    seen: BaseException | None = err
+    for _ in range(8):  # a bounded walk down the chain of wrapped errors
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.filename:
+            return str(seen.filename)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point; exit codes: 0 done, 1 failed, 2 usage or fixable problem."""
     from typer._click import exceptions as click_errors
@@ -153,7 +166,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception:
+    except Exception as err:
+        if is_disk_full(err):  # a library's own write (weights, a cache) found the disk full
+            typer.echo(f"error: {disk_full_error(_failed_path(err))}", err=True)
+            sys.exit(2)
         import traceback
 
         traceback.print_exc()

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from humanlm.data.schema import SourceRow, normalize_row
 from humanlm.data.sources import ALIASES, DATASETS
 from humanlm.errors import DataError
-from humanlm.files import decode_utf8, iter_jsonl
+from humanlm.files import broken_link, decode_utf8, iter_jsonl, refuse_lone_surrogates
 
 __all__ = [
     "EXTENSIONS",
@@ -75,7 +75,7 @@ class SplitSource:
         if self.hub_rows is not None:
             return len(self.hub_rows)
         if self.path is not None and self.path.suffix == ".parquet":
-            return pq.ParquetFile(self.path).metadata.num_rows
+            return _open_parquet(self.path).metadata.num_rows
         return None
 
 
@@ -92,6 +92,8 @@ def find_splits(source: str | Path, *, split: str | None = None) -> list[SplitSo
             has an unsupported extension, or the hub download fails.
     """
     path = Path(source)
+    if (why := broken_link(path)) is not None:
+        raise DataError(f"{why}; name the data itself or a link that leads to it")
     if path.is_file():
         _check_extension(path)
         return [SplitSource(split=split or "train", name=str(path), path=path)]
@@ -190,15 +192,33 @@ def _hub_splits(repo: str, split: str | None) -> list[SplitSource]:
     ]
 
 
-def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    index = 0
+def _open_parquet(path: Path) -> pq.ParquetFile:
+    """``path`` opened as parquet.
+
+    Raises:
+        DataError: an empty (0-byte), truncated or otherwise unreadable file, in one line.
+    """
     try:
-        parquet = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as err:
         empty = path.stat().st_size == 0
         why = "an empty file (0 bytes)" if empty else f"not a readable parquet file ({err})"
         raise DataError(f"{why}; write it again or remove it", file=str(path)) from None
-    for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS):
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    index = 0
+    batches = _open_parquet(path).iter_batches(batch_size=_PARQUET_BATCH_ROWS)
+    while True:
+        try:
+            batch = next(batches, None)
+        except (OSError, pa.ArrowException) as err:  # a corrupt page past a sound footer
+            raise DataError(
+                f"not a readable parquet file after row {index} ({err}); write it again",
+                file=str(path),
+            ) from None
+        if batch is None:
+            return
         for raw in batch.to_pylist():
             yield index, raw
             index += 1
@@ -222,4 +242,5 @@ def _json_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     for index, raw in enumerate(data):
         if not isinstance(raw, dict):
             raise DataError("row is not a JSON object", file=str(path), row=index)
+        refuse_lone_surrogates(raw, file=path, row=index)
         yield index, raw

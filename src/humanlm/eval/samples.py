@@ -7,12 +7,11 @@ once (it was evaluated again after its simulator call failed), its last record c
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import IO, Any
 
-from humanlm.files import open_append, read_jsonl
+from humanlm.files import append_jsonl, open_append, read_jsonl
 
 __all__ = ["SAMPLES_FILE", "SamplesFile", "read_samples"]
 
@@ -51,8 +50,7 @@ class SamplesFile:
             self._fh = None
 
     def append(self, record: dict[str, Any]) -> None:
-        """Write one record as a line and flush it to the operating system."""
+        """Write one record as a whole line to the operating system (a full disk: one line)."""
         if self._fh is None:
             raise RuntimeError("SamplesFile is not open; use it in a with block")
-        self._fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        self._fh.flush()
+        append_jsonl(self._fh, record, sync=False)
