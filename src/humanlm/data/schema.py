@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,10 +21,25 @@ from typing import Any
 from humanlm.data.sources import resolve_dataset
 from humanlm.errors import DataError
 
-__all__ = ["PERSONA_LISTS", "Persona", "SourceRow", "normalize_row", "parse_persona"]
+__all__ = [
+    "PERSONA_ITEM_MAX_CHARS",
+    "PERSONA_LISTS",
+    "PERSONA_MAX_CHARS",
+    "Persona",
+    "SourceRow",
+    "normalize_row",
+    "parse_persona",
+    "persona_size_problem",
+]
 
 # The four item lists of a structured persona, in the order they are rendered.
 PERSONA_LISTS: tuple[str, ...] = ("interests", "values", "communication", "statistics")
+
+# Size limits of a persona, a bit above what the persona prompt asks for (at most 46 items,
+# each one sentence of at most 30 words: about 200 characters, 10,000 in all). A persona model
+# that rambles, or a source that holds something else, would otherwise fill every prompt.
+PERSONA_ITEM_MAX_CHARS = 400  # one list item or demographic value
+PERSONA_MAX_CHARS = 16_000  # the whole persona: its JSON text, or a plain-text persona
 
 # A structured persona is a dict (`demographics` + the four lists); WildChat's is plain text.
 Persona = dict[str, Any] | str
@@ -121,10 +137,51 @@ def parse_persona(value: Any, *, file: str | None = None, row: int | None = None
     A missing persona is the empty string (rendered as "Missing" by the prompt builder).
 
     Raises:
-        DataError: the text starts with ``{`` but is not a JSON object of the persona schema.
+        DataError: the text starts with ``{`` but is not a JSON object of the persona schema,
+            or the persona breaks a size limit (`persona_size_problem`).
     """
     if value is None:
         return ""
+    persona = _parse_persona(value, file=file, row=row)
+    problem = persona_size_problem(persona)
+    if problem is not None:
+        where, message = problem
+        raise DataError(message, file=file, row=row, field=where)
+    return persona
+
+
+def persona_size_problem(persona: Persona) -> tuple[str, str] | None:
+    """``(field, problem)`` when ``persona`` breaks a size limit or holds a demographic value
+    that is not a finite number or text; ``None`` when it is fine.
+
+    Fields are named like ``persona.interests[3]``; the limits are `PERSONA_ITEM_MAX_CHARS`
+    per item and `PERSONA_MAX_CHARS` in all.
+    """
+    if isinstance(persona, str):
+        text = persona
+    else:
+        for key, value in persona.get("demographics", {}).items():
+            where = f"persona.demographics.{key}"
+            if isinstance(value, float) and not math.isfinite(value):
+                return where, f"{value} is not a value; use text, or null when unknown"
+            if isinstance(value, str) and len(value) > PERSONA_ITEM_MAX_CHARS:
+                return where, _too_long("value", len(value), PERSONA_ITEM_MAX_CHARS)
+        for name in PERSONA_LISTS:
+            for i, item in enumerate(persona.get(name, [])):
+                if len(item) > PERSONA_ITEM_MAX_CHARS:
+                    where = f"persona.{name}[{i}]"
+                    return where, _too_long("item", len(item), PERSONA_ITEM_MAX_CHARS)
+        text = json.dumps(persona, ensure_ascii=False)
+    if len(text) > PERSONA_MAX_CHARS:
+        return "persona", _too_long("persona", len(text), PERSONA_MAX_CHARS)
+    return None
+
+
+def _too_long(what: str, size: int, limit: int) -> str:
+    return f"the {what} has {size:,} characters; the limit is {limit:,}"
+
+
+def _parse_persona(value: Any, *, file: str | None, row: int | None) -> Persona:
     if isinstance(value, Mapping):
         data: Any = dict(value)
     elif isinstance(value, str):

@@ -54,6 +54,7 @@ from tqdm import tqdm
 from humanlm.ingest.output import HELD_FILE, HELD_SCHEMA, PERSONA_LOG, read_built, write_built
 from humanlm.ingest.splits import SPLIT_NAMES
 from humanlm.data.persona import DEMOGRAPHICS
+from humanlm.data.schema import PERSONA_MAX_CHARS, persona_size_problem
 from humanlm.errors import ConfigError, JudgeUnavailableError
 from humanlm.files import append_jsonl, check_output_dir, open_append, read_jsonl
 from humanlm.llm.backends import ChatBackend
@@ -150,8 +151,11 @@ def build_persona_prompt(replies: Sequence[PersonaReply]) -> str:
 def parse_persona_reply(text: str | None) -> tuple[dict[str, Any] | None, str]:
     """Read a persona from a model reply and check it against the schema.
 
-    Accepts the JSON object alone or inside a code fence. Missing demographic fields become
-    "NA"; list items are stripped.
+    Accepts the JSON object alone or inside a code fence. Missing or null demographic fields
+    become "NA"; list items are stripped. Refused: a demographic value that is not text (a
+    number, NaN, a list), and a persona over the size limits of the Humanual format
+    (`PERSONA_ITEM_MAX_CHARS` per item or value, `PERSONA_MAX_CHARS` in all), which are a bit
+    above what the prompt asks (one sentence of at most 30 words per item).
 
     Returns:
         ``(persona, "ok")``, or ``(None, problem)`` naming what is wrong.
@@ -167,9 +171,9 @@ def parse_persona_reply(text: str | None) -> tuple[dict[str, Any] | None, str]:
         value = demographics.get(key, "NA")
         if value is None:
             value = "NA"
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            return None, f"demographics.{key} must be text"
-        persona["demographics"][key] = str(value).strip() or "NA"
+        if not isinstance(value, str):
+            return None, f'demographics.{key} must be text (or "NA"), got {json.dumps(value)}'
+        persona["demographics"][key] = value.strip() or "NA"
     for name, (low, high) in LIST_SIZES.items():
         items = data.get(name)
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
@@ -178,6 +182,11 @@ def parse_persona_reply(text: str | None) -> tuple[dict[str, Any] | None, str]:
         if not low <= len(items) <= high:
             return None, f"{name} has {len(items)} items; it needs {low} to {high}"
         persona[name] = items
+    too_big = persona_size_problem(persona)
+    if too_big is not None:
+        where, problem = too_big
+        where = where.removeprefix("persona").lstrip(".") or "the persona"
+        return None, f"{where}: {problem}; keep each item to one sentence of at most 30 words"
     return persona, "ok"
 
 
@@ -282,11 +291,13 @@ async def summarise_personas(
     pending = []
     for request in requests:
         record = done.get(request.user_id)
+        if record is not None and (record.get("key") != request.key or not _usable(record)):
+            record = None
         hit = cache.get(request.key) if cache is not None and record is None else None
-        if record is not None and record.get("key") == request.key:
+        if record is not None:
             outcome.personas[request.user_id] = record["persona"]
             outcome.reused += 1
-        elif hit is not None:
+        elif hit is not None and _usable(hit):
             outcome.personas[request.user_id] = hit["persona"]
             outcome.reused += 1
         else:
@@ -334,6 +345,13 @@ async def summarise_personas(
         finally:
             await backend.aclose()
     return outcome
+
+
+def _usable(record: Mapping[str, Any]) -> bool:
+    """Whether a logged or cached persona still passes the reply check (an older run may have
+    kept one that the size limits now refuse); one that does not is asked for again."""
+    persona = record.get("persona")
+    return isinstance(persona, str) and parse_persona_reply(persona)[0] is not None
 
 
 def _append(log: IO[str], request: PersonaRequest, persona: str, model: str) -> None:
@@ -451,6 +469,11 @@ def run_personas(
         raise ConfigError("personas: give exactly one of --llm SPEC and --fixed TEXT")
     if k < 1:
         raise ConfigError("personas: --k must be >= 1")
+    if fixed is not None and len(fixed) > PERSONA_MAX_CHARS:
+        raise ConfigError(
+            f"personas: the fixed persona has {len(fixed):,} characters; the limit is "
+            f"{PERSONA_MAX_CHARS:,}"
+        )
     folder = read_built(data_dir)
     tables = _restore_held(folder.tables, folder.held)
     info = dict(folder.info)
