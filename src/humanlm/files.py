@@ -27,6 +27,7 @@ __all__ = [
     "open_append",
     "atomic_path",
     "broken_link",
+    "check_out_outside_input",
     "check_output_dir",
     "check_output_file",
     "decode_utf8",
@@ -281,6 +282,33 @@ def check_output_dir(path: str | os.PathLike[str], *, what: str = "output folder
     if folder.exists():
         _check_folder_writable(folder, what, folder)
     return folder
+
+
+def check_out_outside_input(
+    out: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]], *, what: str
+) -> None:
+    """Refuse an output folder that is an input folder or lies inside one.
+
+    What a run writes there would be read as input by the next run over that folder (or,
+    with the same names, replace the input while it is read).
+
+    Raises:
+        ConfigError: naming both folders.
+    """
+    from humanlm.errors import ConfigError
+
+    target = Path(os.path.realpath(out))
+    for entry in inputs:
+        folder = Path(entry)
+        if not folder.is_dir():
+            continue
+        real = Path(os.path.realpath(folder))
+        if target == real or real in target.parents:
+            where = "is" if target == real else "lies inside"
+            raise ConfigError(
+                f"{what} {out} {where} the input folder {folder}: its output would be read as "
+                "input next time; choose an output folder outside the input"
+            )
 
 
 def decode_utf8(raw: bytes, *, file: str | os.PathLike[str], offset: int = 0) -> str:

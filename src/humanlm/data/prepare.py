@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from humanlm.data.authors import learn_author_map
-from humanlm.data.load import SPLITS, SplitSource, find_splits, iter_rows
+from humanlm.data.load import EXTENSIONS, SPLITS, SplitSource, find_splits, iter_rows
 from humanlm.data.persona import (
     MIN_PERSONA_ITEMS,
     count_persona_items,
@@ -55,7 +55,7 @@ from humanlm.data.render import render_context
 from humanlm.data.schema import SourceRow
 from humanlm.data.sources import resolve_dataset
 from humanlm.errors import DataError
-from humanlm.files import atomic_path, check_output_dir, write_json
+from humanlm.files import atomic_path, check_out_outside_input, check_output_dir, write_json
 from humanlm.states.ending import END_SIGNAL, is_end_signal
 from humanlm.states.template import HUMAN
 
@@ -266,6 +266,7 @@ def run_prepare(
     splits = find_splits(source, split=split)
     out = check_output_dir(out_dir, what="prepare --out")
     names = [_output_name(s.split, dropout=persona_dropout is not None) for s in splits]
+    _refuse_out_at_input(out, source, names)
     _refuse_stale_splits(out, source, names)
 
     # Pass 1: validate everything and learn who wrote what, before any file is touched.
@@ -586,6 +587,29 @@ def _refuse_stale_splits(out: Path, source: str | Path, names: list[str]) -> Non
             "sit beside the new splits; delete them or choose another --out",
             file=str(out),
         )
+
+
+def _refuse_out_at_input(out: Path, source: str | Path, names: list[str]) -> None:
+    """Refuse an output folder that is the input folder or lies inside it, a split file that
+    would replace the input file, and one written beside a raw file of the same split (a later
+    prepare of that folder would find two files for one split)."""
+    check_out_outside_input(out, [source], what="prepare --out")
+    source_file = Path(source).resolve() if Path(source).is_file() else None
+    for name in names:
+        target = out / f"{name}.parquet"
+        if source_file is not None and target.resolve() == source_file:
+            raise DataError(
+                "prepare --out would replace this input with its output; choose another --out",
+                file=str(source),
+            )
+        raw = [out / f"{name}{ext}" for ext in EXTENSIONS if ext != ".parquet"]
+        beside = [path for path in raw if path.is_file()]
+        if beside:
+            raise DataError(
+                f"prepare --out {out} holds {beside[0].name}, and {target.name} written beside "
+                "it would be a second file of that split; choose another --out",
+                file=str(source),
+            )
 
 
 def _record_sources(out: Path, source: str | Path, names: list[str]) -> None:

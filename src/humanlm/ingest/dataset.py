@@ -35,7 +35,7 @@ from humanlm.ingest.splits import DEFAULT_RATIOS, SPLIT_NAMES, SplitPlan, assign
 from humanlm.ingest.threads import Replies, build_replies
 from humanlm.data.validate import validate_source
 from humanlm.errors import ConfigError, DataError
-from humanlm.files import check_output_dir
+from humanlm.files import check_out_outside_input, check_output_dir
 from humanlm.llm.limits import RetryPolicy
 from humanlm.lock import holds_output_lock
 from humanlm.states.ending import END_SIGNAL
@@ -200,6 +200,7 @@ def run_build(
         )
     check_output_dir(out_dir, what="data build --out")
     paths = [str(p) for p in inputs]
+    check_out_outside_input(out_dir, paths, what="data build --out")
     items = read_items(
         paths, layout=layout, columns=columns, keep=keep_columns, hash_authors=hash_authors
     )
