@@ -33,7 +33,7 @@ from typing import Any
 
 from server_process import ServerProcess
 
-from humanlm.judge import build_judge, state_reward
+from humanlm.judge import JudgeConfig, build_judge, state_reward
 from humanlm.states import STATE_NAMES
 from humanlm.testing import faults
 from humanlm.testing.judge_replies import judge_reply_fn
@@ -50,7 +50,6 @@ JUDGE_SETTINGS: dict[str, Any] = {
     "max_retries": 4,
     "backoff_s": 0.05,
     "backoff_max_s": 0.5,
-    "seed": 0,
 }
 
 
@@ -107,10 +106,13 @@ def measure(
         seed=seed,
     ) as server:
         judge = build_judge(
-            f"openai:bench-judge@{server.base_url}",
-            **JUDGE_SETTINGS,
-            hedge_after_s=args.hedge_after,
-            hedge_quantile=args.hedge_quantile,
+            JudgeConfig(
+                f"openai:bench-judge@{server.base_url}",
+                **JUDGE_SETTINGS,
+                hedge_after_s=args.hedge_after,
+                hedge_quantile=args.hedge_quantile,
+            ),
+            seed=0,
         )
 
         async def go() -> tuple[list[float | None], float, dict[str, int], int]:

@@ -23,7 +23,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from humanlm.config import load_config
 from humanlm.data.resolve import resolve_split
 from humanlm.demo import demo_config_path
-from humanlm.judge import build_judge, state_reward
+from humanlm.judge import JudgeConfig, build_judge, state_reward
 from humanlm.model.tiny import build_tiny_model
 from humanlm.train.callbacks import MetricsFileCallback, UnscoredGuard
 from humanlm.train.cpu import enable_compact_lm_head_on_cpu
@@ -67,7 +67,7 @@ def main() -> None:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         examples = resolve_split("demo", dataset=None, split="train", work_dir=tmp_path / "data")
         dataset = build_grpo_dataset(examples, state_set="sebvgcr", thinking=True, seed=0)
-        judge = build_judge("embedding:minilm")
+        judge = build_judge(JudgeConfig("embedding:minilm"))
         ours = functools.partial(state_reward, judge=judge, tagged=True)
         sides = {
             "bare TRL, constant reward": ([constant_reward], []),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,9 +20,13 @@ import yaml
 
 from humanlm.configs import find_config
 from humanlm.errors import ConfigError
+from humanlm.llm.limits import RetryPolicy
 from humanlm.states.modes import MODES, Mode
 
 T = TypeVar("T")
+
+# The retry defaults of every LLM call (``RetryPolicy``), for the judge and simulator blocks.
+_RETRY = RetryPolicy()
 
 # Settings of the judge's Chat gate: ``auto`` gates the chat data sources only.
 CHAT_GATES = ("auto", "on", "off")
@@ -35,6 +40,7 @@ __all__ = [
     "TrainConfig",
     "WarmupConfig",
     "apply_overrides",
+    "default_help",
     "from_dict",
     "load_config",
     "to_dict",
@@ -92,7 +98,7 @@ class DataConfig:
 
 @dataclass
 class JudgeConfig:
-    """The reward judge (see ``humanlm.judge.build_judge``).
+    """A judge's settings: everything ``humanlm.judge.build_judge`` needs to build one.
 
     Attributes:
         spec: ``embedding:minilm``, ``openai:MODEL[@BASE_URL]`` or ``litellm:PROVIDER/MODEL``.
@@ -105,7 +111,11 @@ class JudgeConfig:
             ``none``: a server that takes no key).
         concurrency: judge calls in flight at once.
         timeout_s: overall deadline of one judge call, retries included.
+        request_timeout_s: limit of one HTTP request (``null``: half of ``timeout_s``, so a
+            request that never answers still leaves time for one retry).
         max_retries: transport and content retries per call.
+        backoff_s: first backoff delay before a retry (doubles per retry, with jitter).
+        backoff_max_s: largest backoff delay.
         hedge_after_s: send a copy of a judge request still unanswered after this many
             seconds (a second one after as long again) and take whichever answers first
             (``null``: never). A reward batch waits for its slowest call; a copy cuts that tail.
@@ -115,7 +125,14 @@ class JudgeConfig:
             instead (0.95: about one request in twenty gets a copy), with ``hedge_after_s`` as the
             least delay (``null``: the fixed ``hedge_after_s``). Follows the server as it speeds
             up or slows down.
-        cache: SQLite cache file; empty disables caching.
+        rpm: requests per minute limit (``null``: unlimited).
+        tpm: tokens per minute limit (``null``: unlimited).
+        cache: SQLite cache file; empty disables caching. The embedding judge never caches.
+        params: more request fields (``seed``, ``reasoning_effort``, ...); part of the cache key.
+        prices: ``MODEL: [input, output]`` USD per 1M tokens, over the built-in prices, for the
+            ledger's cost estimate.
+        structured_output: ask ``openai:`` judges for a JSON object (``response_format``),
+            falling back to plain replies where a server refuses the field.
         chat_gate: the Chat gate (``humanlm.judge.group``): before judging alignment the judge
             also says whether each candidate is written from the AI assistant's side (helping,
             explaining, neutral hedging) instead of the human user's; such candidates score 0
@@ -129,18 +146,49 @@ class JudgeConfig:
     max_tokens: int | None = 4096
     api_key_env: str | None = None
     concurrency: int = 32
-    timeout_s: float = 120.0
-    max_retries: int = 4
+    timeout_s: float = _RETRY.timeout_s
+    request_timeout_s: float | None = None
+    max_retries: int = _RETRY.max_retries
+    backoff_s: float = _RETRY.backoff_s
+    backoff_max_s: float = _RETRY.backoff_max_s
     hedge_after_s: float | None = None
     hedge_quantile: float | None = None
+    rpm: float | None = None
+    tpm: float | None = None
     cache: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    prices: dict[str, list[float]] = field(default_factory=dict)
+    structured_output: bool = True
     chat_gate: str = "auto"
 
     def __post_init__(self) -> None:
+        problems = []
         if self.chat_gate not in CHAT_GATES:
-            raise ConfigError(
+            problems.append(
                 f"chat_gate: must be one of {', '.join(CHAT_GATES)}, got {self.chat_gate!r}"
             )
+        if isinstance(self.concurrency, int) and self.concurrency < 1:
+            problems.append("judge concurrency: must be >= 1")
+        for name in ("params", "prices"):
+            if not isinstance(getattr(self, name), Mapping):
+                problems.append(f"judge {name}: expected a mapping, got {getattr(self, name)!r}")
+        for model, price in dict(self.prices if isinstance(self.prices, Mapping) else {}).items():
+            if isinstance(price, str) or not isinstance(price, Sequence) or len(price) != 2:
+                problems.append(f"judge prices.{model}: expected [input, output] USD per 1M tokens")
+        if problems:
+            raise ConfigError(problems)
+
+    def retry_policy(self) -> RetryPolicy:
+        """The retry policy of one judge call (validates the limits)."""
+        return RetryPolicy(
+            max_retries=self.max_retries,
+            timeout_s=self.timeout_s,
+            request_timeout_s=self.request_timeout_s or self.timeout_s / 2,
+            backoff_s=self.backoff_s,
+            backoff_max_s=self.backoff_max_s,
+            hedge_after_s=self.hedge_after_s,
+            hedge_quantile=self.hedge_quantile,
+        )
 
 
 @dataclass
@@ -374,3 +422,23 @@ def load_config(
 def to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """The resolved config as plain data (for ``config.yaml`` in the run folder)."""
     return dataclasses.asdict(cfg)
+
+
+def default_help(cls: type, name: str) -> str:
+    """``(default: X)`` for a CLI help text, read from the dataclass ``cls``.
+
+    ``name`` may be dotted to reach into a block (``judge.temperature``): the block is built by
+    its field's own factory, so each default is written once, on its field.
+    """
+    first, *rest = name.split(".")
+    spec = {f.name: f for f in dataclasses.fields(cls)}[first]
+    value: Any = spec.default
+    if spec.default_factory is not dataclasses.MISSING:
+        value = spec.default_factory()  # a block, with the defaults its field gives it
+    for part in rest:
+        value = getattr(value, part)
+    if isinstance(value, bool):
+        value = "on" if value else "off"
+    elif value is None:
+        value = "unset"
+    return f"(default: {value})"

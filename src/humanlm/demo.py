@@ -131,7 +131,7 @@ def _evaluate(
     records = evaluate_examples(
         examples,
         simulator=build_simulator(f"hf:{model_dir}", settings=settings),
-        judge=build_judge(cfg.eval_judge.spec),
+        judge=build_judge(cfg.eval_judge),
         thinking=mode.thinking,
         state_set=mode.state_set,
         aspects=False,

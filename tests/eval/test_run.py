@@ -10,7 +10,7 @@ import yaml
 
 from humanlm.errors import ConfigError, HumanlmError
 from humanlm.eval import EvalConfig, evaluate_examples, run_eval
-from humanlm.judge import build_judge
+from humanlm.judge import JudgeConfig, build_judge
 from humanlm.simulate import GenerationSettings, build_simulator
 from humanlm.testing import Reply, faults
 from humanlm.testing.judge_replies import judge_reply_fn, real_reply_in
@@ -228,7 +228,7 @@ def test_evaluate_examples_with_a_built_simulator(tiny_model_dir, demo_examples)
     sim = build_simulator(
         f"hf:{tiny_model_dir}", settings=GenerationSettings(max_new_tokens=4, batch_size=4)
     )
-    judge = build_judge("embedding:minilm")
+    judge = build_judge(JudgeConfig("embedding:minilm"))
     seen = []
     recs = evaluate_examples(
         demo_examples[:3], simulator=sim, judge=judge, embedder=judge, on_record=seen.append

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from humanlm.eval.scoring import SimilarityBatcher, score_example
-from humanlm.judge import build_judge
+from humanlm.judge import JudgeConfig, build_judge
 from humanlm.simulate import Generation
 from humanlm.testing import FakeJudge
 
@@ -115,7 +115,7 @@ def test_aspects_can_be_switched_off():
 
 
 def test_batched_similarity_equals_the_embedding_judge():
-    embedder = build_judge("embedding:minilm")
+    embedder = build_judge(JudgeConfig("embedding:minilm"))
     responses = ["NTA, she owes you money.", "YTA honestly", "", "NTA, she owes you."]
 
     async def go():
@@ -152,7 +152,7 @@ def test_similarity_batching_leaves_the_process_torch_threads_alone():
 
     import torch
 
-    embedder = build_judge("embedding:minilm")
+    embedder = build_judge(JudgeConfig("embedding:minilm"))
     before = torch.get_num_threads()
     torch.set_num_threads(5)  # a count the batcher would never pick for itself
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from humanlm.judge import build_judge
+from humanlm.judge import JudgeConfig, build_judge
 from humanlm.judge.client import LLMJudge
 from humanlm.testing import ScriptedServer
 
@@ -50,7 +50,9 @@ def make_judge(server: ScriptedServer) -> Callable[..., LLMJudge]:
             "seed": 0,
         }
         settings.update(overrides)
-        judge = build_judge(f"openai:judge-model@{server.base_url}", **settings)
+        seed = settings.pop("seed")
+        spec = f"openai:judge-model@{server.base_url}"
+        judge = build_judge(JudgeConfig(spec, **settings), seed=seed)
         assert isinstance(judge, LLMJudge)
         return judge
 

@@ -352,10 +352,10 @@ def test_a_server_without_structured_output_is_asked_again_without_it(server, ma
 
 
 def _openai_judge(server, model: str, **settings):
-    from humanlm.judge import build_judge
+    from humanlm.judge import JudgeConfig, build_judge
 
     limits = {"timeout_s": 3.0, "request_timeout_s": 1.0, "max_retries": 3, "backoff_s": 0.01}
-    return build_judge(f"openai:{model}@{server.base_url}", **{**limits, **settings})
+    return build_judge(JudgeConfig(f"openai:{model}@{server.base_url}", **{**limits, **settings}))
 
 
 def test_the_paper_train_judge_scores_under_openai_rules(server) -> None:

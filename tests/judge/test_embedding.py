@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from humanlm.judge import build_judge
+from humanlm.judge import JudgeConfig, build_judge
 
 from .conftest import CONTEXT, run
 
@@ -21,7 +21,7 @@ def no_network(monkeypatch):
 
 
 def test_similarity_orders_related_above_unrelated(no_network) -> None:
-    judge = build_judge("embedding:minilm")
+    judge = build_judge(JudgeConfig("embedding:minilm"))
     truth = "My landlord refused to return my security deposit."
     verdict = run(
         judge.judge_group(
@@ -46,7 +46,7 @@ def test_similarity_orders_related_above_unrelated(no_network) -> None:
 
 
 def test_aspects_give_every_state_the_response_similarity(no_network) -> None:
-    judge = build_judge("embedding:minilm")
+    judge = build_judge(JudgeConfig("embedding:minilm"))
     verdict = run(
         judge.judge_aspects(context=CONTEXT, ground_truth="NTA, sue him.", response="NTA."),
         timeout=60,

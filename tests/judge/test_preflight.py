@@ -7,7 +7,7 @@ import json
 import pytest
 
 from humanlm.errors import JudgeUnavailableError
-from humanlm.judge import build_judge, check_judge
+from humanlm.judge import JudgeConfig, build_judge, check_judge
 from humanlm.testing import Reply, faults
 from humanlm.testing.judge_replies import judge_reply_fn
 
@@ -34,7 +34,9 @@ def test_the_paper_judge_passes_against_openai_rules(server) -> None:
     # issue 21: the presets' judge (gpt-5-mini, temperature 1, 4096 tokens) was refused.
     server.reply_fn = judge_reply_fn()
     check_judge(
-        build_judge(f"openai:gpt-5-mini@{server.base_url}", temperature=1.0, max_tokens=4096)
+        build_judge(
+            JudgeConfig(f"openai:gpt-5-mini@{server.base_url}", temperature=1.0, max_tokens=4096)
+        )
     )
     assert server.refused == 0 and len(server.chat_requests) == 1
 
@@ -70,6 +72,6 @@ def test_failures_a_retry_may_heal_do_not_stop_the_run(server, make_judge, fault
 
 
 def test_a_judge_without_requests_is_not_asked(server) -> None:
-    judge = build_judge("embedding:minilm")
+    judge = build_judge(JudgeConfig("embedding:minilm"))
     check_judge(judge)
     assert judge.ledger.groups == 0

@@ -115,14 +115,14 @@ def test_cache_key_ignores_key_order() -> None:
 
 
 def test_the_same_model_on_another_server_shares_the_cache(tmp_path: Path) -> None:
-    from humanlm.judge import build_judge
+    from humanlm.judge import JudgeConfig, build_judge
     from humanlm.testing import ScriptedServer
 
     path = tmp_path / "cache.sqlite"
     with ScriptedServer(reply_fn=judge_reply_fn()) as first:
-        judge_once(build_judge(f"openai:judge-model@{first.base_url}", cache=path))
+        judge_once(build_judge(JudgeConfig(f"openai:judge-model@{first.base_url}"), cache=path))
     with ScriptedServer(reply_fn=judge_reply_fn()) as second:
-        again = build_judge(f"openai:judge-model@{second.base_url}", cache=path)
+        again = build_judge(JudgeConfig(f"openai:judge-model@{second.base_url}"), cache=path)
         assert judge_once(again).cached and second.chat_requests == []
 
 

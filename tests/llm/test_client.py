@@ -197,10 +197,10 @@ def test_a_young_copy_is_waited_for_when_the_request_fails(server) -> None:
 
 def test_the_judge_block_carries_the_copy_settings() -> None:
     from humanlm.config import JudgeConfig
-    from humanlm.judge import build_judge_from_config
+    from humanlm.judge import build_judge
 
     cfg = JudgeConfig(spec="openai:m@http://127.0.0.1:9/v1", hedge_after_s=0.1, hedge_quantile=0.9)
-    judge = build_judge_from_config(cfg)
+    judge = build_judge(cfg)
     assert (judge.client.retry.hedge_after_s, judge.client.retry.hedge_quantile) == (0.1, 0.9)
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from humanlm.config import JudgeConfig, default_help
 from humanlm.errors import HumanlmError
 
 app = typer.Typer(
@@ -45,6 +46,18 @@ Examples:
 """
 
 
+def _default(name: str) -> str:
+    return default_help(JudgeConfig, name)
+
+
+def _judge_config(spec: str, flags: dict[str, Any]) -> JudgeConfig:
+    """The judge block of the flags given; the rest keeps ``JudgeConfig``'s defaults."""
+    given = {key: value for key, value in flags.items() if value is not None}
+    if given.get("max_tokens") == 0:  # 0: send no limit
+        given["max_tokens"] = None
+    return JudgeConfig(spec=spec, **given)
+
+
 @app.callback(invoke_without_command=True, help=_HELP)
 def judge(
     input: Annotated[Path, typer.Option("--input", "-i", help="Input JSONL of groups.")],
@@ -57,36 +70,51 @@ def judge(
     ],
     mode: Annotated[str, typer.Option("--mode", help="group or aspects.")] = "group",
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, help="Judge calls in flight.")
-    ] = 16,
+        int | None,
+        typer.Option(
+            "--concurrency", min=1, help=f"Judge calls in flight {_default('concurrency')}."
+        ),
+    ] = None,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Neither read nor write the cache.")
     ] = False,
     cache: Annotated[
         Path | None,
         typer.Option(
-            "--cache", help="SQLite cache file [default: judge_cache.sqlite next to OUT]."
+            "--cache", help="SQLite cache file (default: judge_cache.sqlite next to OUT)."
         ),
     ] = None,
     temperature: Annotated[
         float | None,
-        typer.Option("--temperature", help="Judge temperature [default: the server's]."),
+        typer.Option("--temperature", help=f"Judge temperature {_default('temperature')}."),
     ] = None,
     api_key_env: Annotated[
         str | None,
         typer.Option(
-            "--api-key-env", help="Variable holding the API key [default: OPENAI_API_KEY]."
+            "--api-key-env",
+            help="Variable holding the API key (default: OPENAI_API_KEY for openai:, the "
+            "provider's own for litellm:; none: a key-less server).",
         ),
     ] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Deadline of one judge call, retries included (s).")
-    ] = 120.0,
+        float | None,
+        typer.Option(
+            "--timeout",
+            help=f"Deadline of one judge call, retries included, s {_default('timeout_s')}.",
+        ),
+    ] = None,
     max_retries: Annotated[
-        int, typer.Option("--max-retries", min=0, help="Retries per judge call.")
-    ] = 4,
+        int | None,
+        typer.Option(
+            "--max-retries", min=0, help=f"Retries per judge call {_default('max_retries')}."
+        ),
+    ] = None,
     max_tokens: Annotated[
-        int, typer.Option("--max-tokens", min=0, help="Judge reply limit sent (0: none).")
-    ] = 4096,
+        int | None,
+        typer.Option(
+            "--max-tokens", min=0, help=f"Judge reply limit sent, 0: none {_default('max_tokens')}."
+        ),
+    ] = None,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
@@ -102,6 +130,14 @@ def judge(
         ),
     ] = False,
 ) -> None:
+    flags = {
+        "concurrency": concurrency,
+        "temperature": temperature,
+        "api_key_env": api_key_env,
+        "timeout_s": timeout,
+        "max_retries": max_retries,
+        "max_tokens": max_tokens,
+    }
     from humanlm.files import check_output_file
     from humanlm.judge import build_judge, run_judge
     from humanlm.lock import output_lock
@@ -109,16 +145,7 @@ def judge(
     check_output_file(out, what="judge --out")
     cache_path = None if no_cache else (cache or out.parent / "judge_cache.sqlite")
     with output_lock(out, command="judge", file=True):  # before the cache opens or a model loads
-        judge_ = build_judge(
-            judge_spec,
-            temperature=temperature,
-            max_tokens=max_tokens or None,
-            api_key_env=api_key_env,
-            concurrency=concurrency,
-            timeout_s=timeout,
-            max_retries=max_retries,
-            cache=cache_path,
-        )
+        judge_ = build_judge(_judge_config(judge_spec, flags), cache=cache_path)
         result = run_judge(
             input,
             out,

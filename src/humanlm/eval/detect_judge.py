@@ -15,6 +15,7 @@ The call goes through ``LLMJudge.ask``: the LLM layer's retries, the judge's cac
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -173,16 +174,6 @@ def add_detect_judge(summary: dict[str, Any], found: Mapping[str, Any]) -> None:
 
 
 def build_detect_judge(cfg: EvalConfig, *, cache: Any = None) -> Judge:
-    """The ``--detect-judge`` LLM, with the run judge's limits and cache."""
-    j = cfg.judge
-    return build_judge(
-        str(cfg.detect_judge),
-        temperature=j.temperature,
-        max_tokens=j.max_tokens,
-        api_key_env=j.api_key_env,
-        concurrency=j.concurrency,
-        timeout_s=j.timeout_s,
-        max_retries=j.max_retries,
-        cache=cache,
-        seed=cfg.seed,
-    )
+    """The ``--detect-judge`` LLM: the run judge's block (limits, key, sampling) with its spec."""
+    block = dataclasses.replace(cfg.judge, spec=str(cfg.detect_judge))
+    return build_judge(block, cache=cache, seed=cfg.seed)

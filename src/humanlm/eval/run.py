@@ -47,7 +47,7 @@ from humanlm.eval.selection import select_eval_examples, tokenizer_for
 from humanlm.eval.stability import stability_summary
 from humanlm.eval.stats import BOOTSTRAP_LEVEL, aggregate_records
 from humanlm.files import write_json
-from humanlm.judge import Judge, build_judge, build_judge_from_config
+from humanlm.judge import Judge, JudgeConfig, build_judge
 from humanlm.judge.embedding import EmbeddingJudge
 from humanlm.judge.group import ASSISTANT_VOICE
 from humanlm.judge.prompt import prompt_versions as judge_prompt_versions
@@ -230,7 +230,7 @@ def evaluate_examples(
 
     Example:
         >>> sim = build_simulator("hf:runs/demo/humanlm/model", settings=GenerationSettings())  # doctest: +SKIP
-        >>> judge = build_judge("embedding:minilm")  # doctest: +SKIP
+        >>> judge = build_judge(JudgeConfig("embedding:minilm"))  # doctest: +SKIP
         >>> records = evaluate_examples(examples, simulator=sim, judge=judge, embedder=judge)  # doctest: +SKIP
         >>> aggregate_records(records)["metrics"]["response_alignment"]["score"]  # doctest: +SKIP
 
@@ -239,7 +239,7 @@ def evaluate_examples(
         simulator: any ``Simulator`` (``build_simulator``).
         judge: scores response alignment and, with ``aspects``, state alignment (``None``: only
             format and embedding similarity are scored).
-        embedder: scores embedding similarity (``build_judge("embedding:minilm")``; ``None``: off).
+        embedder: scores embedding similarity (``build_judge(JudgeConfig("embedding:minilm"))``; ``None``: off).
         thinking: the response prompt opens a think block.
         state_set: the response prompt's state set (``r`` tagged, ``r_no_tag`` for SFT models).
         aspects: also score the six latent states with ``judge.judge_aspects``.
@@ -346,8 +346,8 @@ def _evaluate_into(run_dir: Path, cfg: EvalConfig, simulator: Simulator | None) 
         run_dir,
     )
     cache = (cfg.judge.cache or run_dir / _CACHE_FILE) if cfg.cache else ""
-    judge = build_judge_from_config(cfg.judge, cache=cache, seed=cfg.seed)
-    embedder = build_judge("embedding:minilm") if cfg.embedding else None
+    judge = build_judge(cfg.judge, cache=cache, seed=cfg.seed)
+    embedder = build_judge(JudgeConfig("embedding:minilm")) if cfg.embedding else None
     if cfg.population and isinstance(embedder, EmbeddingJudge):
         embedder.encoder = EmbeddingMemo(embedder.encoder)  # type: ignore[assignment]
     ngram_ban: int | None = None

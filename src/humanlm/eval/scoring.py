@@ -90,7 +90,7 @@ class SimilarityBatcher:
     other than ``EmbeddingJudge`` are asked one example at a time through ``judge_group``.
 
     Args:
-        embedder: the embedding judge (``build_judge("embedding:minilm")``).
+        embedder: the embedding judge (``build_judge(JudgeConfig("embedding:minilm"))``).
         max_batch: most pairs per forward pass.
     """
 

@@ -1,7 +1,7 @@
 """The judge: scores simulated states and responses against the real reply.
 
-- ``build_judge(spec, ...)`` -> a ``Judge`` (``openai:MODEL[@BASE_URL]``, ``litellm:PROVIDER/MODEL``,
-  ``embedding:minilm``);
+- ``build_judge(JudgeConfig(spec, ...))`` -> a ``Judge`` (``openai:MODEL[@BASE_URL]``,
+  ``litellm:PROVIDER/MODEL``, ``embedding:minilm``);
 - ``Judge.judge_group(...)`` -> ``GroupVerdict``: the n rollouts of one (example, state), one call;
 - ``Judge.judge_aspects(...)`` -> ``AspectVerdict``: one response on all six latent states;
 - ``state_reward`` -> the GRPO reward for TRL (bind ``judge`` with ``functools.partial``);
@@ -10,8 +10,9 @@
 - ``Ledger`` -> calls, tokens, failures, latency and cost of a run.
 """
 
+from humanlm.config import JudgeConfig
 from humanlm.judge.batch import JudgeRunResult, run_judge
-from humanlm.judge.build import Judge, build_judge, build_judge_from_config, parse_spec
+from humanlm.judge.build import Judge, build_judge, parse_spec
 from humanlm.judge.preflight import acheck_judge, check_judge
 from humanlm.judge.reward import state_reward
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
@@ -24,6 +25,7 @@ __all__ = [
     "AspectVerdict",
     "GroupVerdict",
     "Judge",
+    "JudgeConfig",
     "LLMCache",
     "JudgeRunResult",
     "Ledger",
@@ -33,7 +35,6 @@ __all__ = [
     "Verdict",
     "acheck_judge",
     "build_judge",
-    "build_judge_from_config",
     "check_judge",
     "parse_spec",
     "run_judge",

@@ -300,7 +300,7 @@ def run_judge(
     every row again.
 
     Example:
-        >>> judge = build_judge("openai:gpt-5-mini@http://127.0.0.1:8000/v1")  # doctest: +SKIP
+        >>> judge = build_judge(JudgeConfig("openai:gpt-5-mini@http://127.0.0.1:8000/v1"))  # doctest: +SKIP
         >>> run_judge("groups.jsonl", "out/scored.jsonl", judge=judge)  # doctest: +SKIP
 
     Raises:

@@ -1,4 +1,4 @@
-"""The ``Judge`` interface and ``build_judge``, which turns a spec string into a judge.
+"""The ``Judge`` interface and ``build_judge``, which turns a ``JudgeConfig`` into a judge.
 
 Specs:
 
@@ -12,7 +12,7 @@ Specs:
 - ``embedding:minilm`` -- offline cosine similarity (no key, no network, no cache).
 
 Example:
-    >>> judge = build_judge("openai:gpt-5-mini", temperature=1.0, cache="runs/judge_cache.sqlite")
+    >>> judge = build_judge(JudgeConfig("openai:gpt-5-mini", cache="runs/judge_cache.sqlite"))
     ...  # doctest: +SKIP
     >>> verdict = await judge.judge_group(context=ctx, ground_truth=reply, state="stance",
     ...                                   candidates=["backs OP", "sides with the landlord"])
@@ -33,12 +33,12 @@ from humanlm.judge.verdict import AspectVerdict, GroupVerdict
 from humanlm.llm.build import build_backend
 from humanlm.llm.cache import LLMCache
 from humanlm.llm.ledger import DEFAULT_PRICES, Ledger, Price
-from humanlm.llm.limits import RateLimiter, RetryPolicy
+from humanlm.llm.limits import RateLimiter
 from humanlm.llm.specs import ModelSpec
 from humanlm.llm.specs import parse_spec as parse_model_spec
 from humanlm.states import LATENT_STATES
 
-__all__ = ["Judge", "build_judge", "build_judge_from_config", "parse_spec"]
+__all__ = ["Judge", "build_judge", "parse_spec"]
 
 
 @runtime_checkable
@@ -106,60 +106,21 @@ def parse_spec(spec: str) -> ModelSpec:
 
 
 def build_judge(
-    spec: str,
+    cfg: JudgeConfig,
     *,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    api_key_env: str | None = None,
-    concurrency: int = 16,
-    timeout_s: float = 120.0,
-    request_timeout_s: float | None = None,
-    max_retries: int = 4,
-    backoff_s: float = 0.5,
-    backoff_max_s: float = 8.0,
-    hedge_after_s: float | None = None,
-    hedge_quantile: float | None = None,
-    rpm: float | None = None,
-    tpm: float | None = None,
     cache: str | os.PathLike[str] | LLMCache | None = None,
-    prices: Mapping[str, Price | tuple[float, float]] | None = None,
-    extra_params: Mapping[str, Any] | None = None,
     seed: int | None = None,
-    structured_output: bool = True,
-    chat_gate: str = "auto",
 ) -> Judge:
-    """Build a judge from a spec string (see the module docstring for the spec forms).
+    """Build the judge a ``JudgeConfig`` describes: the one way to make a judge.
+
+    The TRL trainer, its validation, evaluation, ``humanlm judge``, the demo and the verl reward
+    manager all build their judge here, so every setting of the block reaches the judge.
 
     Args:
-        spec: which judge.
-        temperature: sampling temperature sent to the judge (``None``: the server's default).
-            OpenAI's reasoning models take only 1; another value is not sent to them.
-        max_tokens: reply length limit sent to the judge (``None``: not sent); sent as
-            ``max_completion_tokens`` to OpenAI's reasoning models.
-        api_key_env: name of the environment variable with the key (default ``OPENAI_API_KEY``
-            for ``openai:``; the provider's own for ``litellm:``).
-        concurrency: judge calls in flight at once.
-        timeout_s: overall deadline of one judge call, retries included.
-        request_timeout_s: limit of one HTTP request (default: half of ``timeout_s``, so a
-            request that never answers still leaves time for one retry).
-        max_retries: re-attempts per call after transport or content failures.
-        backoff_s, backoff_max_s: first and largest backoff delay.
-        hedge_after_s: send one copy of a request still unanswered after this many seconds and
-            take the first answer (``None``: never; see ``humanlm.llm.RetryPolicy``).
-        hedge_quantile: send the copy after this quantile of the recent latencies instead, with
-            ``hedge_after_s`` as the least delay (``None``: fixed delay).
-        rpm, tpm: requests / tokens per minute limits (``None``: unlimited).
-        cache: SQLite cache path (``""`` or ``None``: no cache) or an open ``LLMCache``.
-            The embedding judge ignores it (it is cheaper than a lookup).
-        prices: per-model ``Price`` (or ``(input, output)`` USD per 1M tokens) merged over
-            ``DEFAULT_PRICES`` for the ledger's cost estimate.
-        extra_params: more request fields (``seed``, ``reasoning_effort``, ...), part of the
-            cache key.
+        cfg: the judge's settings (spec, sampling, limits, cache, Chat gate; see ``JudgeConfig``).
+        cache: a cache path or an open ``LLMCache`` to use instead of ``cfg.cache`` (evaluation
+            keeps one per run folder).
         seed: seed of the retry jitter.
-        structured_output: ask ``openai:`` judges for a JSON object (``response_format``),
-            falling back to plain replies where a server refuses the field.
-        chat_gate: ``auto`` (gate the chat data sources), ``on`` or ``off``: the Chat gate of
-            an LLM judge (``humanlm.judge.group``); an embedding judge never gates.
 
     Returns:
         An ``LLMJudge`` or an ``EmbeddingJudge``; both satisfy ``Judge``.
@@ -167,80 +128,38 @@ def build_judge(
     Raises:
         ConfigError: bad spec or settings, missing API key, litellm not installed.
     """
-    parsed = parse_spec(spec)
-    if concurrency < 1:
-        raise ConfigError("judge concurrency: must be >= 1")
+    parsed = parse_spec(cfg.spec)
     table = dict(DEFAULT_PRICES)
-    for model, price in (prices or {}).items():
-        table[model] = price if isinstance(price, Price) else Price(*price)
+    table.update({model: Price(*price) for model, price in cfg.prices.items()})
     if parsed.kind == "embedding":
-        if chat_gate == "on":
+        if cfg.chat_gate == "on":
             raise ConfigError("chat_gate: on needs an LLM judge (an embedding judge cannot gate)")
         return EmbeddingJudge(ledger=Ledger(model="minilm", prices=table))
-    retry = RetryPolicy(
-        max_retries=max_retries,
-        timeout_s=timeout_s,
-        request_timeout_s=request_timeout_s or timeout_s / 2,
-        backoff_s=backoff_s,
-        backoff_max_s=backoff_max_s,
-        hedge_after_s=hedge_after_s,
-        hedge_quantile=hedge_quantile,
-    )
-    params: dict[str, Any] = dict(extra_params or {})
-    if temperature is not None:
-        params["temperature"] = temperature
-    if max_tokens is not None:
-        params["max_tokens"] = max_tokens
+    retry = cfg.retry_policy()
+    params: dict[str, Any] = dict(cfg.params)
+    if cfg.temperature is not None:
+        params["temperature"] = cfg.temperature
+    if cfg.max_tokens is not None:
+        params["max_tokens"] = cfg.max_tokens
     backend = build_backend(
-        parsed, role="judge", api_key_env=api_key_env, params=params, flag="api_key_env"
+        parsed, role="judge", api_key_env=cfg.api_key_env, params=params, flag="api_key_env"
     )
     # The fields as sent (``humanlm.llm.params`` fits them to the model): they key the cache and
     # are written with every judged row.
     params = dict(getattr(backend, "params", params))
-    if isinstance(cache, str | os.PathLike) and str(cache):
-        cache = LLMCache(cache)
+    chosen = cache if cache is not None else cfg.cache
+    if isinstance(chosen, str | os.PathLike) and str(chosen):
+        chosen = LLMCache(chosen)
     return LLMJudge(
         backend,
         name=parsed.display,
-        concurrency=concurrency,
+        concurrency=cfg.concurrency,
         retry=retry,
-        limiter=RateLimiter(rpm=rpm, tpm=tpm),
-        cache=cache if isinstance(cache, LLMCache) else None,
+        limiter=RateLimiter(rpm=cfg.rpm, tpm=cfg.tpm),
+        cache=chosen if isinstance(chosen, LLMCache) else None,
         ledger=Ledger(model=parsed.model, prices=table),
         params=params,
         seed=seed,
-        structured=structured_output and parsed.kind == "openai",
-        chat_gate=chat_gate,
-    )
-
-
-def build_judge_from_config(
-    cfg: JudgeConfig,
-    *,
-    cache: str | os.PathLike[str] | LLMCache | None = None,
-    seed: int | None = None,
-) -> Judge:
-    """``build_judge`` with the settings of a ``judge:`` (or ``eval_judge:``) block.
-
-    The TRL trainer, its validation, evaluation and the verl reward manager all build their
-    judge here.
-
-    Args:
-        cfg: the judge block.
-        cache: a cache to use instead of ``cfg.cache`` (evaluation keeps one per run folder).
-        seed: seed of the retry jitter.
-    """
-    return build_judge(
-        cfg.spec,
-        temperature=cfg.temperature,
-        max_tokens=cfg.max_tokens,
-        api_key_env=cfg.api_key_env,
-        concurrency=cfg.concurrency,
-        timeout_s=cfg.timeout_s,
-        max_retries=cfg.max_retries,
-        hedge_after_s=cfg.hedge_after_s,
-        hedge_quantile=cfg.hedge_quantile,
-        cache=cache if cache is not None else (cfg.cache or None),
-        seed=seed,
+        structured=cfg.structured_output and parsed.kind == "openai",
         chat_gate=cfg.chat_gate,
     )

@@ -77,7 +77,7 @@ class LLMJudge:
         backend: ChatBackend,
         *,
         name: str,
-        concurrency: int = 16,
+        concurrency: int,
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         cache: LLMCache | None = None,

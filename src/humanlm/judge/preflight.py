@@ -10,7 +10,7 @@ and replies that do not parse do not stop the run: they are logged, and the guar
 steps. Judges that send no request (``embedding:minilm``) are not asked.
 
 Example:
-    >>> check_judge(build_judge_from_config(cfg.judge))  # doctest: +SKIP
+    >>> check_judge(build_judge(cfg.judge))  # doctest: +SKIP
 """
 
 from __future__ import annotations

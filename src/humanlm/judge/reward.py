@@ -9,7 +9,7 @@ share of such rollouts is logged as ``judge/assistant_voice_frac``.
 
 Example:
     >>> from functools import partial
-    >>> reward = partial(state_reward, judge=build_judge("openai:gpt-5-mini"))  # doctest: +SKIP
+    >>> reward = partial(state_reward, judge=build_judge(JudgeConfig("openai:gpt-5-mini")))  # doctest: +SKIP
     >>> trl.GRPOTrainer(..., reward_funcs=[reward])  # doctest: +SKIP
 """
 

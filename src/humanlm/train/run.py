@@ -172,18 +172,18 @@ def _close_judge(judge: Any, trainer: Any) -> None:
 
 def _checked_judge(cfg: TrainConfig) -> Any:
     """The reward judge, after one request: a judge that refuses it stops the run here."""
-    from humanlm.judge import build_judge_from_config
+    from humanlm.judge import build_judge
     from humanlm.judge.preflight import check_judge
 
-    judge = build_judge_from_config(cfg.judge)
+    judge = build_judge(cfg.judge)
     check_judge(judge)
     return judge
 
 
 def _state_reward(cfg: TrainConfig, judge: Any = None) -> Any:
-    from humanlm.judge import build_judge_from_config, state_reward
+    from humanlm.judge import build_judge, state_reward
 
-    judge = judge if judge is not None else build_judge_from_config(cfg.judge)
+    judge = judge if judge is not None else build_judge(cfg.judge)
     # With vLLM the rollouts stop at the closing tags (see build_grpo_trainer); the stopping
     # token may carry characters past the tag, which the reward cuts off before parsing.
     stops = bool(cfg.trainer_options.get("use_vllm"))
@@ -193,7 +193,7 @@ def _state_reward(cfg: TrainConfig, judge: Any = None) -> Any:
 def _validation(cfg: TrainConfig, *, tokenizer: Any, run_dir: Path) -> list[Any]:
     if not cfg.val_every:
         return []
-    from humanlm.judge import build_judge_from_config
+    from humanlm.judge import build_judge
     from humanlm.train.validation import ValidationCallback
 
     with dist.main_first():  # a raw source is prepared once, into the shared run folder
@@ -210,7 +210,7 @@ def _validation(cfg: TrainConfig, *, tokenizer: Any, run_dir: Path) -> list[Any]
             metrics_path=run_dir / "metrics.jsonl",
             examples=examples,
             tokenizer=tokenizer,
-            judge=build_judge_from_config(cfg.eval_judge),
+            judge=build_judge(cfg.eval_judge),
             state_set=cfg.state_set,
             thinking=cfg.thinking,
             max_new_tokens=int(

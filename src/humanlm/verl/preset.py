@@ -54,6 +54,10 @@ def _hydra_value(value: Any) -> str:
     """``value`` as a Hydra override value; a string is quoted unless it reads back as itself."""
     if value is None:
         return "null"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_hydra_value(k)}:{_hydra_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

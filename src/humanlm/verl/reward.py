@@ -54,7 +54,7 @@ from verl.protocol import DataProto
 
 from humanlm.config import JudgeConfig
 from humanlm.errors import ConfigError, JudgeUnavailableError
-from humanlm.judge import Judge, build_judge_from_config
+from humanlm.judge import Judge, build_judge
 from humanlm.judge.reward import extract_candidate
 from humanlm.states import STATE_NAMES, get_state
 from humanlm.states.parsing import cut_at_closing_tag
@@ -124,7 +124,7 @@ def reward_settings(reward_kwargs: Mapping[str, Any] | None) -> RewardSettings:
 
 def build_reward_judge(cfg: JudgeConfig) -> Judge:
     """The judge of the reward, built as the TRL path builds it."""
-    return build_judge_from_config(cfg)
+    return build_judge(cfg)
 
 
 @dataclass(frozen=True)
