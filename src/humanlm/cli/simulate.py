@@ -102,12 +102,14 @@ def simulate(
     from humanlm.errors import ConfigError
     from humanlm.files import check_output_dir
     from humanlm.lock import output_lock
+    from humanlm.model.check import check_model_files
     from humanlm.simulate.assistant import Assistant
     from humanlm.simulate.conversation import run_simulate
     from humanlm.simulate.scenarios import load_scenarios, scenarios_from_prepared
 
     if (scenarios is None) == (data is None):
         raise ConfigError("give exactly one of --scenarios FILE.jsonl or --data DIR")
+    check_model_files(user)  # a weight file cut short: one line, before any work
     if scenarios is not None:
         chosen = load_scenarios(scenarios)[:limit]
     else:

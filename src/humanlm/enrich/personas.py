@@ -51,12 +51,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from humanlm.ingest.output import HELD_FILE, HELD_SCHEMA, PERSONA_LOG, read_built, write_built
-from humanlm.ingest.splits import SPLIT_NAMES
 from humanlm.data.persona import DEMOGRAPHICS
 from humanlm.data.schema import PERSONA_MAX_CHARS, persona_size_problem
 from humanlm.errors import ConfigError, JudgeUnavailableError
 from humanlm.files import append_jsonl, check_output_dir, open_append, read_jsonl
+from humanlm.ingest.output import HELD_FILE, HELD_SCHEMA, PERSONA_LOG, read_built, write_built
+from humanlm.ingest.splits import SPLIT_NAMES
 from humanlm.llm.backends import ChatBackend
 from humanlm.llm.build import build_backend
 from humanlm.llm.cache import LLMCache, cache_key

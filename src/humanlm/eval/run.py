@@ -56,6 +56,7 @@ from humanlm.llm.ledger import accumulate
 from humanlm.llm.specs import parse_spec
 from humanlm.lock import output_lock
 from humanlm.log import write_run_files
+from humanlm.model.check import check_model_files
 from humanlm.population.metrics import (
     POPULATION_METRICS,
     EmbeddingMemo,
@@ -296,6 +297,7 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
     """
     if (note := cfg.mode_note()) is not None:
         logger.warning(note)
+    check_model_files(cfg.model)  # a weight file cut short: one line, before any work
     run_dir = resolve_run_dir(cfg)
     with output_lock(run_dir, command="eval"):  # one run per folder: no call is made twice
         return _evaluate_into(run_dir, cfg, simulator)

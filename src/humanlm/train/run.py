@@ -33,6 +33,7 @@ from humanlm.errors import ConfigError, HumanlmError
 from humanlm.files import apply_umask, check_output_dir
 from humanlm.lock import OutputInUseError, output_lock
 from humanlm.log import write_run_files
+from humanlm.model.check import check_model_files
 from humanlm.states.mode_file import write_mode_file
 from humanlm.states.modes import Mode
 from humanlm.train import dist
@@ -311,6 +312,7 @@ def run_train(
             (raised after a checkpoint was saved).
     """
     check_train_settings(cfg)  # before a run folder exists or a model loads
+    check_model_files(cfg.model.path)  # a weight file cut short: one line, before any work
     if run_dir is None:
         check_output_dir(cfg.output_root, what="output_root")
     plan = check_plan(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
