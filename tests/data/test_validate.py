@@ -8,8 +8,8 @@ import pytest
 
 from humanlm.data.validate import validate_source
 from humanlm.errors import DataError
-from tests.ingest.test_dataset import build, forum_items
 from tests.data.samples import SAMPLE, sample_rows, write_jsonl
+from tests.ingest.test_dataset import build, forum_items
 
 
 def good_row(n: int = 0) -> dict:
@@ -80,3 +80,33 @@ def test_hub_format_sample_rows_validate():
 def test_a_missing_source_is_an_error(tmp_path):
     with pytest.raises(DataError, match="no such file or folder"):
         validate_source(tmp_path / "nothing")
+
+
+def test_oversize_personas_are_problems_via_cli(tmp_path):
+    # issue 24: 18.7 MB personas were called fine.
+    from typer.testing import CliRunner
+
+    from humanlm.cli.data import app
+
+    structured = {"demographics": {"gender": "NA"}, "interests": ["x" * 520_000]}
+    rows = [good_row(n) for n in range(4)]
+    rows[1]["persona"] = json.dumps(structured)  # one item far over its limit
+    rows[2]["persona"] = "p" * 22_000  # plain text, over the limit in all
+    rows[3]["persona"] = json.dumps({"demographics": {"age group": float("nan")}})
+    path = tmp_path / "rows.jsonl"
+    write_jsonl(path, rows)
+    done = CliRunner().invoke(app, ["validate", str(path)])
+    assert done.exit_code == 1, done.output
+    assert (
+        "row 1 field 'persona.interests[0]': the item has 520,000 characters; the limit is 400"
+        in done.output
+    )
+    assert "row 2 field 'persona': the persona has 22,000 characters; the limit is 16,000" in (
+        done.output
+    )
+    assert "row 3 field 'persona.demographics.age group': nan is not a value" in done.output
+    assert "3 problems in 3 rows" in done.output
+    prepared = CliRunner().invoke(
+        app, ["prepare", "-i", str(path), "-d", "generic", "-o", str(tmp_path / "out")]
+    )
+    assert prepared.exit_code != 0 and not (tmp_path / "out" / "train.parquet").exists()

@@ -12,13 +12,13 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from humanlm.ingest.dataset import run_build
-from humanlm.ingest.output import HELD_FILE, PERSONA_LOG
 from humanlm.data.persona import count_persona_items
 from humanlm.data.prepare import load_prepared, run_prepare
 from humanlm.data.validate import validate_source
 from humanlm.enrich.personas import parse_persona_reply, run_personas
 from humanlm.errors import ConfigError, JudgeUnavailableError
+from humanlm.ingest.dataset import run_build
+from humanlm.ingest.output import HELD_FILE, PERSONA_LOG
 from humanlm.llm.limits import RetryPolicy
 from humanlm.testing import Reply, ScriptedServer, faults
 from tests.ingest.test_dataset import USERS, forum_items, rows_of, write_items
@@ -45,6 +45,25 @@ def persona_json(tag: str = "x", *, items: int = 8, stats: int = 5) -> str:
             "statistics": [f"{tag} habit {n}" for n in range(stats)],
         }
     )
+
+
+def with_item(name: str, index: int, text: str) -> str:
+    data = json.loads(persona_json())
+    data[name][index] = text
+    return json.dumps(data)
+
+
+def with_all_items(text: str, count: int) -> str:
+    data = json.loads(persona_json())
+    for name in ("interests", "values", "communication", "statistics"):
+        data[name] = [f"{text} {n}" for n in range(count if name != "statistics" else 10)]
+    return json.dumps(data)
+
+
+def with_demographic(key: str, value: object) -> str:
+    data = json.loads(persona_json())
+    data["demographics"][key] = value
+    return json.dumps(data)  # NaN is written as NaN, which JSON readers accept
 
 
 def user_of(request) -> str:
@@ -81,6 +100,14 @@ def spec(server: ScriptedServer) -> str:
         (json.dumps({**json.loads(persona_json()), "values": "kind"}), "values must be a list"),
         (None, "no JSON object"),  # null content
         (persona_json()[:-1] + ', "values": ["kind"]}', "the JSON names the key 'values' twice"),
+        # issue 24: sizes and value types
+        (with_item("interests", 2, "x" * 401), "interests[2]: the item has 401 characters"),
+        (with_item("values", 0, "x" * 400), "ok"),  # at the limit
+        (with_all_items("y" * 390, 12), "the persona: the persona has 18,"),  # too big in all
+        (with_demographic("age group", float("nan")), "demographics.age group must be text"),
+        (with_demographic("age group", 34), "demographics.age group must be text"),
+        (with_demographic("gender", "g" * 401), "demographics.gender: the value has 401"),
+        (with_demographic("gender", None), "ok"),  # null: not known
     ],
 )
 def test_parse_persona_reply(reply, problem):
@@ -282,3 +309,35 @@ def test_fixed_persona_and_argument_checks(built):
         run_personas(data_dir=built)
     with pytest.raises(ConfigError, match="chat model"):
         run_personas(data_dir=built, llm="embedding:minilm")
+
+
+def test_overlong_persona_items_are_retried_then_held_back_via_cli(built):
+    # issue 24: a persona model answering 520 KB per item gave 18.7 MB personas.
+    from typer.testing import CliRunner
+
+    from humanlm.cli.data import app
+
+    def reply(request):
+        user = user_of(request)
+        if user == "eve":
+            return json.dumps({**json.loads(persona_json(user)), "values": ["v" * 520_000] * 8})
+        return persona_json(user)
+
+    with ScriptedServer(reply_fn=reply) as server:
+        done = CliRunner().invoke(app, ["personas", "-i", str(built), "--llm", spec(server)])
+        eve = [r for r in server.chat_requests if user_of(r) == "eve"]
+    assert done.exit_code == 1, done.output
+    assert "FAILED for 1 users (eve)" in done.output
+    assert len(eve) == 3  # the first answer and two content retries, each told the limit
+    told = eve[-1].messages[-1]["content"]
+    assert "values[0]: the item has 520,000 characters; the limit is 400" in told
+    held = pq.read_table(built / HELD_FILE).to_pylist()
+    assert held and {r["user_id"] for r in held} == {"eve"}
+    personas = [r["persona"] for split in rows_of(built).values() for r in split]
+    assert personas and max(len(p) for p in personas) < 16_000
+    assert validate_source(built).ok  # the rows that stayed are within the limits
+
+
+def test_a_fixed_persona_over_the_limit_is_refused(built):
+    with pytest.raises(ConfigError, match="the fixed persona has 16,001 characters"):
+        run_personas(data_dir=built, fixed="x" * 16_001)

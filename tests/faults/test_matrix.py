@@ -33,10 +33,10 @@ from humanlm.testing.judge_replies import (
     judge_reply_fn,
     real_reply_in,
 )
-from tests.ingest.test_dataset import forum_items, write_items
 from tests.enrich.test_personas import persona_json
 from tests.enrich.test_traces import good_trace
 from tests.enrich.test_traces import prepared as _prepared_fixture
+from tests.ingest.test_dataset import forum_items, write_items
 
 pytestmark = pytest.mark.slow
 
@@ -848,3 +848,150 @@ def test_validate_exits_1_on_problems(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert "4 problems in 1 rows" in done.stdout
     assert_clean(done, tmp_path)
+
+# --- hostile files and paths (issue 24): one line, exit 2, nothing half-written ---------------
+
+
+def surrogate_rows(path: Path) -> Path:
+    """Two rows: the second holds a lone surrogate escape, as a cut emoji leaves in a dump."""
+    good = {
+        "prompt": [{"role": "user", "name": "op", "content": "Should I move abroad?"}],
+        "completion": "Go for it.",
+        "user_id": "u1",
+        "post_id": "p1",
+        # judge fields, so the same file reaches the judge's own row checks
+        "example_id": "ex0",
+        "state": "stance",
+        "context": [{"name": "op", "content": "Should I move abroad?"}],
+        "ground_truth": "Go for it.",
+        "candidates": ["Stay home."],
+    }
+    cut = json.dumps({**good, "example_id": "ex1"}).replace("Go for it.", "Go for it \\ud83d")
+    path.write_text(json.dumps(good) + "\n" + cut + "\n")
+    return path
+
+
+def broken_model(folder: Path) -> Path:
+    """A model folder whose model.safetensors was cut short (half its bytes)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    weights = folder / "model.safetensors"
+    save_file({"w": np.zeros((32, 32), dtype=np.float32)}, str(weights))
+    weights.write_bytes(weights.read_bytes()[:3000])
+    return folder
+
+
+def test_hostile_files_and_paths_get_one_line(tmp_path: Path, rerun: Rerun) -> None:
+    """Each in this process: no service answers, and each must stop before any work."""
+    from humanlm.demo import demo_config_path
+
+    rows = surrogate_rows(tmp_path / "rows.jsonl")
+    empty_parquet = tmp_path / "empty" / "train.parquet"
+    empty_parquet.parent.mkdir()
+    empty_parquet.write_bytes(b"")
+    (tmp_path / "loop_a").symlink_to(tmp_path / "loop_b")
+    (tmp_path / "loop_b").symlink_to(tmp_path / "loop_a")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone" / "data")
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "train.jsonl").write_text(rows.read_text().splitlines()[0] + "\n")
+    model = broken_model(tmp_path / "model")
+    sim = "openai:m@http://127.0.0.1:9/v1"
+    surrogate = "row 1, field 'completion': line 2: the text holds a lone surrogate escape"
+    cases = [
+        (["data", "validate", str(rows)], surrogate),
+        (["data", "prepare", "-i", str(rows), "-d", "generic", "-o", str(tmp_path / "p")], surrogate),
+        (["judge", "-i", str(rows), "-o", str(tmp_path / "j.jsonl"), "--judge", sim], surrogate),
+        (["eval", "--model", sim, "--data", str(rows), "--out", str(tmp_path / "e")], surrogate),
+        (
+            ["data", "prepare", "-i", str(empty_parquet.parent), "-d", "generic", "-o", str(tmp_path / "p0")],
+            "train.parquet: an empty file (0 bytes)",
+        ),
+        (["data", "validate", str(tmp_path / "loop_a")], "loop_a is a symbolic link loop"),
+        (["data", "prepare", "-i", str(tmp_path / "dangling"), "-d", "generic", "-o", str(tmp_path / "p1")], "which does not exist"),
+        (["data", "prepare", "-i", str(raw), "-d", "generic", "-o", str(tmp_path / "loop_a")], "does not exist (or is a loop)"),
+        (["judge", "-i", str(rows), "-o", str(tmp_path / "loop_a"), "--judge", sim], "symbolic link loop"),
+        (["judge", "-i", str(rows), "-o", str(fifo), "--judge", sim], "not a regular file"),
+        (["eval", "--model", sim, "--data", "demo", "--out", str(tmp_path / "dangling")], "which does not exist"),
+        (["data", "prepare", "-i", str(raw), "-d", "generic", "-o", str(raw)], "is the input folder"),
+        (["data", "prepare", "-i", str(raw), "-d", "generic", "-o", str(raw / "out")], "lies inside the input folder"),
+        (["data", "prepare", "-i", str(raw / "train.jsonl"), "-d", "generic", "-o", str(raw)], "second file of that split"),
+        (["data", "build", "-i", str(raw), "-o", str(raw / "built"), "--no-personas"], "lies inside the input folder"),
+        (["eval", "--model", f"hf:{model}", "--data", "demo", "--out", str(tmp_path / "e2")], "model.safetensors is cut short"),
+        (["serve", "--model", f"hf:{model}", "--port", "9"], "model.safetensors is cut short"),
+        (["simulate", "--user", f"hf:{model}", "--assistant", sim, "--data", str(tmp_path), "--out", str(tmp_path / "s")], "model.safetensors is cut short"),
+        (["train", "--config", str(demo_config_path()), f"model.path={model}", f"output_root={tmp_path / 'runs'}"], "model.safetensors is cut short"),
+    ]  # fmt: skip
+    for args, message in cases:
+        done = rerun(*args, cwd=tmp_path)
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in one_error_line(done), (args, done.stderr)
+        assert_clean(done, tmp_path)
+    assert sorted(p.name for p in raw.iterdir()) == ["train.jsonl"]  # nothing written into it
+    assert not (tmp_path / "p").exists() and not (tmp_path / "runs").exists()
+    assert (tmp_path / "loop_a").is_symlink() and fifo.is_fifo()  # neither replaced
+
+
+def test_full_disk_while_logging_personas_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
+    """A real ENOSPC: the persona log is a link to /dev/full, where every write fails."""
+    from humanlm.ingest.dataset import run_build
+
+    if not Path("/dev/full").is_char_device():
+        pytest.skip("no /dev/full on this machine")
+    source = write_items(tmp_path / "raw.jsonl", forum_items(threads=6))
+    out = tmp_path / "built"
+    run_build(inputs=[source], out_dir=out, ratios=(0.8, 0.1, 0.1), fixed_persona="A user.")
+    rows = split_rows(out)
+    log = out / "personas.jsonl"
+    log.symlink_to("/dev/full")
+    with ScriptedServer(reply_fn=healthy_persona) as server:
+        args = ["data", "personas", "-i", str(out), "--llm", f"openai:p@{server.base_url}", *FAST]
+        full = rerun(*args, cwd=tmp_path)
+        assert full.returncode == 2, full.stderr
+        assert_clean(full, tmp_path)
+        line = one_error_line(full)
+        assert "no space left on the device" in line and "personas.jsonl" in line
+        assert "bytes of finished records are kept" in line and "run the same command" in line
+        assert split_rows(out) == rows and Path("/dev/full").is_char_device()  # nothing replaced
+        log.unlink()  # space again
+        again = rerun(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_clean(again, tmp_path)
+    assert len(read_out(log)) == 5 and split_rows(out) == rows  # five forum users, every row
+
+
+def test_full_file_system_while_preparing(tmp_path: Path) -> None:
+    """A real full file system (a 16 KiB tmpfs in a user namespace): one line, exit 2, no
+    temporary file left; where user namespaces are not allowed, this case is skipped."""
+    import shutil
+
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare on this machine")
+    out = tmp_path / "small"
+    out.mkdir()
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=16k tmpfs {out}"],
+        capture_output=True,
+    )
+    if probe.returncode != 0:
+        pytest.skip("user namespaces are not allowed here")
+    cli = f"{sys.executable} -m humanlm.cli.main data prepare -i demo -d auto -o {out}"
+    script = f"mount -t tmpfs -o size=16k tmpfs {out} && {cli}; echo rc=$?; ls -A {out}"
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=LIMIT_S,
+    )
+    assert "rc=2" in done.stdout, done.stdout + done.stderr
+    assert_clean(done, tmp_path)
+    line = one_error_line(done)
+    assert "no space left on the device" in line and str(out) in line and "bytes written" in line
+    assert done.stdout.split("rc=2")[1].split() == []  # nothing left in the full folder
