@@ -30,10 +30,9 @@ from pathlib import Path
 import openai
 import uvicorn
 
+from humanlm.generate import BatchingGenerator, HFGenerator
 from humanlm.model.tiny import build_tiny_model
 from humanlm.serve.app import build_app
-from humanlm.serve.batching import BatchingEngine
-from humanlm.simulate.engines import HFEngine
 from humanlm.simulate.user import UserSimulator
 
 TARGET = 4.0
@@ -46,7 +45,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve_in_thread(engine: BatchingEngine) -> tuple[uvicorn.Server, str]:
+def serve_in_thread(engine: BatchingGenerator) -> tuple[uvicorn.Server, str]:
     app = build_app(UserSimulator(engine, mode="grpo"), model_name="tiny")
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
@@ -86,7 +85,7 @@ async def fire(base_url: str, requests: int, max_tokens: int, temperature: float
 def run(
     model_dir: Path, *, max_batch: int, requests: int, max_tokens: int, temperature: float
 ) -> tuple[float, list[int]]:
-    engine = BatchingEngine(HFEngine(str(model_dir)), max_batch=max_batch)
+    engine = BatchingGenerator(HFGenerator(str(model_dir)), max_batch=max_batch)
     server, base_url = serve_in_thread(engine)
     try:
         asyncio.run(fire(base_url, 2, 4, temperature))  # warm-up: first-call costs left out

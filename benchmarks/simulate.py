@@ -22,8 +22,8 @@ from pathlib import Path
 
 from humanlm.simulate.assistant import Assistant
 from humanlm.simulate.conversation import run_simulate
+from humanlm.simulate.reply import Reply
 from humanlm.simulate.scenarios import Scenario
-from humanlm.simulate.user import Reply
 from humanlm.testing import ScriptedServer
 
 TARGET = 0.8

@@ -111,11 +111,11 @@ def flat_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactor
 def flat_greedy_text(model_dir: Path, *, max_new_tokens: int, ngram: int) -> str:
     """What ``transformers`` greedy decoding with our n-gram ban writes on the flat model (its
     output does not depend on the prompt)."""
-    from humanlm.simulate.backends import GenerationSettings, HFSimulator
+    from humanlm.generate import GenerationSettings, HFGenerator
 
     settings = GenerationSettings(
         temperature=0, max_new_tokens=max_new_tokens, no_repeat_ngram_size=ngram, stop=()
     )
-    [generation] = HFSimulator(str(model_dir), settings=settings).generate_texts(["Hi"])
+    [generation] = HFGenerator(str(model_dir)).generate_texts(["Hi"], settings)
     assert generation.text is not None
     return generation.text

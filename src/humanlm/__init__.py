@@ -6,7 +6,7 @@ from humanlm.errors import ConfigError, DataError, HumanlmError, JudgeUnavailabl
 __version__ = "0.1.0"
 
 # Imported on first use, so `import humanlm` stays light.
-_WHERE = {"Reply": "simulate.user", "UserSimulator": "simulate.user"}
+_WHERE = {"Reply": "simulate.reply", "UserSimulator": "simulate.user"}
 
 __getattr__ = lazy_exports(__name__, _WHERE)
 

@@ -116,8 +116,8 @@ def _evaluate(
     """Score ``model_dir`` on the test split with ``mode``'s response prompt and thinking."""
     from humanlm.data.resolve import resolve_split
     from humanlm.eval import aggregate_records, evaluate_examples
+    from humanlm.generate import GenerationSettings, build_generator
     from humanlm.judge import build_judge
-    from humanlm.simulate import GenerationSettings, build_simulator
 
     examples = resolve_split(
         cfg.data.source, dataset=cfg.data.dataset, split="test", work_dir=out / "data"
@@ -130,7 +130,8 @@ def _evaluate(
     )
     records = evaluate_examples(
         examples,
-        simulator=build_simulator(f"hf:{model_dir}", settings=settings),
+        generator=build_generator(f"hf:{model_dir}"),
+        settings=settings,
         judge=build_judge(cfg.eval_judge),
         thinking=mode.thinking,
         state_set=mode.state_set,

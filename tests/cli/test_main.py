@@ -11,7 +11,7 @@ import pytest
 from humanlm.cli.main import _RedactURLs
 from humanlm.errors import ConfigError
 from humanlm.extras import require_extra
-from humanlm.simulate import GenerationSettings, build_simulator
+from humanlm.generate import build_generator
 
 
 def humanlm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -67,7 +67,7 @@ def test_missing_extra_names_the_install_command(monkeypatch):
     with pytest.raises(ConfigError, match=r"pip install 'humanlm\[vllm\]'"):
         require_extra("vllm", needed_by="test")
     with pytest.raises(ConfigError, match=r"simulator vllm:m .*pip install 'humanlm\[vllm\]'"):
-        build_simulator("vllm:m", settings=GenerationSettings())
+        build_generator("vllm:m")
 
 
 def test_log_lines_lose_url_credentials():

@@ -10,8 +10,9 @@ import yaml
 
 from humanlm.errors import ConfigError, HumanlmError
 from humanlm.eval import EvalConfig, evaluate_examples, run_eval
+from humanlm.eval.config import read_saved_mode
 from humanlm.judge import JudgeConfig, build_judge
-from humanlm.simulate import GenerationSettings, build_simulator
+from humanlm.generate import GenerationSettings, build_generator
 from humanlm.testing import Reply, faults
 from humanlm.testing.judge_replies import judge_reply_fn, real_reply_in
 
@@ -128,7 +129,7 @@ def test_interrupted_run_resumes_without_repeating_calls(make_cfg, sim_server, j
         return echo_reply(request)
 
     sim_server.reply_fn = flaky
-    cfg = make_cfg(limit=6, concurrency=1, cache=False)
+    cfg = make_cfg(limit=6, simulator={"concurrency": 1}, cache=False)
     with pytest.raises(HumanlmError, match="refused the credentials"):
         run_eval(cfg)
     assert len(samples(Path(cfg.out))) == 3  # finished examples were kept
@@ -201,11 +202,12 @@ def test_config_is_validated(bad):
 
 
 def test_protocol_defaults():
-    cfg = EvalConfig(model="hf:x", dataset="opinion")
+    cfg = read_saved_mode(EvalConfig(model="hf:x", dataset="opinion"))
     assert cfg.dataset == "reddit" and cfg.effective_limit == 5000
     assert EvalConfig(model="hf:x", dataset="amazon").effective_limit == 2000
     assert cfg.effective_max_new_tokens == 1024
-    assert EvalConfig(model="hf:x", thinking=False).effective_max_new_tokens == 512
+    unthinking = read_saved_mode(EvalConfig(model="hf:x", thinking=False))
+    assert unthinking.effective_max_new_tokens == 512
     assert (cfg.temperature, cfg.no_repeat_ngram, cfg.judge.temperature) == (0.4, 4, 0.0)
     assert cfg.judge.spec == "litellm:anthropic/claude-haiku-4-5"
 
@@ -223,15 +225,19 @@ def test_hf_backend_end_to_end(tiny_model_dir, make_cfg, judge_server):
     assert len(judge_server.chat_requests) == 2 * len(judged)  # response + aspects per reply
 
 
-def test_evaluate_examples_with_a_built_simulator(tiny_model_dir, demo_examples):
-    # How the demo calls it: an hf simulator it already holds and the offline MiniLM judge.
-    sim = build_simulator(
-        f"hf:{tiny_model_dir}", settings=GenerationSettings(max_new_tokens=4, batch_size=4)
-    )
+def test_evaluate_examples_with_a_built_generator(tiny_model_dir, demo_examples):
+    # How the demo calls it: an hf generator it already holds and the offline MiniLM judge.
+    generator = build_generator(f"hf:{tiny_model_dir}")
+    settings = GenerationSettings(max_new_tokens=4, batch_size=4)
     judge = build_judge(JudgeConfig("embedding:minilm"))
     seen = []
     recs = evaluate_examples(
-        demo_examples[:3], simulator=sim, judge=judge, embedder=judge, on_record=seen.append
+        demo_examples[:3],
+        generator=generator,
+        settings=settings,
+        judge=judge,
+        embedder=judge,
+        on_record=seen.append,
     )
     assert [r["example_id"] for r in recs] == [ex["example_id"] for ex in demo_examples[:3]]
     assert len(seen) == 3
@@ -280,7 +286,7 @@ def test_an_openai_model_without_a_tokenizer_is_noted(make_cfg):
     assert notes["ngram_ban"] == {
         "backend": "openai",
         "size": 0,
-        "how": "not applied (simulator_ngram_xargs is off)",
+        "how": "not applied (simulator.ngram_xargs is off)",
     }
     assert notes["simulator_api"] == "chat"
 
@@ -290,8 +296,7 @@ def test_openai_completions_mode_with_the_ngram_argument(make_cfg, sim_server, t
     cfg = make_cfg(
         limit=2,
         aspects=False,
-        simulator_api="completions",
-        simulator_ngram_xargs=True,
+        simulator={"api": "completions", "ngram_xargs": True},
         tokenizer=str(tiny_model_dir),
     )
     result = run_eval(cfg)

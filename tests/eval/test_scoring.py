@@ -8,7 +8,7 @@ import pytest
 
 from humanlm.eval.scoring import SimilarityBatcher, score_example
 from humanlm.judge import JudgeConfig, build_judge
-from humanlm.simulate import Generation
+from humanlm.generate import Generation
 from humanlm.testing import FakeJudge
 
 EXAMPLE = {

@@ -1,4 +1,4 @@
-"""Dynamic batching: concurrent requests share one engine call, split by settings."""
+"""Dynamic batching: concurrent requests share one generator call, split by settings."""
 
 from __future__ import annotations
 
@@ -6,16 +6,20 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from humanlm.serve.batching import BatchingEngine
-from humanlm.simulate.backends import Generation, GenerationSettings
-from humanlm.simulate.engines import HFEngine
-from humanlm.simulate.prompt import SimPrompt
+from humanlm.generate import (
+    BatchingGenerator,
+    Generation,
+    GenerationSettings,
+    HFGenerator,
+    SimPrompt,
+)
 
 
-class RecordingEngine:
+class RecordingGenerator:
     """Echoes each prompt; records the prompts of every call."""
 
     spec = "recording"
+    batch_size = None
     applies_ngram_ban = False
     context_length = None
     continues_prompt = True
@@ -24,6 +28,9 @@ class RecordingEngine:
         self.calls: list[list[str]] = []
 
     def count_tokens(self, text: str) -> None:
+        return None
+
+    def health(self) -> None:
         return None
 
     async def generate(
@@ -42,8 +49,8 @@ def _prompt(text: str) -> SimPrompt:
 
 
 def test_concurrent_requests_are_merged_and_answered_in_order() -> None:
-    inner = RecordingEngine()
-    engine = BatchingEngine(inner, max_batch=8, window_s=0.05)
+    inner = RecordingGenerator()
+    engine = BatchingGenerator(inner, max_batch=8, window_s=0.05)
 
     async def go() -> list[list[Generation]]:
         settings = GenerationSettings(temperature=0.5)
@@ -58,8 +65,8 @@ def test_concurrent_requests_are_merged_and_answered_in_order() -> None:
 
 
 def test_batches_are_capped_and_split_by_settings() -> None:
-    inner = RecordingEngine()
-    engine = BatchingEngine(inner, max_batch=3, window_s=0.05)
+    inner = RecordingGenerator()
+    engine = BatchingGenerator(inner, max_batch=3, window_s=0.05)
 
     async def go() -> None:
         cold, hot = GenerationSettings(temperature=0.1), GenerationSettings(temperature=0.9)
@@ -74,8 +81,8 @@ def test_batches_are_capped_and_split_by_settings() -> None:
     assert max(engine.batch_sizes) <= 3
 
 
-def test_hf_engine_batched_matches_its_settings(tiny_model_dir: Path) -> None:
-    engine = BatchingEngine(HFEngine(str(tiny_model_dir)), max_batch=4)
+def test_hf_generator_batched_matches_its_settings(tiny_model_dir: Path) -> None:
+    engine = BatchingGenerator(HFGenerator(str(tiny_model_dir)), max_batch=4)
 
     async def go() -> list[list[Generation]]:
         settings = GenerationSettings(temperature=0.0, max_new_tokens=4, stop=())

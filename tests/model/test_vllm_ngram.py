@@ -291,7 +291,7 @@ def test_reply_scope_in_a_real_vllm_engine(flat_model_dir):
     require_vllm()
     from vllm import LLM, SamplingParams
 
-    from humanlm.simulate.vllm_args import VLLMSettings
+    from humanlm.generate.vllm_settings import VLLMSettings
 
     model = str(flat_model_dir)
     kwargs = VLLMSettings(max_model_len=256).engine_kwargs(model, cpu=True)

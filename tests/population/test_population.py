@@ -15,8 +15,8 @@ import pytest
 
 from humanlm.eval import run_eval
 from humanlm.population.metrics import paired_replies, population_metrics
-from humanlm.simulate import build_sim_prompt
-from humanlm.simulate.openai_chat import to_chat_messages
+from humanlm.generate.openai import to_chat_messages
+from humanlm.generate.prompt import build_sim_prompt
 from humanlm.testing import RecordedRequest, Reply, ScriptedServer
 
 _SAME = "I think you should talk to them about it."

@@ -187,7 +187,7 @@ def test_wrong_key_gets_401(served: RunningServer) -> None:
 def test_user_simulator_from_spec_talks_to_humanlm_serve(
     served: RunningServer, monkeypatch
 ) -> None:
-    from humanlm.simulate.backends import GenerationSettings
+    from humanlm.generate import GenerationSettings
     from humanlm.simulate.served import ServedUserSimulator
     from humanlm.simulate.user import UserSimulator
 
@@ -202,9 +202,34 @@ def test_user_simulator_from_spec_talks_to_humanlm_serve(
     assert reply.error is None and reply.text and reply.raw is not None
 
 
+def test_the_served_user_reads_every_choice(served: RunningServer, monkeypatch) -> None:
+    import asyncio
+
+    from humanlm.generate import GenerationSettings
+    from humanlm.simulate.served import ServedUserSimulator
+
+    monkeypatch.setenv("SERVE_KEY_FOR_TEST", served.api_key)
+    sim = ServedUserSimulator(
+        "tiny",
+        base_url=served.base_url,
+        settings=GenerationSettings(max_new_tokens=6),
+        api_key_env="SERVE_KEY_FOR_TEST",
+    )
+
+    async def two() -> list:
+        try:
+            return await sim.areplies(PERSONA, CHAT[1:], n=2)
+        finally:
+            await sim.aclose()
+
+    replies = asyncio.run(two())
+    assert len(replies) == 2 and all(r.error is None and r.raw for r in replies)
+    assert sim.client.ledger.calls == 1  # one request with n=2
+
+
 def test_simulate_with_the_served_user(served: RunningServer, tmp_path, monkeypatch) -> None:
+    from humanlm.generate import GenerationSettings
     from humanlm.simulate.assistant import Assistant
-    from humanlm.simulate.backends import GenerationSettings
     from humanlm.simulate.conversation import run_simulate
     from humanlm.simulate.scenarios import Scenario
     from humanlm.simulate.user import UserSimulator

@@ -8,23 +8,26 @@ from collections.abc import Sequence
 import httpx
 import openai
 
+from humanlm.generate import Generation, GenerationSettings, SimPrompt
 from humanlm.serve.app import build_app
-from humanlm.simulate.backends import Generation, GenerationSettings
-from humanlm.simulate.prompt import SimPrompt
 from humanlm.simulate.user import UserSimulator
 from humanlm.states import END_SIGNAL
 
 
-class EndingEngine:
+class EndingGenerator:
     """A model that always ends the conversation, with a thought and a stance first."""
 
     spec = "ending"
+    batch_size = None
     applies_ngram_ban = True
     context_length = 4096
     continues_prompt = True
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
+
+    def health(self) -> None:
+        return None
 
     async def generate(
         self, prompts: Sequence[SimPrompt], settings: GenerationSettings
@@ -37,7 +40,9 @@ class EndingEngine:
 
 
 def _ask(end_text: str, **request) -> openai.types.chat.ChatCompletion:
-    app = build_app(UserSimulator(EndingEngine(), mode="grpo"), model_name="m", end_text=end_text)
+    app = build_app(
+        UserSimulator(EndingGenerator(), mode="grpo"), model_name="m", end_text=end_text
+    )
 
     async def go():
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))

@@ -208,7 +208,7 @@ def test_a_model_trained_on_end_examples_ends_the_conversation(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from humanlm.data.prepare import load_prepared, run_prepare
-    from humanlm.simulate.backends import GenerationSettings
+    from humanlm.generate import GenerationSettings
     from humanlm.train.data import build_sft_dataset
     from humanlm.train.warmup import run_warmup
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from humanlm import Reply, UserSimulator
-from humanlm.simulate.backends import GenerationSettings
-from humanlm.simulate.user import ConversationError, build_prompt, parse_reply
+from humanlm.generate import GenerationSettings
+from humanlm.simulate.messages import ConversationError, build_prompt
+from humanlm.simulate.reply import parse_reply
 from humanlm.states import END_SIGNAL
 
 

@@ -67,9 +67,9 @@ def serve(
 
         humanlm serve --model openai:my-sim@http://127.0.0.1:8001/v1
     """
+    from humanlm.generate.vllm_settings import VLLMSettings
     from humanlm.model.check import check_model_files
     from humanlm.serve.app import run_serve
-    from humanlm.simulate.vllm_args import VLLMSettings
 
     vllm = VLLMSettings.from_pairs(vllm_arg)
     check_model_files(model)  # a weight file cut short: one line, before the model loads

@@ -8,6 +8,13 @@ from typing import Annotated, Any
 import typer
 
 from humanlm.cli.simulate_options import VLLMArgs
+from humanlm.states.modes import max_new_tokens_for
+
+# The reply budget by default: the mode's (``Mode.max_new_tokens``).
+_BUDGET_HELP = (
+    f"User reply budget (default: the mode's, {max_new_tokens_for(True)} with thinking, "
+    f"else {max_new_tokens_for(False)})."
+)
 
 
 def _build_user(
@@ -19,13 +26,12 @@ def _build_user(
     api_key_env: str | None,
     vllm_args: list[str] | None = None,
 ) -> Any:
-    from humanlm.simulate.backends import GenerationSettings
+    from humanlm.generate import BatchingGenerator, GenerationSettings, VLLMSettings
     from humanlm.simulate.user import UserSimulator, resolve_mode
-    from humanlm.simulate.vllm_args import VLLMSettings
     from humanlm.states import get_mode
 
     mode = resolve_mode(spec, mode)
-    budget = max_new_tokens or (1024 if get_mode(mode).thinking else 512)
+    budget = max_new_tokens or get_mode(mode).max_new_tokens
     settings = GenerationSettings(temperature=temperature, max_new_tokens=budget)
     vllm = VLLMSettings.from_pairs(vllm_args)
     user = UserSimulator.from_spec(
@@ -33,9 +39,7 @@ def _build_user(
     )
     if spec.startswith("hf:"):
         # Concurrent conversations share one generate call per batch.
-        from humanlm.serve.batching import BatchingEngine
-
-        user.engine = BatchingEngine(user.engine)
+        user.generator = BatchingGenerator(user.generator)
     return user
 
 
@@ -77,7 +81,7 @@ def simulate(
     temperature: Annotated[float, typer.Option(min=0, help="User sampling temperature.")] = 0.4,
     max_new_tokens: Annotated[
         int | None,
-        typer.Option(min=1, help="User reply budget (default 1024 with thinking, else 512)."),
+        typer.Option(min=1, help=_BUDGET_HELP),
     ] = None,
     user_key_env: Annotated[
         str | None, typer.Option(help="Variable with the simulated user's endpoint key.")

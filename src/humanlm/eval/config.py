@@ -27,9 +27,9 @@ from humanlm.eval.stats import METRICS
 from humanlm.llm.limits import RetryPolicy
 from humanlm.llm.specs import parse_spec as parse_model_spec
 from humanlm.llm.specs import without_endpoint
-from humanlm.simulate import GenerationSettings
-from humanlm.simulate.backends import SIMULATOR_APIS
-from humanlm.simulate.vllm_args import VLLMSettings
+from humanlm.generate.openai import OPENAI_APIS as SIMULATOR_APIS
+from humanlm.generate.protocol import GenerationSettings
+from humanlm.generate.vllm_settings import VLLMSettings
 from humanlm.states import RESPONSE, STATES
 from humanlm.states.mode_file import SavedMode, load_mode
 from humanlm.states.modes import MODES, Mode, max_new_tokens_for
@@ -39,15 +39,54 @@ __all__ = [
     "EvalConfig",
     "PAPER_JUDGE",
     "PROTOCOL_VERSION",
+    "SimulatorConfig",
     "paper_eval_judge",
+    "read_saved_mode",
 ]
 
 PAPER_JUDGE = "litellm:anthropic/claude-haiku-4-5"
+# The retry defaults of every LLM call, for the simulator block.
+_RETRY = RetryPolicy()
 
 
 def paper_eval_judge(spec: str = PAPER_JUDGE) -> JudgeConfig:
     """The evaluation judge of the paper: claude-haiku-4-5 at temperature 0 (or ``spec``)."""
     return JudgeConfig(spec=spec, temperature=0.0)
+
+
+@dataclass
+class SimulatorConfig:
+    """How evaluation reaches the simulator: the ``simulator:`` block, beside ``judge:``.
+
+    Attributes:
+        api: ``openai:`` only: ``chat`` (messages, for chat models) or ``completions`` (our
+            rendered prompt verbatim, for a humanlm model behind ``vllm serve``).
+        ngram_xargs: ``openai:`` only: ask the server for the n-gram ban through ``vllm_xargs``
+            (a vLLM server started with ``--logits-processors
+            humanlm.model.vllm_ngram:NGramBanLogitsProcessor``).
+        api_key_env: variable holding an ``openai:`` simulator's key.
+        concurrency: simulator requests in flight, which is also the examples in flight.
+        timeout_s: deadline of one simulator request, retries included.
+        max_retries: retries per simulator request.
+    """
+
+    api: str = "chat"
+    ngram_xargs: bool = False
+    api_key_env: str | None = None
+    concurrency: int = 32
+    timeout_s: float = _RETRY.timeout_s
+    max_retries: int = _RETRY.max_retries
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.api not in SIMULATOR_APIS:
+            problems.append(f"simulator.api: must be one of {', '.join(SIMULATOR_APIS)}")
+        if self.concurrency < 1:
+            problems.append("simulator.concurrency: must be >= 1")
+        if self.timeout_s <= 0 or self.max_retries < 0:
+            problems.append("simulator.timeout_s must be > 0 and simulator.max_retries >= 0")
+        if problems:
+            raise ConfigError(problems)
 
 
 # Bump when a change to prompts, parsing or scoring makes new records incomparable with old ones.
@@ -63,8 +102,8 @@ _FINGERPRINT_FIELDS = (
     "split",
     "thinking",
     "state_set",
-    "simulator_api",
-    "simulator_ngram_xargs",
+    "simulator.api",
+    "simulator.ngram_xargs",
     "length_filter",
     "tokenizer",
     "temperature",
@@ -96,23 +135,19 @@ class EvalConfig:
         name: label of the run in reports (default: a short name from the model spec: the model
             name, or the run folder of a ``hf:runs/<run>/model`` path; never the URL).
         mode: the training mode whose prompt and thinking the model gets (unset: the mode saved
-            with the model, ``humanlm.states.mode_file``; a model without one is a base model).
-            Set, it replaces the saved mode, and the log says so.
+            with the model, ``humanlm.states.mode_file``, read by ``read_saved_mode``; a model
+            without one is a base model). Set, it replaces the saved mode, and the log says so.
         thinking: let the simulator think before answering (unset: from the training mode, else
             on).
         state_set: the state set of the response prompt (``r``: tagged; ``r_no_tag``: SFT's
             untagged; unset: from the training mode, else ``r``).
-        simulator_api: ``openai:`` only: ``chat`` (messages, for chat models) or ``completions``
-            (our rendered prompt verbatim, for a humanlm model behind ``vllm serve``).
-        simulator_ngram_xargs: ``openai:`` only: ask the server for the n-gram ban through
-            ``vllm_xargs`` (a vLLM server started with ``--logits-processors
-            humanlm.model.vllm_ngram:NGramBanLogitsProcessor``).
         length_filter: drop test rows whose prompt exceeds the dataset's token limit before
             taking the first N, as the paper's reference did.
         tokenizer: tokenizer for the length filter (unset: the model's own for ``hf:``/``vllm:``;
             an ``openai:`` model without one is evaluated unfiltered, and the results say so).
         temperature, top_p: sampling.
-        max_new_tokens: generation budget (``None``: 1024 with thinking, 512 without).
+        max_new_tokens: generation budget (``None``: ``Mode.max_new_tokens``, 1024 with
+            thinking, 512 without).
         no_repeat_ngram: no-repeat n-gram ban size (0: off).
         ngram_ban_scope: which generated tokens the ban covers. ``reply`` (default): the reply
             after the thinking block only; the thinking is neither banned nor counted, so a
@@ -123,20 +158,19 @@ class EvalConfig:
         seed: sampling and bootstrap seed.
         batch_size: prompts per forward pass for ``hf:``/``vllm:``.
         vllm: how a ``vllm:`` simulator's engine starts (``vllm.max_model_len``,
-            ``vllm.kv_cache_gb``, ...; ``humanlm.simulate.vllm_args``, CPU-safe defaults).
+            ``vllm.kv_cache_gb``, ...; ``humanlm.generate.vllm_settings``, CPU-safe defaults).
         judge: the judge, the same ``JudgeConfig`` block as training's (``judge.spec``,
             ``judge.temperature``, ``judge.max_tokens``, ``judge.api_key_env``,
             ``judge.concurrency``, ``judge.timeout_s``, ``judge.max_retries``; ``judge.cache``:
             the cache file, default ``judge_cache.sqlite`` in the run folder; ``judge.chat_gate``:
             the Chat gate, ``auto`` = on for ``wildchat``, recorded under
             ``protocol_notes.chat_gate``). From Python a spec string is accepted too.
-        simulator_api_key_env: variable holding an ``openai:`` simulator's key.
-        concurrency: examples in flight, and simulator requests in flight.
+        simulator: how the simulator is reached (``simulator.api``, ``simulator.ngram_xargs``,
+            ``simulator.api_key_env``, ``simulator.concurrency``, ``simulator.timeout_s``,
+            ``simulator.max_retries``; ``SimulatorConfig``).
         aspects: score state alignment (one aspects call per example).
         embedding: score embedding similarity (offline MiniLM).
         cache: read and write the judge cache.
-        timeout_s: deadline of one simulator request, retries included.
-        max_retries: retries per simulator request.
         out: run folder (default: ``<output_root>/<timestamp>_eval-<dataset>``, or the newest
             such folder with the same settings, which is resumed).
         output_root: where default run folders go.
@@ -162,8 +196,6 @@ class EvalConfig:
     mode: str | None = None
     thinking: bool | None = None
     state_set: str | None = None
-    simulator_api: str = "chat"
-    simulator_ngram_xargs: bool = False
     length_filter: bool = True
     tokenizer: str | None = None
     temperature: float = 0.4
@@ -175,13 +207,10 @@ class EvalConfig:
     batch_size: int = 8
     vllm: VLLMSettings = field(default_factory=VLLMSettings)
     judge: JudgeConfig = field(default_factory=paper_eval_judge)
-    simulator_api_key_env: str | None = None
-    concurrency: int = 32
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     aspects: bool = True
     embedding: bool = True
     cache: bool = True
-    timeout_s: float = 120.0
-    max_retries: int = 4
     out: str | None = None
     output_root: str = "runs"
     resume: bool = True
@@ -196,6 +225,8 @@ class EvalConfig:
         problems = []
         if isinstance(self.judge, str):  # Python callers may name the judge by its spec
             self.judge = paper_eval_judge(self.judge)
+        if isinstance(self.simulator, dict):  # as saved in a run folder's config.yaml
+            self.simulator = SimulatorConfig(**self.simulator)
         if not self.model:
             problems.append("model: required; pass --model SPEC or set model: in the config")
         else:
@@ -212,30 +243,23 @@ class EvalConfig:
             parse_model_spec(self.judge.spec, role="judge", kinds=JUDGE_KINDS)
         except ConfigError as err:
             problems.extend(err.problems)
+        # The mode saved with the model: read by ``read_saved_mode``, never here.
         self._saved: SavedMode | None = None
+        self._saved_read = False
         if self.mode is not None and self.mode not in MODES:
             problems.append(f"mode: {self.mode!r} is not one of {', '.join(MODES)}")
-        elif self.model and not problems:
-            try:
-                self._saved = load_mode(self.model)
-            except ConfigError as err:
-                problems.extend(err.problems)
-        if self.simulator_api not in SIMULATOR_APIS:
-            problems.append(f"simulator_api: must be one of {', '.join(SIMULATOR_APIS)}")
         if self.state_set is not None and self.state_set not in _EVAL_STATE_SETS:
             problems.append(f"state_set: must be one of {', '.join(_EVAL_STATE_SETS)}")
         if self.limit is not None and self.limit < 1:
             problems.append("limit: must be >= 1 (leave it unset for the protocol's row count)")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             problems.append("max_new_tokens: must be >= 1")
-        if self.concurrency < 1 or self.batch_size < 1:
-            problems.append("concurrency and batch_size: must be >= 1")
+        if self.batch_size < 1:
+            problems.append("batch_size: must be >= 1")
         if self.bootstrap_resamples < 100:
             problems.append("bootstrap_resamples: use at least 100 for a usable interval")
         if not 0 <= self.max_failed_fraction <= 1:
             problems.append("max_failed_fraction: must be in [0, 1]")
-        if self.timeout_s <= 0 or self.max_retries < 0:
-            problems.append("timeout_s must be > 0 and max_retries >= 0")
         if self.detect_judge is not None:
             try:
                 if parse_model_spec(self.detect_judge, role="detect judge").kind == "embedding":
@@ -246,27 +270,38 @@ class EvalConfig:
             problems.append("seeds: must be >= 1 (1: one sample per example, the protocol)")
         if problems:
             raise ConfigError(problems)
-        self.generation_settings()  # validates the decoding settings too
+        # Validates the decoding settings too; the budget waits for the saved mode.
+        self._generation_settings(self.max_new_tokens or max_new_tokens_for(False))
 
     def mode_note(self) -> str | None:
         """A line for the log when ``mode`` was set: which saved mode, if any, it replaces."""
         if self.mode is None:
             return None
-        if self._saved is None:
+        saved = self._saved_mode()
+        if saved is None:
             return f"mode {self.mode} (set; the model carries no training mode)"
-        if self._saved.mode.name == self.mode:
-            return f"mode {self.mode} (set; the same as saved in {self._saved.source})"
+        if saved.mode.name == self.mode:
+            return f"mode {self.mode} (set; the same as saved in {saved.source})"
         return (
-            f"mode {self.mode} (set) replaces the training mode {self._saved.mode.name} saved in "
-            f"{self._saved.source}"
+            f"mode {self.mode} (set) replaces the training mode {saved.mode.name} saved in "
+            f"{saved.source}"
         )
+
+    def _saved_mode(self) -> SavedMode | None:
+        if not self._saved_read:
+            # A silent base-model prompt for a trained model is the mistake this guards against.
+            raise ConfigError(
+                "the model's saved training mode was not read; call read_saved_mode(cfg) first"
+            )
+        return self._saved
 
     @property
     def training_mode(self) -> Mode | None:
         """The mode whose prompt the model gets: as set, else the one saved with the model."""
         if self.mode is not None:
             return MODES[self.mode]
-        return self._saved.mode if self._saved else None
+        saved = self._saved_mode()
+        return saved.mode if saved else None
 
     @property
     def effective_thinking(self) -> bool:
@@ -284,12 +319,12 @@ class EvalConfig:
 
     def prompt_source(self) -> dict[str, Any]:
         """Where the prompt and thinking came from (for ``results.json``)."""
-        mode = self.training_mode
+        mode, saved = self.training_mode, self._saved_mode()
         return {
             "mode": mode.name if mode else None,
             "mode_from": "setting" if self.mode is not None else ("model" if mode else None),
-            "saved_mode": self._saved.mode.name if self._saved else None,
-            "mode_file": str(self._saved.source) if self._saved else None,
+            "saved_mode": saved.mode.name if saved else None,
+            "mode_file": str(saved.source) if saved else None,
             "thinking": self.effective_thinking,
             "thinking_from": "setting"
             if self.thinking is not None
@@ -327,20 +362,23 @@ class EvalConfig:
 
     def generation_settings(self) -> GenerationSettings:
         """The simulator's decoding settings (stops at ``</response>``)."""
+        return self._generation_settings(self.effective_max_new_tokens)
+
+    def _generation_settings(self, max_new_tokens: int) -> GenerationSettings:
         return GenerationSettings(
             temperature=self.temperature,
             top_p=self.top_p,
-            max_new_tokens=self.effective_max_new_tokens,
+            max_new_tokens=max_new_tokens,
             no_repeat_ngram_size=self.no_repeat_ngram,
             ngram_ban_scope=self.ngram_ban_scope,
             batch_size=self.batch_size,
-            concurrency=self.concurrency,
+            concurrency=self.simulator.concurrency,
             seed=self.seed,
             stop=(STATES[RESPONSE].close_tag,),
             retry=RetryPolicy(
-                max_retries=self.max_retries,
-                timeout_s=self.timeout_s,
-                request_timeout_s=self.timeout_s / 2,
+                max_retries=self.simulator.max_retries,
+                timeout_s=self.simulator.timeout_s,
+                request_timeout_s=self.simulator.timeout_s / 2,
             ),
         )
 
@@ -380,3 +418,17 @@ class EvalConfig:
 # Response prompts an evaluation can use: the tagged one of each training state set, SFT's
 # untagged one and SFT-think's.
 _EVAL_STATE_SETS = tuple(dict.fromkeys(m.state_set for m in MODES.values()))
+
+
+def read_saved_mode(cfg: EvalConfig) -> EvalConfig:
+    """Read the training mode saved with ``cfg.model`` into ``cfg`` (once) and return ``cfg``.
+
+    Loading a config and running it call this; the config object itself never reads files.
+
+    Raises:
+        ConfigError: the model's mode file or manifest is unreadable or names an unknown mode.
+    """
+    if not cfg._saved_read:
+        cfg._saved = load_mode(cfg.model)
+        cfg._saved_read = True
+    return cfg

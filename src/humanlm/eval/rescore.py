@@ -32,34 +32,47 @@ from humanlm.eval.config import AUTO_DATASETS, EvalConfig
 from humanlm.eval.run import RESULTS_FILE, EvalResult, run_eval
 from humanlm.eval.samples import SAMPLES_FILE, read_samples
 from humanlm.files import write_json
-from humanlm.simulate import Generation, SimPrompt, build_sim_prompt
+from humanlm.generate.prompt import SimPrompt, build_sim_prompt
+from humanlm.generate.protocol import Generation, GenerationSettings
 
-__all__ = ["ReplaySimulator", "rescore_run"]
+__all__ = ["ReplayGenerator", "rescore_run"]
 
 logger = logging.getLogger(__name__)
 
 _DERIVED = ("protocol",)  # written into config.yaml, not EvalConfig fields
 
 
-class ReplaySimulator:
-    """A ``Simulator`` that answers each prompt with a saved generation.
+class ReplayGenerator:
+    """A ``Generator`` that answers each prompt with a saved generation.
 
     Args:
         generations: the generation for each prompt text.
         spec: the original simulator spec (for logs).
-        ngram_ban: the n-gram ban the original run applied.
+        applied_ngram_ban: whether the original run applied the n-gram ban.
     """
 
     batch_size = 64
+    context_length = None
+    continues_prompt = True
 
-    def __init__(self, generations: Mapping[str, Generation], *, spec: str, ngram_ban: int):
+    def __init__(
+        self, generations: Mapping[str, Generation], *, spec: str, applied_ngram_ban: bool
+    ):
         self.generations = dict(generations)
         self.spec = spec
-        self.ngram_ban = ngram_ban
+        self.applies_ngram_ban = applied_ngram_ban
 
-    async def generate(self, prompts: Sequence[SimPrompt]) -> list[Generation]:
+    async def generate(
+        self, prompts: Sequence[SimPrompt], settings: GenerationSettings
+    ) -> list[Generation]:
         missing = Generation(None, error="no saved generation for this example")
         return [self.generations.get(p.text, missing) for p in prompts]
+
+    def count_tokens(self, text: str) -> None:
+        return None
+
+    def health(self) -> None:
+        return None
 
     async def aclose(self) -> None:
         return None
@@ -97,8 +110,8 @@ def rescore_run(
         run_dir: a finished ``humanlm eval`` folder.
         judge: the new judge: a spec (the paper's eval settings otherwise) or a judge block.
         out: the new run folder (default: ``<run_dir>_rescored-<judge>``).
-        overrides: other ``EvalConfig`` settings for the new run (``api_key_env``,
-            ``concurrency``, ``aspects``, ...); generation settings are the source run's.
+        overrides: other ``EvalConfig`` settings for the new run (``aspects``, ``simulator``
+            as a partial block, ...); generation settings are the source run's.
 
     Returns:
         The ``EvalResult`` of the new run.
@@ -115,6 +128,8 @@ def rescore_run(
     )
     if target.resolve() == source.resolve():
         raise ConfigError("--out must be a new folder: rescoring never overwrites its source run")
+    if "simulator" in overrides:  # a partial block over the source run's
+        overrides["simulator"] = {**settings.get("simulator", {}), **overrides["simulator"]}
     cfg = EvalConfig(**{**settings, **overrides, "judge": judge, "out": str(target), "seeds": 1})
     if is_prepared_dir(source / "data"):  # the rows the source run evaluated
         cfg = dataclasses.replace(cfg, data=str((source / "data").resolve()))
@@ -136,8 +151,8 @@ def rescore_run(
             record["generation"], finish_reason=record.get("finish_reason")
         )
     logger.info("rescoring %d saved replies of %s with %s", len(generations), source, judge)
-    replay = ReplaySimulator(generations, spec=cfg.model, ngram_ban=ngram_ban)
-    result = run_eval(cfg, simulator=replay)
+    replay = ReplayGenerator(generations, spec=cfg.model, applied_ngram_ban=ngram_ban > 0)
+    result = run_eval(cfg, generator=replay)
     result.results["rescored_from"] = str(source.resolve())
     write_json(target / RESULTS_FILE, result.results)
     return result

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from humanlm.data.resolve import is_prepared_dir, resolve_split
 from humanlm.errors import DataError, HumanlmError
-from humanlm.eval.config import AUTO_DATASETS, PROTOCOL_VERSION, EvalConfig
+from humanlm.eval.config import AUTO_DATASETS, PROTOCOL_VERSION, EvalConfig, read_saved_mode
 from humanlm.eval.detect_judge import add_detect_judge, build_detect_judge, judge_detect
 from humanlm.eval.folder import check_unique_ids, resolve_run_dir
 from humanlm.eval.samples import SAMPLES_FILE, SamplesFile, read_samples
@@ -47,6 +47,9 @@ from humanlm.eval.selection import select_eval_examples, tokenizer_for
 from humanlm.eval.stability import stability_summary
 from humanlm.eval.stats import BOOTSTRAP_LEVEL, aggregate_records
 from humanlm.files import write_json
+from humanlm.generate.build import build_generator
+from humanlm.generate.prompt import build_sim_prompt
+from humanlm.generate.protocol import Generation, GenerationSettings, Generator
 from humanlm.judge import Judge, JudgeConfig, build_judge
 from humanlm.judge.embedding import EmbeddingJudge
 from humanlm.judge.group import ASSISTANT_VOICE
@@ -63,7 +66,6 @@ from humanlm.population.metrics import (
     add_population,
     summary_lines,
 )
-from humanlm.simulate import Generation, Simulator, build_sim_prompt, build_simulator
 from humanlm.states import get_state_set
 
 __all__ = [
@@ -148,7 +150,8 @@ class EvalResult:
 async def evaluate_examples_async(
     examples: Sequence[Mapping[str, Any]],
     *,
-    simulator: Simulator,
+    generator: Generator,
+    settings: GenerationSettings,
     judge: Judge | None,
     embedder: Judge | None = None,
     thinking: bool = True,
@@ -162,11 +165,12 @@ async def evaluate_examples_async(
 ) -> list[dict[str, Any]]:
     """Simulate and score ``examples``; the coroutine behind ``evaluate_examples``.
 
-    Examples go to the simulator in chunks of ``simulator.batch_size``; at most ``concurrency``
-    examples are in flight, so judging finished examples overlaps with generating the next.
+    Examples go to the generator in chunks of its ``batch_size`` (else ``settings.batch_size``);
+    at most ``concurrency`` examples are in flight, so judging finished examples overlaps with
+    generating the next.
     """
     similarity = SimilarityBatcher(embedder) if embedder is not None else None
-    size = simulator.batch_size
+    size = generator.batch_size or settings.batch_size
     slots = asyncio.Semaphore(max(1, concurrency // size))
     records: list[dict[str, Any] | None] = [None] * len(examples)
     bar = tqdm(total=len(examples), desc=desc, unit="ex", disable=not progress)
@@ -194,7 +198,7 @@ async def evaluate_examples_async(
         async with slots:
             chunk = examples[start : start + size]
             prompts = [build_sim_prompt(ex, thinking=thinking, state_set=state_set) for ex in chunk]
-            generations = await simulator.generate(prompts)
+            generations = await generator.generate(prompts, settings)
             await asyncio.gather(*(finish(start + i, g) for i, g in enumerate(generations)))
 
     tasks = [asyncio.ensure_future(run_chunk(s)) for s in range(0, len(examples), size)]
@@ -215,7 +219,8 @@ async def evaluate_examples_async(
 def evaluate_examples(
     examples: Sequence[Mapping[str, Any]],
     *,
-    simulator: Simulator,
+    generator: Generator,
+    settings: GenerationSettings,
     judge: Judge | None,
     embedder: Judge | None = None,
     thinking: bool = True,
@@ -230,14 +235,16 @@ def evaluate_examples(
     """Simulate a reply for each prepared example and score it; one record per example.
 
     Example:
-        >>> sim = build_simulator("hf:runs/demo/humanlm/model", settings=GenerationSettings())  # doctest: +SKIP
+        >>> generator = build_generator("hf:runs/demo/humanlm/model")  # doctest: +SKIP
         >>> judge = build_judge(JudgeConfig("embedding:minilm"))  # doctest: +SKIP
-        >>> records = evaluate_examples(examples, simulator=sim, judge=judge, embedder=judge)  # doctest: +SKIP
+        >>> records = evaluate_examples(examples, generator=generator, settings=GenerationSettings(),
+        ...                             judge=judge, embedder=judge)  # doctest: +SKIP
         >>> aggregate_records(records)["metrics"]["response_alignment"]["score"]  # doctest: +SKIP
 
     Args:
         examples: prepared examples (``humanlm.data.resolve.resolve_split``).
-        simulator: any ``Simulator`` (``build_simulator``).
+        generator: any ``Generator`` (``humanlm.generate.build_generator``).
+        settings: the decoding settings of every prompt.
         judge: scores response alignment and, with ``aspects``, state alignment (``None``: only
             format and embedding similarity are scored).
         embedder: scores embedding similarity (``build_judge(JudgeConfig("embedding:minilm"))``; ``None``: off).
@@ -252,14 +259,15 @@ def evaluate_examples(
 
     Returns:
         The records in the order of ``examples``. Summaries: ``humanlm.eval.aggregate_records``.
-        The simulator's and judges' connections are closed at the end (they reopen on use).
+        The generator's and judges' connections are closed at the end (they reopen on use).
     """
 
     async def go() -> list[dict[str, Any]]:
         try:
             return await evaluate_examples_async(
                 examples,
-                simulator=simulator,
+                generator=generator,
+                settings=settings,
                 judge=judge,
                 embedder=embedder,
                 thinking=thinking,
@@ -272,18 +280,18 @@ def evaluate_examples(
                 desc=desc,
             )
         finally:
-            for part in (simulator, judge, embedder):
+            for part in (generator, judge, embedder):
                 if part is not None:
                     await part.aclose()
 
     return asyncio.run(go())
 
 
-def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResult:
+def run_eval(cfg: EvalConfig, *, generator: Generator | None = None) -> EvalResult:
     """Evaluate ``cfg.model`` on ``cfg.data`` and write the run folder.
 
-    ``simulator`` replaces the one ``cfg.model`` names (rescoring replays saved generations
-    through ``humanlm.eval.rescore.ReplaySimulator``).
+    ``generator`` replaces the one ``cfg.model`` names (rescoring replays saved generations
+    through ``humanlm.eval.rescore.ReplayGenerator``).
 
     Supports the ``hf:``, ``vllm:`` and ``openai:`` simulators, any judge spec, resuming an
     interrupted run, and mixed-source data (scored per data source too).
@@ -295,15 +303,16 @@ def run_eval(cfg: EvalConfig, *, simulator: Simulator | None = None) -> EvalResu
         HumanlmError: more than ``max_failed_fraction`` of the examples got no simulator
             output (``results.json`` is written first), or a server refused our credentials.
     """
+    read_saved_mode(cfg)
     if (note := cfg.mode_note()) is not None:
         logger.warning(note)
     check_model_files(cfg.model)  # a weight file cut short: one line, before any work
     run_dir = resolve_run_dir(cfg)
     with output_lock(run_dir, command="eval"):  # one run per folder: no call is made twice
-        return _evaluate_into(run_dir, cfg, simulator)
+        return _evaluate_into(run_dir, cfg, generator)
 
 
-def _evaluate_into(run_dir: Path, cfg: EvalConfig, simulator: Simulator | None) -> EvalResult:
+def _evaluate_into(run_dir: Path, cfg: EvalConfig, generator: Generator | None) -> EvalResult:
     """The evaluation, once ``run_dir`` is this run's alone."""
     data_dir = run_dir / "data"
     source = data_dir if is_prepared_dir(data_dir) else cfg.data  # prepared on an earlier try
@@ -361,34 +370,36 @@ def _evaluate_into(run_dir: Path, cfg: EvalConfig, simulator: Simulator | None) 
                 judge=judge,
                 embedder=embedder,
                 aspects=cfg.aspects,
-                concurrency=cfg.concurrency,
+                concurrency=cfg.simulator.concurrency,
                 use_cache=cfg.cache,
                 on_record=samples.append,
             )
     if pending:
-        if simulator is None:
-            simulator = build_simulator(
+        settings = cfg.generation_settings()
+        if generator is None:
+            generator = build_generator(
                 cfg.model,
-                settings=cfg.generation_settings(),
-                api_key_env=cfg.simulator_api_key_env,
-                api=cfg.simulator_api,
-                ngram_xargs=cfg.simulator_ngram_xargs,
+                settings=settings,
+                api=cfg.simulator.api,
+                api_key_env=cfg.simulator.api_key_env,
+                ngram_xargs=cfg.simulator.ngram_xargs,
                 vllm=cfg.vllm,
             )
-        ngram_ban = simulator.ngram_ban
+        ngram_ban = settings.no_repeat_ngram_size if generator.applies_ngram_ban else 0
         if isinstance(embedder, EmbeddingJudge):
             embedder.encoder.encode(["load the model before the clock starts"])
         started = time.monotonic()
         with SamplesFile(samples_path) as samples:
             evaluate_examples(
                 pending,
-                simulator=simulator,
+                generator=generator,
+                settings=settings,
                 judge=judge,
                 embedder=embedder,
                 thinking=cfg.effective_thinking,
                 state_set=cfg.effective_state_set,
                 aspects=cfg.aspects,
-                concurrency=cfg.concurrency,
+                concurrency=cfg.simulator.concurrency,
                 use_cache=cfg.cache,
                 on_record=samples.append,
                 progress=cfg.progress,
@@ -624,7 +635,7 @@ def _other_seeds(cfg: EvalConfig, run_dir: Path, results: dict[str, Any]) -> dic
 
 def _simulator_api(cfg: EvalConfig) -> str:
     kind = parse_spec(cfg.model, role="simulator").kind
-    return cfg.simulator_api if kind == "openai" else "rendered prompt (local)"
+    return cfg.simulator.api if kind == "openai" else "rendered prompt (local)"
 
 
 def _ngram_note(cfg: EvalConfig, applied: int | None) -> dict[str, Any]:
@@ -640,7 +651,7 @@ def _ngram_note(cfg: EvalConfig, applied: int | None) -> dict[str, Any]:
         how = "no generation in this invocation (every example was resumed)"
     elif not applied:
         how = "not applied" + (
-            " (simulator_ngram_xargs is off)" if kind == "openai" and cfg.no_repeat_ngram else ""
+            " (simulator.ngram_xargs is off)" if kind == "openai" and cfg.no_repeat_ngram else ""
         )
     note: dict[str, Any] = {"backend": kind, "size": applied, "how": how}
     if applied != 0:  # the folder's scope (its fingerprint holds it), also when resumed

@@ -1,4 +1,4 @@
-"""Dynamic batching: concurrent requests to a local model share one ``generate`` call.
+"""Dynamic batching: concurrent requests to an ``hf:`` model share one ``generate`` call.
 
 A request waits in a queue; a single worker takes the first one, collects whatever else arrives
 within a few milliseconds (up to ``max_batch`` prompts), and runs them as one batch. Requests
@@ -6,7 +6,7 @@ with different decoding settings cannot share a ``generate`` call, so a batch is
 settings. While a batch runs, the next one fills up.
 
 Example:
-    >>> engine = BatchingEngine(HFEngine("runs/demo/humanlm/model"), max_batch=32)  # doctest: +SKIP
+    >>> generator = BatchingGenerator(HFGenerator("runs/demo/humanlm/model"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -17,37 +17,37 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from humanlm.simulate.backends import Generation, GenerationSettings
-from humanlm.simulate.engines import Engine
-from humanlm.simulate.prompt import SimPrompt
+from humanlm.generate.prompt import SimPrompt
+from humanlm.generate.protocol import Generation, GenerationSettings, Generator
 
-__all__ = ["BatchingEngine"]
+__all__ = ["BatchingGenerator"]
 
 logger = logging.getLogger(__name__)
 
 
-class BatchingEngine:
-    """Wrap an engine so concurrent ``generate`` calls are merged into batches.
+class BatchingGenerator:
+    """Wrap a generator so concurrent ``generate`` calls are merged into batches.
 
     Args:
-        engine: the engine doing the work (one call at a time).
+        generator: the generator doing the work (one call at a time).
         max_batch: the most prompts in one ``generate`` call.
         window_s: how long the first request of a batch waits for company. 20 ms is little
             beside a reply's generation, and long enough for 32 concurrent requests through
             uvicorn to arrive (at 5 ms they were split into batches of 27 and 5).
 
     Attributes:
-        batch_sizes: prompts per engine call, in order (for benchmarks and the log).
+        batch_sizes: prompts per call of the wrapped generator, in order (for benchmarks).
     """
 
-    def __init__(self, engine: Engine, *, max_batch: int = 32, window_s: float = 0.02):
+    def __init__(self, generator: Generator, *, max_batch: int = 32, window_s: float = 0.02):
         if max_batch < 1 or window_s < 0:
             raise ValueError("max_batch must be >= 1 and window_s >= 0")
-        self.engine = engine
-        self.spec = engine.spec
-        self.applies_ngram_ban = engine.applies_ngram_ban
-        self.context_length = engine.context_length
-        self.continues_prompt = engine.continues_prompt
+        self.generator = generator
+        self.spec = generator.spec
+        self.batch_size = generator.batch_size
+        self.applies_ngram_ban = generator.applies_ngram_ban
+        self.context_length = generator.context_length
+        self.continues_prompt = generator.continues_prompt
         self.max_batch = max_batch
         self.window_s = window_s
         self.batch_sizes: list[int] = []
@@ -56,8 +56,14 @@ class BatchingEngine:
         )
         self._worker: asyncio.Task | None = None
 
+    def __repr__(self) -> str:
+        return f"BatchingGenerator({self.generator!r}, max_batch={self.max_batch})"
+
     def count_tokens(self, text: str) -> int | None:
-        return self.engine.count_tokens(text)
+        return self.generator.count_tokens(text)
+
+    def health(self) -> str | None:
+        return self.generator.health()
 
     async def generate(
         self, prompts: Sequence[SimPrompt], settings: GenerationSettings
@@ -66,7 +72,7 @@ class BatchingEngine:
         if self._queue is None or self._worker is None or self._worker.done():
             self._queue = asyncio.Queue()
             self._worker = loop.create_task(self._run())
-        # One batch holds at most max_batch prompts, so that is the engine's batch size too.
+        # One batch holds at most max_batch prompts, so that is the wrapped batch size too.
         settings = dataclasses.replace(settings, batch_size=self.max_batch)
         futures = []
         for prompt in prompts:
@@ -105,7 +111,7 @@ class BatchingEngine:
                     continue
                 self.batch_sizes.append(len(live))
                 try:
-                    outputs = await self.engine.generate([p for p, _, _ in live], settings)
+                    outputs = await self.generator.generate([p for p, _, _ in live], settings)
                 except Exception as exc:  # hand the error to each waiting request
                     logger.exception("generation failed for a batch of %d", len(live))
                     for _, _, future in live:
@@ -120,4 +126,4 @@ class BatchingEngine:
         if self._worker is not None:
             self._worker.cancel()
             self._worker = None
-        await self.engine.aclose()
+        await self.generator.aclose()

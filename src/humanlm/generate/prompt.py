@@ -1,8 +1,8 @@
 """What a simulator is asked: one example's response prompt, as text and as messages.
 
-Local backends (``hf:``, ``vllm:``) generate from ``text``, the prompt rendered with our
-multi-role chat template exactly as in training; chat servers (``openai:``) get ``messages``
-mapped to chat roles (see ``humanlm.simulate.openai_chat``).
+Local generators (``hf:``, ``vllm:``) and the ``openai:`` text API generate from ``text``, the
+prompt rendered with our multi-role chat template exactly as in training; the ``openai:`` chat
+API gets ``messages`` mapped to chat roles (see ``humanlm.generate.openai``).
 
 Example:
     >>> prompt = build_sim_prompt(example, thinking=True)  # doctest: +SKIP

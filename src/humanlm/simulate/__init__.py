@@ -1,42 +1,32 @@
-"""User simulators behind one interface: ``hf:``, ``vllm:`` and ``openai:`` backends.
+"""User simulators: one reply at a time (``UserSimulator``) and whole conversations.
 
-- ``build_sim_prompt(example, thinking=...)`` -> ``SimPrompt``: what a simulator is asked;
-- ``build_simulator(spec, settings=GenerationSettings(...))`` -> a ``Simulator``;
-- ``Simulator.generate(prompts)`` (a coroutine) -> ``Generation`` per prompt, or
-  ``generate_all(simulator, prompts)`` from synchronous code;
 - ``UserSimulator.from_spec(spec).reply(persona, messages)`` -> ``Reply`` (text, states, ended):
-  the conversation API (``humanlm.simulate.user``);
+  the conversation API (``humanlm.simulate.user``; a ``humanlm serve`` URL gives a
+  ``ServedUserSimulator``);
 - ``run_simulate(scenarios=..., user=..., assistant=Assistant.from_spec(...), out_dir=...)``:
   multi-turn conversations (``humanlm.simulate.conversation``).
+
+Prompts become text through ``humanlm.generate`` (``build_generator``, ``GenerationSettings``);
+``GenerationSettings`` is named here too, for ``UserSimulator(settings=...)``.
 """
 
+from humanlm.generate.protocol import GenerationSettings
 from humanlm.simulate.assistant import Assistant
-from humanlm.simulate.backends import (
-    Generation,
-    GenerationSettings,
-    Simulator,
-    build_simulator,
-    generate_all,
-)
 from humanlm.simulate.conversation import run_simulate
-from humanlm.simulate.prompt import SimPrompt, build_sim_prompt
+from humanlm.simulate.messages import ConversationError
+from humanlm.simulate.reply import Reply
 from humanlm.simulate.scenarios import Scenario, load_scenarios, scenarios_from_prepared
-from humanlm.simulate.user import Reply, UserSimulator
-from humanlm.states.parsing import cut_at_stop
+from humanlm.simulate.served import ServedUserSimulator
+from humanlm.simulate.user import UserSimulator
 
 __all__ = [
     "Assistant",
-    "Generation",
+    "ConversationError",
     "GenerationSettings",
     "Reply",
     "Scenario",
-    "SimPrompt",
-    "Simulator",
+    "ServedUserSimulator",
     "UserSimulator",
-    "build_sim_prompt",
-    "build_simulator",
-    "cut_at_stop",
-    "generate_all",
     "load_scenarios",
     "run_simulate",
     "scenarios_from_prepared",

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from humanlm.errors import HumanlmError
+from humanlm.generate.protocol import failure_reason
 from humanlm.llm.backends import OpenAIBackend
 from humanlm.llm.client import ChatClient
 from humanlm.llm.limits import RetryPolicy
 from humanlm.llm.specs import ModelSpec, parse_spec, resolve_api_key
-from humanlm.simulate.backends import failure_reason
 
 __all__ = ["Assistant", "AssistantAnswer"]
 

@@ -31,20 +31,13 @@ from humanlm.errors import ConfigError
 from humanlm.files import write_jsonl
 from humanlm.lock import holds_output_lock
 from humanlm.simulate.assistant import Assistant
+from humanlm.simulate.reply import Reply
+from humanlm.simulate.report import END_REASONS, write_report
 from humanlm.simulate.scenarios import Scenario
-from humanlm.simulate.user import Reply
 
 __all__ = ["END_REASONS", "SimulateSummary", "run_conversation", "run_simulate"]
 
 logger = logging.getLogger(__name__)
-
-END_REASONS: dict[str, str] = {
-    "user_ended": "the simulated user ended the conversation (the end signal)",
-    "max_turns": "the simulated user's turns reached --max-turns",
-    "empty_user_turn": "the simulated user wrote nothing, also when asked again",
-    "user_error": "the simulator failed after its retries",
-    "assistant_error": "the assistant failed after its retries",
-}
 
 SCHEMA_VERSION = 1
 
@@ -213,8 +206,6 @@ def run_simulate(
     Raises:
         ConfigError: ``max_turns`` or ``concurrency`` below 1.
     """
-    from humanlm.simulate.report import write_report
-
     if max_turns < 1 or concurrency < 1:
         raise ConfigError("max_turns and concurrency must be >= 1")
     out = Path(out_dir)

@@ -14,9 +14,18 @@ from typing import Any
 
 from humanlm.files import write_text
 
-__all__ = ["build_report", "write_report"]
+__all__ = ["END_REASONS", "build_report", "write_report"]
 
 _SAMPLES = 3
+
+# Why a conversation ended (a record's ``end_reason``), and what the report says of it.
+END_REASONS: dict[str, str] = {
+    "user_ended": "the simulated user ended the conversation (the end signal)",
+    "max_turns": "the simulated user's turns reached --max-turns",
+    "empty_user_turn": "the simulated user wrote nothing, also when asked again",
+    "user_error": "the simulator failed after its retries",
+    "assistant_error": "the assistant failed after its retries",
+}
 
 
 def _words(records: Sequence[dict[str, Any]], role: str, *, skip_opening: bool) -> list[int]:
@@ -38,8 +47,6 @@ def _stats(values: Sequence[int | float]) -> str:
 
 def build_report(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The numbers of the report, as plain data."""
-    from humanlm.simulate.conversation import END_REASONS
-
     reasons = Counter(r["end_reason"] for r in records)
     return {
         "conversations": len(records),

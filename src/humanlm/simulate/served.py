@@ -2,31 +2,37 @@
 
 ``UserSimulator.from_spec("openai:MODEL@URL")`` returns a ``ServedUserSimulator`` when ``URL``
 is a humanlm server; its replies come back parsed (text, end signal, states, thinking) from the
-server's ``humanlm`` extension field.
+``humanlm`` field the server adds to each choice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import httpx
+
 from humanlm.errors import ConfigError
+from humanlm.generate.prompt import SimPrompt
+from humanlm.generate.protocol import GenerationSettings, failure_reason
 from humanlm.llm.build import build_backend
 from humanlm.llm.client import ChatClient
 from humanlm.llm.specs import ModelSpec, resolve_api_key
-from humanlm.simulate.backends import GenerationSettings, failure_reason
-from humanlm.simulate.prompt import SimPrompt
-from humanlm.simulate.user import BaseUserSimulator, Reply
+from humanlm.simulate.reply import Reply
 from humanlm.states import is_end_signal
 
 __all__ = ["ServedUserSimulator", "is_humanlm_server"]
 
+_KEY_FLAG = "--simulator-api-key-env"
 
-class ServedUserSimulator(BaseUserSimulator):
+
+class ServedUserSimulator:
     """A ``humanlm serve`` endpoint: the conversation goes out as is, the reply comes back parsed.
 
     Built by ``UserSimulator.from_spec`` for an ``openai:MODEL@URL`` that is a humanlm server.
+    All its requests go through one ``ChatClient`` (``settings.concurrency`` and ``retry``).
     """
 
     def __init__(
@@ -38,13 +44,17 @@ class ServedUserSimulator(BaseUserSimulator):
         api_key_env: str | None = None,
     ):
         spec = ModelSpec("openai", model, base_url)
-        self.model = model
         self.spec = spec.display
         self.mode = "served"
         self.state_set, self.thinking = "r", False
         self.settings = settings or GenerationSettings()
-        self._backend = build_backend(
-            spec, role="simulator", api_key_env=api_key_env, flag="--simulator-api-key-env"
+        backend = build_backend(spec, role="simulator", api_key_env=api_key_env, flag=_KEY_FLAG)
+        self.client = ChatClient(
+            backend,
+            name=self.spec,
+            retry=self.settings.retry,
+            concurrency=self.settings.concurrency,
+            seed=self.settings.seed,
         )
 
     def __repr__(self) -> str:
@@ -66,42 +76,49 @@ class ServedUserSimulator(BaseUserSimulator):
         if isinstance(persona, Mapping):
             persona = json.dumps(dict(persona), ensure_ascii=False)
         chat = ([{"role": "system", "content": persona}] if persona else []) + list(messages)
-        client = ChatClient(self._backend, name=self.spec, retry=s.retry, seed=s.seed)
-
-        async def call(timeout: float) -> Any:
-            return await self._backend.sdk().chat.completions.create(
-                model=self.model,
-                messages=chat,
-                n=n,
-                **s.request_params(),
-                timeout=timeout,
-            )
-
-        outcome = await client.call(call)
-        if not outcome.ok:
-            return [Reply("", error=failure_reason(outcome.reason))] * n
-        answer = outcome.value
-        usage = getattr(answer, "usage", None)
+        answer = await self.client.ask(chat, params={**s.request_params(), "n": n})
+        if not answer.ok or answer.completion is None:
+            return [Reply("", error=failure_reason(answer.reason))] * n
+        completion = answer.completion
+        tokens = completion.output_tokens if completion.usage_valid and n == 1 else 0
         replies = []
-        for choice in answer.choices:
-            extra = (choice.model_extra or {}).get("humanlm") or {}
-            ended = bool(extra.get("ended")) or is_end_signal(choice.message.content)
+        for choice in completion.choices:
+            extra = choice.extra.get("humanlm") or {}
+            ended = bool(extra.get("ended")) or is_end_signal(choice.text)
             replies.append(
                 Reply(
-                    "" if ended else (choice.message.content or ""),
+                    "" if ended else choice.text,
                     ended=ended,
                     states=dict(extra.get("states") or {}),
                     thinking=extra.get("thinking"),
                     raw=extra.get("raw"),
                     finish_reason=choice.finish_reason,
-                    completion_tokens=getattr(usage, "completion_tokens", None) if n == 1 else None,
+                    completion_tokens=tokens or None,
                 )
             )
         return replies
 
+    async def areply(
+        self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]
+    ) -> Reply:
+        """What the user writes next (async)."""
+        [reply] = await self.areplies(persona, messages)
+        return reply
+
+    def reply(self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]) -> Reply:
+        """What the user writes next (from synchronous code; not inside a running event loop)."""
+
+        async def once() -> Reply:
+            try:
+                return await self.areply(persona, messages)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(once())
+
     async def aclose(self) -> None:
         """Close connections (a later call opens new ones)."""
-        await self._backend.aclose()
+        await self.client.aclose()
 
 
 def is_humanlm_server(base_url: str, *, api_key_env: str | None) -> bool:
@@ -110,10 +127,8 @@ def is_humanlm_server(base_url: str, *, api_key_env: str | None) -> bool:
     Raises:
         ConfigError: the server cannot be reached.
     """
-    import httpx
-
     spec = ModelSpec("openai", "probe", base_url)
-    key = resolve_api_key(spec, api_key_env, role="simulator", flag="--simulator-api-key-env")
+    key = resolve_api_key(spec, api_key_env, role="simulator", flag=_KEY_FLAG)
     try:
         answer = httpx.get(
             base_url.rstrip("/") + "/models",
