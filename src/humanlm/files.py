@@ -112,9 +112,10 @@ def disk_full_error(
         where += f" (its {written:,} bytes of finished records are kept)"
     elif written is not None:
         where += f" ({written:,} bytes written, then removed: nothing half-written is left)"
+    again = "run the same command again" + (": it resumes after them" if kept else "")
     return HumanlmError(
         f"no space left on the device (or disk quota exceeded) {where}; free some space and "
-        "run the same command again: it resumes"
+        f"{again}"
     )
 
 

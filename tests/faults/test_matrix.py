@@ -859,6 +859,7 @@ def surrogate_rows(path: Path) -> Path:
         "completion": "Go for it.",
         "user_id": "u1",
         "post_id": "p1",
+        "dataset": "generic",
         # judge fields, so the same file reaches the judge's own row checks
         "example_id": "ex0",
         "state": "stance",
@@ -980,7 +981,10 @@ def test_full_file_system_while_preparing(tmp_path: Path) -> None:
     )
     if probe.returncode != 0:
         pytest.skip("user namespaces are not allowed here")
-    cli = f"{sys.executable} -m humanlm.cli.main data prepare -i demo -d auto -o {out}"
+    from humanlm.data.resolve import demo_data_dir
+
+    source = demo_data_dir()
+    cli = f"{sys.executable} -m humanlm.cli.main data prepare -i {source} -d auto -o {out}"
     script = f"mount -t tmpfs -o size=16k tmpfs {out} && {cli}; echo rc=$?; ls -A {out}"
     done = subprocess.run(
         ["unshare", "-rm", "sh", "-c", script],
