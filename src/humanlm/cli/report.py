@@ -13,12 +13,13 @@ _HELP = """Write a report of evaluation runs: Markdown plus a self-contained HTM
 
 Each RUN_DIR is an evaluation folder (results.json) or a folder holding some, e.g. a training
 run with its evaluations (its metrics.jsonl gives training curves). The report has a
-Table-1-style table with the paper's numbers, all metrics with counts, per-state alignment
-(table and chart), training curves, diversity / distribution / detectability (tables and
-charts), stability over seeds (--seeds runs), judge agreement (runs of one name under two
-judges, e.g. a run and its --rescore: Spearman, Kendall, same system ranking), persona-dropout
-drops (runs of one name on test and test_dropout) and the best and worst samples. report.md is written next
-to the HTML file, with its PNGs.
+Table-1-style table (n per cell; intervals from n=10) with the paper's rows for the datasets
+the runs cover, all metrics with counts, per-state alignment (table and chart), training
+curves, diversity / distribution / detectability (tables and charts drawn from them),
+stability over seeds (--seeds runs), judge agreement (runs of one name under two judges, e.g.
+a run and its --rescore: Spearman, Kendall, same system ranking), persona-dropout drops (runs
+of one name on test and test_dropout) and the best and worst samples (ties said as such).
+report.md is written next to the HTML file, with its PNGs.
 
 \b
 Examples:

@@ -2,7 +2,9 @@
 
 - ``write_report(run_dirs, out=...)`` (``report``): the main table, state alignment, population
   tables and figures (``population_report``, ``population_charts``), and reply excerpts;
-- ``charts``: the PNG charts the report embeds.
+- ``charts``: the PNG charts the report embeds;
+- ``markdown``: ``report.md``, with run names and texts escaped;
+- ``samples``: the worst and best sample excerpts, ties said as such.
 """
 
 from humanlm._lazy import lazy_exports

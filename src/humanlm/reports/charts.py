@@ -67,7 +67,8 @@ def state_alignment_chart(
 
     Args:
         series: ``(label, {state: summary})`` per run; a summary has ``score``, ``ci_low``,
-            ``ci_high`` (0-100) and may be unscored (``score`` None: no bar).
+            ``ci_high`` (0-100) and may be unscored (``score`` None: no bar) or come without
+            an interval (``ci_low`` None: no error bar).
         states: the states on the x axis, in order.
     """
     fig = Figure(figsize=(max(6.0, 1.3 * len(states) + 1), 4.2))
@@ -75,32 +76,30 @@ def state_alignment_chart(
     width = 0.8 / max(1, len(series))
     hatches = ("", "//", "..", "xx", "\\\\", "oo", "--", "++")
     for i, (label, summaries) in enumerate(series):
-        xs, heights, low, high, colors = [], [], [], [], []
+        xs, heights, colors = [], [], []
+        err_x, err_y, low, high = [], [], [], []  # the bars that have an interval
         for j, state in enumerate(states):
             s = summaries.get(state) or {}
             if s.get("score") is None:
                 continue
-            xs.append(j - 0.4 + width * (i + 0.5))
+            x = j - 0.4 + width * (i + 0.5)
+            xs.append(x)
             heights.append(s["score"])
-            low.append(s["score"] - s["ci_low"])
-            high.append(s["ci_high"] - s["score"])
             colors.append(STATE_COLORS.get(state, "#7f7f7f"))
-        ax.bar(
-            xs,
-            heights,
-            width=width,
-            yerr=[low, high],
-            capsize=3,
-            color=colors,
-            edgecolor="white",
-            hatch=hatches[i % len(hatches)],
-            label=label,
-        )
+            if s.get("ci_low") is not None:
+                err_x.append(x)
+                err_y.append(s["score"])
+                low.append(s["score"] - s["ci_low"])
+                high.append(s["ci_high"] - s["score"])
+        ax.bar(xs, heights, width=width, color=colors, edgecolor="white",
+               hatch=hatches[i % len(hatches)], label=label)  # fmt: skip
+        if err_x:
+            ax.errorbar(err_x, err_y, yerr=[low, high], fmt="none", ecolor="black", capsize=3)
     ax.set_xticks(range(len(states)), list(states))
     for tick, state in zip(ax.get_xticklabels(), states, strict=True):
         tick.set_color(STATE_COLORS.get(state, "#000000"))
     ax.set_ylabel("state alignment (x100)")
-    ax.set_title("State alignment per latent state (95% bootstrap intervals)")
+    ax.set_title("State alignment per latent state (95% bootstrap intervals where n allows)")
     ax.set_ylim(bottom=0)
     ax.grid(axis="y", alpha=0.3)
     if len(series) > 1:

@@ -42,18 +42,35 @@ def diversity_chart(series: Sequence[tuple[str, Mapping[str, float | None]]]) ->
     return _png(fig)
 
 
-def detectability_chart(series: Sequence[tuple[str, Mapping[str, Any]]]) -> bytes:
-    """Horizontal bars of detector accuracy per run, with chance (50) marked."""
-    fig = Figure(figsize=(7.0, 0.5 * len(series) + 1.6))
+def detectability_chart(series: Sequence[tuple[str, Mapping[str, float | None]]]) -> bytes:
+    """Horizontal bars of each detector's accuracy per run, with chance (50) marked.
+
+    Args:
+        series: ``(label, {detector: accuracy x100 or None})`` per run; ``None`` (too few pairs,
+            or nothing scored) is written as "n/a" where its bar would be, never drawn as 0.
+    """
+    detectors = list(dict.fromkeys(name for _, numbers in series for name in numbers))
+    fig = Figure(figsize=(7.0, 0.5 * len(series) * max(1, len(detectors)) + 1.6))
     ax = fig.add_subplot()
-    labels = [label for label, _ in series]
-    values = [d.get("accuracy") or 0.0 for _, d in series]
-    ax.barh(range(len(series)), values, color="tab:red")
+    height = 0.8 / max(1, len(detectors))
+    colors = ("tab:red", "tab:purple")
+    for k, detector in enumerate(detectors):
+        ys = [i - 0.4 + height * (k + 0.5) for i in range(len(series))]
+        values = [numbers.get(detector) for _, numbers in series]
+        ax.barh([y for y, v in zip(ys, values, strict=True) if v is not None],
+                [v for v in values if v is not None], height=height,
+                color=colors[k % len(colors)], label=detector)  # fmt: skip
+        for y, (_, numbers) in zip(ys, series, strict=True):
+            if detector in numbers and numbers[detector] is None:
+                ax.text(1, y, f"{detector}: n/a", va="center", fontsize=8, color="#57606a")
     ax.axvline(50, color="black", linewidth=1, linestyle="--")
-    ax.set_yticks(range(len(series)), labels, fontsize=8)
+    ax.set_yticks(range(len(series)), [label for label, _ in series], fontsize=8)
+    ax.invert_yaxis()  # top to bottom in the table's order
     ax.set_xlim(0, 100)
     ax.set_xlabel("detector accuracy (x100; dashed: chance)")
-    ax.set_title("Detectability: can a classifier tell simulated from real?")
+    ax.set_title("Detectability: can a detector tell simulated from real?")
+    if len(detectors) > 1:
+        _legend(ax)
     return _png(fig)
 
 

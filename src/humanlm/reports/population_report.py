@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from scipy.stats import kendalltau, spearmanr
 
@@ -89,19 +89,36 @@ def run_names(runs: Sequence[Any]) -> list[str]:
     return names
 
 
-def _parts(runs: Sequence[Any]) -> list[tuple[str, dict[str, Any]]]:
-    """``(run · dataset, metrics)`` for every run and data source that has population blocks."""
+class _Part(NamedTuple):
+    """One row of the population tables: a run on one data source (or all, pooled)."""
+
+    label: str
+    metrics: dict[str, Any]
+    samples: list[dict[str, Any]]
+
+
+def _parts(runs: Sequence[Any]) -> list[_Part]:
+    """Every run and data source that has population blocks, and the run pooled over its
+    sources where it has several (the numbers ``humanlm eval`` prints)."""
     parts = []
     for name, run in zip(run_names(runs), runs, strict=True):
-        for source, part in (run.results.get("by_data_source") or {}).items():
-            if "diversity" in part.get("metrics", {}):
-                parts.append((f"{name} · {source}", part["metrics"]))
+        sources = {
+            source: part
+            for source, part in (run.results.get("by_data_source") or {}).items()
+            if "diversity" in part.get("metrics", {})
+        }
+        for source, part in sources.items():
+            samples = [r for r in run.samples if str(r.get("data_source")) == source]
+            parts.append(_Part(f"{name} · {source}", part["metrics"], samples))
+        overall = run.results.get("metrics") or {}
+        if len(sources) > 1 and "diversity" in overall:
+            parts.append(_Part(f"{name} · all", overall, list(run.samples)))
     return parts
 
 
-def _diversity_table(parts: Sequence[tuple[str, dict[str, Any]]], table: Any) -> Any:
+def _diversity_table(parts: Sequence[_Part], table: Any) -> Any:
     rows = []
-    for label, metrics in parts:
+    for label, metrics, _ in parts:
         d = metrics["diversity"]
         cells = [
             f"{_num(d['simulated'][m], 3)} / {_num(d['real'][m], 3)} ({_num(d['ratio'][m])})"
@@ -118,9 +135,9 @@ def _diversity_table(parts: Sequence[tuple[str, dict[str, Any]]], table: Any) ->
     )
 
 
-def _distribution_table(parts: Sequence[tuple[str, dict[str, Any]]], table: Any) -> Any:
+def _distribution_table(parts: Sequence[_Part], table: Any) -> Any:
     rows = []
-    for label, metrics in parts:
+    for label, metrics, _ in parts:
         dist = metrics["distribution"]
         length = dist["length"]
         verdict = dist.get("verdict")
@@ -156,19 +173,22 @@ def _distribution_table(parts: Sequence[tuple[str, dict[str, Any]]], table: Any)
     )
 
 
-def _detect_table(parts: Sequence[tuple[str, dict[str, Any]]], table: Any) -> Any:
+def _detect_table(parts: Sequence[_Part], table: Any) -> Any:
     rows = []
-    for label, metrics in parts:
+    for label, metrics, _ in parts:
         d = metrics["detectability"]
         llm = d.get("judge")
         shown = _MISSING
         if llm:
             shown = (f"{_num(llm['accuracy'])} ({llm['pairs']} pairs, {llm['unscored']} "
                      f"unscored; {_short(llm['judge'])})")  # fmt: skip
+        accuracy = _num(d.get("accuracy"))
+        if d.get("accuracy") is None and d.get("reason"):
+            accuracy = f"n/a ({d['reason']})"
         rows.append(
             [
                 label,
-                _num(d.get("accuracy")),
+                accuracy,
                 _num(d.get("turing_distance")),
                 _num(d.get("pair_accuracy")),
                 f"{d.get('pairs', '')} ({d.get('contexts', _MISSING)})",
@@ -365,28 +385,54 @@ def population_tables(runs: Sequence[Any], *, table: Any) -> list[Any]:
 
 
 def population_figures(runs: Sequence[Any], *, stem: str, figure: Any) -> list[Any]:
-    """Charts of the population metrics (``figure``: the report's figure class)."""
+    """Charts of the population metrics (``figure``: the report's figure class).
+
+    Each chart draws the rows of its table (the same labels and numbers), which it keeps as
+    the figure's ``data``.
+    """
     parts = _parts(runs)
     if not parts:
         return []
+    ratios = {p.label: dict(p.metrics["diversity"]["ratio"]) for p in parts}
+    detect = {p.label: _detect_numbers(p.metrics["detectability"]) for p in parts}
     figures = [
         figure(f"{stem}_diversity.png", "Diversity: simulated / real per measure",
-               diversity_chart([(label, m["diversity"]["ratio"]) for label, m in parts])),
-        figure(f"{stem}_detectability.png", "Detectability: accuracy of the detector",
-               detectability_chart([(label, m["detectability"]) for label, m in parts])),
+               diversity_chart(list(ratios.items())), ratios),
+        figure(f"{stem}_detectability.png", "Detectability: accuracy of the detectors",
+               detectability_chart(list(detect.items())), detect),
     ]  # fmt: skip
-    lengths = []
-    for name, run in zip(run_names(runs), runs, strict=True):
-        simulated, real, _ = paired_replies(run.samples)
+    lengths, means = [], {}
+    for part in parts:
+        simulated, real, _ = paired_replies(part.samples)
         if simulated:
-            sim = [reply_length(t) for t in simulated]
-            lengths.append((name, sim, [reply_length(t) for t in real]))
+            sim, real_words = [reply_length(t) for t in simulated], [reply_length(t) for t in real]
+            lengths.append((part.label, sim, real_words))
+            means[part.label] = {"simulated mean": _mean(sim), "real mean": _mean(real_words)}
     if lengths:
         png = length_chart(lengths)
-        figures.append(figure(f"{stem}_lengths.png", "Reply length: simulated and real", png))
-    verdicts = [(label, m["distribution"]["verdict"]) for label, m in parts
-                if "verdict" in m["distribution"]]  # fmt: skip
+        figures.append(
+            figure(f"{stem}_lengths.png", "Reply length: simulated and real", png, means)
+        )
+    verdicts = [(p.label, p.metrics["distribution"]["verdict"]) for p in parts
+                if "verdict" in p.metrics["distribution"]]  # fmt: skip
     if verdicts:
         png = verdict_chart(verdicts, VERDICTS)
-        figures.append(figure(f"{stem}_verdicts.png", "AITA verdict shares", png))
+        shares = {
+            label: {f"{v} {side}": 100 * block[side][v] for side in ("simulated", "real")
+                    for v in VERDICTS}
+            for label, block in verdicts
+        }  # fmt: skip
+        figures.append(figure(f"{stem}_verdicts.png", "AITA verdict shares", png, shares))
     return figures
+
+
+def _detect_numbers(block: Mapping[str, Any]) -> dict[str, float | None]:
+    """The detectability table's accuracies: the classifier's and, if asked, the LLM judge's."""
+    numbers = {"accuracy": block.get("accuracy")}
+    if block.get("judge"):
+        numbers["LLM judge accuracy"] = block["judge"].get("accuracy")
+    return numbers
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)

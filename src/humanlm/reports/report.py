@@ -5,12 +5,14 @@ Run it as ``humanlm report runs/a runs/b --out report.html``. Each path is an ev
 training ``metrics.jsonl`` in the folder (or next to an evaluation folder) gives curves.
 
 The report holds: a Table-1-style table (rows: runs grouped by name, columns: datasets, cells:
-response alignment x100 with its 95% interval) with the paper's numbers below it, every
-metric with its counts, per-state alignment (table and chart), training curves, the population
-metrics (diversity, distribution, detectability; charts), stability over seeds, judge agreement
-and persona-dropout drops (``humanlm.reports.population_report``), and excerpts of the best and
-worst samples. ``report.md`` links PNG files written next to it; ``report.html``
-inlines them as data URIs and needs no network.
+response alignment x100 with its scored n, and its 95% interval from ``MIN_INTERVAL_N`` scored
+examples on) with the paper's rows for the datasets the runs cover, every metric with its
+counts, per-state alignment (table and chart), training curves, the population metrics
+(diversity, distribution, detectability; charts), stability over seeds, judge agreement and
+persona-dropout drops (``humanlm.reports.population_report``), and excerpts of the best and
+worst samples (ties said as such). Every chart draws the numbers its table shows.
+``report.md`` (``humanlm.reports.markdown``, run text escaped) links PNG files written next to
+it; ``report.html`` (Jinja with autoescape) inlines them as data URIs and needs no network.
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ from humanlm.eval.stats import METRICS
 from humanlm.files import read_jsonl, write_text
 from humanlm.paper import DATASET_ORDER, PAPER_AVG, PAPER_NAMES, PAPER_RESULTS, PAPER_SOURCE
 from humanlm.reports.charts import state_alignment_chart, training_chart
+from humanlm.reports.markdown import render_markdown
 from humanlm.reports.population_report import population_figures, population_tables, run_names
+from humanlm.reports.samples import sample_excerpts
 from humanlm.states import LATENT_STATES
 
 __all__ = ["EvalRun", "ReportFiles", "Table", "TrainingLog", "load_runs", "write_report"]
@@ -46,9 +50,11 @@ logger = logging.getLogger(__name__)
 
 _RESULTS = "results.json"
 _METRICS_LOG = "metrics.jsonl"
-_EXCERPT = 400
-_SAMPLES_SHOWN = 3
 _MISSING = "–"
+# Intervals are shown from this many scored examples on. Below it the percentile bootstrap of
+# eval/stats.py has few distinct resampled means (n=2 gives three) and its 95% interval covers
+# the true mean far less often than 95%, so a cell shows the mean and n only.
+MIN_INTERVAL_N = 10
 
 
 @dataclass(frozen=True)
@@ -86,11 +92,15 @@ class Table:
 
 @dataclass
 class Figure:
-    """A PNG with its caption; ``name`` is its file name next to ``report.md``."""
+    """A PNG with its caption; ``name`` is its file name next to ``report.md``.
+
+    ``data`` holds the numbers drawn (``{series: {measure: value}}``), the ones the tables show.
+    """
 
     name: str
     caption: str
     png: bytes
+    data: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def data_uri(self) -> str:
@@ -175,20 +185,50 @@ def _inside_another_run(folder: Path, root: Path) -> bool:
     return False
 
 
-def _cell(summary: Mapping[str, Any] | None) -> str:
+def shown_summary(summary: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A metric summary as tables and charts show it: no interval below ``MIN_INTERVAL_N``."""
     if not summary:
+        return None
+    shown = dict(summary)
+    if (summary.get("scored") or 0) < MIN_INTERVAL_N:
+        shown["ci_low"] = shown["ci_high"] = None
+    return shown
+
+
+def _cell(summary: Mapping[str, Any] | None) -> str:
+    shown = shown_summary(summary)
+    if shown is None:
         return _MISSING
-    if summary.get("score") is None:
-        return f"n/a (0 of {summary.get('examples', 0)} scored)"
-    return f"{summary['score']:.2f} [{summary['ci_low']:.2f}, {summary['ci_high']:.2f}]"
+    if shown.get("score") is None:
+        return f"n/a (0 of {shown.get('examples', 0)} scored)"
+    n = f"n={shown.get('scored', '?')}"
+    if shown["ci_low"] is None:
+        return f"{shown['score']:.2f} {n}"
+    return f"{shown['score']:.2f} [{shown['ci_low']:.2f}, {shown['ci_high']:.2f}] {n}"
 
 
 def _dataset_title(dataset: str) -> str:
-    return f"{PAPER_NAMES[dataset]} ({dataset})" if dataset in PAPER_NAMES else dataset
+    if dataset in PAPER_NAMES:
+        return f"{PAPER_NAMES[dataset]} ({dataset})"
+    return "generic data" if dataset == "generic" else dataset
+
+
+def _data_label(results: Mapping[str, Any]) -> str:
+    """What a run was evaluated on: its datasets (the ones its rows came from), split and data."""
+    sources = list(results.get("by_data_source") or {}) or [str(results.get("dataset"))]
+    shown = ", ".join(_dataset_title(s) for s in sources)
+    return f"{shown}, {results.get('split')} split of {results.get('data') or '?'}"
 
 
 def _sources(run: EvalRun) -> dict[str, dict[str, Any]]:
     return dict(run.results.get("by_data_source") or {})
+
+
+def _mean(values: Sequence[float | None]) -> str:
+    """The mean of a row's cells, only when every cell has a number (else not comparable)."""
+    if not values or any(v is None for v in values):
+        return _MISSING
+    return f"{sum(values) / len(values):.2f}"  # type: ignore[arg-type]
 
 
 def _main_table(runs: Sequence[EvalRun]) -> Table:
@@ -201,40 +241,53 @@ def _main_table(runs: Sequence[EvalRun]) -> Table:
         cells.setdefault(name, {})
         for source, part in _sources(run).items():
             cells[name][source] = part["metrics"].get("response_alignment")
+    covered = [d for d in datasets if d in PAPER_NAMES]
+    averaged = len(datasets) > 1  # over one column an average only repeats it
+    columns = ["run", *(_dataset_title(d) for d in datasets)] if datasets else ["run", "data"]
+    columns += ["Avg of the columns shown"] if averaged else []
+    columns += ["Avg as the paper states it"] if covered else []
+    extra = int(averaged) + int(bool(covered))
     rows = []
     for label, by_source in cells.items():
-        scores = [s["score"] for s in by_source.values() if s and s.get("score") is not None]
-        avg = f"{sum(scores) / len(scores):.2f}" if scores else _MISSING
         if not by_source:  # a run without any record to score: shown, not left out
-            rows.append([label, *(["n/a (nothing scored)"] * (len(datasets) + 1))])
+            empty = ["n/a (nothing scored)"] * max(1, len(datasets))
+            rows.append([label, *empty, *[_MISSING] * extra])
             continue
-        rows.append([label, *(_cell(by_source.get(d)) for d in datasets), avg])
-    shown = [d for d in datasets if d in PAPER_NAMES]
-    if shown:  # the paper's rows, on the datasets it shares with our runs
-        for method, numbers in PAPER_RESULTS.items():
-            if len(shown) == len(DATASET_ORDER):
-                avg = PAPER_AVG[method]  # as published
-            else:
-                avg = sum(numbers[d] for d in shown) / len(shown)
-            row = [f"{numbers[d]:.2f}" if d in numbers else _MISSING for d in datasets]
-            rows.append([f"paper: {method}", *row, f"{avg:.2f}"])
+        row = [label, *(_cell(by_source.get(d)) for d in datasets)]
+        scores = [(by_source.get(d) or {}).get("score") for d in datasets]
+        row += [_mean(scores)] if averaged else []
+        rows.append(row + ([_MISSING] if covered else []))
+    # The paper's rows only when the runs cover one of its datasets, with its published Avg
+    # (over all six of its datasets) apart from a mean recomputed over the columns shown.
+    for method, numbers in PAPER_RESULTS.items() if covered else ():
+        row = [f"paper: {method}", *(_paper_cell(numbers.get(d)) for d in datasets)]
+        row += [_mean([numbers.get(d) for d in datasets])] if averaged else []
+        rows.append([*row, f"{PAPER_AVG[method]:.1f}"])
     note = (
-        "Cells: response alignment x100 [95% bootstrap interval]; Avg: mean over the columns shown."
+        "Cells: response alignment x100 [95% bootstrap interval] n=scored examples; intervals "
+        f"only from n={MIN_INTERVAL_N} on."
     )
-    if shown:
-        note += f" Paper rows: {PAPER_SOURCE}."
-    return Table(
-        "Response alignment (Table 1 style)",
-        ["run", *(_dataset_title(d) for d in datasets), "Avg"],
-        rows,
-        note,
-    )
+    if averaged:
+        note += " Avg of the columns shown: the mean of a row's cells, when it has them all."
+    if covered:
+        note += (
+            f" Paper rows: {PAPER_SOURCE}; only its columns for the datasets these runs cover, "
+            "and its Avg over all six of its datasets as published."
+        )
+    return Table("Response alignment (Table 1 style)", columns, rows, note)
+
+
+def _paper_cell(value: float | None) -> str:
+    return _MISSING if value is None else f"{value:.2f}"
 
 
 def _metrics_table(runs: Sequence[EvalRun]) -> Table:
     rows = []
     for run in runs:
-        for source, part in _sources(run).items():
+        parts = list(_sources(run).items())
+        if len(parts) > 1:  # the pooled numbers, as the eval command prints them
+            parts.append(("all", {**run.results, "examples": _examples(run)}))
+        for source, part in parts:
             metrics = part["metrics"]
             unscored = " / ".join(
                 str(metrics[m]["unscored"]) if m in metrics else _MISSING for m in METRICS
@@ -242,7 +295,7 @@ def _metrics_table(runs: Sequence[EvalRun]) -> Table:
             rows.append(
                 [
                     run.label,
-                    _dataset_title(source),
+                    "all (pooled)" if source == "all" else _dataset_title(source),
                     *(_cell(metrics.get(m)) for m in METRICS),
                     str(part.get("examples", "")),
                     unscored,
@@ -253,61 +306,27 @@ def _metrics_table(runs: Sequence[EvalRun]) -> Table:
         "All metrics",
         [*columns, "unscored (per metric)"],
         rows,
-        "Unscored examples (judge failure or no simulator output) are left out of the means, "
-        "never counted as 0; replies are judged leniently (tags if present, else the text after "
-        "the thinking) and an empty reply scores 0 (bad_format). "
+        "Score [95% bootstrap interval] n=scored examples (intervals only from "
+        f"n={MIN_INTERVAL_N} on). Unscored examples (judge failure or no simulator output) are "
+        "left out of the means, never counted as 0; replies are judged leniently (tags if "
+        "present, else the text after the thinking) and an empty reply scores 0 (bad_format). "
         "Unscored counts are listed in the order of the metric columns; – = switched off.",
     )
 
 
+def _examples(run: EvalRun) -> Any:
+    return (run.results.get("counts") or {}).get("examples", "")
+
+
 def _state_series(runs: Sequence[EvalRun]) -> list[tuple[str, dict[str, Any]]]:
+    """``(run · dataset, {state: summary})``, intervals as the tables show them."""
     series = []
     for run in runs:
         for source, part in _sources(run).items():
             if part.get("states"):
-                series.append((f"{run.label} · {source}", part["states"]))
+                states = {s: shown_summary(v) for s, v in part["states"].items()}
+                series.append((f"{run.label} · {source}", states))
     return series
-
-
-def _sample_rows(run: EvalRun) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    scored = [
-        r for r in run.samples if (r.get("scores") or {}).get("response_alignment") is not None
-    ]
-    scored.sort(key=lambda r: (r["scores"]["response_alignment"], str(r["example_id"])))
-    worst = scored[:_SAMPLES_SHOWN]
-    # Distinct examples only, and no "best" that merely ties with the worst ones.
-    floor = worst[-1]["scores"]["response_alignment"] if worst else None
-    best = [
-        r
-        for r in reversed(scored[-_SAMPLES_SHOWN:])
-        if r not in worst and r["scores"]["response_alignment"] != floor
-    ]
-    counts = Counter(r["scores"]["response_alignment"] for r in scored)
-    return [_excerpt(r, counts) for r in worst], [_excerpt(r, counts) for r in best]
-
-
-def _clip(text: str | None) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
-
-
-def _excerpt(record: Mapping[str, Any], counts: Mapping[float, int]) -> dict[str, Any]:
-    verdict = (record.get("verdicts") or {}).get("response_alignment") or {}
-    response = record.get("response")
-    score = record["scores"]["response_alignment"]
-    return {
-        "example_id": record["example_id"],
-        "data_source": record.get("data_source"),
-        "score": 100 * score,
-        "ties": counts.get(score, 1) - 1,
-        "reason": verdict.get("reason"),
-        "thought": _clip(verdict.get("thought")),
-        "context": _clip((record.get("context_last") or {}).get("content")),
-        "response": _clip(response)
-        if response
-        else "(invalid format) " + _clip(record.get("generation")),
-        "truth": _clip(record.get("ground_truth")),
-    }
 
 
 def _figures(runs: Sequence[EvalRun], logs: Sequence[TrainingLog], *, stem: str) -> list[Figure]:
@@ -315,7 +334,13 @@ def _figures(runs: Sequence[EvalRun], logs: Sequence[TrainingLog], *, stem: str)
     series = _state_series(runs)
     if series:
         png = state_alignment_chart(series, LATENT_STATES)
-        figures.append(Figure(f"{stem}_state_alignment.png", "State alignment per state", png))
+        data = {
+            label: {s: (states.get(s) or {}).get("score") for s in LATENT_STATES}
+            for label, states in series
+        }
+        figures.append(
+            Figure(f"{stem}_state_alignment.png", "State alignment per state", png, data)
+        )
     for i, log in enumerate(logs, start=1):
         title = f"Training: {log.path.parent.name}"
         png = training_chart(log.rows, title=title)
@@ -337,11 +362,9 @@ def _build(runs: Sequence[EvalRun], logs: Sequence[TrainingLog], *, out: Path) -
     )
     samples = []
     for run in runs:
-        worst, best = _sample_rows(run)
         link = os.path.relpath(run.path / SAMPLES_FILE, out.parent.resolve())
-        samples.append(
-            {"label": run.label, "path": str(run.path), "link": link, "worst": worst, "best": best}
-        )
+        samples.append({"label": run.label, "path": str(run.path), "link": link,
+                        **sample_excerpts(run.samples)})  # fmt: skip
     return {
         "created": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "runs": [
@@ -349,10 +372,9 @@ def _build(runs: Sequence[EvalRun], logs: Sequence[TrainingLog], *, out: Path) -
                 "label": run.label,
                 "path": str(run.path),
                 "model": run.results.get("model"),
-                "dataset": run.results.get("dataset"),
-                "split": run.results.get("split"),
+                "data": _data_label(run.results),
                 "judge": run.results.get("judge"),
-                "examples": (run.results.get("counts") or {}).get("examples"),
+                "examples": _examples(run),
                 "created": run.results.get("created"),
             }
             for run in runs
@@ -362,54 +384,6 @@ def _build(runs: Sequence[EvalRun], logs: Sequence[TrainingLog], *, out: Path) -
         "population_tables": population_tables(runs, table=Table),
         "samples": samples,
     }
-
-
-def _md_cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(table: Table) -> list[str]:
-    lines = [f"## {table.title}", "", "| " + " | ".join(map(_md_cell, table.columns)) + " |"]
-    lines.append("|" + "---|" * len(table.columns))
-    lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in table.rows]
-    return [*lines, "", table.note, ""] if table.note else [*lines, ""]
-
-
-def _markdown(content: Mapping[str, Any], figures: Sequence[Figure]) -> str:
-    lines = ["# humanlm evaluation report", "", f"Generated {content['created']}.", ""]
-    for run in content["runs"]:
-        lines.append(
-            f"- **{_md_cell(run['label'])}**: {run['dataset']}/{run['split']}, "
-            f"{run['examples']} examples, judge {run['judge']} (`{run['path']}`)"
-        )
-    lines.append("")
-    for table in content["tables"]:
-        lines += _md_table(table)
-    if content["states_table"]:
-        lines += _md_table(content["states_table"])
-    for table in content["population_tables"]:
-        lines += _md_table(table)
-    for fig in figures:
-        lines += [f"![{fig.caption}]({fig.name})", ""]
-    for block in content["samples"]:
-        lines += [
-            f"## Samples: {_md_cell(block['label'])}",
-            "",
-            f"All records: [{SAMPLES_FILE}]({block['link']})",
-            "",
-        ]
-        for kind in ("worst", "best"):
-            for s in block[kind]:
-                lines += [
-                    f"- {kind} · `{s['example_id']}` ({s['data_source']}): "
-                    f"{s['score']:.1f} ({s['reason']})"
-                    + (f", tied with {s['ties']} other samples" if s["ties"] else ""),
-                    f"  - simulated: {_md_cell(s['response'])}",
-                    f"  - real: {_md_cell(s['truth'])}",
-                    f"  - judge: {_md_cell(s['thought'])}",
-                ]
-        lines.append("")
-    return "\n".join(lines)
 
 
 @cache
@@ -440,7 +414,7 @@ def write_report(
         path.write_bytes(fig.png)
         images.append(path)
     markdown = out.with_suffix(".md")
-    write_text(markdown, _markdown(content, figures))
+    write_text(markdown, render_markdown(content, figures))
     write_text(out, _template().render(**content, figures=figures, missing=_MISSING))
     logger.info("wrote %s and %s (%d runs, %d training logs)", out, markdown, len(runs), len(logs))
     return ReportFiles(out, markdown, tuple(images))
