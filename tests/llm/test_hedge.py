@@ -1,4 +1,4 @@
-"""The chat client's hedged requests: a copy beside a stuck request, counted, first answer wins."""
+"""Hedged requests (``humanlm.llm.hedge``): a copy beside a stuck request; first answer wins."""
 
 from __future__ import annotations
 
@@ -169,7 +169,7 @@ def test_copies_in_flight_are_capped_by_concurrency(server) -> None:
     first, _, copy, copy2 = server.chat_requests
     assert copy.received_at - first.received_at < 0.17
     assert copy2.received_at - first.received_at >= 0.19
-    assert capped.ledger.hedges == 2 and capped._copies == 0
+    assert capped.ledger.hedges == 2 and capped.hedger.copies_in_flight == 0
 
 
 def test_a_failed_copy_is_retried_without_waiting_for_the_stuck_request(server) -> None:

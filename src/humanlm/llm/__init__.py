@@ -2,9 +2,11 @@
 
 - `specs`: the one spec grammar (``hf:``, ``vllm:``, ``openai:MODEL[@URL]``, ``litellm:``,
   ``embedding:``) and the one credential rule;
-- `backends`: one request in, one ``Completion`` out (OpenAI-compatible servers, litellm);
-- `client`: ``ChatClient``, the one retry loop (backoff honouring ``Retry-After``, an overall
-  deadline, transport vs content failures), with `limits` (the RPM/TPM limiter, retry policy);
+- `backends`: one request in (chat, or text with ``/v1/completions``), one ``Completion`` out
+  with every ``Choice`` (OpenAI-compatible servers, litellm);
+- `client`: ``ChatClient``, the one retry loop every request goes through (backoff honouring
+  ``Retry-After``, an overall deadline, transport vs content failures), with `limits` (the
+  RPM/TPM limiter, retry policy) and `hedge` (copies of a slow request, when the policy asks);
 - `ledger`: calls, tokens, failures and cost; `cache`: the on-disk cache of finished calls;
 - `templates`: prompt folders and their version check; `jsonreply`: JSON out of a reply.
 
@@ -18,6 +20,7 @@ from humanlm._lazy import lazy_exports
 # openai SDK (a second of import time) for commands that never call a model.
 _WHERE = {
     "ChatBackend": "backends",
+    "Choice": "backends",
     "Completion": "backends",
     "TransportError": "backends",
     "build_backend": "build",
@@ -27,6 +30,7 @@ _WHERE = {
     "ChatClient": "client",
     "ask_item": "client",
     "run_bounded": "client",
+    "Hedger": "hedge",
     "extract_json": "jsonreply",
     "DEFAULT_PRICES": "ledger",
     "Ledger": "ledger",

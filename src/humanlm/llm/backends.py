@@ -14,12 +14,10 @@ its choices, each with the fields a server added to it (``Choice.extra``)::
     completion = await backend.complete(messages, timeout_s=60, params={"n": 2})
     completion.choices[0].extra.get("humanlm")  # a field a server added beside the message
 
-Send them through ``ChatClient.ask`` / ``ask_text`` to have them retried and counted.
-
-Backends do no retrying (the SDK's own retries are switched off): ``humanlm.llm.ChatClient``
-retries, so that every attempt is counted in the ledger, ``Retry-After`` is honoured and the
-overall deadline of a call holds. Credentials live only inside the HTTP clients; they never
-appear in a ``repr``, a log line or an exception message.
+Backends do no retrying (litellm's own retries are switched off): send requests through
+``ChatClient.ask`` / ``ask_text``, which retries so that every attempt is counted in the ledger,
+``Retry-After`` is honoured and the overall deadline of a call holds. Credentials live only
+inside the request headers; they never appear in a ``repr``, a log line or an exception message.
 """
 
 from __future__ import annotations
@@ -363,10 +361,9 @@ class OpenAIBackend:
     Chat and text requests go over ``aiohttp``, one session per event loop (its connection pool
     belongs to the loop that opened it). The SDK's request path (its header building, httpx
     pool and reply handling) costs about six times the CPU of the exchange itself, and a judge
-    step sends dozens of requests at once (``benchmarks/judge.py``). The SDK client is still
-    there for requests of other shapes (``sdk()``). The key goes only into the clients' headers.
-    Await ``aclose`` before closing an event loop by hand; ``asyncio.run`` closes the session of
-    its loop by itself.
+    step sends dozens of requests at once (``benchmarks/judge.py``). The key goes only into the
+    request headers. Await ``aclose`` before closing an event loop by hand; ``asyncio.run``
+    closes the session of its loop by itself.
 
     Args:
         model: the model name the server expects.
@@ -414,20 +411,9 @@ class OpenAIBackend:
         self._make_session = lambda: aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=_MAX_CONNECTIONS)
         )
-        # A plain SDK http client: the default wrapper schedules its own close on whatever loop
-        # runs when it is garbage-collected, which fails for a client of a finished loop.
-        self._make_client = lambda: openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=url,
-            max_retries=0,
-            http_client=openai.DefaultAsyncHttpxClient(),
-        )
         self._sessions: weakref.WeakKeyDictionary[
             Any, tuple[aiohttp.ClientSession, AsyncGenerator[None, None]]
         ] = weakref.WeakKeyDictionary()
-        self._clients: weakref.WeakKeyDictionary[Any, openai.AsyncOpenAI] = (
-            weakref.WeakKeyDictionary()
-        )
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r})"
@@ -436,15 +422,6 @@ class OpenAIBackend:
         # The endpoint is left out on purpose: the same model behind another port or proxy
         # gives the same verdicts, and re-scoring should not miss the cache for that.
         return {"backend": "openai", "model": self.model}
-
-    def sdk(self) -> openai.AsyncOpenAI:
-        """The SDK client of the running event loop, for requests other than a chat reply
-        (completions, several choices); send them through ``ChatClient.call``."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = self._make_client()
-        return client
 
     async def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -529,9 +506,6 @@ class OpenAIBackend:
         entry = self._sessions.pop(loop, None)
         if entry is not None:
             await entry[1].aclose()  # closes the session
-        client = self._clients.pop(loop, None)
-        if client is not None:
-            await client.close()
 
 
 class LiteLLMBackend:

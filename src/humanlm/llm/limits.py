@@ -62,6 +62,11 @@ class RetryPolicy:
         if problems:
             raise ConfigError(problems)
 
+    @property
+    def hedges(self) -> bool:
+        """Whether a slow request gets copies (``humanlm.llm.hedge``): a delay is named."""
+        return self.hedge_after_s is not None or self.hedge_quantile is not None
+
 
 def backoff_delay(
     retry: int, policy: RetryPolicy, *, retry_after: float | None = None, rng: random.Random
