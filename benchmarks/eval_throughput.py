@@ -78,7 +78,9 @@ def main() -> int:
             ServerProcess(reply_fn=simulator_reply, latency_s=args.latency) as sim,
             ServerProcess(reply_fn=judge_reply_fn(), latency_s=args.latency) as judge,
         ):
-            extra = {} if args.concurrency is None else {"concurrency": args.concurrency}
+            extra = (
+                {} if args.concurrency is None else {"simulator": {"concurrency": args.concurrency}}
+            )
             cfg = EvalConfig(
                 model=f"openai:bench-sim@{sim.base_url}",
                 data=str(data),
@@ -97,11 +99,11 @@ def main() -> int:
     sim_calls, judge_calls = sim.chat_requests, judge.chat_requests
     rate = result.results["timing"]["examples_per_s"]
     evaluated = result.results["timing"]["elapsed_s"]
-    limit = cfg.concurrency / (2 * args.latency)
+    limit = cfg.simulator.concurrency / (2 * args.latency)
     print(result.summary())
     print(
         f"\n{result.examples} examples, latency {args.latency * 1000:.0f} ms per server, "
-        f"concurrency {cfg.concurrency}, embedding {'on' if args.embedding else 'off'}"
+        f"concurrency {cfg.simulator.concurrency}, embedding {'on' if args.embedding else 'off'}"
     )
     print(f"simulator requests {sim_calls}, judge requests {judge_calls}")
     print(f"evaluation {evaluated:.2f} s (wall incl. setup {wall:.2f} s)")

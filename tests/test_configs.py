@@ -39,6 +39,23 @@ def test_eval_config_validates(path):
     assert "Launch:" in path.read_text() and path.read_text().startswith("#")
 
 
+def test_the_paper_eval_config_repeats_only_the_protocol_defaults():
+    # issue 22: a value the YAML repeats must equal its one definition (the dataclass defaults).
+    import dataclasses
+
+    from humanlm.eval.config import EvalConfig, SimulatorConfig, paper_eval_judge
+
+    data = yaml.safe_load((CONFIGS / "eval" / "paper.yaml").read_text())
+    defaults = {f.name: f.default for f in dataclasses.fields(EvalConfig)}
+    for key in ("split", "temperature", "no_repeat_ngram"):
+        assert data[key] == defaults[key], key
+    judge = paper_eval_judge()
+    assert (data["judge"]["spec"], data["judge"]["temperature"]) == (judge.spec, judge.temperature)
+    assert data["simulator"] == {
+        k: v for k, v in dataclasses.asdict(SimulatorConfig()).items() if k in data["simulator"]
+    }
+
+
 @pytest.mark.parametrize("path", ACCELERATE_CONFIGS, ids=lambda p: p.name)
 def test_accelerate_config_parses(path):
     data = yaml.safe_load(path.read_text())

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from humanlm.eval import EvalConfig
+from humanlm.eval.config import read_saved_mode
 from humanlm.testing import RecordedRequest, Reply, ScriptedServer
 from humanlm.testing.judge_replies import judge_reply_fn
 
@@ -61,10 +62,9 @@ def make_cfg(sim_server, judge_server, tmp_path) -> Callable[..., EvalConfig]:
             "out": str(tmp_path / "run"),
             "embedding": False,
             "progress": False,
-            "timeout_s": 3.0,
-            "max_retries": 1,
         }
-        settings.update(overrides)
-        return EvalConfig(**settings)
+        simulator = {"timeout_s": 3.0, "max_retries": 1, **overrides.pop("simulator", {})}
+        settings.update(overrides, simulator=simulator)
+        return read_saved_mode(EvalConfig(**settings))  # as loading a config does
 
     return make

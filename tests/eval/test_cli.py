@@ -83,7 +83,7 @@ def test_help_defaults_match_the_config():
         match = re.search(r"\(default: ([0-9.]+)\)", option.help or "")
         if match:
             value = cfg
-            for part in _FLAG_KEYS.get(name, (name,))[0].split("."):
+            for part in _FLAG_KEYS.get(name, name).split("."):
                 value = getattr(value, part)
             assert float(match[1]) == value, name
             checked += 1
@@ -170,7 +170,7 @@ def test_an_eval_that_scored_nothing_exits_1_unless_allowed(sim_server, judge_se
     from humanlm.testing import faults
 
     judge_server.reply_fn = lambda request: faults.server_error()
-    args = eval_args(sim_server, judge_server, tmp_path / "run", "--max-retries", "0")
+    args = eval_args(sim_server, judge_server, tmp_path / "run", "--judge-max-retries", "0")
     result = runner.invoke(app, args)
     assert result.exit_code == 1, result.output
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
@@ -180,3 +180,20 @@ def test_an_eval_that_scored_nothing_exits_1_unless_allowed(sim_server, judge_se
     assert allowed.exit_code == 0, allowed.output
     assert "error:" not in allowed.stderr
     assert len(sim_server.chat_requests) == 3  # the rerun judged the saved replies again
+
+
+def test_each_limit_flag_sets_one_key(sim_server, judge_server, tmp_path):
+    # issue 22: --timeout, --max-retries and --concurrency each filled two keys.
+    args = eval_args(
+        sim_server, judge_server, tmp_path / "run", "--limit", "1",
+        "--judge-timeout", "9", "--simulator-timeout", "7", "--judge-max-retries", "2",
+        "--simulator-max-retries", "3", "--judge-concurrency", "5", "--simulator-concurrency", "4",
+    )  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for line in ("judge.timeout_s: 9.0", "simulator.timeout_s: 7.0", "judge.max_retries: 2",
+                 "simulator.max_retries: 3", "judge.concurrency: 5",
+                 "simulator.concurrency: 4"):  # fmt: skip
+        assert f"  {line}" in result.output.splitlines(), line
+    refused = runner.invoke(app, [*args, "--timeout", "3"])
+    assert refused.exit_code == 2 and "No such option: --timeout" in refused.output

@@ -66,7 +66,9 @@ def test_detect_judge_scores_pairs_and_writes_them(make_cfg):
 def test_unparseable_answers_are_unscored_not_guessed(make_cfg):
     with ScriptedServer(reply_fn=lambda r: Reply(content="Hard to say!")) as detector:
         cfg = make_cfg(
-            aspects=False, max_retries=0, detect_judge=f"openai:detector@{detector.base_url}"
+            aspects=False,
+            simulator={"max_retries": 0},
+            detect_judge=f"openai:detector@{detector.base_url}",
         )
         block = run_eval(cfg).results["metrics"]["detectability"]["judge"]
     assert block["pairs"] == 0 and block["unscored"] == 12

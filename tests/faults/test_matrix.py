@@ -424,8 +424,8 @@ def eval_args(sim: str, judge: str, out: Path, *, limit: int = 3, fault: str = "
         "progress=false",
         f"judge.timeout_s={HANG_DEADLINE_S if fault == 'hang_60s' else 2}",
         "judge.max_retries=1",
-        "timeout_s=5",
-        "max_retries=1",
+        "simulator.timeout_s=5",
+        "simulator.max_retries=1",
     ]
 
 

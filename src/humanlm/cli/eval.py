@@ -12,20 +12,24 @@ from typing import Annotated, Any
 
 import typer
 
+from humanlm.config import default_help
+from humanlm.eval.config import EvalConfig, paper_eval_judge
+from humanlm.states.modes import max_new_tokens_for
+
 __all__ = ["eval_command"]
 
 _HELP = """Evaluate a simulator: generate one reply per example and score it with the judge.
 
-Protocol defaults (paper): response prompt only (prompt and thinking from the training mode saved with a humanlm model or checkpoint, else thinking on), temperature 0.4, one sample, no-repeat 4-gram ban, 1024 new tokens with thinking (512 without), the first 2,000 test rows (5,000 for reddit) whose prompt fits the dataset's token limit, judge litellm:anthropic/claude-haiku-4-5 at temperature 0. Metrics: response alignment, state alignment (six states), embedding similarity (MiniLM), valid-format rate; run scores are means x 100 with bootstrap 95% intervals. Re-running the same command resumes.
+Protocol defaults (paper): response prompt only (prompt and thinking from the training mode saved with a humanlm model or checkpoint, else thinking on), temperature {temperature}, one sample, no-repeat {ngram}-gram ban, {think_tokens} new tokens with thinking ({plain_tokens} without), the first 2,000 test rows (5,000 for reddit) whose prompt fits the dataset's token limit, judge {judge} at temperature {judge_temperature:g}. Metrics: response alignment, state alignment (six states), embedding similarity (MiniLM), valid-format rate; run scores are means x 100 with bootstrap 95% intervals. Re-running the same command resumes.
 
-Settings: --config FILE.yaml (keys of EvalConfig; the judge: block as in training), then the flags, then KEY=VALUE overrides.
+Settings: --config FILE.yaml (keys of EvalConfig; the judge: block as in training, the simulator: block for how the simulator is reached), then the flags, then KEY=VALUE overrides.
 
 \b
 Examples:
   humanlm eval --model hf:runs/x/model --data demo --limit 8 --judge embedding:minilm
   humanlm eval --config eval.yaml model=hf:runs/x/model judge.temperature=0.2 limit=100
   humanlm eval --model openai:Qwen/Qwen3-8B@http://127.0.0.1:8000/v1 --data data/reddit --dataset reddit --api-key-env ANTHROPIC_API_KEY
-  humanlm eval --model openai:runs/x/model@http://127.0.0.1:8000/v1 --simulator-api completions --tokenizer runs/x/model simulator_ngram_xargs=true --data demo
+  humanlm eval --model openai:runs/x/model@http://127.0.0.1:8000/v1 --simulator-api completions --tokenizer runs/x/model simulator.ngram_xargs=true --data demo
   humanlm eval --model vllm:runs/x/model --data snap-stanford/humanual-opinion --dataset reddit --judge openai:gpt-5-mini --no-thinking --out runs/eval-grpo
   humanlm eval --model hf:runs/x/model --data demo --judge embedding:minilm --seeds 3
   humanlm eval --model hf:runs/x/checkpoints/checkpoint-200 --data demo --judge embedding:minilm
@@ -37,38 +41,38 @@ Population metrics (on by default, offline, from the same samples): diversity of
 
 Exit codes: 0 done; 1 when the judge scored the response alignment of no example at all (--allow-unscored: 0); 2 bad settings or data.
 """  # noqa: E501
+_HELP = _HELP.format(
+    temperature=EvalConfig.temperature,
+    ngram=EvalConfig.no_repeat_ngram,
+    think_tokens=max_new_tokens_for(True),
+    plain_tokens=max_new_tokens_for(False),
+    judge=paper_eval_judge().spec,
+    judge_temperature=paper_eval_judge().temperature,
+)
 
 Opt = typer.Option
 
 
 def _default(name: str) -> str:
-    """``(default: X)`` read from ``EvalConfig`` (dotted names reach into ``judge``)."""
-    import dataclasses
-
-    from humanlm.eval.config import EvalConfig
-
-    value: object = EvalConfig(model="hf:x")
-    for part in name.split("."):
-        value = getattr(value, part)
-    if isinstance(value, bool):
-        value = "on" if value else "off"
-    elif value is None:
-        value = "unset"
-    elif dataclasses.is_dataclass(value):
-        value = type(value).__name__
-    return f"(default: {value})"
+    """``(default: X)`` read from the ``EvalConfig`` field (dotted names reach into a block)."""
+    return default_help(EvalConfig, name)
 
 
-# flag name -> the EvalConfig keys it sets
-_FLAG_KEYS: dict[str, tuple[str, ...]] = {
-    "judge": ("judge.spec",),
-    "judge_temperature": ("judge.temperature",),
-    "judge_max_tokens": ("judge.max_tokens",),
-    "api_key_env": ("judge.api_key_env",),
-    "cache_file": ("judge.cache",),
-    "timeout": ("timeout_s", "judge.timeout_s"),
-    "max_retries": ("max_retries", "judge.max_retries"),
-    "concurrency": ("concurrency", "judge.concurrency"),
+# flag name -> the EvalConfig key it sets, where the two differ
+_FLAG_KEYS: dict[str, str] = {
+    "judge": "judge.spec",
+    "judge_temperature": "judge.temperature",
+    "judge_max_tokens": "judge.max_tokens",
+    "judge_timeout": "judge.timeout_s",
+    "judge_max_retries": "judge.max_retries",
+    "judge_concurrency": "judge.concurrency",
+    "api_key_env": "judge.api_key_env",
+    "cache_file": "judge.cache",
+    "simulator_api": "simulator.api",
+    "simulator_api_key_env": "simulator.api_key_env",
+    "simulator_timeout": "simulator.timeout_s",
+    "simulator_max_retries": "simulator.max_retries",
+    "simulator_concurrency": "simulator.concurrency",
 }
 
 
@@ -125,7 +129,7 @@ def eval_command(
     ] = None,
     simulator_api: Annotated[
         str | None,
-        Opt("--simulator-api", help=f"openai: chat or completions {_default('simulator_api')}."),
+        Opt("--simulator-api", help=f"openai: chat or completions {_default('simulator.api')}."),
     ] = None,
     tokenizer: Annotated[
         str | None,
@@ -134,7 +138,12 @@ def eval_command(
     temperature: Annotated[float | None, Opt("--temperature", help=_default("temperature"))] = None,
     top_p: Annotated[float | None, Opt("--top-p", help=_default("top_p"))] = None,
     max_new_tokens: Annotated[
-        int | None, Opt("--max-new-tokens", help="(default: 1024 with thinking, 512 without)")
+        int | None,
+        Opt(
+            "--max-new-tokens",
+            help=f"(default: {max_new_tokens_for(True)} with thinking, "
+            f"{max_new_tokens_for(False)} without)",
+        ),
     ] = None,
     no_repeat_ngram: Annotated[
         int | None, Opt("--no-repeat-ngram", help=f"0: off {_default('no_repeat_ngram')}")
@@ -157,8 +166,21 @@ def eval_command(
     simulator_api_key_env: Annotated[
         str | None, Opt("--simulator-api-key-env", help="openai: simulator key variable.")
     ] = None,
-    concurrency: Annotated[
-        int | None, Opt("--concurrency", help=f"In flight {_default('concurrency')}.")
+    simulator_concurrency: Annotated[
+        int | None,
+        Opt(
+            "--simulator-concurrency",
+            min=1,
+            help=f"Simulator requests (and examples) in flight {_default('simulator.concurrency')}.",
+        ),
+    ] = None,
+    judge_concurrency: Annotated[
+        int | None,
+        Opt(
+            "--judge-concurrency",
+            min=1,
+            help=f"Judge calls in flight {_default('judge.concurrency')}.",
+        ),
     ] = None,
     aspects: Annotated[bool | None, Opt("--aspects/--no-aspects", help=_default("aspects"))] = None,
     embedding: Annotated[
@@ -168,10 +190,27 @@ def eval_command(
     cache_file: Annotated[
         Path | None, Opt("--cache", help="Judge cache file (default: in the run folder).")
     ] = None,
-    timeout: Annotated[
-        float | None, Opt("--timeout", help=f"Per request, s {_default('timeout_s')}.")
+    simulator_timeout: Annotated[
+        float | None,
+        Opt(
+            "--simulator-timeout",
+            help=f"Per simulator request, retries included, s {_default('simulator.timeout_s')}.",
+        ),
     ] = None,
-    max_retries: Annotated[int | None, Opt("--max-retries", help=_default("max_retries"))] = None,
+    simulator_max_retries: Annotated[
+        int | None,
+        Opt("--simulator-max-retries", min=0, help=_default("simulator.max_retries")),
+    ] = None,
+    judge_timeout: Annotated[
+        float | None,
+        Opt(
+            "--judge-timeout",
+            help=f"Per judge call, retries included, s {_default('judge.timeout_s')}.",
+        ),
+    ] = None,
+    judge_max_retries: Annotated[
+        int | None, Opt("--judge-max-retries", min=0, help=_default("judge.max_retries"))
+    ] = None,
     resume: Annotated[bool | None, Opt("--resume/--fresh", help=_default("resume"))] = None,
     bootstrap_resamples: Annotated[
         int | None, Opt("--bootstrap-resamples", help=_default("bootstrap_resamples"))
@@ -205,7 +244,8 @@ def eval_command(
 ) -> None:
     flags: dict[str, Any] = dict(locals())  # the options, by their EvalConfig names
     from humanlm.config import load_config
-    from humanlm.eval import EvalConfig, run_eval
+    from humanlm.eval import run_eval
+    from humanlm.eval.config import read_saved_mode
 
     for key in ("overrides", "config", "no_cache", "rescore", "allow_unscored"):
         del flags[key]
@@ -213,9 +253,7 @@ def eval_command(
     for flag, value in flags.items():
         if value is None:
             continue
-        value = str(value) if isinstance(value, Path) else value
-        for key in _FLAG_KEYS.get(flag, (flag,)):
-            given[key] = value
+        given[_FLAG_KEYS.get(flag, flag)] = str(value) if isinstance(value, Path) else value
     if no_cache:
         given["cache"] = False
     if rescore is not None:
@@ -223,7 +261,7 @@ def eval_command(
         typer.echo(rescored.summary())
         _exit_if_nothing_scored(rescored, allow_unscored)
         return
-    cfg = load_config(config, list(overrides or []), cls=EvalConfig, given=given)
+    cfg = read_saved_mode(load_config(config, list(overrides or []), cls=EvalConfig, given=given))
     typer.echo("humanlm eval settings:")
     for key, value in cfg.resolved().items():
         for sub, item in value.items() if isinstance(value, dict) else [("", value)]:
@@ -257,9 +295,8 @@ def _exit_if_nothing_scored(result: Any, allow_unscored: bool) -> None:
 
 # Settings a rescoring run may change: how it judges, never how the replies were generated.
 _RESCORE_SETTINGS = (
-    "concurrency", "aspects", "embedding", "cache", "timeout_s", "max_retries",
-    "bootstrap_resamples", "max_failed_fraction", "progress", "population", "name",
-    "detect_judge",
+    "aspects", "embedding", "cache", "bootstrap_resamples", "max_failed_fraction", "progress",
+    "population", "name", "detect_judge",
 )  # fmt: skip
 
 
@@ -267,7 +304,6 @@ def _rescore(run_dir: Path, given: dict[str, Any]) -> Any:
     import dataclasses
 
     from humanlm.errors import ConfigError
-    from humanlm.eval.config import paper_eval_judge
     from humanlm.eval.rescore import rescore_run
 
     if "judge.spec" not in given:
@@ -276,7 +312,9 @@ def _rescore(run_dir: Path, given: dict[str, Any]) -> Any:
         paper_eval_judge(given["judge.spec"]),
         **{k[len("judge.") :]: v for k, v in given.items() if k.startswith("judge.")},
     )
-    overrides = {k: given[k] for k in _RESCORE_SETTINGS if k in given}
+    overrides: dict[str, Any] = {k: given[k] for k in _RESCORE_SETTINGS if k in given}
+    if "simulator.concurrency" in given:  # the examples in flight
+        overrides["simulator"] = {"concurrency": given["simulator.concurrency"]}
     return rescore_run(run_dir, judge=judge, out=given.get("out"), **overrides)
 
 
