@@ -849,6 +849,7 @@ def test_validate_exits_1_on_problems(tmp_path: Path) -> None:
     assert "4 problems in 1 rows" in done.stdout
     assert_clean(done, tmp_path)
 
+
 # --- hostile files and paths (issue 24): one line, exit 2, nothing half-written ---------------
 
 
