@@ -10,7 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from humanlm.llm.backends import OpenAIBackend, TransportError, provider_message, read_usage
+from humanlm.llm.backends import OpenAIBackend
+from humanlm.llm.failures import TransportError, provider_message
+from humanlm.llm.replies import read_usage
 from humanlm.testing import Reply
 from humanlm.train.run import _close_judge
 

@@ -42,10 +42,10 @@ from humanlm.errors import ConfigError, HumanlmError
 from humanlm.generate.prompt import SimPrompt
 from humanlm.generate.protocol import Generation, GenerationSettings, failure_reason
 from humanlm.generate.vllm import ngram_extra_args
-from humanlm.llm.backends import Completion
 from humanlm.llm.build import build_backend
 from humanlm.llm.client import ChatClient
 from humanlm.llm.limits import RetryPolicy
+from humanlm.llm.replies import Completion
 from humanlm.llm.specs import ModelSpec
 from humanlm.states.parsing import close_open_tag, cut_at_stop
 from humanlm.states.template import HUMAN

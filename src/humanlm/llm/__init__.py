@@ -2,8 +2,9 @@
 
 - `specs`: the one spec grammar (``hf:``, ``vllm:``, ``openai:MODEL[@URL]``, ``litellm:``,
   ``embedding:``) and the one credential rule;
-- `backends`: one request in (chat, or text with ``/v1/completions``), one ``Completion`` out
-  with every ``Choice`` (OpenAI-compatible servers, litellm);
+- `backends`: OpenAI-compatible servers and litellm: one request in (chat, or text with
+  ``/v1/completions``), one ``Completion`` out with every ``Choice`` (`replies`), or a
+  ``TransportError`` (`failures`);
 - `client`: ``ChatClient``, the one retry loop every request goes through (backoff honouring
   ``Retry-After``, an overall deadline, transport vs content failures), with `limits` (the
   RPM/TPM limiter, retry policy) and `hedge` (copies of a slow request, when the policy asks);
@@ -20,9 +21,9 @@ from humanlm._lazy import lazy_exports
 # openai SDK (a second of import time) for commands that never call a model.
 _WHERE = {
     "ChatBackend": "backends",
-    "Choice": "backends",
-    "Completion": "backends",
-    "TransportError": "backends",
+    "Choice": "replies",
+    "Completion": "replies",
+    "TransportError": "failures",
     "build_backend": "build",
     "LLMCache": "cache",
     "cache_key": "cache",

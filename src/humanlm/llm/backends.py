@@ -25,107 +25,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
-import re
 import urllib.parse
 import urllib.request
 import weakref
-from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator
 from typing import Any, Protocol
 
 import aiohttp
-import openai
 
 from humanlm import __version__
-from humanlm.errors import ConfigError, JudgeUnavailableError
-from humanlm.llm.limits import parse_retry_after
+from humanlm.errors import ConfigError
+from humanlm.llm.failures import TransportError, classify_error, status_error
 from humanlm.llm.params import fit_params, is_openai_reasoning
+from humanlm.llm.replies import Completion, read_completion
 
-__all__ = [
-    "MAX_USAGE_TOKENS",
-    "ChatBackend",
-    "Choice",
-    "Completion",
-    "LiteLLMBackend",
-    "OpenAIBackend",
-    "TransportError",
-    "classify_error",
-    "provider_message",
-    "read_usage",
-    "status_error",
-]
+__all__ = ["ChatBackend", "LiteLLMBackend", "OpenAIBackend"]
 
 logger = logging.getLogger(__name__)
 
 LITELLM_HINT = "pip install 'humanlm[litellm]'"
-
-
-@dataclass(frozen=True)
-class Choice:
-    """One choice of a reply (a request with ``n`` gets ``n``).
-
-    Attributes:
-        text: the message content (chat) or the text (text API); ``""`` when there was none.
-        finish_reason: why it ended (``stop``, ``length`` ...), as the server said.
-        reasoning: reasoning the server returned apart from the text (chat only).
-        extra: the choice's fields beyond the API's own (``humanlm serve`` adds ``humanlm``).
-    """
-
-    text: str
-    finish_reason: str | None = None
-    reasoning: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Completion:
-    """One reply: the first choice's text, finish reason and reasoning, the token usage of the
-    whole reply (0 when the server reported none) and every choice in ``choices``.
-
-    ``usage_valid`` is false when the server's ``usage`` held a count that is not a
-    non-negative integer (``read_usage``); the counts are then 0 and the reply itself stands.
-    """
-
-    text: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-    finish_reason: str | None = None
-    reasoning: str | None = None
-    usage_valid: bool = True
-    choices: tuple[Choice, ...] = ()
-
-
-class TransportError(Exception):
-    """A request that got no usable HTTP answer.
-
-    Attributes:
-        kind: ``rate_limited``, ``server_error``, ``timeout``, ``connection_error`` (retryable)
-            or ``rejected`` (another 4xx: retrying the same request cannot help).
-        retry_after: seconds the server asked us to wait, if it said.
-        status: the HTTP status, if there was one.
-        detail: the server's own message for a refused request (``rejected``), secrets removed.
-        param: the request field the server named as the cause, if it named one.
-    """
-
-    def __init__(
-        self,
-        kind: str,
-        *,
-        retry_after: float | None = None,
-        status: int | None = None,
-        detail: str | None = None,
-        param: str | None = None,
-    ):
-        self.kind, self.retry_after, self.status = kind, retry_after, status
-        self.detail, self.param = detail, param
-        text = f"{kind}" + (f" (HTTP {status})" if status else "")
-        super().__init__(text + (f": {detail}" if detail else ""))
-
-    @property
-    def is_retryable(self) -> bool:
-        return self.kind != "rejected"
 
 
 class ChatBackend(Protocol):
@@ -151,186 +70,6 @@ class ChatBackend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-def _headers_of(exc: BaseException) -> dict[str, str] | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    return dict(headers) if headers is not None else None
-
-
-# Key-like text a server may echo back (``Incorrect API key provided: sk-...``).
-_SECRET = re.compile(r"(?i)\b(?:sk|rk|sess)-[A-Za-z0-9_\-*.]{6,}|\bbearer\s+\S+")
-_DETAIL_CHARS = 300
-
-
-def provider_message(body: Any, *, secrets: tuple[str, ...] = ()) -> tuple[str | None, str | None]:
-    """``(message, param)`` of an error body (OpenAI's ``{"error": {"message", "param", ...}}``,
-    the SDK's parsed ``error`` object, or plain text), with anything key-like removed and the
-    message cut to 300 characters; ``(None, None)`` when there is no message."""
-    if isinstance(body, bytes | bytearray):
-        try:
-            body = json.loads(body)
-        except ValueError:
-            body = body.decode("utf-8", "replace")
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        error = error if isinstance(error, dict) else {"message": error}
-        message, param = error.get("message"), error.get("param")
-    else:
-        message, param = body, None
-    if not isinstance(message, str) or not message.strip():
-        return None, None
-    text = " ".join(message.split())
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    text = _SECRET.sub("[redacted]", text)
-    if len(text) > _DETAIL_CHARS:
-        text = text[: _DETAIL_CHARS - 3] + "..."
-    return text, param if isinstance(param, str) else None
-
-
-def classify_error(
-    exc: BaseException, *, where: str, role: str = "judge", secrets: tuple[str, ...] = ()
-) -> Exception:
-    """Turn an SDK exception into ``TransportError`` or ``JudgeUnavailableError``.
-
-    Works for openai exceptions and litellm's (which subclass them or carry ``status_code``).
-    Only a refused request (``rejected``) keeps the server's message, secrets removed: it says
-    which field to change. Other messages name the judge and the status only.
-    """
-    if isinstance(exc, openai.APITimeoutError | asyncio.TimeoutError | TimeoutError):
-        return TransportError("timeout")
-    if isinstance(exc, openai.APIConnectionError):
-        return TransportError("connection_error")
-    if isinstance(exc, openai.APIResponseValidationError):
-        return TransportError("server_error")  # a 2xx whose body is not a chat completion
-    status = getattr(exc, "status_code", None)
-    if not isinstance(status, int):
-        name = type(exc).__name__.lower()
-        if "timeout" in name:
-            return TransportError("timeout")
-        if "connection" in name:
-            return TransportError("connection_error")
-        return TransportError("server_error")
-    body = getattr(exc, "body", None) or getattr(exc, "message", None)
-    return status_error(
-        status, _headers_of(exc), where=where, role=role, body=body, secrets=secrets
-    )
-
-
-def status_error(
-    status: int,
-    headers: Mapping[str, str] | None,
-    *,
-    where: str,
-    role: str = "judge",
-    body: Any = None,
-    secrets: tuple[str, ...] = (),
-) -> Exception:
-    """The error of an HTTP error status (4xx/5xx): ``TransportError`` or, for credentials and
-    unknown endpoints (which retrying cannot fix), ``JudgeUnavailableError``. A refused request
-    (``rejected``) carries the server's message from ``body`` (see ``provider_message``)."""
-    if status in (401, 403):
-        return JudgeUnavailableError(
-            f"{role} {where} refused the credentials (HTTP {status}); check the API key variable"
-        )
-    if status == 404:
-        return JudgeUnavailableError(
-            f"{role} {where} answered HTTP 404: unknown model or wrong base URL"
-        )
-    retry_after = parse_retry_after(headers)
-    if status == 429:
-        return TransportError("rate_limited", retry_after=retry_after, status=status)
-    if status >= 500 or status in (408, 409):
-        return TransportError("server_error", retry_after=retry_after, status=status)
-    detail, param = provider_message(body, secrets=secrets)
-    return TransportError("rejected", status=status, detail=detail, param=param)
-
-
-def _field(obj: Any, name: str) -> Any:
-    """``obj[name]`` of a JSON reply, or ``obj.name`` of a litellm response object."""
-    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-
-
-# More tokens than any model takes in one request: a count above it is a broken report.
-MAX_USAGE_TOKENS = 100_000_000
-
-
-def _count(value: Any) -> int | None:
-    """A token count: a non-negative integer (a float with an integral value too), at most
-    ``MAX_USAGE_TOKENS``; ``None`` for anything else (negative, fractional, text, a boolean)."""
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or not 0 <= value <= MAX_USAGE_TOKENS:
-        return None
-    return value
-
-
-def read_usage(usage: Any) -> tuple[int, int] | None:
-    """``(prompt_tokens, completion_tokens)`` of a reply's ``usage`` (a JSON object or an SDK
-    object); a missing ``usage`` or count is 0. ``None`` when a count is not a non-negative
-    integer: the call's usage is then unknown, never a negative or made-up number."""
-    if usage is None:
-        return 0, 0
-    if isinstance(usage, str | int | float | list):
-        return None  # a number, a text or a list where the counts belong
-    prompt = _count(_field(usage, "prompt_tokens"))
-    completion = _count(_field(usage, "completion_tokens"))
-    if prompt is None or completion is None:
-        return None
-    return prompt, completion
-
-
-def _usage(response: Any) -> tuple[int, int, bool]:
-    counts = read_usage(_field(response, "usage"))
-    return (0, 0, False) if counts is None else (*counts, True)
-
-
-# The fields a choice has in the API itself; any other field is a server's own (``extra``).
-_CHOICE_FIELDS = frozenset({"index", "message", "text", "finish_reason", "logprobs", "delta"})
-
-
-def _choice(choice: Any) -> Choice:
-    """A chat choice (text in ``message.content``) or a text-API one (text in ``text``)."""
-    message = _field(choice, "message")
-    text = _field(message, "content") if message is not None else _field(choice, "text")
-    reasoning = _field(message, "reasoning_content") or _field(message, "reasoning")
-    if isinstance(choice, dict):
-        extra = {k: v for k, v in choice.items() if k not in _CHOICE_FIELDS}
-    else:  # an SDK object (litellm) keeps the server's own fields in ``model_extra``
-        extra = dict(getattr(choice, "model_extra", None) or {})
-    finish = _field(choice, "finish_reason")
-    return Choice(
-        text if isinstance(text, str) else "",
-        finish_reason=finish if isinstance(finish, str) else None,
-        reasoning=reasoning if isinstance(reasoning, str) and reasoning.strip() else None,
-        extra=extra,
-    )
-
-
-def _completion(response: Any) -> Completion:
-    """The ``Completion`` of a chat or text-API reply; no choices gives an empty text."""
-    input_tokens, output_tokens, valid = _usage(response)
-    choices = _field(response, "choices")
-    if not isinstance(choices, list):
-        choices = []
-    read = tuple(_choice(choice) for choice in choices)
-    first = read[0] if read else Choice("")
-    return Completion(
-        first.text,
-        input_tokens,
-        output_tokens,
-        finish_reason=first.finish_reason,
-        reasoning=first.reasoning,
-        usage_valid=valid,
-        choices=read,
-    )
 
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -446,7 +185,7 @@ class OpenAIBackend:
         params: dict[str, Any] | None = None,
     ) -> Completion:
         body = {"model": self.model, "messages": messages}
-        return _completion(await self._post("/chat/completions", body, params, timeout_s))
+        return read_completion(await self._post("/chat/completions", body, params, timeout_s))
 
     async def complete_text(
         self,
@@ -457,7 +196,7 @@ class OpenAIBackend:
     ) -> Completion:
         """Send one text-completion request: ``prompt`` goes to the model exactly as given."""
         body = {"model": self.model, "prompt": prompt}
-        return _completion(await self._post("/completions", body, params, timeout_s))
+        return read_completion(await self._post("/completions", body, params, timeout_s))
 
     async def _post(
         self, path: str, body: dict[str, Any], params: dict[str, Any] | None, timeout_s: float
@@ -570,7 +309,7 @@ class LiteLLMBackend:
             secrets = (self._api_key,) if self._api_key else ()
             where = f"litellm:{self.model}"
             raise classify_error(exc, where=where, role=self.role, secrets=secrets) from None
-        return _completion(response)
+        return read_completion(response)
 
     async def aclose(self) -> None:
         return None

@@ -36,10 +36,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from humanlm.errors import HumanlmError
-from humanlm.llm.backends import ChatBackend, Completion, TransportError
+from humanlm.llm.backends import ChatBackend
+from humanlm.llm.failures import TransportError
 from humanlm.llm.hedge import Hedger, Outcome
 from humanlm.llm.ledger import Ledger
 from humanlm.llm.limits import RateLimiter, RetryPolicy, backoff_delay
+from humanlm.llm.replies import Completion
 
 __all__ = ["Answer", "ChatClient", "Parse", "ask_item", "run_bounded"]
 

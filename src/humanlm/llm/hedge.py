@@ -17,9 +17,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from humanlm.errors import HumanlmError
-from humanlm.llm.backends import Completion, TransportError
+from humanlm.llm.failures import TransportError
 from humanlm.llm.ledger import Ledger
 from humanlm.llm.limits import RateLimiter, RetryPolicy
+from humanlm.llm.replies import Completion
 
 __all__ = ["Hedger", "Outcome", "SendOnce"]
 
