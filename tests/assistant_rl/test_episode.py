@@ -147,3 +147,29 @@ def test_the_simulator_template_is_refused_as_the_assistant_template(assistant_t
     simulator_tokenizer.chat_template = load_chat_template()  # humanlm's, the tiny model's own
     with pytest.raises(ConfigError, match="not an assistant turn"):
         check_assistant_template(simulator_tokenizer)
+
+
+# Like Qwen3's template: the last assistant turn after the last user message gets an empty think
+# block, which disappears once a user turn follows it.
+THINK_BLOCK_TEMPLATE = (
+    "{%- set ns = namespace(last=-1) -%}"
+    "{%- for m in messages -%}{%- if m['role'] == 'user' -%}{%- set ns.last = loop.index0 -%}"
+    "{%- endif -%}{%- endfor -%}"
+    "{%- for m in messages -%}"
+    "{%- if m['role'] == 'assistant' and loop.index0 > ns.last -%}"
+    "{{- '<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' + m['content'] + '<|im_end|>\\n' -}}"
+    "{%- else -%}"
+    "{{- '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' -}}"
+    "{%- endif -%}{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
+
+
+@pytest.mark.parametrize("template", ["chatml", "think_block"])
+def test_a_user_turn_is_the_templates_own_tokens(assistant_tokenizer, template):
+    tokenizer = copy.deepcopy(assistant_tokenizer)
+    if template == "think_block":
+        tokenizer.chat_template = THINK_BLOCK_TEMPLATE
+    expected = "\n<|im_start|>user\nhello there<|im_end|>\n<|im_start|>assistant\n"
+    ids = user_turn_ids(tokenizer, "hello there")
+    assert ids == tokenizer.encode(expected, add_special_tokens=False)

@@ -165,12 +165,14 @@ def user_turn_ids(tokenizer: Any, text: str, **template_kwargs: Any) -> list[int
     """The tokens that follow an assistant turn's end-of-turn token: the user's message in the
     chat template, then the opener of the next assistant turn.
 
-    Rendered after a stand-in exchange and cut at its last end-of-turn token, as TRL renders
-    tool results, so the tokens are the template's own (a newline after the end-of-turn token
-    included).
+    Rendered after a stand-in exchange, as TRL renders tool results, so the tokens are the
+    template's own (a newline after the end-of-turn token included). They are taken after the
+    stand-in's end-of-turn tokens, counted, because a template may render an earlier assistant
+    turn differently once a user turn follows it (Qwen3 drops its empty think block).
 
     Raises:
-        HumanlmError: the template renders the stand-in exchange differently once a turn follows.
+        HumanlmError: the template ends no turn with the end-of-turn token and renders the
+            stand-in exchange differently once a turn follows.
     """
     stand_in = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
     prefix = _render(tokenizer, stand_in, add_generation_prompt=False, **template_kwargs)
@@ -180,9 +182,11 @@ def user_turn_ids(tokenizer: Any, text: str, **template_kwargs: Any) -> list[int
         add_generation_prompt=True,
         **template_kwargs,
     )
-    ends = [i for i, t in enumerate(prefix) if t == tokenizer.eos_token_id]
-    if ends:
-        prefix = prefix[: ends[-1] + 1]
+    eos = tokenizer.eos_token_id
+    turns = prefix.count(eos)
+    ends = [i for i, t in enumerate(full) if t == eos]
+    if turns and len(ends) > turns:
+        return full[ends[turns - 1] + 1 :]
     if full[: len(prefix)] != prefix:
         raise HumanlmError(
             "the assistant's chat template renders earlier turns differently once a user turn "
