@@ -37,12 +37,14 @@ __all__ = [
     "DataConfig",
     "JudgeConfig",
     "ModelConfig",
+    "PAPER_JUDGE",
     "TrainConfig",
     "WarmupConfig",
     "apply_overrides",
     "default_help",
     "from_dict",
     "load_config",
+    "paper_eval_judge",
     "to_dict",
 ]
 
@@ -189,6 +191,15 @@ class JudgeConfig:
             hedge_after_s=self.hedge_after_s,
             hedge_quantile=self.hedge_quantile,
         )
+
+
+# The paper's evaluation judge: claude-haiku-4-5 at temperature 0.
+PAPER_JUDGE = "litellm:anthropic/claude-haiku-4-5"
+
+
+def paper_eval_judge(spec: str = PAPER_JUDGE) -> JudgeConfig:
+    """The evaluation judge of the paper: claude-haiku-4-5 at temperature 0 (or ``spec``)."""
+    return JudgeConfig(spec=spec, temperature=0.0)
 
 
 @dataclass

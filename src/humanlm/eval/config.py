@@ -20,16 +20,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from humanlm.config import JudgeConfig
+from humanlm.config import PAPER_JUDGE, JudgeConfig, paper_eval_judge
 from humanlm.data.sources import DATASETS, resolve_dataset
 from humanlm.errors import ConfigError, HumanlmError
 from humanlm.eval.stats import METRICS
-from humanlm.llm.limits import RetryPolicy
-from humanlm.llm.specs import parse_spec as parse_model_spec
-from humanlm.llm.specs import without_endpoint
 from humanlm.generate.openai import OPENAI_APIS as SIMULATOR_APIS
 from humanlm.generate.protocol import GenerationSettings
 from humanlm.generate.vllm_settings import VLLMSettings
+from humanlm.llm.limits import RetryPolicy
+from humanlm.llm.specs import parse_spec as parse_model_spec
+from humanlm.llm.specs import without_endpoint
 from humanlm.states import RESPONSE, STATES
 from humanlm.states.mode_file import SavedMode, load_mode
 from humanlm.states.modes import MODES, Mode, max_new_tokens_for
@@ -44,14 +44,10 @@ __all__ = [
     "read_saved_mode",
 ]
 
-PAPER_JUDGE = "litellm:anthropic/claude-haiku-4-5"
-# The retry defaults of every LLM call, for the simulator block.
+# The retry defaults of every LLM call and the protocol's decoding defaults, read by the fields
+# below so that each default is written once.
 _RETRY = RetryPolicy()
-
-
-def paper_eval_judge(spec: str = PAPER_JUDGE) -> JudgeConfig:
-    """The evaluation judge of the paper: claude-haiku-4-5 at temperature 0 (or ``spec``)."""
-    return JudgeConfig(spec=spec, temperature=0.0)
+_DECODING = GenerationSettings()
 
 
 @dataclass
@@ -73,7 +69,7 @@ class SimulatorConfig:
     api: str = "chat"
     ngram_xargs: bool = False
     api_key_env: str | None = None
-    concurrency: int = 32
+    concurrency: int = _DECODING.concurrency
     timeout_s: float = _RETRY.timeout_s
     max_retries: int = _RETRY.max_retries
 
@@ -198,13 +194,13 @@ class EvalConfig:
     state_set: str | None = None
     length_filter: bool = True
     tokenizer: str | None = None
-    temperature: float = 0.4
-    top_p: float = 1.0
+    temperature: float = _DECODING.temperature
+    top_p: float = _DECODING.top_p
     max_new_tokens: int | None = None
-    no_repeat_ngram: int = 4
-    ngram_ban_scope: str = "reply"
+    no_repeat_ngram: int = _DECODING.no_repeat_ngram_size
+    ngram_ban_scope: str = _DECODING.ngram_ban_scope
     seed: int = 0
-    batch_size: int = 8
+    batch_size: int = _DECODING.batch_size
     vllm: VLLMSettings = field(default_factory=VLLMSettings)
     judge: JudgeConfig = field(default_factory=paper_eval_judge)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)

@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from humanlm.errors import ConfigError
 from humanlm.generate.prompt import SimPrompt
 from humanlm.llm.limits import RetryPolicy
+from humanlm.states.modes import THINKING_MAX_NEW_TOKENS
 
 __all__ = ["Generation", "GenerationSettings", "Generator", "failure_reason", "generate_all"]
 
@@ -49,7 +50,7 @@ class GenerationSettings:
 
     temperature: float = 0.4
     top_p: float = 1.0
-    max_new_tokens: int = 1024
+    max_new_tokens: int = THINKING_MAX_NEW_TOKENS
     no_repeat_ngram_size: int = 4
     ngram_ban_scope: str = "reply"
     batch_size: int = 8

@@ -33,6 +33,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from humanlm.config import paper_eval_judge
 from humanlm.data.sources import DATASETS as DATASET_FACTS
 from humanlm.paper import PAPER_NAMES, PAPER_RESULTS
 from humanlm.states.modes import MODES
@@ -43,6 +44,9 @@ __all__ = [
     "LAUNCHER",
     "MODE_RESULT_ROW",
     "MODEL",
+    "PAPER_GRPO",
+    "PAPER_SFT",
+    "PROMPTS_PER_ROLLOUT",
     "SFT_RECIPE",
     "UPDATES_PER_ROLLOUT",
     "VAL_EVERY_ROLLOUTS",
@@ -57,6 +61,28 @@ LAUNCHER = "configs/accelerate/fsdp_8gpu.yaml"
 UPDATES_PER_ROLLOUT = 8  # 32 prompts per rollout step / 4 prompts per PPO mini-batch
 PROMPTS_PER_ROLLOUT = 32
 VAL_EVERY_ROLLOUTS = 25  # GRPO: rollout steps; SFT: optimizer steps
+WEIGHT_DECAY = 0.01
+
+# The paper's optimisation values that do not depend on the hardware: the TRL defaults of every
+# run (``humanlm.train.trainers``), the presets below and the verl config all read them here.
+PAPER_GRPO: dict[str, object] = {
+    "num_generations": 4,
+    "temperature": 0.8,
+    "learning_rate": 1e-6,
+    "beta": 0.001,
+    # k3 estimator without the bias correction equals verl's low_var_kl KL loss.
+    "use_bias_correction_kl": False,
+    "loss_type": "dapo",
+    "scale_rewards": "group",
+}
+PAPER_SFT: dict[str, object] = {
+    "learning_rate": 1e-6,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 0.1,  # a float below 1 is a ratio of the total steps
+    "num_train_epochs": 2,
+    "max_length": 8192,
+    "completion_only_loss": True,
+}
 
 
 @dataclass(frozen=True)
@@ -112,16 +138,12 @@ MODE_RESULT_ROW = {
     "sft-think": "SFT-think",
 }
 
-# TRL options shared by every GRPO preset (the mode sets max_completion_length).
+# TRL options shared by every GRPO preset (the mode sets max_completion_length; the learning rate
+# goes into the trainer: block).
 GRPO_RECIPE: dict[str, object] = {
-    "num_generations": 4,
+    **{k: v for k, v in PAPER_GRPO.items() if k != "learning_rate"},
     "steps_per_generation": UPDATES_PER_ROLLOUT,
-    "temperature": 0.8,
-    "beta": 0.001,
-    "use_bias_correction_kl": False,
-    "loss_type": "dapo",
     "delta": 3.0,
-    "scale_rewards": "group",
     "lr_scheduler_type": "constant",
     "use_vllm": True,
     "vllm_mode": "colocate",
@@ -130,12 +152,8 @@ GRPO_RECIPE: dict[str, object] = {
     "vllm_importance_sampling_correction": False,
 }
 SFT_RECIPE: dict[str, object] = {
-    "lr_scheduler_type": "cosine",
-    "warmup_steps": 0.1,
-    "num_train_epochs": 2,
+    **{k: v for k, v in PAPER_SFT.items() if k != "learning_rate"},
     "gradient_accumulation_steps": 8,  # 2 per device x 8 x 8 GPUs = 128
-    "max_length": 8192,
-    "completion_only_loss": True,
 }
 
 _DESCRIPTIONS = {
@@ -246,15 +264,15 @@ def render_preset(dataset: str, mode: str) -> str:
     lines += [
         "val_limit: 256",
         "eval_judge:",
-        "  spec: litellm:anthropic/claude-haiku-4-5",
-        "  temperature: 0.0",
+        f"  spec: {paper_eval_judge().spec}",
+        f"  temperature: {paper_eval_judge().temperature}",
         "  api_key_env: ANTHROPIC_API_KEY",
         "warmup:",
         "  steps: 0",
         "trainer:",
         "  bf16: true",
-        "  learning_rate: 1.0e-6",
-        "  weight_decay: 0.01",
+        f"  learning_rate: {_yaml_value((PAPER_GRPO if grpo else PAPER_SFT)['learning_rate'])}",
+        f"  weight_decay: {WEIGHT_DECAY}",
         "  logging_steps: 1",
         "  report_to: tensorboard",
         "  per_device_train_batch_size: 2",

@@ -15,6 +15,7 @@ from datasets import Dataset
 from humanlm.errors import ConfigError
 from humanlm.extras import require_extra
 from humanlm.states import STATES
+from humanlm.train.paper import PAPER_GRPO, PAPER_SFT
 
 __all__ = [
     "GRPO_DEFAULTS",
@@ -28,32 +29,17 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Paper settings where they do not depend on the hardware (paper section 5); a preset or the user's
+# Paper settings where they do not depend on the hardware (``humanlm.train.paper``); a preset or the user's
 # `trainer:` mapping overrides any of them. ``max_completion_length`` comes from the mode
 # (``Mode.max_new_tokens``, see ``trl_options``).
 _COMMON = {"logging_steps": 1, "report_to": "none", "save_strategy": "steps", "save_steps": 25}
 GRPO_DEFAULTS: dict[str, Any] = {
     **_COMMON,
-    "num_generations": 4,
-    "temperature": 0.8,
-    "learning_rate": 1e-6,
-    "beta": 0.001,
-    # k3 estimator without the bias correction equals verl's low_var_kl KL loss.
-    "use_bias_correction_kl": False,
-    "loss_type": "dapo",
-    "scale_rewards": "group",
+    **PAPER_GRPO,
     # Completions that end at a closing tag count as clipped; keep them in the loss.
     "mask_truncated_completions": False,
 }
-SFT_DEFAULTS: dict[str, Any] = {
-    **_COMMON,
-    "learning_rate": 1e-6,
-    "lr_scheduler_type": "cosine",
-    "warmup_steps": 0.1,  # a float below 1 is a ratio of the total steps
-    "num_train_epochs": 2,
-    "max_length": 8192,
-    "completion_only_loss": True,
-}
+SFT_DEFAULTS: dict[str, Any] = {**_COMMON, **PAPER_SFT}
 
 
 def _precision_defaults() -> dict[str, Any]:

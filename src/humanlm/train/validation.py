@@ -24,6 +24,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from humanlm.files import write_json
+from humanlm.generate.protocol import GenerationSettings
 from humanlm.judge.reward import extract_candidate
 from humanlm.states import RESPONSE, get_state_set
 from humanlm.states.examples import judge_context, render_prompt
@@ -47,7 +48,7 @@ def _generate(model: Any, tokenizer: Any, prompts: list[str], *, max_new_tokens:
                 **enc,
                 max_new_tokens=max_new_tokens,
                 do_sample=True,
-                temperature=0.4,
+                temperature=GenerationSettings().temperature,  # the evaluation's
                 pad_token_id=tokenizer.pad_token_id,
             )
     finally:
