@@ -1,14 +1,16 @@
 """``ChatClient``: the one retry loop every LLM call in humanlm goes through.
 
-A call is a list of chat messages and, optionally, a ``parse`` function that accepts or refuses
-the reply text. The client sends it under a concurrency limit and the RPM/TPM limiter, bounds it
-by an overall deadline, and retries:
+A call is a list of chat messages (``ask``) or a prompt for the text API (``ask_text``) and,
+optionally, a ``parse`` function that accepts or refuses the reply text. The client sends it
+under a concurrency limit and the RPM/TPM limiter, bounds it by an overall deadline, and
+retries:
 
-- **transport failures** (429, 5xx, timeouts, dropped connections) with jittered exponential
-  backoff that never comes back before a server's ``Retry-After``;
+- **transport failures** (429, 408, 409, 5xx, timeouts, dropped connections) with jittered
+  exponential backoff that never comes back before a server's ``Retry-After``;
 - **content failures** (``parse`` refused the reply) at once, optionally sending the reply and a
   follow-up message that names the problem;
-- never a refused key or an unknown model (``JudgeUnavailableError``, raised at once).
+- never a refused request (400, 422: the same request cannot succeed), a refused key or an
+  unknown model (``JudgeUnavailableError``, raised at once).
 
 Retries of both kinds share one budget (``RetryPolicy.max_retries``); content retries may be
 capped lower. Every attempt is counted in the ``Ledger``. After the budget or the deadline a call
@@ -21,7 +23,7 @@ wait extends the deadline, and a backoff that would outlive the deadline ends th
 Example:
     >>> client = ChatClient(backend, name="openai:m", retry=RetryPolicy())  # doctest: +SKIP
     >>> answer = await client.ask([{"role": "user", "content": "hi"}])  # doctest: +SKIP
-    >>> answer.ok, answer.text  # doctest: +SKIP
+    >>> answer.ok, answer.value, answer.completion.choices  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -188,8 +190,9 @@ class ChatClient:
         def send(current: list[dict[str, str]], timeout_s: float) -> Awaitable[Completion]:
             return self.backend.complete(current, timeout_s=timeout_s, params=params)
 
-        call = _Call(send, list(messages), parse or _accept, follow_up, content_retries)
-        call.content_label = content_label
+        call = _Call(
+            send, list(messages), parse or _accept, follow_up, content_retries, content_label
+        )
         return await self._bounded(call)
 
     async def ask_text(
