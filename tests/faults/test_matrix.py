@@ -549,7 +549,7 @@ def test_eval_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
         ScriptedServer(reply_fn=slowed(echo_sim, 0.3)) as sim,
         ScriptedServer(reply_fn=HEALTHY_JUDGE) as judge,
     ):
-        args = [*eval_args(sim.base_url, judge.base_url, out, limit=6), "concurrency=1"]
+        args = [*eval_args(sim.base_url, judge.base_url, out, limit=6), "simulator.concurrency=1"]
         kept = kill_once_written(*args, cwd=tmp_path, log=samples, records=2)
     done = len(read_out(samples))
     assert 2 <= done < 6 and not (out / "results.json").exists()
@@ -557,7 +557,7 @@ def test_eval_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
         ScriptedServer(reply_fn=echo_sim) as sim,
         ScriptedServer(reply_fn=HEALTHY_JUDGE) as judge,
     ):
-        args = [*eval_args(sim.base_url, judge.base_url, out, limit=6), "concurrency=1"]
+        args = [*eval_args(sim.base_url, judge.base_url, out, limit=6), "simulator.concurrency=1"]
         again = rerun(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert_clean(again, tmp_path)
