@@ -114,8 +114,7 @@ def disk_full_error(
         where += f" ({written:,} bytes written, then removed: nothing half-written is left)"
     again = "run the same command again" + (": it resumes after them" if kept else "")
     return HumanlmError(
-        f"no space left on the device (or disk quota exceeded) {where}; free some space and "
-        f"{again}"
+        f"no space left on the device (or disk quota exceeded) {where}; free some space and {again}"
     )
 
 

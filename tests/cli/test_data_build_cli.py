@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from humanlm.cli.data import app
 from humanlm.errors import ConfigError
 from humanlm.testing import ScriptedServer
-from tests.ingest.test_dataset import forum_items, write_items
 from tests.data.samples import write_jsonl
 from tests.enrich.test_personas import persona_json, user_of
+from tests.ingest.test_dataset import forum_items, write_items
 
 runner = CliRunner()
 

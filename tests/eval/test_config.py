@@ -70,9 +70,7 @@ def test_base_models_keep_the_paper_default(spec):
     cfg = config(model=spec, judge="embedding:minilm")
     assert cfg.training_mode is None
     assert (cfg.effective_state_set, cfg.effective_thinking) == ("r", True)
-    assert (
-        config(model=spec, judge="embedding:minilm", thinking=False).effective_thinking is False
-    )
+    assert config(model=spec, judge="embedding:minilm", thinking=False).effective_thinking is False
 
 
 def test_a_folder_without_a_training_mode_is_a_base_model(tmp_path):

@@ -11,8 +11,8 @@ import yaml
 from humanlm.errors import ConfigError, HumanlmError
 from humanlm.eval import EvalConfig, evaluate_examples, run_eval
 from humanlm.eval.config import read_saved_mode
-from humanlm.judge import JudgeConfig, build_judge
 from humanlm.generate import GenerationSettings, build_generator
+from humanlm.judge import JudgeConfig, build_judge
 from humanlm.testing import Reply, faults
 from humanlm.testing.judge_replies import judge_reply_fn, real_reply_in
 

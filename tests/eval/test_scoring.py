@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from humanlm.eval.scoring import SimilarityBatcher, score_example
-from humanlm.judge import JudgeConfig, build_judge
 from humanlm.generate import Generation
+from humanlm.judge import JudgeConfig, build_judge
 from humanlm.testing import FakeJudge
 
 EXAMPLE = {

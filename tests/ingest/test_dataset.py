@@ -12,13 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from humanlm.ingest.dataset import run_build
-from humanlm.ingest.output import SUMMARY_FILE, read_built
-from humanlm.ingest.raw_formats import parse_columns, parse_timestamp, read_items
 from humanlm.data.prepare import load_prepared, run_prepare
 from humanlm.data.validate import validate_source
 from humanlm.enrich.personas import _persona_replies
 from humanlm.errors import ConfigError, DataError
+from humanlm.ingest.dataset import run_build
+from humanlm.ingest.output import SUMMARY_FILE, read_built
+from humanlm.ingest.raw_formats import parse_columns, parse_timestamp, read_items
 from humanlm.states.ending import END_SIGNAL as END
 
 START = 1_700_000_000

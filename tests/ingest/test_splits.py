@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from humanlm.ingest.splits import assign_splits, parse_ratios
 from humanlm.errors import ConfigError
+from humanlm.ingest.splits import assign_splits, parse_ratios
 from tests.ingest.test_dataset import START, build, forum_items, rows_of
 
 

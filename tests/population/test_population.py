@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from humanlm.eval import run_eval
-from humanlm.population.metrics import paired_replies, population_metrics
 from humanlm.generate.openai import to_chat_messages
 from humanlm.generate.prompt import build_sim_prompt
+from humanlm.population.metrics import paired_replies, population_metrics
 from humanlm.testing import RecordedRequest, Reply, ScriptedServer
 
 _SAME = "I think you should talk to them about it."

@@ -29,12 +29,12 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from humanlm.generate.protocol import Generation
 from humanlm.judge.build import Judge
 from humanlm.judge.embedding import EmbeddingJudge
 from humanlm.judge.group import ASSISTANT_VOICE, plan_group
 from humanlm.judge.reward import extract_candidate
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
-from humanlm.generate.protocol import Generation
 from humanlm.states import LATENT_STATES, RESPONSE
 from humanlm.states.examples import judge_context
 from humanlm.states.parsing import extract_response, parse_output

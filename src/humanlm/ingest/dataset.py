@@ -28,14 +28,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from humanlm.data.validate import validate_source
+from humanlm.errors import ConfigError, DataError
+from humanlm.files import check_out_outside_input, check_output_dir
 from humanlm.ingest.layouts import LAYOUTS
 from humanlm.ingest.output import HELD_SCHEMA, HUMANUAL_SCHEMA, write_built
 from humanlm.ingest.raw_formats import Items, read_items
 from humanlm.ingest.splits import DEFAULT_RATIOS, SPLIT_NAMES, SplitPlan, assign_splits
 from humanlm.ingest.threads import Replies, build_replies
-from humanlm.data.validate import validate_source
-from humanlm.errors import ConfigError, DataError
-from humanlm.files import check_out_outside_input, check_output_dir
 from humanlm.llm.limits import RetryPolicy
 from humanlm.lock import holds_output_lock
 from humanlm.states.ending import END_SIGNAL

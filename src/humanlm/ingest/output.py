@@ -20,10 +20,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from humanlm.ingest.card import merge_stats, render_card, table_stats
-from humanlm.ingest.splits import SPLIT_NAMES
 from humanlm.errors import DataError
 from humanlm.files import atomic_path
+from humanlm.ingest.card import merge_stats, render_card, table_stats
+from humanlm.ingest.splits import SPLIT_NAMES
 
 __all__ = [
     "HELD_FILE",

@@ -35,10 +35,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from humanlm.ingest.layouts import ASSISTANT, FIELDS, LAYOUTS, Layout
 from humanlm.data.render import PLACEHOLDER_AUTHORS
 from humanlm.errors import ConfigError, DataError
 from humanlm.files import iter_jsonl, not_utf8_error
+from humanlm.ingest.layouts import ASSISTANT, FIELDS, LAYOUTS, Layout
 
 __all__ = [
     "INPUT_EXTENSIONS",

@@ -27,10 +27,10 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 
-from humanlm.ingest.layouts import ASSISTANT
-from humanlm.ingest.raw_formats import Items
 from humanlm.data.render import PLACEHOLDER_AUTHORS
 from humanlm.errors import ConfigError
+from humanlm.ingest.layouts import ASSISTANT
+from humanlm.ingest.raw_formats import Items
 
 __all__ = ["CONTEXT_MODES", "DELETED_TEXTS", "Replies", "build_replies"]
 

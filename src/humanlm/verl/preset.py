@@ -55,7 +55,9 @@ def _hydra_value(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, dict):
-        return "{" + ",".join(f"{_hydra_value(k)}:{_hydra_value(v)}" for k, v in value.items()) + "}"
+        return (
+            "{" + ",".join(f"{_hydra_value(k)}:{_hydra_value(v)}" for k, v in value.items()) + "}"
+        )
     if isinstance(value, list | tuple):
         return "[" + ",".join(_hydra_value(v) for v in value) + "]"
     if isinstance(value, bool):
