@@ -134,8 +134,8 @@ def demo(
       humanlm demo
       humanlm demo --out /tmp/demo trainer.max_steps=4 warmup.steps=20
     """
-    from humanlm.demo import run_demo
-    from humanlm.demo_report import reward_trend
+    from humanlm.demo.report import reward_trend
+    from humanlm.demo.run import run_demo
 
     result = run_demo(out, overrides=list(overrides or []))
     for row in result.table["rows"]:

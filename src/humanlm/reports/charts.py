@@ -20,8 +20,9 @@ from matplotlib.figure import Figure
 __all__ = [
     "OVERALL_COLOR",
     "STATE_COLORS",
-    "loss_chart",
-    "reward_chart",
+    "draw_rewards",
+    "metric_curve",
+    "png_bytes",
     "rolling_mean",
     "state_alignment_chart",
     "training_chart",
@@ -42,7 +43,8 @@ OVERALL_COLOR = "#000000"
 _WINDOW = 5  # rolling mean over this many sampled steps
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
+    """``fig`` rendered as PNG bytes (Agg canvas, no display needed)."""
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
@@ -104,10 +106,11 @@ def state_alignment_chart(
     ax.grid(axis="y", alpha=0.3)
     if len(series) > 1:
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
-    return _png(fig)
+    return png_bytes(fig)
 
 
-def _curve(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+def metric_curve(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """(steps, values) of ``key`` over metrics rows, skipping rows without a number for it."""
     points = [
         (float(r["step"]), float(r[key]))
         for r in rows
@@ -116,21 +119,21 @@ def _curve(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], li
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def _reward_axes(ax: Any, rows: Sequence[Mapping[str, Any]], *, overall_label: str) -> bool:
+def draw_rewards(ax: Any, rows: Sequence[Mapping[str, Any]], *, overall_label: str) -> bool:
     """Draw ``reward`` and every ``state_reward/<state>`` of ``rows`` on ``ax``; False if none."""
     drawn = False
     states = sorted(
         {k.removeprefix("state_reward/") for r in rows for k in r if k.startswith("state_reward/")}
     )
     for state in states:
-        steps, values = _curve(rows, f"state_reward/{state}")
+        steps, values = metric_curve(rows, f"state_reward/{state}")
         if not steps:
             continue
         color = STATE_COLORS.get(state, "#7f7f7f")
         ax.scatter(steps, values, s=12, color=color, alpha=0.45)
         ax.plot(steps, rolling_mean(values), color=color, linewidth=1.5, label=state)
         drawn = True
-    steps, values = _curve(rows, "reward")
+    steps, values = metric_curve(rows, "reward")
     if steps:
         ax.plot(steps, values, color=OVERALL_COLOR, linewidth=0.8, alpha=0.35)
         ax.plot(
@@ -138,46 +141,6 @@ def _reward_axes(ax: Any, rows: Sequence[Mapping[str, Any]], *, overall_label: s
         )
         drawn = True
     return drawn
-
-
-def reward_chart(
-    panels: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *, title: str
-) -> bytes | None:
-    """One reward panel per training run (``(title, metrics rows)``); ``None`` without rewards.
-
-    Dots: a state's mean reward on each step where it was sampled; line: its rolling mean over
-    those steps (window 5). Black: the step's mean reward over all sampled rows.
-    """
-    shown = [(t, rows) for t, rows in panels if any("reward" in r for r in rows)]
-    if not shown:
-        return None
-    fig = Figure(figsize=(6.2 * len(shown), 4.2))
-    axes = fig.subplots(1, len(shown), squeeze=False)[0]
-    for ax, (panel_title, rows) in zip(axes, shown, strict=True):
-        _reward_axes(ax, rows, overall_label="all rows (rolling mean)")
-        ax.set(title=panel_title, xlabel="step", ylabel="mean reward")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, ncol=2)
-    fig.suptitle(title)
-    return _png(fig)
-
-
-def loss_chart(
-    panels: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *, title: str
-) -> bytes | None:
-    """One loss panel per phase (``(title, rows with step and loss)``); ``None`` without losses."""
-    shown = [(t, _curve(rows, "loss")) for t, rows in panels]
-    shown = [(t, curve) for t, curve in shown if curve[0]]
-    if not shown:
-        return None
-    fig = Figure(figsize=(4.2 * len(shown), 3.6))
-    axes = fig.subplots(1, len(shown), squeeze=False)[0]
-    for ax, (panel_title, (steps, values)) in zip(axes, shown, strict=True):
-        ax.plot(steps, values, marker=".", color=OVERALL_COLOR, linewidth=1)
-        ax.set(title=panel_title, xlabel="step", ylabel="loss")
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    return _png(fig)
 
 
 def training_chart(rows: Sequence[Mapping[str, Any]], *, title: str) -> bytes | None:
@@ -189,7 +152,7 @@ def training_chart(rows: Sequence[Mapping[str, Any]], *, title: str) -> bytes | 
     phases = list(dict.fromkeys(str(r.get("phase", "train")) for r in rows))
     losses = []
     for phase in phases:
-        curve = _curve([r for r in rows if str(r.get("phase", "train")) == phase], "loss")
+        curve = metric_curve([r for r in rows if str(r.get("phase", "train")) == phase], "loss")
         if curve[0]:
             losses.append((phase, curve))
     reward_keys = ["reward"] + sorted({k for r in rows for k in r if k.startswith("state_reward/")})
@@ -206,9 +169,9 @@ def training_chart(rows: Sequence[Mapping[str, Any]], *, title: str) -> bytes | 
     if has_reward:
         ax = axes[-1]
         train_rows = [r for r in rows if str(r.get("phase", "train")) != "warmup"]
-        _reward_axes(ax, train_rows, overall_label="reward")
+        draw_rewards(ax, train_rows, overall_label="reward")
         ax.set(title="reward (overall and per state)", xlabel="step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)
-    return _png(fig)
+    return png_bytes(fig)

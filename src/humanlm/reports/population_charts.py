@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from humanlm.reports.charts import _png
+from humanlm.reports.charts import png_bytes
 
 __all__ = ["detectability_chart", "diversity_chart", "length_chart", "verdict_chart"]
 
@@ -39,7 +39,7 @@ def diversity_chart(series: Sequence[tuple[str, Mapping[str, float | None]]]) ->
     ax.set_title("Diversity relative to the real replies (dashed: equal)")
     ax.grid(axis="y", alpha=0.3)
     _legend(ax)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def detectability_chart(series: Sequence[tuple[str, Mapping[str, float | None]]]) -> bytes:
@@ -71,7 +71,7 @@ def detectability_chart(series: Sequence[tuple[str, Mapping[str, float | None]]]
     ax.set_title("Detectability: can a detector tell simulated from real?")
     if len(detectors) > 1:
         _legend(ax)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def length_chart(series: Sequence[tuple[str, Sequence[int], Sequence[int]]]) -> bytes:
@@ -89,7 +89,7 @@ def length_chart(series: Sequence[tuple[str, Sequence[int], Sequence[int]]]) -> 
         ax.legend(fontsize=8)
     for ax in axes[len(series) :]:
         ax.set_visible(False)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def verdict_chart(
@@ -114,4 +114,4 @@ def verdict_chart(
     ax.set_title("AITA verdicts: real replies and simulated ones")
     ax.grid(axis="y", alpha=0.3)
     _legend(ax)
-    return _png(fig)
+    return png_bytes(fig)

@@ -200,7 +200,7 @@ def run_demo(
     Raises:
         HumanlmError: a training run left too many rollouts unscored, or bad overrides.
     """
-    from humanlm.demo_report import write_demo_report
+    from humanlm.demo.report import write_demo_report
     from humanlm.train.run import run_train
 
     out = Path(out_dir)

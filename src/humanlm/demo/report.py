@@ -1,6 +1,6 @@
 """The demo's ``report.md``: the comparison first, then the run, curves, samples, the paper apart.
 
-Written by ``humanlm.demo.run_demo``; everything in it is read from the run's own files and
+Written by ``run_demo``; everything in it is read from the run's own files and
 numbers (nothing is typed in by hand), except the paper's table, which is labelled as such and
 kept in its own section: it was measured with another model, other data and another judge.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from humanlm.config import TrainConfig
+from humanlm.demo.charts import loss_chart, reward_chart
 from humanlm.files import atomic_path, write_text
 from humanlm.paper import PAPER_AVG, PAPER_RESULTS, PAPER_SOURCE
-from humanlm.reports.charts import loss_chart, reward_chart
 from humanlm.states.modes import MODES
 
 __all__ = ["reward_trend", "write_demo_report"]
