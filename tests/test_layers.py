@@ -58,3 +58,13 @@ def test_no_module_imports_a_layer_above_its_own() -> None:
             if depth.get(target, -1) > depth[own]:
                 upward.append(f"{path.relative_to(ROOT)}:{line}: {own} imports {target}")
     assert not upward, "\n".join(upward)
+
+
+def test_the_table_names_every_package() -> None:
+    # Private helpers (_lazy) and the test kit (testing: scripted servers, used by tests and by
+    # nothing in the product) stand outside the layers.
+    outside = {"_lazy", "testing", "__init__"}
+    names = {p.stem for p in PACKAGE.glob("*.py")} | {
+        p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()
+    }
+    assert sorted(names - outside - set(_layers())) == []
