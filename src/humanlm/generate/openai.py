@@ -108,7 +108,7 @@ class OpenAIGenerator:
         seed: int = 0,
     ):
         if api not in OPENAI_APIS:
-            raise ConfigError(f"simulator_api: {api!r} is not one of {', '.join(OPENAI_APIS)}")
+            raise ConfigError(f"simulator.api: {api!r} is not one of {', '.join(OPENAI_APIS)}")
         spec = ModelSpec("openai", model, base_url)
         self.spec = spec.display
         self.base_url = base_url
@@ -138,7 +138,7 @@ class OpenAIGenerator:
             self._warned = True
             logger.warning(
                 "%s: no n-gram ban (the OpenAI API has none; a vLLM server with our logits "
-                "processor applies it with simulator_ngram_xargs: true)",
+                "processor applies it with simulator.ngram_xargs: true)",
                 self.spec,
             )
         return list(await asyncio.gather(*(self._one(p, settings) for p in prompts)))

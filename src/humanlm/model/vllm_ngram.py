@@ -13,7 +13,7 @@ Load it:
 - server: ``vllm serve MODEL --logits-processors humanlm.model.vllm_ngram:NGramBanLogitsProcessor``
   (humanlm must be importable in the server's environment), then send
   ``"vllm_xargs": {"no_repeat_ngram_size": 4}`` in each request body (the ``openai:`` simulator
-  does this with ``simulator_ngram_xargs: true``).
+  does this with ``simulator.ngram_xargs: true``).
 
 Requests without the argument (or with 0) are left alone. vLLM is imported lazily: without it
 the module still imports, and the class behaves the same on stand-in batch updates (tests).
