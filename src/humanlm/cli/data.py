@@ -33,6 +33,8 @@ humanlm data prepare --input raw_folder/ --dataset generic --out data/mine --lim
 humanlm data prepare --input reddit --dataset reddit --out data/reddit --split test --persona-dropout 0.3,0.3
 
 humanlm data prepare --input chat --dataset wildchat --out data/wildchat --no-end-examples
+
+humanlm data prepare --input reddit --dataset reddit --out data/reddit --holdout-users 0.1 --seed 1
 """
 
 _SHOW_EXAMPLES = """Examples:
@@ -83,7 +85,7 @@ def prepare(
             "files are named <split>_dropout.parquet).",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the persona dropout.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the persona dropout and held-out users.")] = 0,
     end_examples: Annotated[
         bool | None,
         typer.Option(
@@ -92,6 +94,14 @@ def prepare(
             "add one per conversation whose last row holds the assistant's answer in "
             "metadata.assistant_reply (default: on for wildchat and for end rows written by "
             "`data build`, off otherwise).",
+        ),
+    ] = None,
+    holdout_users: Annotated[
+        str | None,
+        typer.Option(
+            metavar="K|FRACTION",
+            help="Hold out K users (or this fraction of them), drawn with --seed: all their "
+            "rows go to test_unseen.parquet, and no other split has them.",
         ),
     ] = None,
 ) -> None:
@@ -107,6 +117,7 @@ def prepare(
         persona_dropout=_parse_dropout(persona_dropout),
         seed=seed,
         end_examples=end_examples,
+        holdout_users=_parse_holdout_users(holdout_users),
         show_progress=True,
     )
     typer.echo(summary.describe())
@@ -155,6 +166,17 @@ def show(
         tokenizer=tok,
     )
     typer.echo(text, nl=False)
+
+
+def _parse_holdout_users(value: str | None) -> int | float | None:
+    from humanlm.data.prepare import parse_holdout_users
+
+    if value is None:
+        return None
+    try:
+        return parse_holdout_users(value)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--holdout-users") from None
 
 
 def _parse_dropout(value: str | None) -> tuple[float, float] | None:

@@ -20,6 +20,12 @@ to and including the assistant's last turn, and their real reply is the end sign
   highest ``turn_id``. The added example's context is that row's context, the user's real reply
   and the assistant's answer to it, and it goes into the same split as that row.
 
+Users never seen: ``holdout_users`` (K users, or a fraction of them, drawn with ``seed``) moves
+every row of the drawn users, from every split, into a ``test_unseen`` split; the other users'
+rows stay in their splits. No user of ``test_unseen`` is then in ``train``, ``val`` or ``test``,
+so an evaluation on it measures a simulator on people it was never trained on (Humanual's own
+splits are by time: each test user is also a training user).
+
 The assistant's answer to the user's last reply is needed and is never made up. Humanual-Chat
 rows stop at the user's reply, so they do not hold it: a row holds it only as
 ``metadata.assistant_reply`` (the assistant's real answer to the row's reply). A conversation
@@ -33,6 +39,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import random
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,8 +73,10 @@ __all__ = [
     "PREPARED_SCHEMA",
     "PrepareSummary",
     "SplitSummary",
+    "UNSEEN_SPLIT",
     "build_example_id",
     "load_prepared",
+    "parse_holdout_users",
     "run_prepare",
 ]
 
@@ -110,6 +119,8 @@ _WRITE_BATCH_ROWS = 512
 SOURCES_FILE = "prepare_sources.json"
 # Rows `humanlm data build` holds back until they have a persona (never a split).
 HELD_ROWS_FILE = "persona_failed.parquet"
+# The split of held-out users: every row of users that no other split holds.
+UNSEEN_SPLIT = "test_unseen"
 
 
 @dataclass
@@ -134,6 +145,8 @@ class PrepareSummary:
     splits: list[SplitSummary]
     min_persona_items: int = MIN_PERSONA_ITEMS
     ends: EndPlan | None = None
+    users: int = 0
+    held_out: int = 0
 
     @property
     def read(self) -> int:
@@ -169,6 +182,11 @@ class PrepareSummary:
         )
         if self.ends is not None and self.ends.conversations:
             lines.append(self.ends.describe(added=self.end_added))
+        if self.held_out:
+            lines.append(
+                f"users never seen: {self.held_out} of {self.users} users held out; all their "
+                f"rows are in {self.splits[-1].split}, no other split has them"
+            )
         for reason in sorted(dropped):
             note = DROP_REASONS[reason]
             if reason == "persona_filter":
@@ -216,6 +234,7 @@ def run_prepare(
     seed: int = 0,
     min_persona_items: int = MIN_PERSONA_ITEMS,
     end_examples: bool | None = None,
+    holdout_users: int | float | None = None,
     show_progress: bool = False,
 ) -> PrepareSummary:
     """Validate, render and write a source as ``out_dir/<split>.parquet``, one file per split.
@@ -238,25 +257,37 @@ def run_prepare(
         limit: write at most this many rows per split (the rest are counted as ``limit``).
         persona_dropout: ``(field_p, item_p)`` for `drop_persona_fields`; output files are then
             named ``<split>_dropout.parquet``.
-        seed: seed of the persona dropout.
+        seed: seed of the persona dropout and of the users held out.
         min_persona_items: the persona filter: structured personas with fewer list items are
             dropped (0 disables it). Plain-text personas are never filtered.
         end_examples: keep rows whose real reply is the end signal and add one end example per
             conversation whose last row holds the assistant's answer (``None``: only for
             ``wildchat``, plus the end rows ``data build`` wrote). See the module docstring.
+        holdout_users: hold out this many users (an int >= 1) or this fraction of them (a
+            float in (0, 1)): all their rows go to ``test_unseen`` (see the module docstring).
+            Needs every split of a folder or hub source (no ``split``).
         show_progress: show tqdm bars over rows.
 
     Returns:
         Rows read, written and dropped (by reason), per split.
 
     Raises:
-        DataError: a bad source or row (naming file, row and field).
-        ValueError: a negative limit or a dropout probability outside [0, 1].
+        DataError: a bad source or row (naming file, row and field); ``holdout_users`` with
+            ``split`` on a folder or hub source, or asking for every user.
+        ValueError: a negative limit, a dropout probability outside [0, 1], or a
+            ``holdout_users`` that is neither a count >= 1 nor a fraction in (0, 1).
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
     if persona_dropout is not None and not all(0.0 <= p <= 1.0 for p in persona_dropout):
         raise ValueError(f"persona dropout probabilities must be in [0, 1], got {persona_dropout}")
+    _check_holdout(holdout_users)
+    if holdout_users is not None and split is not None and not Path(source).is_file():
+        raise DataError(
+            "--holdout-users draws from every split, so that no split keeps a held-out user; "
+            "drop --split",
+            file=str(source),
+        )
     dataset_id = None if dataset in (None, "auto") else resolve_dataset(str(dataset))
     if Path(source).name == HELD_ROWS_FILE:
         raise DataError(
@@ -265,31 +296,48 @@ def run_prepare(
         )
     splits = find_splits(source, split=split)
     out = check_output_dir(out_dir, what="prepare --out")
-    names = [_output_name(s.split, dropout=persona_dropout is not None) for s in splits]
+    dropout = persona_dropout is not None
+    split_names = [_output_name(s.split, dropout=dropout) for s in splits]
+    unseen_name = _output_name(UNSEEN_SPLIT, dropout=dropout)
+    names = [*split_names, unseen_name] if holdout_users is not None else split_names
     _refuse_out_at_input(out, source, names)
     _refuse_stale_splits(out, source, names)
 
     # Pass 1: validate everything and learn who wrote what, before any file is touched.
-    read_counts: Counter[str] = Counter()
+    read_counts: Counter[tuple[str, str]] = Counter()  # (split, user) -> rows
     conversations: dict[tuple[str, str, str], _Conversation] = {}
     rows = _checked_rows(splits, dataset_id, read_counts, show_progress)
     author_map = learn_author_map(_noting_conversations(rows, conversations, end_examples))
     ends = _plan_ends(conversations)
     if not sum(read_counts.values()):
         raise DataError(f"no rows to prepare{_held_hint(source)}", file=str(source))
+    users = sorted({user for _, user in read_counts})
+    held_out = _draw_held_out(users, holdout_users, seed) if holdout_users is not None else set()
 
-    summaries = []
+    outputs: list[_Output] = []
     with contextlib.ExitStack() as stack:
-        for source_split in splits:
-            name = _output_name(source_split.split, dropout=persona_dropout is not None)
-            summary = SplitSummary(
-                split=name, path=out / f"{name}.parquet", read=read_counts[source_split.split]
-            )
+
+        def open_output(name: str, read: int) -> _Output:
+            summary = SplitSummary(split=name, path=out / f"{name}.parquet", read=read)
             tmp = stack.enter_context(atomic_path(summary.path))
+            output = _Output(summary, stack.enter_context(pq.ParquetWriter(tmp, PREPARED_SCHEMA)))
+            outputs.append(output)
+            return output
+
+        unseen = None
+        if holdout_users is not None:
+            held_rows = sum(n for (_, user), n in read_counts.items() if user in held_out)
+            unseen = open_output(unseen_name, held_rows)
+        for source_split, name in zip(splits, split_names, strict=True):
+            counts = [
+                (user, n) for (sp, user), n in read_counts.items() if sp == source_split.split
+            ]
             _write_split(
                 source_split,
-                tmp,
-                summary,
+                open_output(name, sum(n for user, n in counts if user not in held_out)),
+                rows=sum(n for _, n in counts),
+                unseen=unseen,
+                held_out=held_out,
                 dataset=dataset_id,
                 author_map=author_map,
                 limit=limit,
@@ -300,8 +348,12 @@ def run_prepare(
                 ends=ends,
                 show_progress=show_progress,
             )
-            summaries.append(summary)
+        for output in outputs:
+            output.finish()
     _record_sources(out, source, names)
+    # The held-out users' split comes last, after the splits it was drawn from.
+    summaries = [o.summary for o in outputs if o is not unseen]
+    summaries += [unseen.summary] if unseen is not None else []
     result = PrepareSummary(
         source=str(source),
         dataset=dataset_id or "auto",
@@ -309,11 +361,60 @@ def run_prepare(
         splits=summaries,
         min_persona_items=min_persona_items,
         ends=ends,
+        users=len(users),
+        held_out=len(held_out),
     )
     logger.info("prepared %d of %d rows into %s", result.written, result.read, out)
     if ends.conversations:
         logger.info(ends.describe(added=result.end_added))
     return result
+
+
+def parse_holdout_users(text: str) -> int | float:
+    """``K`` (a whole number: that many users) or ``FRACTION`` (in (0, 1): that share of them).
+
+    Raises:
+        ValueError: anything else, with a message naming the two forms.
+    """
+    value: int | float
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(
+                f"expected a number of users (K >= 1) or a fraction in (0, 1), got {text!r}"
+            ) from None
+    _check_holdout(value)
+    return value
+
+
+def _check_holdout(value: int | float | None) -> None:
+    if value is None:
+        return
+    is_count = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    is_fraction = isinstance(value, float) and 0.0 < value < 1.0
+    if not (is_count or is_fraction):
+        raise ValueError(
+            f"holdout users must be a number of users (K >= 1) or a fraction in (0, 1), "
+            f"got {value!r}"
+        )
+
+
+def _draw_held_out(users: list[str], holdout: int | float, seed: int) -> set[str]:
+    """The users whose rows all go to ``test_unseen``: a seeded draw from the sorted user ids.
+
+    Raises:
+        DataError: the draw would take every user (no user left to train on).
+    """
+    count = holdout if isinstance(holdout, int) else max(1, round(holdout * len(users)))
+    if count >= len(users):
+        raise DataError(
+            f"--holdout-users {holdout} would hold out {count} of the {len(users)} users, "
+            "leaving none to train on; hold out fewer"
+        )
+    return set(random.Random(seed).sample(users, count))
 
 
 def load_prepared(path: str | Path) -> list[dict[str, Any]]:
@@ -359,7 +460,10 @@ def build_example_id(*, dataset: str, post_id: str, user_id: str, turn_id: int, 
 
 
 def _checked_rows(
-    splits: list[SplitSource], dataset: str | None, counts: Counter[str], show_progress: bool
+    splits: list[SplitSource],
+    dataset: str | None,
+    counts: Counter[tuple[str, str]],
+    show_progress: bool,
 ) -> Iterator[SourceRow]:
     for source_split in splits:
         rows = iter_rows(source_split, dataset=dataset)
@@ -371,7 +475,7 @@ def _checked_rows(
             disable=not show_progress,
         )
         for row in bar:
-            counts[source_split.split] += 1
+            counts[(source_split.split, row.user_id)] += 1
             yield row
 
 
@@ -457,11 +561,46 @@ def _end_example(row: SourceRow, answer: str, example: dict[str, Any]) -> dict[s
     }
 
 
+class _Output:
+    """One output file being written: its summary, the example ids in it, rows not yet written."""
+
+    def __init__(self, summary: SplitSummary, writer: pq.ParquetWriter) -> None:
+        self.summary = summary
+        self.ids: set[str] = set()
+        self._writer = writer
+        self._batch: list[dict[str, Any]] = []
+
+    def is_full(self, limit: int | None) -> bool:
+        return limit is not None and self.summary.written >= limit
+
+    def add(self, example: dict[str, Any]) -> None:
+        self.ids.add(example["example_id"])
+        self._batch.append(example)
+        self.summary.written += 1
+        if len(self._batch) >= _WRITE_BATCH_ROWS:
+            self._flush()
+
+    def finish(self) -> None:
+        """Write what is left and count the rows never reached as dropped by the limit."""
+        self._flush()
+        summary = self.summary
+        handled = summary.written - summary.end_added + sum(summary.dropped.values())
+        if summary.read > handled:
+            summary.dropped["limit"] += summary.read - handled
+
+    def _flush(self) -> None:
+        if self._batch:
+            self._writer.write_table(pa.Table.from_pylist(self._batch, schema=PREPARED_SCHEMA))
+            self._batch = []
+
+
 def _write_split(
     source_split: SplitSource,
-    tmp: Path,
-    summary: SplitSummary,
+    output: _Output,
     *,
+    rows: int,
+    unseen: _Output | None,
+    held_out: set[str],
     dataset: str | None,
     author_map: dict[str, set[str]],
     limit: int | None,
@@ -472,47 +611,34 @@ def _write_split(
     ends: EndPlan,
     show_progress: bool,
 ) -> None:
-    seen: set[str] = set()
-    batch: list[dict[str, Any]] = []
-    bar = tqdm(
-        total=summary.read,
-        desc=f"writing {summary.split}",
-        unit="row",
-        disable=not show_progress,
-    )
-    with bar, pq.ParquetWriter(tmp, PREPARED_SCHEMA) as writer:
+    """Write the rows of one source split into ``output``, those of held-out users into
+    ``unseen``."""
+    bar = tqdm(total=rows, desc=f"writing {output.summary.split}", unit="row",
+               disable=not show_progress)  # fmt: skip
+    with bar:
         for row in iter_rows(source_split, dataset=dataset):
-            if limit is not None and summary.written >= limit:
-                break
+            target = unseen if unseen is not None and row.user_id in held_out else output
+            if target.is_full(limit):
+                if output.is_full(limit) and (unseen is None or unseen.is_full(limit)):
+                    break
+                continue
             bar.update(1)
             example = _build_example(row, author_map, persona_dropout, seed)
             items = count_persona_items(row.persona)
-            if example["example_id"] in seen:
+            summary = target.summary
+            if example["example_id"] in target.ids:
                 summary.dropped["duplicate"] += 1
             elif is_end_signal(row.completion) and not _keeps_end_row(row, end_examples):
                 summary.dropped["end_example"] += 1
             elif items is not None and items < min_persona_items:
                 summary.dropped["persona_filter"] += 1
             else:
-                seen.add(example["example_id"])
-                batch.append(example)
-                summary.written += 1
+                target.add(example)
                 answer = ends.last_turns.get((row.file, row.index))
-                if answer is not None and (limit is None or summary.written < limit):
-                    end = _end_example(row, answer, example)
-                    seen.add(end["example_id"])
-                    batch.append(end)
-                    summary.written += 1
+                if answer is not None and not target.is_full(limit):
+                    target.add(_end_example(row, answer, example))
                     summary.end_added += 1
-            if len(batch) >= _WRITE_BATCH_ROWS:
-                writer.write_table(pa.Table.from_pylist(batch, schema=PREPARED_SCHEMA))
-                batch = []
-        if batch:
-            writer.write_table(pa.Table.from_pylist(batch, schema=PREPARED_SCHEMA))
-        bar.update(summary.read - bar.n)  # rows skipped by the limit
-    handled = summary.written - summary.end_added + sum(summary.dropped.values())
-    if summary.read > handled:
-        summary.dropped["limit"] += summary.read - handled
+        bar.update(max(0, bar.total - bar.n))  # rows skipped by the limit
 
 
 def _build_example(
@@ -557,7 +683,7 @@ def _held_hint(source: str | Path) -> str:
 
 
 def _split_files(out: Path) -> list[Path]:
-    names = [*SPLITS, *(f"{name}_dropout" for name in SPLITS)]
+    names = [*SPLITS, UNSEEN_SPLIT, *(f"{name}_dropout" for name in (*SPLITS, UNSEEN_SPLIT))]
     return [out / f"{name}.parquet" for name in names if (out / f"{name}.parquet").is_file()]
 
 
@@ -570,7 +696,8 @@ def _recorded_sources(out: Path) -> dict[str, str]:
 
 
 def _refuse_stale_splits(out: Path, source: str | Path, names: list[str]) -> None:
-    """Refuse an output folder holding split files of another source that this run would keep.
+    """Refuse an output folder holding split files of another source that this run would keep,
+    or a held-out split that this run does not rewrite.
 
     Such a file would sit beside the new ones as if it were part of the same dataset.
     """
@@ -587,6 +714,15 @@ def _refuse_stale_splits(out: Path, source: str | Path, names: list[str]) -> Non
             "sit beside the new splits; delete them or choose another --out",
             file=str(out),
         )
+    # Users held out by an earlier run may now be in the new splits: that file would mislead.
+    for dropout in sorted({name.endswith("_dropout") for name in names}):
+        unseen = out / f"{_output_name(UNSEEN_SPLIT, dropout=dropout)}.parquet"
+        if unseen.is_file() and unseen.stem not in names:
+            raise DataError(
+                f"{unseen} holds users an earlier run held out, who may be in the new splits; "
+                "pass --holdout-users again, delete it, or choose another --out",
+                file=str(out),
+            )
 
 
 def _refuse_out_at_input(out: Path, source: str | Path, names: list[str]) -> None:
