@@ -66,3 +66,14 @@ def test_a_shard_the_index_names_must_exist(weights):
     (folder / "model.safetensors.index.json").write_text("{not json")
     with pytest.raises(ConfigError, match="is not a readable weight index"):
         check_model_files(f"hf:{folder}")
+
+
+def test_a_missing_local_folder_is_refused_and_a_hub_id_is_not(tmp_path):
+    # A path that cannot be a hub id must exist (humanlm issue 25: serve announced itself, then
+    # failed 21 s later with a hub error about a repo id).
+    for path in ("runs/demo/model", f"{tmp_path}/nothing", "./model"):
+        for spec in (f"hf:{path}", f"vllm:{path}", path):
+            with pytest.raises(ConfigError, match=f"model folder {path} does not exist"):
+                check_model_files(spec)
+    for spec in ("hf:Qwen/Qwen3-0.6B", "gpt2", "tiny", "vllm:org/name-1.5"):
+        check_model_files(spec)  # hub ids: left to their loader

@@ -39,7 +39,7 @@ def test_a_judge_that_refuses_the_request_stops_the_run_before_anything_loads(tm
                 "mode=humanlm",
                 f"judge.spec=openai:gpt-5-mini@{server.base_url}",
                 f"output_root={tmp_path / 'runs'}",
-                "model.path=/nonexistent/model",  # never loaded: the judge is asked first
+                "model.path=nonexistent/model",  # a hub id, never loaded: the judge is asked first
             ],
         )
         with pytest.raises(JudgeUnavailableError) as info:

@@ -26,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text as written: "[@URL]" is not markup
 )
 
 ISSUES_URL = "https://github.com/humanlm/humanlm/issues"
@@ -86,7 +87,7 @@ def _root(
     Examples:
       humanlm demo
       humanlm data prepare --input rows.jsonl --dataset reddit --out data/reddit
-      humanlm eval --model hf:runs/demo/train/model --data demo --judge embedding:minilm
+      humanlm eval --model hf:runs/demo/humanlm/model --data demo --judge embedding:minilm
     """
     _configure_logging(verbose)
 

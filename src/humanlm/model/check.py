@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -23,6 +24,8 @@ __all__ = ["check_model_files", "safetensors_problem"]
 # Kinds of model spec whose model is a folder on this machine (or a hub id).
 _LOCAL_KINDS = ("hf:", "vllm:")
 _INDEX_SUFFIX = ".safetensors.index.json"
+# A Hugging Face hub id: ``name`` or ``owner/name`` (letters, digits, ``-_.``, no leading dot).
+_HUB_ID = re.compile(r"(?:[\w-][\w.-]*/)?[\w-][\w.-]*")
 # A safetensors header is JSON of a few kilobytes; far more means the length field is garbage.
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
 
@@ -32,10 +35,12 @@ def check_model_files(spec: str | os.PathLike[str]) -> None:
 
     Args:
         spec: ``hf:PATH``, ``vllm:PATH`` or a bare path. Anything else (``openai:`` models,
-            hub ids that are not a folder here, the built-in ``tiny``) is left to its loader.
+            hub ids that are not a folder here, the built-in ``tiny``) is left to its loader;
+            a path that cannot be a hub id (``runs/demo/model``, ``./model``) must exist.
 
     Raises:
-        ConfigError: one line naming the broken file and what is wrong with it.
+        ConfigError: one line naming the missing folder, or the broken file and what is wrong
+            with it.
     """
     text = os.fspath(spec)
     for kind in _LOCAL_KINDS:
@@ -46,6 +51,8 @@ def check_model_files(spec: str | os.PathLike[str]) -> None:
         if ":" in text.split("/", 1)[0]:  # another kind of spec (openai:, litellm:, ...)
             return
     folder = Path(text)
+    if not folder.exists() and _is_local_path(text):
+        raise ConfigError(f"model folder {text} does not exist (and is not a hub id)")
     if not folder.is_dir():
         return
     for file in _weight_files(folder):
@@ -55,6 +62,11 @@ def check_model_files(spec: str | os.PathLike[str]) -> None:
                 f"model file {file} {problem}; copy or save the model again (a copy cut short "
                 "by a full disk or an interrupted download looks like this)"
             )
+
+
+def _is_local_path(text: str) -> bool:
+    """Whether ``text`` can only name a folder here: a hub id is ``name`` or ``owner/name``."""
+    return _HUB_ID.fullmatch(text) is None
 
 
 def _weight_files(folder: Path) -> list[Path]:
