@@ -222,6 +222,60 @@ class WarmupConfig:
 
 
 @dataclass
+class RealismConfig:
+    """The realism reward of GRPO: how often a detector fails to tell the real reply from the
+    generated one (``humanlm.judge.realism``). Off at ``weight: 0``.
+
+    Attributes:
+        weight: the reward's weight next to the state reward's 1 (TRL's ``reward_weights``);
+            0 turns it off.
+        detector: ``style``: a logistic regression on style features, fit on each reward
+            batch's real and generated replies with grouped folds (offline; needs 4 response
+            rollouts from two examples or more in a batch); ``judge``: the LLM of
+            ``realism.judge`` picks the human reply of each pair, asked in both orders.
+        judge: the LLM detector's settings (``detector: judge``; an ``openai:`` or
+            ``litellm:`` spec).
+        max_length_ratio: a reply with more words than this many times the real reply's gets
+            no realism reward (0).
+        length_floor_words: replies up to this many words always pass the length guard (a
+            three-word real reply still allows a short sentence).
+        copy_span_words: a reply that repeats this many consecutive words of the context,
+            where the real reply does not, gets no realism reward (0).
+    """
+
+    weight: float = 0.0
+    detector: str = "style"
+    judge: JudgeConfig = field(default_factory=lambda: JudgeConfig(spec="", temperature=0.0))
+    max_length_ratio: float = 2.0
+    length_floor_words: int = 20
+    copy_span_words: int = 8
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.weight < 0:
+            problems.append(f"realism.weight: must be >= 0 (0 turns it off), got {self.weight}")
+        if self.detector not in DETECTORS:
+            problems.append(
+                f"realism.detector: must be one of {', '.join(DETECTORS)}, got {self.detector!r}"
+            )
+        elif (
+            self.weight
+            and self.detector == "judge"
+            and not self.judge.spec.startswith(("openai:", "litellm:"))
+        ):
+            problems.append(
+                "realism.judge.spec: the judge detector needs an LLM (openai:MODEL[@URL] or "
+                f"litellm:PROVIDER/MODEL), got {self.judge.spec!r}; or use realism.detector=style"
+            )
+        if self.max_length_ratio <= 0:
+            problems.append("realism.max_length_ratio: must be > 0")
+        if self.length_floor_words < 0 or self.copy_span_words < 1:
+            problems.append("realism.length_floor_words must be >= 0, copy_span_words >= 1")
+        if problems:
+            raise ConfigError(problems)
+
+
+@dataclass
 class TrainConfig:
     """One ``humanlm train`` run. ``humanlm configs show demo.yaml`` prints a commented example.
 
@@ -235,6 +289,7 @@ class TrainConfig:
         val_limit: validation examples per run of the validation.
         eval_judge: the judge of the validation (response alignment; paper: claude-haiku-4-5 at
             temperature 0, a different family than the train judge on purpose).
+        realism: the optional realism reward of GRPO next to the state reward (off by default).
         trainer: passed verbatim to ``trl.GRPOConfig`` or ``trl.SFTConfig`` (options both accept).
         grpo: options for ``trl.GRPOConfig`` only, merged over ``trainer`` in GRPO modes.
         sft: options for ``trl.SFTConfig`` only, merged over ``trainer`` in SFT modes.
@@ -252,6 +307,7 @@ class TrainConfig:
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     eval_judge: JudgeConfig = field(default_factory=lambda: JudgeConfig(temperature=0.0))
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
+    realism: RealismConfig = field(default_factory=RealismConfig)
     trainer: dict[str, Any] = field(default_factory=dict)
     grpo: dict[str, Any] = field(default_factory=dict)
     sft: dict[str, Any] = field(default_factory=dict)
@@ -274,6 +330,18 @@ class TrainConfig:
             problems.append("warmup.steps: must be >= 0")
         if self.data.val_split and self.data.val_split == self.data.train_split:
             problems.append("data.val_split: must differ from data.train_split (or be empty)")
+        if self.realism.weight and self.mode in MODES and MODES[self.mode].algorithm != "grpo":
+            problems.append(
+                f"realism.weight: mode {self.mode} trains without rewards; set it to 0 or "
+                "use a GRPO mode"
+            )
+        if self.realism.weight and (
+            "reward_weights" in self.trainer or "reward_weights" in self.grpo
+        ):
+            problems.append(
+                "trainer.reward_weights: set by humanlm from realism.weight (the state reward "
+                "weighs 1); remove it"
+            )
         for key in ("output_dir", "seed"):
             if key in self.trainer or key in self.grpo or key in self.sft:
                 problems.append(

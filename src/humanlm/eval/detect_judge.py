@@ -9,7 +9,9 @@ after the judge's retries, is unscored, never guessed. Results go to
 ``|accuracy - 50|``, scored and unscored counts) and, one line per pair, to
 ``detect_judge.jsonl`` in the run folder.
 
-The call goes through ``LLMJudge.ask``: the LLM layer's retries, the judge's cache and ledger.
+The question and its parsing are ``humanlm.judge.detect``'s (the GRPO realism reward asks the
+same one). The call goes through ``LLMJudge.ask``: the LLM layer's retries, the judge's cache
+and ledger.
 """
 
 from __future__ import annotations
@@ -21,12 +23,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from humanlm.data.transcript import render_transcript, sanitise
 from humanlm.eval.config import EvalConfig
 from humanlm.files import write_jsonl
 from humanlm.judge import Judge, build_judge
-from humanlm.judge.parse import ParsedReply
-from humanlm.llm.jsonreply import read_json_object
+from humanlm.judge.detect import DETECT_PROMPT_VERSION, build_detect_prompt, parse_pick
 from humanlm.states.examples import judge_context
 
 __all__ = [
@@ -39,43 +39,7 @@ __all__ = [
     "parse_pick",
 ]
 
-DETECT_PROMPT_VERSION = "detect-pairwise-v1"
 DETECT_FILE = "detect_judge.jsonl"
-
-_PROMPT = """You will see a conversation and two candidate next messages from the same participant. \
-One was written by the real person; the other was written by an AI pretending to be that person.
-
-<conversation>
-{context}
-</conversation>
-
-<candidate id="A">
-{a}
-</candidate>
-
-<candidate id="B">
-{b}
-</candidate>
-
-Which candidate did the real person write? Answer with JSON only:
-{{"human": "A" or "B", "reason": "<one sentence>"}}"""
-
-
-def build_detect_prompt(*, context: Sequence[Mapping[str, object]], a: str, b: str) -> str:
-    """The pairwise prompt (untrusted text sanitised)."""
-    return _PROMPT.format(context=render_transcript(context), a=sanitise(a), b=sanitise(b))
-
-
-def parse_pick(raw: str) -> ParsedReply:
-    """Read ``{"human": "A"|"B"}``; anything else (a repeated key included) is ``parse_failure``
-    (unscored)."""
-    data, problem = read_json_object(raw)
-    pick = str(data.get("human", "")).strip().upper() if isinstance(data, dict) else ""
-    if pick not in ("A", "B"):
-        why = problem if data is None else '"human" is neither "A" nor "B"'
-        return ParsedReply("parse_failure", detail=why)
-    reason = data.get("reason") if isinstance(data, dict) else None
-    return ParsedReply("ok", {pick: 1.0}, {pick: str(reason) if reason else None})
 
 
 def _real_first(example_id: str, seed: int) -> bool:

@@ -30,7 +30,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["FOLDS", "MIN_PAIRS", "Encoder", "detect", "style_features"]
+from humanlm.judge.realism import DetectPair
+
+__all__ = [
+    "FOLDS",
+    "MIN_PAIRS",
+    "Encoder",
+    "StyleDetector",
+    "detect",
+    "pair_fooled",
+    "style_features",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +90,33 @@ def _features(texts: Sequence[str], encoder: Encoder | None) -> np.ndarray:
     return np.hstack([style, embedded.astype(float)])
 
 
+def _held_out(
+    simulated: Sequence[str],
+    real: Sequence[str],
+    labels: Sequence[str],
+    *,
+    encoder: Encoder | None,
+    folds: int,
+) -> np.ndarray:
+    """Each reply's "simulated" probability from a detector fit on the other folds' contexts
+    (``real`` first, then ``simulated``)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = _features([*real, *simulated], encoder)
+    y = np.array([0] * len(real) + [1] * len(simulated))
+    codes = {label: i for i, label in enumerate(dict.fromkeys(labels))}
+    fold_groups = np.array([codes[label] for label in labels] * 2)
+    prob = np.zeros(len(y))
+    for train, test in GroupKFold(n_splits=folds).split(x, y, fold_groups):
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+        model.fit(x[train], y[train])
+        prob[test] = model.predict_proba(x[test])[:, 1]
+    return prob
+
+
 def detect(
     simulated: Sequence[str],
     real: Sequence[str],
@@ -102,11 +139,6 @@ def detect(
         "method"}``; the scores are ``None`` (with ``reason``) below ``MIN_PAIRS`` pairs or
         with fewer than two contexts.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     if len(simulated) != len(real):
         raise ValueError("detect needs one real reply per simulated reply")
     pairs = len(simulated)
@@ -122,16 +154,9 @@ def detect(
         none = {"accuracy": None, "turing_distance": None, "pair_accuracy": None, "folds": 0}
         why = f"needs at least {MIN_PAIRS} pairs from two contexts or more"
         return {**result, **none, "reason": why}
-    x = _features([*real, *simulated], encoder)
-    y = np.array([0] * pairs + [1] * pairs)  # 1 = simulated
-    codes = {label: i for i, label in enumerate(dict.fromkeys(labels))}
-    fold_groups = np.array([codes[label] for label in labels] * 2)
     n_folds = min(folds, contexts)
-    prob = np.zeros(len(y))
-    for train, test in GroupKFold(n_splits=n_folds).split(x, y, fold_groups):
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
-        model.fit(x[train], y[train])
-        prob[test] = model.predict_proba(x[test])[:, 1]
+    prob = _held_out(simulated, real, labels, encoder=encoder, folds=n_folds)
+    y = np.array([0] * pairs + [1] * pairs)  # 1 = simulated
     # A probability of exactly 0.5 (identical features) is no decision: half right on average.
     correct = np.where(np.isclose(prob, 0.5), 0.5, ((prob > 0.5) == (y == 1)).astype(float))
     accuracy = float(correct.mean() * 100)
@@ -144,3 +169,45 @@ def detect(
         "pair_accuracy": round(float(wins.mean() * 100), 2),
         "folds": n_folds,
     }
+
+
+def pair_fooled(
+    simulated: Sequence[str], real: Sequence[str], *, groups: Sequence[str], folds: int = FOLDS
+) -> list[float] | None:
+    """Per pair, whether the held-out style detector took the simulated reply for the human's.
+
+    1 where it gave the simulated reply the lower "simulated" probability, 0.5 on a tie, 0
+    where it told them apart (``detect``'s pair test, per pair). ``None`` below ``MIN_PAIRS``
+    pairs or with fewer than two groups: no held-out fold to judge with.
+    """
+    if len(simulated) != len(real) or len(groups) != len(real):
+        raise ValueError("pair_fooled needs one real reply and one group per simulated reply")
+    labels = [str(g) for g in groups]
+    contexts = len(set(labels))
+    if len(simulated) < MIN_PAIRS or contexts < 2:
+        return None
+    prob = _held_out(simulated, real, labels, encoder=None, folds=min(folds, contexts))
+    real_p, sim_p = prob[: len(real)], prob[len(real) :]
+    fooled = np.where(np.isclose(sim_p, real_p), 0.5, (sim_p < real_p).astype(float))
+    return [float(v) for v in fooled]
+
+
+class StyleDetector:
+    """The offline ``Detector`` of the realism reward (``humanlm.judge.realism``).
+
+    A reward batch is its own training set: the style classifier is fit on the batch's real and
+    generated replies with grouped folds (a pair is judged by a model that never saw its
+    example), so it keeps up with the policy as it changes. A batch with fewer than
+    ``MIN_PAIRS`` pairs or a single example leaves every pair unscored (``None``).
+    """
+
+    name = "style"
+
+    async def fooled(self, pairs: Sequence[DetectPair]) -> list[float | None]:
+        found = pair_fooled(
+            [p.generated for p in pairs], [p.real for p in pairs], groups=[p.group for p in pairs]
+        )
+        return list(found) if found is not None else [None] * len(pairs)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

@@ -191,6 +191,32 @@ def _state_reward(cfg: TrainConfig, judge: Any = None) -> Any:
     return judge, functools.partial(state_reward, judge=judge, tagged=True, stops_at_tags=stops)
 
 
+def _realism_reward(cfg: TrainConfig) -> tuple[Any, Any]:
+    """The realism detector and reward (``realism.weight`` > 0), else ``(None, None)``."""
+    if not cfg.realism.weight:
+        return None, None
+    from humanlm.judge import build_judge
+    from humanlm.judge.realism import JudgeDetector, realism_reward
+    from humanlm.population.detect import StyleDetector
+
+    realism = cfg.realism
+    detector = (
+        JudgeDetector(build_judge(realism.judge, seed=cfg.seed))
+        if realism.detector == "judge"
+        else StyleDetector()
+    )
+    reward = functools.partial(
+        realism_reward,
+        detector=detector,
+        max_length_ratio=realism.max_length_ratio,
+        length_floor_words=realism.length_floor_words,
+        copy_span_words=realism.copy_span_words,
+        tagged=True,
+        stops_at_tags=bool(cfg.trainer_options.get("use_vllm")),
+    )
+    return detector, reward
+
+
 def _validation(cfg: TrainConfig, *, tokenizer: Any, run_dir: Path) -> list[Any]:
     if not cfg.val_every:
         return []
@@ -389,7 +415,7 @@ def _train_into(
     metrics = MetricsFileCallback(run_dir / "metrics.jsonl", phase="train")
     mode_file = ModeFileCallback(cfg.mode_spec)
     validation = _validation(cfg, tokenizer=tokenizer, run_dir=run_dir)
-    guard = None
+    guard = detector = None
 
     if cfg.trainer_kind == "sft":
         dataset = build_sft_dataset(
@@ -412,6 +438,7 @@ def _train_into(
                 resumed=resume_from is not None,
             )  # fmt: skip
         judge, reward = _state_reward(cfg, judge)
+        detector, realism = _realism_reward(cfg)
         guard = UnscoredGuard(
             ledger=judge.ledger,
             judge_name=judge.name,
@@ -425,7 +452,7 @@ def _train_into(
             model=model,
             tokenizer=tokenizer,
             train_dataset=dataset,
-            reward_funcs=[reward],
+            reward_funcs=[reward] if realism is None else [reward, realism],
             output_dir=run_dir / "checkpoints",
             trainer_options=_trainer_options(cfg),
             seed=cfg.seed,
@@ -437,6 +464,8 @@ def _train_into(
     finally:
         if guard is not None:
             _close_judge(judge, trainer)
+        if detector is not None:
+            _close_judge(detector, trainer)
     if guard is not None:
         ledger = guard.write_ledger()
         if dist.is_main():

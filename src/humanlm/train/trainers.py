@@ -157,7 +157,7 @@ def trl_options(cfg: Any) -> tuple[str, dict[str, Any]]:
 
     Our defaults (GRPO's ``max_completion_length`` from the mode), then the user's ``trainer:``
     and mode mapping; gradient checkpointing from ``model:``; with vLLM, stop strings at the
-    closing tags. ``bf16`` / ``use_cpu`` are added
+    closing tags; with the realism reward on, ``reward_weights`` from ``realism.weight``. ``bf16`` / ``use_cpu`` are added
     for the machine at hand when the trainer is built, unless set here.
     """
     options = dict(cfg.trainer_options)
@@ -174,6 +174,8 @@ def trl_options(cfg: Any) -> tuple[str, dict[str, Any]]:
         generation = dict(options.get("generation_kwargs") or {})
         generation.setdefault("stop", closing_tags())
         options["generation_kwargs"] = generation
+    if cfg.realism.weight:  # the reward functions are [state, realism] (``train.run``)
+        options["reward_weights"] = [1.0, cfg.realism.weight]
     return "GRPOConfig", options
 
 
