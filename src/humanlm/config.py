@@ -31,13 +31,18 @@ _RETRY = RetryPolicy()
 # Settings of the judge's Chat gate: ``auto`` gates the chat data sources only.
 CHAT_GATES = ("auto", "on", "off")
 
+# Who tells real replies from generated ones for the realism reward (``RealismConfig.detector``).
+DETECTORS = ("style", "judge")
+
 __all__ = [
     "CHAT_GATES",
     "MODES",
     "DataConfig",
     "JudgeConfig",
     "ModelConfig",
+    "DETECTORS",
     "PAPER_JUDGE",
+    "RealismConfig",
     "TrainConfig",
     "WarmupConfig",
     "apply_overrides",
