@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -9,7 +10,13 @@ import pytest
 
 import humanlm.data
 from humanlm.data import prepare as prepare_module
-from humanlm.data.prepare import PREPARED_COLUMNS, build_example_id, load_prepared, run_prepare
+from humanlm.data.prepare import (
+    PREPARED_COLUMNS,
+    build_example_id,
+    load_prepared,
+    parse_holdout_users,
+    run_prepare,
+)
 from humanlm.errors import DataError
 from tests.data.samples import SAMPLE, persona_with_items, sample_row, sample_rows, write_jsonl
 
@@ -367,3 +374,177 @@ def test_a_conversation_with_an_end_row_gets_no_second_one(tmp_path):
     summary = run_prepare(source=path, dataset="wildchat", out_dir=tmp_path / "out")
     assert len(_ends(load_prepared(tmp_path / "out" / "train.parquet"))) == 1
     assert summary.end_added == 0 and summary.ends.already_ended == 1
+
+
+# --- users never seen: --holdout-users --------------------------------------------------------
+
+
+def _users(path: Path) -> Counter[str]:
+    """Rows per user in a prepared file."""
+    return Counter(r["user_id"] for r in load_prepared(path))
+
+
+def _sample_folder(folder: Path) -> dict[str, list[dict]]:
+    """The real sample rows in train/val/test, the two users with two rows each in two splits."""
+    rows = sample_rows()
+    parts = {"train": [0, 2, 4, 6, 8, 10], "val": [1, 7, 9], "test": [3, 5, 11]}
+    splits = {name: [rows[i] for i in picks] for name, picks in parts.items()}
+    for name, split_rows in splits.items():
+        write_jsonl(folder / f"{name}.jsonl", split_rows)
+    return splits
+
+
+@pytest.mark.parametrize("holdout", [3, 0.3])
+def test_held_out_users_are_in_no_other_split_on_real_rows(tmp_path, holdout):
+    splits = _sample_folder(tmp_path / "src")
+    source_users = {name: Counter(r["user_id"] for r in rows) for name, rows in splits.items()}
+    everyone = sum(source_users.values(), Counter())
+    spanning = {user for user, n in everyone.items() if n > 1}  # rows in two splits
+    drew_spanning = False
+    for seed in range(6):
+        out = tmp_path / f"out{seed}"
+        summary = run_prepare(
+            source=tmp_path / "src", dataset="auto", out_dir=out, holdout_users=holdout, seed=seed
+        )
+        unseen = _users(out / "test_unseen.parquet")
+        assert len(unseen) == 3 and summary.held_out == 3 and summary.users == 10
+        for name in ("train", "val", "test"):
+            kept = _users(out / f"{name}.parquet")
+            assert not kept.keys() & unseen.keys()
+            # The other users' rows stay where they were.
+            assert kept == Counter({u: n for u, n in source_users[name].items() if u not in unseen})
+        assert unseen == Counter({u: everyone[u] for u in unseen})  # every row of each one
+        assert [s.split for s in summary.splits] == ["train", "val", "test", "test_unseen"]
+        assert summary.written == summary.read == 12
+        drew_spanning |= bool(unseen.keys() & spanning)
+    assert drew_spanning  # some draw moved a user whose rows were in two splits
+
+
+def test_the_draw_is_seeded(tmp_path):
+    _sample_folder(tmp_path / "src")
+
+    def draw(seed: int, name: str) -> set[str]:
+        out = tmp_path / name
+        run_prepare(
+            source=tmp_path / "src", dataset="auto", out_dir=out, holdout_users=4, seed=seed
+        )
+        return set(_users(out / "test_unseen.parquet"))
+
+    first = draw(7, "a")
+    assert draw(7, "b") == first
+    assert any(draw(seed, f"s{seed}") != first for seed in range(3))
+
+
+def _many_users(folder: Path, users: int) -> None:
+    """A synthetic source: each user has three train rows, one val row and one test row."""
+    base = sample_row("opinion", post_id="miquq1")
+    splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
+    for i in range(users):
+        for k, name in enumerate(["train", "train", "train", "val", "test"]):
+            row = {**base, "user_id": f"user-{i:03d}", "post_id": f"post-{i}-{k}"}
+            row["completion"] = f"reply {k} of user {i}"
+            splits[name].append(row)
+    for name, rows in splits.items():
+        write_jsonl(folder / f"{name}.jsonl", rows)
+
+
+def test_held_out_users_are_in_no_other_split_with_many_users(tmp_path):
+    _many_users(tmp_path / "src", users=300)
+    summary = run_prepare(
+        source=tmp_path / "src", dataset="reddit", out_dir=tmp_path / "out", holdout_users=0.1
+    )
+    out = tmp_path / "out"
+    unseen = _users(out / "test_unseen.parquet")
+    assert len(unseen) == 30 and set(unseen.values()) == {5}  # all five rows of each
+    seen = {name: _users(out / f"{name}.parquet") for name in ("train", "val", "test")}
+    for users in seen.values():
+        assert not users.keys() & unseen.keys() and len(users) == 270
+    assert set(seen["train"].values()) == {3} and set(seen["val"].values()) == {1}
+    assert {s.split: s.written for s in summary.splits} == {
+        "train": 810,
+        "val": 270,
+        "test": 270,
+        "test_unseen": 150,
+    }
+    assert "users never seen: 30 of 300 users held out" in summary.describe()
+
+
+def test_held_out_users_with_a_limit_and_persona_dropout(tmp_path):
+    _many_users(tmp_path / "src", users=40)
+    summary = run_prepare(
+        source=tmp_path / "src",
+        dataset="reddit",
+        out_dir=tmp_path / "out",
+        holdout_users=8,
+        limit=20,
+        persona_dropout=(0.5, 0.5),
+    )
+    written = {s.split: s for s in summary.splits}
+    assert list(written) == ["train_dropout", "val_dropout", "test_dropout", "test_unseen_dropout"]
+    for s in written.values():
+        assert s.written == 20 and s.read == s.written + s.dropped["limit"]
+    assert written["test_unseen_dropout"].read == 8 * 5
+    unseen = _users(tmp_path / "out" / "test_unseen_dropout.parquet")
+    for name in ("train", "val", "test"):
+        assert not _users(tmp_path / "out" / f"{name}_dropout.parquet").keys() & unseen.keys()
+
+
+def test_holdout_users_errors(tmp_path):
+    _sample_folder(tmp_path / "src")
+    with pytest.raises(DataError, match="draws from every split.*drop --split"):
+        run_prepare(
+            source=tmp_path / "src", dataset="auto", out_dir=tmp_path / "o", split="test",
+            holdout_users=2,
+        )  # fmt: skip
+    with pytest.raises(DataError, match="would hold out 10 of the 10 users"):
+        run_prepare(source=tmp_path / "src", dataset="auto", out_dir=tmp_path / "o",
+                    holdout_users=10)  # fmt: skip
+    for bad in (0, -1, 1.0, 0.0, True):
+        with pytest.raises(ValueError, match="number of users"):
+            run_prepare(source=SAMPLE, dataset="auto", out_dir=tmp_path / "o", holdout_users=bad)
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_a_stale_held_out_split_is_refused(tmp_path):
+    _sample_folder(tmp_path / "src")
+    out = tmp_path / "out"
+    run_prepare(source=tmp_path / "src", dataset="auto", out_dir=out, holdout_users=2)
+    before = (out / "train.parquet").read_bytes()
+    with pytest.raises(DataError, match="test_unseen.parquet holds users an earlier run held"):
+        run_prepare(source=tmp_path / "src", dataset="auto", out_dir=out)  # they'd be in train
+    assert (out / "train.parquet").read_bytes() == before
+    run_prepare(source=tmp_path / "src", dataset="auto", out_dir=out, holdout_users=3)  # fine
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("5", 5),  # a number of users
+        ("0.25", 0.25),  # a fraction of them
+        ("0", None),  # no user
+        ("1.0", None),  # every user
+        ("-2", None),  # negative
+        ("1.5", None),  # neither
+        ("ten", None),  # not a number
+    ],
+)
+def test_parse_holdout_users(text, value):
+    if value is None:
+        with pytest.raises(ValueError, match="number of users"):
+            parse_holdout_users(text)
+    else:
+        assert parse_holdout_users(text) == value and type(parse_holdout_users(text)) is type(value)
+
+
+def test_holdout_users_through_the_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from humanlm.cli.data import app
+
+    _sample_folder(tmp_path / "src")
+    args = ["prepare", "-i", str(tmp_path / "src"), "-d", "auto", "-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, [*args, "--holdout-users", "2", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert "test_unseen: read" in result.output and "2 of 10 users held out" in result.output
+    bad = CliRunner().invoke(app, [*args, "--holdout-users", "1.0"])
+    assert bad.exit_code == 2 and "--holdout-users" in bad.output and "Traceback" not in bad.output
