@@ -47,6 +47,7 @@ __all__ = [
     "WarmupConfig",
     "apply_overrides",
     "default_help",
+    "default_value",
     "from_dict",
     "load_config",
     "paper_eval_judge",
@@ -508,8 +509,8 @@ def to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def default_help(cls: type, name: str) -> str:
-    """``(default: X)`` for a CLI help text, read from the dataclass ``cls``.
+def default_value(cls: type, name: str) -> Any:
+    """The default of field ``name`` of the dataclass ``cls``, for a CLI option's default.
 
     ``name`` may be dotted to reach into a block (``judge.temperature``): the block is built by
     its field's own factory, so each default is written once, on its field.
@@ -521,6 +522,12 @@ def default_help(cls: type, name: str) -> str:
         value = spec.default_factory()  # a block, with the defaults its field gives it
     for part in rest:
         value = getattr(value, part)
+    return value
+
+
+def default_help(cls: type, name: str) -> str:
+    """``(default: X)`` for a help text, read from the dataclass ``cls`` (see ``default_value``)."""
+    value = default_value(cls, name)
     if isinstance(value, bool):
         value = "on" if value else "off"
     elif value is None:

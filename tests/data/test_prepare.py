@@ -548,3 +548,26 @@ def test_holdout_users_through_the_cli(tmp_path):
     assert "test_unseen: read" in result.output and "2 of 10 users held out" in result.output
     bad = CliRunner().invoke(app, [*args, "--holdout-users", "1.0"])
     assert bad.exit_code == 2 and "--holdout-users" in bad.output and "Traceback" not in bad.output
+
+
+def test_test_unseen_resolves_only_from_a_held_out_prepare(tmp_path):
+    from humanlm.data.resolve import resolve_split
+
+    _sample_folder(tmp_path / "src")
+    out = tmp_path / "out"
+    run_prepare(source=tmp_path / "src", dataset="auto", out_dir=out, holdout_users=2)
+    rows = resolve_split(out, dataset=None, split="test_unseen", work_dir=tmp_path / "work")
+    assert (
+        rows == load_prepared(out / "test_unseen.parquet")
+        and len({r["user_id"] for r in rows}) == 2
+    )
+    plain = tmp_path / "plain"
+    run_prepare(source=tmp_path / "src", dataset="auto", out_dir=plain)
+    # A raw file or folder holds no held-out users: it is not prepared as test_unseen.
+    for source in (plain, tmp_path / "src", tmp_path / "src" / "test.jsonl"):
+        with pytest.raises(
+            DataError,
+            match=r"no test_unseen split here: .*--holdout-users K\|FRACTION`; evaluate DIR",
+        ):
+            resolve_split(source, dataset=None, split="test_unseen", work_dir=tmp_path / "w")
+    assert not (tmp_path / "w").exists()

@@ -11,7 +11,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from humanlm.data.prepare import PREPARED_COLUMNS, load_prepared, run_prepare
+from humanlm.data.load import EXTENSIONS
+from humanlm.data.prepare import PREPARED_COLUMNS, UNSEEN_SPLIT, load_prepared, run_prepare
+from humanlm.errors import DataError
 
 __all__ = ["DEMO_SOURCE", "demo_data_dir", "is_prepared_dir", "resolve_split"]
 
@@ -53,14 +55,25 @@ def resolve_split(
         source: ``demo`` (bundled data), a prepared folder, or anything ``run_prepare`` reads
             (a file, a folder of split files, a hub repo id).
         dataset: dataset id for raw sources (``None``/``auto``/``demo``: from each row).
-        split: ``train``, ``val``, ``test`` (or any split the source has).
+        split: ``train``, ``val``, ``test``, ``test_unseen`` (users held out by ``data prepare
+            --holdout-users``), or any split the source has.
         work_dir: where raw sources are prepared on the fly.
         limit: keep the first ``limit`` examples.
+
+    Raises:
+        DataError: the source cannot be read, or it has no ``test_unseen`` split (a raw file is
+            never one: only ``data prepare --holdout-users`` knows which users it held out).
     """
     if str(source) == DEMO_SOURCE:
         source, dataset = demo_data_dir(), "auto"
     if dataset == DEMO_SOURCE:
         dataset = "auto"
+    if split in (UNSEEN_SPLIT, f"{UNSEEN_SPLIT}_dropout") and not _holds_split(source, split):
+        raise DataError(
+            f"no {split} split here: it is written by `humanlm data prepare --input SRC --out DIR "
+            "--holdout-users K|FRACTION`; evaluate DIR",
+            file=str(source),
+        )
     if is_prepared_dir(source):
         path = Path(source) / f"{split}.parquet"
     else:
@@ -70,3 +83,11 @@ def resolve_split(
         path = Path(work_dir) / f"{split}.parquet"
     examples = load_prepared(path)
     return examples[:limit] if limit else examples
+
+
+def _holds_split(source: str | Path, split: str) -> bool:
+    """Whether a local folder (prepared or raw) has a file for ``split``."""
+    folder = Path(source)
+    if is_prepared_dir(folder):
+        return (folder / f"{split}.parquet").is_file()
+    return folder.is_dir() and any((folder / f"{split}{ext}").is_file() for ext in EXTENSIONS)
