@@ -2,7 +2,7 @@
 
 Settings come from ``--config FILE.yaml`` (the keys of ``humanlm.eval.EvalConfig``, the judge
 as the same ``judge:`` block training uses), then the flags, then ``KEY=VALUE`` overrides; every
-setting left out takes the protocol default. The resolved settings are printed before the run.
+setting left out takes the protocol default. ``-v`` prints the resolved settings before the run.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from humanlm.config import default_help
+from humanlm.config import default_value
 from humanlm.eval.config import EvalConfig, paper_eval_judge
 from humanlm.states.modes import max_new_tokens_for
 
@@ -22,13 +22,13 @@ _HELP = """Evaluate a simulator: generate one reply per example and score it wit
 
 Protocol defaults (paper): response prompt only (prompt and thinking from the training mode saved with a humanlm model or checkpoint, else thinking on), temperature {temperature}, one sample, no-repeat {ngram}-gram ban, {think_tokens} new tokens with thinking ({plain_tokens} without), the first 2,000 test rows (5,000 for reddit) whose prompt fits the dataset's token limit, judge {judge} at temperature {judge_temperature:g}. Metrics: response alignment, state alignment (six states), embedding similarity (MiniLM), valid-format rate; run scores are means x 100 with bootstrap 95% intervals. Re-running the same command resumes.
 
-Settings: --config FILE.yaml (keys of EvalConfig; the judge: block as in training, the simulator: block for how the simulator is reached), then the flags, then KEY=VALUE overrides.
+Settings: --config FILE.yaml (keys of EvalConfig; the judge: block as in training, the simulator: block for how the simulator is reached), then the flags given, then KEY=VALUE overrides; -v prints them all before the run. The default judge needs the litellm extra (pip install 'humanlm[litellm]') and ANTHROPIC_API_KEY; without them eval stops before writing anything and names the other judges (--judge openai:MODEL[@URL], --judge embedding:minilm).
 
 \b
 Examples:
   humanlm eval --model hf:runs/x/model --data demo --limit 8 --judge embedding:minilm
   humanlm eval --config eval.yaml model=hf:runs/x/model judge.temperature=0.2 limit=100
-  humanlm eval --model openai:Qwen/Qwen3-8B@http://127.0.0.1:8000/v1 --data data/reddit --dataset reddit --api-key-env ANTHROPIC_API_KEY
+  humanlm eval --model openai:Qwen/Qwen3-8B@http://127.0.0.1:8000/v1 --data data/reddit --dataset reddit --judge-api-key-env ANTHROPIC_API_KEY
   humanlm eval --model openai:runs/x/model@http://127.0.0.1:8000/v1 --simulator-api completions --tokenizer runs/x/model simulator.ngram_xargs=true --data demo
   humanlm eval --model vllm:runs/x/model --data snap-stanford/humanual-opinion --dataset reddit --judge openai:gpt-5-mini --no-thinking --out runs/eval-grpo
   humanlm eval --model hf:runs/x/model --data demo --judge embedding:minilm --seeds 3
@@ -53,9 +53,10 @@ _HELP = _HELP.format(
 Opt = typer.Option
 
 
-def _default(name: str) -> str:
-    """``(default: X)`` read from the ``EvalConfig`` field (dotted names reach into a block)."""
-    return default_help(EvalConfig, name)
+def _default(name: str) -> Any:
+    """The ``EvalConfig`` default of ``name`` (dotted names reach into a block), which the
+    option shows as ``[default: ...]``; only options given on the command line are applied."""
+    return default_value(EvalConfig, name)
 
 
 # flag name -> the EvalConfig key it sets, where the two differ
@@ -66,7 +67,7 @@ _FLAG_KEYS: dict[str, str] = {
     "judge_timeout": "judge.timeout_s",
     "judge_max_retries": "judge.max_retries",
     "judge_concurrency": "judge.concurrency",
-    "api_key_env": "judge.api_key_env",
+    "judge_api_key_env": "judge.api_key_env",
     "cache_file": "judge.cache",
     "simulator_api": "simulator.api",
     "simulator_api_key_env": "simulator.api_key_env",
@@ -74,9 +75,19 @@ _FLAG_KEYS: dict[str, str] = {
     "simulator_max_retries": "simulator.max_retries",
     "simulator_concurrency": "simulator.concurrency",
 }
+# Options that are not EvalConfig settings.
+_NOT_SETTINGS = ("ctx", "overrides", "config", "no_cache", "rescore", "allow_unscored", "verbose")
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given (not its default): a default never overrides a value
+    from ``--config``."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 def eval_command(
+    ctx: typer.Context,
     overrides: Annotated[
         list[str] | None,
         typer.Argument(help="KEY=VALUE overrides, e.g. limit=8 judge.temperature=0.2"),
@@ -88,170 +99,190 @@ def eval_command(
         str | None, Opt("--model", help="hf:PATH, vllm:PATH or openai:MODEL[@URL].")
     ] = None,
     data: Annotated[
-        str | None,
-        Opt("--data", help=f"demo, a prepared folder or a raw source {_default('data')}."),
-    ] = None,
+        str,
+        Opt(
+            "--data", help="demo, a prepared folder or a raw file (prepared as data prepare does)."
+        ),
+    ] = _default("data"),
     dataset: Annotated[
-        str | None,
-        Opt("--dataset", help=f"Dataset id or hub name; auto: per row {_default('dataset')}."),
-    ] = None,
-    split: Annotated[str | None, Opt("--split", help=f"Split {_default('split')}.")] = None,
+        str,
+        Opt(
+            "--dataset",
+            help="Dataset id or hub name; auto: from each row, else generic (as data validate).",
+        ),
+    ] = _default("dataset"),
+    split: Annotated[
+        str,
+        Opt("--split", help="Split to evaluate (a folder holding one split file: that one)."),
+    ] = _default("split"),
     limit: Annotated[
-        int | None, Opt("--limit", min=1, help="First N rows (default: 2000, reddit 5000).")
+        int | None, Opt("--limit", min=1, help="First N rows.", show_default="2000, reddit 5000")
     ] = None,
     judge: Annotated[
-        str | None, Opt("--judge", help=f"Judge spec {_default('judge.spec')}.")
-    ] = None,
+        str,
+        Opt("--judge", help="openai:MODEL[@URL], embedding:minilm or litellm:PROVIDER/MODEL."),
+    ] = _default("judge.spec"),
     out: Annotated[
-        Path | None, Opt("--out", help="Run folder (default: runs/<time>_eval-<ds>).")
+        Path | None, Opt("--out", help="Run folder.", show_default="runs/<time>_eval-<dataset>")
     ] = None,
     name: Annotated[
-        str | None, Opt("--name", help="Run label in reports (default: a short model name).")
+        str | None, Opt("--name", help="Run label in reports.", show_default="a short model name")
     ] = None,
     mode: Annotated[
         str | None,
         Opt(
             "--mode",
-            help="Training mode whose prompt the model gets (default: the mode saved with the "
-            "model, else a base model's prompt).",
+            help="Training mode whose prompt the model gets.",
+            show_default="the mode saved with the model, else a base model's prompt",
         ),
     ] = None,
     thinking: Annotated[
         bool | None,
-        Opt("--thinking/--no-thinking", help="(default: the model's training mode, else on)"),
+        Opt(
+            "--thinking/--no-thinking",
+            help="Let the simulator think first.",
+            show_default="the model's training mode, else on",
+        ),
     ] = None,
     state_set: Annotated[
         str | None,
         Opt(
             "--state-set",
-            help="Response prompt: r or r_no_tag... (default: the model's mode, else r).",
+            help="Response prompt: r or r_no_tag...",
+            show_default="the model's mode, else r",
         ),
     ] = None,
     simulator_api: Annotated[
-        str | None,
-        Opt("--simulator-api", help=f"openai: chat or completions {_default('simulator.api')}."),
-    ] = None,
+        str, Opt("--simulator-api", help="openai: chat or completions.")
+    ] = _default("simulator.api"),
     tokenizer: Annotated[
         str | None,
-        Opt("--tokenizer", help="Tokenizer of the prompt-length filter (default: the model's)."),
+        Opt(
+            "--tokenizer", help="Tokenizer of the prompt-length filter.", show_default="the model's"
+        ),
     ] = None,
-    temperature: Annotated[float | None, Opt("--temperature", help=_default("temperature"))] = None,
-    top_p: Annotated[float | None, Opt("--top-p", help=_default("top_p"))] = None,
+    temperature: Annotated[float, Opt("--temperature", help="Sampling temperature.")] = _default(
+        "temperature"
+    ),
+    top_p: Annotated[float, Opt("--top-p", help="Nucleus sampling.")] = _default("top_p"),
     max_new_tokens: Annotated[
         int | None,
         Opt(
             "--max-new-tokens",
-            help=f"(default: {max_new_tokens_for(True)} with thinking, "
-            f"{max_new_tokens_for(False)} without)",
+            help="Generation budget.",
+            show_default=f"{max_new_tokens_for(True)} with thinking, "
+            f"{max_new_tokens_for(False)} without",
         ),
     ] = None,
     no_repeat_ngram: Annotated[
-        int | None, Opt("--no-repeat-ngram", help=f"0: off {_default('no_repeat_ngram')}")
-    ] = None,
-    seed: Annotated[
-        int | None, Opt("--seed", help=f"Sampling/bootstrap seed {_default('seed')}.")
-    ] = None,
-    batch_size: Annotated[
-        int | None, Opt("--batch-size", help=f"hf/vllm batch {_default('batch_size')}.")
-    ] = None,
+        int, Opt("--no-repeat-ngram", help="No-repeat n-gram ban size; 0: off.")
+    ] = _default("no_repeat_ngram"),
+    seed: Annotated[int, Opt("--seed", help="Sampling/bootstrap seed.")] = _default("seed"),
+    batch_size: Annotated[int, Opt("--batch-size", help="hf/vllm prompts per batch.")] = _default(
+        "batch_size"
+    ),
     judge_temperature: Annotated[
-        float | None, Opt("--judge-temperature", help=_default("judge.temperature"))
-    ] = None,
+        float, Opt("--judge-temperature", help="Judge temperature.")
+    ] = _default("judge.temperature"),
     judge_max_tokens: Annotated[
-        int | None, Opt("--judge-max-tokens", help=_default("judge.max_tokens"))
-    ] = None,
-    api_key_env: Annotated[
-        str | None, Opt("--api-key-env", help="Judge key variable; none: a key-less server.")
+        int, Opt("--judge-max-tokens", help="Judge reply limit sent.")
+    ] = _default("judge.max_tokens"),
+    judge_api_key_env: Annotated[
+        str | None,
+        Opt(
+            "--judge-api-key-env",
+            help="Judge key variable; none: a key-less server.",
+            show_default="OPENAI_API_KEY for openai:, the provider's own for litellm:",
+        ),
     ] = None,
     simulator_api_key_env: Annotated[
-        str | None, Opt("--simulator-api-key-env", help="openai: simulator key variable.")
+        str | None,
+        Opt(
+            "--simulator-api-key-env",
+            help="openai: simulator key variable; none: a key-less server.",
+            show_default="OPENAI_API_KEY",
+        ),
     ] = None,
     simulator_concurrency: Annotated[
-        int | None,
-        Opt(
-            "--simulator-concurrency",
-            min=1,
-            help=f"Simulator requests (and examples) in flight {_default('simulator.concurrency')}.",
-        ),
-    ] = None,
+        int,
+        Opt("--simulator-concurrency", min=1, help="Simulator requests (and examples) in flight."),
+    ] = _default("simulator.concurrency"),
     judge_concurrency: Annotated[
-        int | None,
-        Opt(
-            "--judge-concurrency",
-            min=1,
-            help=f"Judge calls in flight {_default('judge.concurrency')}.",
-        ),
-    ] = None,
-    aspects: Annotated[bool | None, Opt("--aspects/--no-aspects", help=_default("aspects"))] = None,
+        int, Opt("--judge-concurrency", min=1, help="Judge calls in flight.")
+    ] = _default("judge.concurrency"),
+    aspects: Annotated[
+        bool, Opt("--aspects/--no-aspects", help="Score state alignment.")
+    ] = _default("aspects"),
     embedding: Annotated[
-        bool | None, Opt("--embedding/--no-embedding", help=_default("embedding"))
-    ] = None,
+        bool, Opt("--embedding/--no-embedding", help="Score embedding similarity.")
+    ] = _default("embedding"),
     no_cache: Annotated[bool, Opt("--no-cache", help="No judge cache.")] = False,
     cache_file: Annotated[
-        Path | None, Opt("--cache", help="Judge cache file (default: in the run folder).")
+        Path | None,
+        Opt(
+            "--cache", help="Judge cache file.", show_default="judge_cache.sqlite in the run folder"
+        ),
     ] = None,
     simulator_timeout: Annotated[
-        float | None,
-        Opt(
-            "--simulator-timeout",
-            help=f"Per simulator request, retries included, s {_default('simulator.timeout_s')}.",
-        ),
-    ] = None,
+        float,
+        Opt("--simulator-timeout", help="Per simulator request, retries included, s."),
+    ] = _default("simulator.timeout_s"),
     simulator_max_retries: Annotated[
-        int | None,
-        Opt("--simulator-max-retries", min=0, help=_default("simulator.max_retries")),
-    ] = None,
+        int, Opt("--simulator-max-retries", min=0, help="Retries per simulator request.")
+    ] = _default("simulator.max_retries"),
     judge_timeout: Annotated[
-        float | None,
-        Opt(
-            "--judge-timeout",
-            help=f"Per judge call, retries included, s {_default('judge.timeout_s')}.",
-        ),
-    ] = None,
+        float, Opt("--judge-timeout", help="Per judge call, retries included, s.")
+    ] = _default("judge.timeout_s"),
     judge_max_retries: Annotated[
-        int | None, Opt("--judge-max-retries", min=0, help=_default("judge.max_retries"))
-    ] = None,
-    resume: Annotated[bool | None, Opt("--resume/--fresh", help=_default("resume"))] = None,
+        int, Opt("--judge-max-retries", min=0, help="Retries per judge call.")
+    ] = _default("judge.max_retries"),
+    resume: Annotated[
+        bool, Opt("--resume/--fresh", help="Continue a run folder with the same settings.")
+    ] = _default("resume"),
     bootstrap_resamples: Annotated[
-        int | None, Opt("--bootstrap-resamples", help=_default("bootstrap_resamples"))
-    ] = None,
+        int, Opt("--bootstrap-resamples", help="Resamples of the 95% interval.")
+    ] = _default("bootstrap_resamples"),
     max_failed_fraction: Annotated[
-        float | None, Opt("--max-failed-fraction", help=_default("max_failed_fraction"))
-    ] = None,
-    progress: Annotated[bool, Opt("--progress/--no-progress")] = True,
+        float,
+        Opt("--max-failed-fraction", help="Fail when more examples got no simulator output."),
+    ] = _default("max_failed_fraction"),
+    progress: Annotated[
+        bool, Opt("--progress/--no-progress", help="Show a progress bar.")
+    ] = _default("progress"),
     population: Annotated[
-        bool | None,
+        bool,
         Opt("--population/--no-population", help="Diversity, distribution, detectability."),
-    ] = None,
+    ] = _default("population"),
     seeds: Annotated[
-        int | None, Opt("--seeds", min=1, help="Samples per example, one seed each (default: 1).")
-    ] = None,
+        int, Opt("--seeds", min=1, help="Samples per example, one seed each.")
+    ] = _default("seeds"),
     detect_judge: Annotated[
         str | None,
-        Opt("--detect-judge", help="LLM that picks the human reply of each pair (default: off)."),
+        Opt(
+            "--detect-judge",
+            help="LLM that picks the human reply of each pair.",
+            show_default="off",
+        ),
     ] = None,
     rescore: Annotated[
         Path | None,
         Opt("--rescore", help="Judge this finished run's saved replies again (needs --judge)."),
     ] = None,
     allow_unscored: Annotated[
-        bool,
-        Opt(
-            "--allow-unscored",
-            help="Exit 0 even when the judge scored no example (default: exit 1).",
-        ),
+        bool, Opt("--allow-unscored", help="Exit 0 even when the judge scored no example.")
+    ] = False,
+    verbose: Annotated[
+        bool, Opt("--verbose", "-v", help="Print every resolved setting before the run.")
     ] = False,
 ) -> None:
     flags: dict[str, Any] = dict(locals())  # the options, by their EvalConfig names
     from humanlm.config import load_config
     from humanlm.eval import run_eval
-    from humanlm.eval.config import read_saved_mode
+    from humanlm.eval.config import check_runnable, read_saved_mode
 
-    for key in ("overrides", "config", "no_cache", "rescore", "allow_unscored"):
-        del flags[key]
     given: dict[str, Any] = {}
     for flag, value in flags.items():
-        if value is None:
+        if flag in _NOT_SETTINGS or value is None or not _given(ctx, flag):
             continue
         given[_FLAG_KEYS.get(flag, flag)] = str(value) if isinstance(value, Path) else value
     if no_cache:
@@ -262,10 +293,12 @@ def eval_command(
         _exit_if_nothing_scored(rescored, allow_unscored)
         return
     cfg = read_saved_mode(load_config(config, list(overrides or []), cls=EvalConfig, given=given))
-    typer.echo("humanlm eval settings:")
-    for key, value in cfg.resolved().items():
-        for sub, item in value.items() if isinstance(value, dict) else [("", value)]:
-            typer.echo(f"  {key}{'.' + sub if sub else ''}: {item}")
+    check_runnable(cfg)  # a missing extra or key stops the run before its folder exists
+    if verbose:
+        typer.echo("humanlm eval settings:")
+        for key, value in cfg.resolved().items():
+            for sub, item in value.items() if isinstance(value, dict) else [("", value)]:
+                typer.echo(f"  {key}{'.' + sub if sub else ''}: {item}")
     result = run_eval(cfg)
     typer.echo(result.summary())
     _exit_if_nothing_scored(result, allow_unscored)
@@ -304,6 +337,7 @@ def _rescore(run_dir: Path, given: dict[str, Any]) -> Any:
     import dataclasses
 
     from humanlm.errors import ConfigError
+    from humanlm.eval.config import check_judge_runnable
     from humanlm.eval.rescore import rescore_run
 
     if "judge.spec" not in given:
@@ -312,6 +346,7 @@ def _rescore(run_dir: Path, given: dict[str, Any]) -> Any:
         paper_eval_judge(given["judge.spec"]),
         **{k[len("judge.") :]: v for k, v in given.items() if k.startswith("judge.")},
     )
+    check_judge_runnable(judge, detect_judge=given.get("detect_judge"))
     overrides: dict[str, Any] = {k: given[k] for k in _RESCORE_SETTINGS if k in given}
     if "simulator.concurrency" in given:  # the examples in flight
         overrides["simulator"] = {"concurrency": given["simulator.concurrency"]}

@@ -24,12 +24,13 @@ from humanlm.config import PAPER_JUDGE, JudgeConfig, paper_eval_judge
 from humanlm.data.sources import DATASETS, resolve_dataset
 from humanlm.errors import ConfigError, HumanlmError
 from humanlm.eval.stats import METRICS
+from humanlm.extras import require_spec_extra
 from humanlm.generate.openai import OPENAI_APIS as SIMULATOR_APIS
 from humanlm.generate.protocol import GenerationSettings
 from humanlm.generate.vllm_settings import VLLMSettings
 from humanlm.llm.limits import RetryPolicy
 from humanlm.llm.specs import parse_spec as parse_model_spec
-from humanlm.llm.specs import without_endpoint
+from humanlm.llm.specs import resolve_api_key, without_endpoint
 from humanlm.states import RESPONSE, STATES
 from humanlm.states.mode_file import SavedMode, load_mode
 from humanlm.states.modes import MODES, Mode, max_new_tokens_for
@@ -39,7 +40,10 @@ __all__ = [
     "EvalConfig",
     "PAPER_JUDGE",
     "PROTOCOL_VERSION",
+    "JUDGE_CHOICES",
     "SimulatorConfig",
+    "check_judge_runnable",
+    "check_runnable",
     "paper_eval_judge",
     "read_saved_mode",
 ]
@@ -428,3 +432,49 @@ def read_saved_mode(cfg: EvalConfig) -> EvalConfig:
         cfg._saved = load_mode(cfg.model)
         cfg._saved_read = True
     return cfg
+
+
+# The judges to name when the one asked for cannot run here.
+JUDGE_CHOICES = (
+    "or choose another judge: --judge openai:MODEL[@URL] (any OpenAI-compatible server) or "
+    "--judge embedding:minilm (offline, no key)"
+)
+
+
+def check_runnable(cfg: EvalConfig, *, simulator: bool = True) -> None:
+    """Refuse settings that cannot run on this machine, before any folder or file is written.
+
+    Checks the optional package each model needs (``vllm:`` simulator, ``litellm:`` judges) and
+    the API key of each ``openai:`` model. ``simulator=False`` skips the simulator (rescoring
+    replays saved replies).
+
+    Raises:
+        ConfigError: a missing extra (with its ``pip install`` line and the judges that would
+            work instead) or an unset key variable.
+    """
+    check_judge_runnable(cfg.judge, detect_judge=cfg.detect_judge)
+    if simulator:
+        require_spec_extra(cfg.model, needed_by="simulator")
+        resolve_api_key(
+            parse_model_spec(cfg.model, role="simulator"),
+            cfg.simulator.api_key_env,
+            role="simulator",
+            flag="--simulator-api-key-env",
+        )
+
+
+def check_judge_runnable(judge: JudgeConfig, *, detect_judge: str | None = None) -> None:
+    """``check_runnable`` for the judge block (and the detect judge, which uses its key)."""
+    who = "the default judge (the paper's)" if judge.spec == PAPER_JUDGE else "judge"
+    require_spec_extra(judge.spec, needed_by=who, instead=JUDGE_CHOICES)
+    for role, spec in (("judge", judge.spec), ("detect judge", detect_judge)):
+        if spec is None:
+            continue
+        if role != "judge":
+            require_spec_extra(spec, needed_by=role)
+        resolve_api_key(
+            parse_model_spec(spec, role=role),
+            judge.api_key_env,
+            role=role,
+            flag="--judge-api-key-env",
+        )

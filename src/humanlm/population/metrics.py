@@ -188,20 +188,30 @@ def summary_lines(metrics: Mapping[str, Any]) -> list[str]:
         shown = ", ".join(f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in ratio.items())
         lines.append(f"  diversity simulated/real: {shown}")
     if "distribution" in metrics:
-        parts = [f"length W1 {metrics['distribution']['length']['distance']} words"]
+        length = metrics["distribution"]["length"]["distance"]
+        parts = [f"length W1 {'n/a' if length is None else f'{length} words'}"]
         if "verdict" in metrics["distribution"]:
-            parts.append(f"verdict JS {metrics['distribution']['verdict']['distance']}")
+            parts.append(f"verdict JS {_shown(metrics['distribution']['verdict']['distance'])}")
         lines.append("  distribution: " + ", ".join(parts))
     if "detectability" in metrics:
         d = metrics["detectability"]
-        lines.append(
-            f"  detectability: accuracy {d['accuracy']}, turing distance {d['turing_distance']} "
-            f"({d['pairs']} pairs, {d['method']})"
-        )
+        lines.append(f"  detectability: {_detected(d)} ({d['pairs']} pairs, {d['method']})")
         if "judge" in d:
             j = d["judge"]
             lines.append(
-                f"  detect judge {j['judge']}: accuracy {j['accuracy']}, turing distance "
-                f"{j['turing_distance']} ({j['pairs']} pairs, {j['unscored']} unscored)"
+                f"  detect judge {j['judge']}: {_detected(j)} ({j['pairs']} pairs, "
+                f"{j['unscored']} unscored)"
             )
     return lines
+
+
+def _shown(value: Any) -> str:
+    return "n/a" if value is None else str(value)
+
+
+def _detected(block: Mapping[str, Any]) -> str:
+    """``accuracy A, turing distance T``, or ``n/a`` with the reason where there is no score."""
+    if block.get("accuracy") is None:
+        reason = block.get("reason")
+        return f"n/a ({reason})" if reason else "n/a"
+    return f"accuracy {block['accuracy']}, turing distance {block['turing_distance']}"
