@@ -36,7 +36,7 @@ def check_model_files(spec: str | os.PathLike[str]) -> None:
     Args:
         spec: ``hf:PATH``, ``vllm:PATH`` or a bare path. Anything else (``openai:`` models,
             hub ids that are not a folder here, the built-in ``tiny``) is left to its loader;
-            a path that cannot be a hub id (``runs/demo/model``, ``./model``) must exist.
+            a path that cannot be a hub id (``runs/x/model``, ``./model``) must exist.
 
     Raises:
         ConfigError: one line naming the missing folder, or the broken file and what is wrong
