@@ -309,10 +309,10 @@ def test_a_run_without_sources_is_shown_as_nothing_scored():
     ],
 )  # fmt: skip
 def test_a_cell_shows_its_n_and_an_interval_only_where_n_allows(summary, shown):
-    from humanlm.reports.report import MIN_INTERVAL_N, _cell
+    from humanlm.reports.cells import MIN_INTERVAL_N, summary_cell
 
     assert MIN_INTERVAL_N == 10
-    assert _cell(summary) == shown
+    assert summary_cell(summary) == shown
 
 
 def _summary(score: float, n: int) -> dict:

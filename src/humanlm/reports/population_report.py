@@ -1,5 +1,6 @@
 """Report sections on populations and comparisons: diversity, distribution, detectability,
-stability over seeds, judge agreement and persona-dropout robustness.
+stability over seeds, judge agreement, persona-dropout robustness and users never seen
+(``humanlm.reports.unseen``).
 
 ``humanlm.reports.report`` calls ``population_tables`` and ``population_figures``; each returns
 nothing for runs that lack the blocks it draws (older runs, ``--no-population``).
@@ -30,6 +31,7 @@ from humanlm.reports.population_charts import (
     length_chart,
     verdict_chart,
 )
+from humanlm.reports.unseen import unseen_table
 
 __all__ = [
     "judge_agreement",
@@ -377,7 +379,7 @@ def population_tables(runs: Sequence[Any], *, table: Any) -> list[Any]:
     if parts:
         tables += [_diversity_table(parts, table), _distribution_table(parts, table),
                    _detect_table(parts, table)]  # fmt: skip
-    for build in (_stability_table, _agreement_table, _robustness_table):
+    for build in (_stability_table, _agreement_table, _robustness_table, unseen_table):
         made = build(runs, table)
         if made is not None:
             tables.append(made)

@@ -38,6 +38,7 @@ from humanlm.eval.samples import SAMPLES_FILE, read_samples
 from humanlm.eval.stats import METRICS
 from humanlm.files import read_jsonl, write_text
 from humanlm.paper import DATASET_ORDER, PAPER_AVG, PAPER_NAMES, PAPER_RESULTS, PAPER_SOURCE
+from humanlm.reports.cells import MIN_INTERVAL_N, shown_summary, summary_cell
 from humanlm.reports.charts import state_alignment_chart, training_chart
 from humanlm.reports.markdown import render_markdown
 from humanlm.reports.population_report import population_figures, population_tables, run_names
@@ -51,10 +52,6 @@ logger = logging.getLogger(__name__)
 _RESULTS = "results.json"
 _METRICS_LOG = "metrics.jsonl"
 _MISSING = "–"
-# Intervals are shown from this many scored examples on. Below it the percentile bootstrap of
-# eval/stats.py has few distinct resampled means (n=2 gives three) and its 95% interval covers
-# the true mean far less often than 95%, so a cell shows the mean and n only.
-MIN_INTERVAL_N = 10
 
 
 @dataclass(frozen=True)
@@ -185,28 +182,6 @@ def _inside_another_run(folder: Path, root: Path) -> bool:
     return False
 
 
-def shown_summary(summary: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """A metric summary as tables and charts show it: no interval below ``MIN_INTERVAL_N``."""
-    if not summary:
-        return None
-    shown = dict(summary)
-    if (summary.get("scored") or 0) < MIN_INTERVAL_N:
-        shown["ci_low"] = shown["ci_high"] = None
-    return shown
-
-
-def _cell(summary: Mapping[str, Any] | None) -> str:
-    shown = shown_summary(summary)
-    if shown is None:
-        return _MISSING
-    if shown.get("score") is None:
-        return f"n/a (0 of {shown.get('examples', 0)} scored)"
-    n = f"n={shown.get('scored', '?')}"
-    if shown["ci_low"] is None:
-        return f"{shown['score']:.2f} {n}"
-    return f"{shown['score']:.2f} [{shown['ci_low']:.2f}, {shown['ci_high']:.2f}] {n}"
-
-
 def _dataset_title(dataset: str) -> str:
     if dataset in PAPER_NAMES:
         return f"{PAPER_NAMES[dataset]} ({dataset})"
@@ -253,7 +228,7 @@ def _main_table(runs: Sequence[EvalRun]) -> Table:
             empty = ["n/a (nothing scored)"] * max(1, len(datasets))
             rows.append([label, *empty, *[_MISSING] * extra])
             continue
-        row = [label, *(_cell(by_source.get(d)) for d in datasets)]
+        row = [label, *(summary_cell(by_source.get(d)) for d in datasets)]
         scores = [(by_source.get(d) or {}).get("score") for d in datasets]
         row += [_mean(scores)] if averaged else []
         rows.append(row + ([_MISSING] if covered else []))
@@ -296,7 +271,7 @@ def _metrics_table(runs: Sequence[EvalRun]) -> Table:
                 [
                     run.label,
                     "all (pooled)" if source == "all" else _dataset_title(source),
-                    *(_cell(metrics.get(m)) for m in METRICS),
+                    *(summary_cell(metrics.get(m)) for m in METRICS),
                     str(part.get("examples", "")),
                     unscored,
                 ]
@@ -355,7 +330,7 @@ def _build(runs: Sequence[EvalRun], logs: Sequence[TrainingLog], *, out: Path) -
         "State alignment per state",
         ["run · dataset", *LATENT_STATES],
         [
-            [label, *(_cell(states.get(s)) for s in LATENT_STATES)]
+            [label, *(summary_cell(states.get(s)) for s in LATENT_STATES)]
             for label, states in _state_series(runs)
         ],
         "Aspects judge: one call scores the response on all six latent states (x100).",
