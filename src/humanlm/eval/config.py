@@ -130,7 +130,8 @@ class EvalConfig:
         data: ``demo``, a prepared folder or a raw Humanual source (prepared on the fly).
         dataset: dataset id (``reddit`` ... or a hub name such as ``opinion``); ``auto`` takes
             it from each row (mixed data is reported per data source).
-        split: which split to evaluate.
+        split: which split to evaluate (``test_unseen``: the users ``data prepare
+            --holdout-users`` held out of every other split).
         limit: evaluate the first N examples (``None``: 2,000, or 5,000 for reddit).
         name: label of the run in reports (default: a short name from the model spec: the model
             name, or the run folder of a ``hf:runs/<run>/model`` path; never the URL).
