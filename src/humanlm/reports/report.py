@@ -8,9 +8,10 @@ The report holds: a Table-1-style table (rows: runs grouped by name, columns: da
 response alignment x100 with its scored n, and its 95% interval from ``MIN_INTERVAL_N`` scored
 examples on) with the paper's rows for the datasets the runs cover, every metric with its
 counts, per-state alignment (table and chart), training curves, the population metrics
-(diversity, distribution, detectability; charts), stability over seeds, judge agreement and
-persona-dropout drops (``humanlm.reports.population_report``), and excerpts of the best and
-worst samples (ties said as such). Every chart draws the numbers its table shows.
+(diversity, distribution, detectability; charts), stability over seeds, judge agreement,
+persona-dropout drops (``humanlm.reports.population_report``) and users never seen against seen
+ones (``humanlm.reports.unseen``), and excerpts of the best and worst samples (ties said as
+such). Every chart draws the numbers its table shows.
 ``report.md`` (``humanlm.reports.markdown``, run text escaped) links PNG files written next to
 it; ``report.html`` (Jinja with autoescape) inlines them as data URIs and needs no network.
 """
