@@ -26,12 +26,13 @@ def serve(
     mode: Annotated[
         str | None,
         typer.Option(
-            help="Training mode (humanlm, grpo, grpo-think, sft, sft-think); default: the one "
-            "saved with the model (humanlm_mode.json), else humanlm."
+            help="Training mode (humanlm, grpo, grpo-think, sft, sft-think).",
+            show_default="the one saved with the model (humanlm_mode.json), else humanlm",
         ),
     ] = None,
     served_name: Annotated[
-        str | None, typer.Option(help="Model id listed by /v1/models (default: folder name).")
+        str | None,
+        typer.Option(help="Model id listed by /v1/models.", show_default="the folder name"),
     ] = None,
     max_batch: Annotated[int, typer.Option(min=1, help="hf: most requests in one generate.")] = 32,
     batch_window_ms: Annotated[
@@ -42,10 +43,16 @@ def serve(
     ] = "<|endconversation|>",
     context_length: Annotated[
         int | None,
-        typer.Option(min=1, help="Most tokens of prompt + reply (default: the model's limit)."),
+        typer.Option(
+            min=1, help="Most tokens of prompt + reply.", show_default="the model's limit"
+        ),
     ] = None,
-    backend_key_env: Annotated[
-        str | None, typer.Option(help="openai: variable holding the proxied endpoint's key.")
+    backend_api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            help="openai: variable holding the proxied endpoint's key; none: a key-less server.",
+            show_default="OPENAI_API_KEY",
+        ),
     ] = None,
     vllm_arg: VLLMArgs = None,
 ) -> None:
@@ -55,24 +62,22 @@ def serve(
     user messages without a name are the user's own, assistant messages are the AI's turns.
     The reply is what the user writes next; docs/serve.md has the protocol and the end signal.
 
+    \b
     Examples:
-
-        humanlm serve --model hf:runs/demo/humanlm/model --port 8000
-
-        humanlm serve --model hf:runs/sft/model --api-key-env HUMANLM_SERVE_KEY
-
-        humanlm serve --model vllm:runs/grpo/model --host 0.0.0.0
-
-        humanlm serve --model vllm:runs/grpo/model --vllm-arg max_model_len=4096 --vllm-arg kv_cache_gb=4
-
-        humanlm serve --model openai:my-sim@http://127.0.0.1:8001/v1
-    """
+      humanlm serve --model hf:runs/demo/humanlm/model --port 8000
+      humanlm serve --model hf:runs/sft/model --api-key-env HUMANLM_SERVE_KEY
+      humanlm serve --model vllm:runs/grpo/model --host 0.0.0.0
+      humanlm serve --model vllm:runs/grpo/model --vllm-arg max_model_len=4096 --vllm-arg kv_cache_gb=4
+      humanlm serve --model openai:my-sim@http://127.0.0.1:8001/v1 --backend-api-key-env none
+    """  # noqa: E501
+    from humanlm.extras import require_spec_extra
     from humanlm.generate.vllm_settings import VLLMSettings
     from humanlm.model.check import check_model_files
     from humanlm.serve.app import run_serve
 
     vllm = VLLMSettings.from_pairs(vllm_arg)
     check_model_files(model)  # a weight file cut short: one line, before the model loads
+    require_spec_extra(model, needed_by="--model")
     typer.echo(f"humanlm serve: http://{host}:{port}/v1 (Ctrl-C to stop)")
     run_serve(
         model=model,
@@ -84,7 +89,7 @@ def serve(
         max_batch=max_batch,
         batch_window_ms=batch_window_ms,
         end_text=end_text,
-        backend_key_env=backend_key_env,
+        backend_key_env=backend_api_key_env,
         context_length=context_length,
         vllm=vllm,
     )

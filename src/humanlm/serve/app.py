@@ -334,7 +334,7 @@ def run_serve(
         model,
         api="completions",
         api_key_env=backend_key_env,
-        key_flag="--backend-key-env",
+        key_flag="--backend-api-key-env",
         vllm=vllm,
     )
     if parsed.kind == "hf":
