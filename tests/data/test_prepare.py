@@ -571,3 +571,42 @@ def test_test_unseen_resolves_only_from_a_held_out_prepare(tmp_path):
         ):
             resolve_split(source, dataset=None, split="test_unseen", work_dir=tmp_path / "w")
     assert not (tmp_path / "w").exists()
+
+
+def test_eval_only_puts_every_row_of_every_split_in_test(tmp_path):
+    # issue 25: there was no documented way to use all of one's rows for evaluation only.
+    splits = _sample_folder(tmp_path / "src")
+    summary = run_prepare(
+        source=tmp_path / "src", dataset="auto", out_dir=tmp_path / "out", eval_only=True
+    )
+    assert [(s.split, s.read, s.written) for s in summary.splits] == [("test", 12, 12)]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.parquet")) == ["test.parquet"]
+    ids = {r["example_id"] for r in load_prepared(tmp_path / "out" / "test.parquet")}
+    assert len(ids) == sum(len(rows) for rows in splits.values())
+    one_file = run_prepare(source=SAMPLE, dataset="auto", out_dir=tmp_path / "one", eval_only=True)
+    assert [s.split for s in one_file.splits] == ["test"]
+    with pytest.raises(DataError, match="--eval-only puts every row in test"):
+        run_prepare(source=SAMPLE, dataset="auto", out_dir=tmp_path / "x", split="train",
+                    eval_only=True)  # fmt: skip
+
+
+def test_auto_reads_a_row_without_a_dataset_column_as_generic(tmp_path):
+    # issue 25: eval --dataset auto failed on a `data build` output where validate read generic.
+    rows = [sample_row("opinion"), sample_row("email")]
+    del rows[1]["dataset"]
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
+    run_prepare(source=path, dataset="auto", out_dir=tmp_path / "out")
+    sources = [r["data_source"] for r in load_prepared(tmp_path / "out" / "train.parquet")]
+    assert sources == ["reddit", "generic"]
+
+
+def test_a_prepared_folder_without_the_split_names_the_fix(tmp_path):
+    # issue 25: `eval --data <a single file just prepared>` said "run data prepare first".
+    from humanlm.data.resolve import resolve_split
+
+    run_prepare(source=SAMPLE, dataset="auto", out_dir=tmp_path / "out")
+    with pytest.raises(DataError) as err:
+        resolve_split(tmp_path / "out", dataset=None, split="test", work_dir=tmp_path / "w")
+    message = str(err.value)
+    assert "holds: train" in message and "--split NAME" in message and "--eval-only" in message
+    assert len(resolve_split(tmp_path / "out", dataset=None, split="train", work_dir="w")) == 12

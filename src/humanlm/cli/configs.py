@@ -10,12 +10,21 @@ import typer
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="The shipped configs: paper presets, accelerate launch configs, the demo preset.",
+    help="""The shipped configs: paper presets, accelerate launch configs, the demo preset.
+
+\b
+Examples:
+  humanlm configs list
+  humanlm configs show paper/reddit_humanlm.yaml
+  humanlm configs copy accelerate/fsdp_8gpu.yaml   # writes configs/accelerate/fsdp_8gpu.yaml
+""",
     no_args_is_help=True,
     add_completion=False,
 )
 
 _SUMMARY_CHARS = 88
+# Where copies go without a DEST: the paths the docs' launch lines read.
+_LOCAL = Path("configs")
 
 
 def _summary(path: Path) -> str:
@@ -84,21 +93,25 @@ def copy(
     dest: Annotated[
         str | None,
         typer.Argument(
-            help="File or folder (an existing one, or ending in /) to write to; default: here."
+            help="File or folder (an existing one, or ending in /) to write to.",
+            show_default="configs/NAME, the path the docs' commands use",
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
 ) -> None:
     """Copy a shipped config (or a whole folder of them) to edit and run your own version.
 
-    Run the copy with humanlm train --config FILE; a file that exists is always taken before a
-    shipped config of the same name.
+    Without DEST the copy goes to configs/NAME (configs/accelerate/fsdp_8gpu.yaml,
+    configs/paper/...), the paths the launch lines in the docs read. Run the copy with humanlm
+    train --config FILE; a file that exists is always taken before a shipped config of the same
+    name.
 
     \b
     Examples:
       humanlm configs copy paper/reddit_humanlm.yaml
+      humanlm configs copy accelerate/fsdp_8gpu.yaml
       humanlm configs copy paper/reddit_humanlm.yaml my_reddit.yaml
-      humanlm configs copy accelerate configs/accelerate
+      humanlm configs copy accelerate
       humanlm configs copy paper configs/paper --force
     """
     from humanlm.configs import config_names, config_path, configs_dir
@@ -108,13 +121,18 @@ def copy(
     folder = name.strip("/")
     if folder and (configs_dir() / folder).is_dir():
         sources = [configs_dir() / n for n in config_names(folder)]
-        target_dir = Path(dest if dest is not None else folder)
+        target_dir = Path(dest) if dest is not None else _LOCAL / folder
         targets = [target_dir / s.name for s in sources]
     else:
         source = config_path(name)
         sources = [source]
-        into_folder = dest is None or dest.endswith("/") or Path(dest).is_dir()
-        targets = [Path(dest or ".") / source.name if into_folder else Path(dest)]
+        if dest is None:  # the shipped layout: configs/accelerate/X, configs/paper/X
+            shipped = source.is_relative_to(configs_dir())
+            targets = [_LOCAL / (source.relative_to(configs_dir()) if shipped else source.name)]
+        elif dest.endswith("/") or Path(dest).is_dir():
+            targets = [Path(dest) / source.name]
+        else:
+            targets = [Path(dest)]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not force:
         more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""

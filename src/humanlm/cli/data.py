@@ -3,6 +3,7 @@
 Examples:
     humanlm data build --input dump.jsonl --out data/mine --llm openai:gpt-5-mini
     humanlm data personas --input data/mine --llm openai:gpt-5-mini --concurrency 16
+    humanlm data prepare --input rows.jsonl --dataset generic --out data/mine-eval --eval-only
     humanlm data validate data/mine
     humanlm data prepare --input snap-stanford/humanual-opinion --dataset reddit --out data/reddit
     humanlm data traces --input data/reddit --out data/reddit_think --llm openai:gpt-5-mini
@@ -16,8 +17,15 @@ from typing import Annotated, Any
 
 import typer
 
+from humanlm.config import default_value
+from humanlm.extras import require_spec_extra
+from humanlm.generate.protocol import GenerationSettings
+from humanlm.llm.limits import RetryPolicy
+
 app = typer.Typer(
-    help="Build Humanual-format data from raw user data, validate it, prepare it, inspect rows.",
+    help="Build Humanual-format data from raw user data, validate it, prepare it, inspect rows."
+    + "\n\n\b\n"
+    + __doc__.split("\n\n", 1)[1].replace("    ", "  ").rstrip(),
     no_args_is_help=True,
 )
 
@@ -26,7 +34,9 @@ _PREPARE_EXAMPLES = """Examples:
 
 humanlm data prepare --input snap-stanford/humanual-opinion --dataset reddit --out data/reddit
 
-humanlm data prepare --input rows.jsonl --dataset enron --out data/enron --split test
+humanlm data prepare --input rows.jsonl --dataset enron --out data/enron --eval-only
+
+humanlm data prepare --input rows.jsonl --dataset enron --out data/enron-train --split train
 
 humanlm data prepare --input raw_folder/ --dataset generic --out data/mine --limit 100
 
@@ -66,13 +76,16 @@ def prepare(
             "--dataset",
             "-d",
             help="reddit, amazon, medium, youtube, wildchat, enron or generic (hub names such as "
-            "'opinion' work too); 'auto' reads each row's dataset column.",
+            "'opinion' work too); 'auto' reads each row's dataset column, else generic.",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for <split>.parquet.")],
     split: Annotated[
         str | None,
-        typer.Option(help="Split a single file holds (default train); for a folder/hub, only it."),
+        typer.Option(
+            help="The split a single file holds; for a folder/hub, only this split.",
+            show_default="train for a single file, every split of a folder",
+        ),
     ] = None,
     limit: Annotated[
         int | None, typer.Option(min=0, help="Write at most N rows per split.")
@@ -92,8 +105,8 @@ def prepare(
             "--end-examples/--no-end-examples",
             help="End examples (reply: the end signal <|endconversation|>): keep such rows and "
             "add one per conversation whose last row holds the assistant's answer in "
-            "metadata.assistant_reply (default: on for wildchat and for end rows written by "
-            "`data build`, off otherwise).",
+            "metadata.assistant_reply.",
+            show_default="on for wildchat and for end rows written by `data build`, else off",
         ),
     ] = None,
     holdout_users: Annotated[
@@ -104,6 +117,14 @@ def prepare(
             "rows go to test_unseen.parquet, and no other split has them.",
         ),
     ] = None,
+    eval_only: Annotated[
+        bool,
+        typer.Option(
+            "--eval-only",
+            help="An evaluation-only dataset: every row goes to test.parquet, the split "
+            "`humanlm eval` reads (not with --split or --holdout-users).",
+        ),
+    ] = False,
 ) -> None:
     """Validate a source, render every row and write DIR/<split>.parquet files."""
     from humanlm.data.prepare import run_prepare
@@ -118,6 +139,7 @@ def prepare(
         seed=seed,
         end_examples=end_examples,
         holdout_users=_parse_holdout_users(holdout_users),
+        eval_only=eval_only,
         show_progress=True,
     )
     typer.echo(summary.describe())
@@ -208,24 +230,33 @@ def _load_tokenizer(path: Path) -> Any:
 
 
 # Options of the commands that call a model (build, personas, traces), declared once.
-ApiKeyEnv = Annotated[str | None, typer.Option(help="Variable holding the API key.")]
+ApiKeyEnv = Annotated[
+    str | None,
+    typer.Option(
+        help="Variable holding the --llm key; none: a key-less server.",
+        show_default="OPENAI_API_KEY for openai:, the provider's own for litellm:",
+    ),
+]
 CallsInFlight = Annotated[int, typer.Option(min=1, help="Calls in flight.")]
+# Requests in flight to one model, in every command: the generation settings' default.
+CONCURRENCY: int = default_value(GenerationSettings, "concurrency")
 PersonaModel = Annotated[
     str | None,
-    typer.Option(help="Persona model: openai:MODEL, openai:MODEL@URL or litellm:P/M."),
+    typer.Option(help="Persona model: openai:MODEL[@URL] or litellm:PROVIDER/MODEL."),
 ]
 MaxRetries = Annotated[
     int, typer.Option("--max-retries", min=0, help="Transport retries per call.")
 ]
-
-
-def _timeout_option(default_s: int) -> Any:
-    text = f"Deadline of one call, retries included (s) [default: {default_s}]."
-    return Annotated[float | None, typer.Option("--timeout", min=0.1, help=text)]
-
-
-PersonaTimeout = _timeout_option(600)
-TraceTimeout = _timeout_option(300)
+RETRIES: int = default_value(RetryPolicy, "max_retries")
+PersonaCache = Annotated[
+    Path | None, typer.Option("--persona-cache", help="SQLite cache shared across folders.")
+]
+Timeout = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="Deadline of one call, retries included, s.")
+]
+# The deadlines of one persona and one trace call (their policies in humanlm.enrich).
+PERSONA_TIMEOUT_S = 600.0
+TRACE_TIMEOUT_S = 300.0
 
 
 _BUILD_EXAMPLES = """Examples:
@@ -292,7 +323,8 @@ def build(
         typer.Option(
             "--end-examples/--no-end-examples",
             help="Add one row per conversation that ends with the assistant's turn, its reply "
-            "the end signal <|endconversation|> (default: on for the wildchat layout).",
+            "the end signal <|endconversation|>.",
+            show_default="on for the wildchat layout",
         ),
     ] = None,
     hash_authors: Annotated[bool, typer.Option(help="Replace author names by pseudonyms.")] = False,
@@ -305,18 +337,19 @@ def build(
         bool, typer.Option("--personas/--no-personas", help="Write personas.")
     ] = True,
     k: Annotated[int, typer.Option("--k", min=1, help="Replies summarised per user.")] = 20,
-    concurrency: Annotated[int, typer.Option(min=1, help="Persona calls in flight.")] = 8,
+    concurrency: CallsInFlight = CONCURRENCY,
     api_key_env: ApiKeyEnv = None,
-    persona_cache: Annotated[
-        Path | None, typer.Option(help="SQLite cache shared across builds.")
-    ] = None,
-    timeout: PersonaTimeout = None,
-    max_retries: MaxRetries = 4,
+    persona_cache: PersonaCache = None,
+    timeout: Timeout = PERSONA_TIMEOUT_S,
+    max_retries: MaxRetries = RETRIES,
 ) -> None:
     """Build train/val/test Humanual rows (with personas and a dataset card) from raw items."""
     from humanlm.ingest.dataset import run_build
     from humanlm.ingest.raw_formats import parse_columns
     from humanlm.ingest.splits import parse_ratios
+
+    if personas and fixed_persona is None:
+        require_spec_extra(llm, needed_by="--llm")
 
     summary = run_build(
         inputs=input,
@@ -342,7 +375,7 @@ def build(
         concurrency=concurrency,
         api_key_env=api_key_env,
         persona_cache=persona_cache,
-        persona_retry=_retry(timeout, max_retries),
+        persona_retry=_retry(timeout, max_retries, default_timeout=PERSONA_TIMEOUT_S),
         show_progress=True,
     )
     typer.echo(summary.describe())
@@ -351,17 +384,26 @@ def build(
         raise typer.Exit(1)
 
 
-def _retry(timeout: float | None, max_retries: int, *, default_timeout: float = 600.0) -> Any:
+def _retry(timeout: float, max_retries: int, *, default_timeout: float) -> Any:
     """The retry policy of the persona and trace calls (``None``: their defaults)."""
-    if timeout is None and max_retries == 4:
+    if timeout == default_timeout and max_retries == RETRIES:
         return None
-    from humanlm.llm.limits import RetryPolicy
-
-    deadline = timeout or default_timeout
-    return RetryPolicy(max_retries=max_retries, timeout_s=deadline, request_timeout_s=deadline)
+    return RetryPolicy(max_retries=max_retries, timeout_s=timeout, request_timeout_s=timeout)
 
 
-@app.command(name="personas")
+_PERSONAS_EXAMPLES = """Examples:
+
+humanlm data personas --input data/mine --llm openai:gpt-5-mini
+
+humanlm data personas -i data/mine --llm openai:Qwen/Qwen3-32B@http://127.0.0.1:8000/v1 --api-key-env none --concurrency 64
+
+humanlm data personas -i data/mine --llm litellm:anthropic/claude-haiku-4-5 --persona-cache personas.sqlite
+
+humanlm data personas -i data/mine --fixed "A regular reader of the forum."
+"""
+
+
+@app.command(name="personas", epilog=_PERSONAS_EXAMPLES)
 def personas_command(
     input: Annotated[Path, typer.Option("--input", "-i", help="A folder written by `data build`.")],
     llm: PersonaModel = None,
@@ -372,14 +414,14 @@ def personas_command(
     k: Annotated[
         int, typer.Option("--k", min=1, help="Earliest training replies summarised per user.")
     ] = 20,
-    concurrency: CallsInFlight = 8,
+    concurrency: CallsInFlight = CONCURRENCY,
     api_key_env: ApiKeyEnv = None,
-    cache: Annotated[Path | None, typer.Option(help="SQLite cache shared across folders.")] = None,
+    persona_cache: PersonaCache = None,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Summarise every user again (ignore personas.jsonl).")
     ] = False,
-    timeout: PersonaTimeout = None,
-    max_retries: MaxRetries = 4,
+    timeout: Timeout = PERSONA_TIMEOUT_S,
+    max_retries: MaxRetries = RETRIES,
 ) -> None:
     """(Re)write the personas of a built folder; resumes from its personas.jsonl.
 
@@ -387,6 +429,8 @@ def personas_command(
     """
     from humanlm.enrich.personas import run_personas
 
+    if fixed is None:
+        require_spec_extra(llm, needed_by="--llm")
     summary = run_personas(
         data_dir=input,
         llm=llm,
@@ -394,8 +438,8 @@ def personas_command(
         k=k,
         concurrency=concurrency,
         api_key_env=api_key_env,
-        cache=cache,
-        retry=_retry(timeout, max_retries),
+        cache=persona_cache,
+        retry=_retry(timeout, max_retries, default_timeout=PERSONA_TIMEOUT_S),
         show_progress=True,
         fresh=fresh,
     )
@@ -405,14 +449,26 @@ def personas_command(
         raise typer.Exit(1)
 
 
-@app.command()
+_VALIDATE_EXAMPLES = """Examples:
+
+humanlm data validate data/mine
+
+humanlm data validate rows.jsonl --dataset reddit --split test
+
+humanlm data validate snap-stanford/humanual-opinion --split test --show 10
+"""
+
+
+@app.command(epilog=_VALIDATE_EXAMPLES)
 def validate(
     source: Annotated[
         str, typer.Argument(help="A file, a folder of split files or a hub repo id.")
     ],
     dataset: Annotated[
         str | None,
-        typer.Option("--dataset", "-d", help="Dataset id (default: each row's, else generic)."),
+        typer.Option(
+            "--dataset", "-d", help="Dataset id.", show_default="each row's, else generic"
+        ),
     ] = None,
     split: Annotated[
         str | None, typer.Option(help="Split a single file holds / only this split.")
@@ -458,7 +514,7 @@ def traces_command(
     llm: Annotated[
         str, typer.Option(help="Trace model: openai:MODEL, openai:MODEL@URL or litellm:P/M.")
     ],
-    concurrency: CallsInFlight = 8,
+    concurrency: CallsInFlight = CONCURRENCY,
     api_key_env: ApiKeyEnv = None,
     split: Annotated[
         list[str] | None,
@@ -470,8 +526,8 @@ def traces_command(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Ask for every trace again (ignore traces.jsonl).")
     ] = False,
-    timeout: TraceTimeout = None,
-    max_retries: MaxRetries = 4,
+    timeout: Timeout = TRACE_TIMEOUT_S,
+    max_retries: MaxRetries = RETRIES,
 ) -> None:
     """Write a 2-4 sentence thinking trace per example (for sft-think); resumable.
 
@@ -479,6 +535,7 @@ def traces_command(
     """
     from humanlm.enrich.traces import run_traces
 
+    require_spec_extra(llm, needed_by="--llm")
     summary = run_traces(
         input_dir=input,
         out_dir=out,
@@ -487,7 +544,7 @@ def traces_command(
         overwrite=overwrite,
         concurrency=concurrency,
         api_key_env=api_key_env,
-        retry=_retry(timeout, max_retries, default_timeout=300.0),
+        retry=_retry(timeout, max_retries, default_timeout=TRACE_TIMEOUT_S),
         show_progress=True,
         fresh=fresh,
     )

@@ -101,7 +101,9 @@ def eval_command(
     data: Annotated[
         str,
         Opt(
-            "--data", help="demo, a prepared folder or a raw file (prepared as data prepare does)."
+            "--data",
+            help="demo, a prepared folder, or a raw file (every row in test, as data prepare "
+            "--eval-only writes it).",
         ),
     ] = _default("data"),
     dataset: Annotated[
@@ -113,7 +115,7 @@ def eval_command(
     ] = _default("dataset"),
     split: Annotated[
         str,
-        Opt("--split", help="Split to evaluate (a folder holding one split file: that one)."),
+        Opt("--split", help="Split to evaluate."),
     ] = _default("split"),
     limit: Annotated[
         int | None, Opt("--limit", min=1, help="First N rows.", show_default="2000, reddit 5000")

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from humanlm.config import JudgeConfig, default_help
+from humanlm.config import JudgeConfig, default_value
 from humanlm.errors import HumanlmError
 
 app = typer.Typer(
@@ -46,12 +46,13 @@ Examples:
 """
 
 
-def _default(name: str) -> str:
-    return default_help(JudgeConfig, name)
+def _default(name: str) -> Any:
+    """The ``JudgeConfig`` default of ``name``: each option's default is the block's own."""
+    return default_value(JudgeConfig, name)
 
 
 def _judge_config(spec: str, flags: dict[str, Any]) -> JudgeConfig:
-    """The judge block of the flags given; the rest keeps ``JudgeConfig``'s defaults."""
+    """The judge block of the flags; unset ones keep ``JudgeConfig``'s defaults."""
     given = {key: value for key, value in flags.items() if value is not None}
     if given.get("max_tokens") == 0:  # 0: send no limit
         given["max_tokens"] = None
@@ -70,51 +71,38 @@ def judge(
     ],
     mode: Annotated[str, typer.Option("--mode", help="group or aspects.")] = "group",
     concurrency: Annotated[
-        int | None,
-        typer.Option(
-            "--concurrency", min=1, help=f"Judge calls in flight {_default('concurrency')}."
-        ),
-    ] = None,
+        int, typer.Option("--concurrency", min=1, help="Judge calls in flight.")
+    ] = _default("concurrency"),
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Neither read nor write the cache.")
     ] = False,
     cache: Annotated[
         Path | None,
         typer.Option(
-            "--cache", help="SQLite cache file (default: judge_cache.sqlite next to OUT)."
+            "--cache", help="SQLite cache file.", show_default="judge_cache.sqlite next to OUT"
         ),
     ] = None,
     temperature: Annotated[
-        float | None,
-        typer.Option("--temperature", help=f"Judge temperature {_default('temperature')}."),
-    ] = None,
+        float, typer.Option("--temperature", help="Judge temperature.")
+    ] = _default("temperature"),
     api_key_env: Annotated[
         str | None,
         typer.Option(
             "--api-key-env",
-            help="Variable holding the API key (default: OPENAI_API_KEY for openai:, the "
-            "provider's own for litellm:; none: a key-less server).",
+            help="Variable holding the API key; none: a key-less server.",
+            show_default="OPENAI_API_KEY for openai:, the provider's own for litellm:",
         ),
     ] = None,
     timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--timeout",
-            help=f"Deadline of one judge call, retries included, s {_default('timeout_s')}.",
-        ),
-    ] = None,
+        float,
+        typer.Option("--timeout", help="Deadline of one judge call, retries included, s."),
+    ] = _default("timeout_s"),
     max_retries: Annotated[
-        int | None,
-        typer.Option(
-            "--max-retries", min=0, help=f"Retries per judge call {_default('max_retries')}."
-        ),
-    ] = None,
+        int, typer.Option("--max-retries", min=0, help="Retries per judge call.")
+    ] = _default("max_retries"),
     max_tokens: Annotated[
-        int | None,
-        typer.Option(
-            "--max-tokens", min=0, help=f"Judge reply limit sent, 0: none {_default('max_tokens')}."
-        ),
-    ] = None,
+        int, typer.Option("--max-tokens", min=0, help="Judge reply limit sent; 0: none.")
+    ] = _default("max_tokens"),
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
@@ -124,10 +112,7 @@ def judge(
     ] = False,
     allow_unscored: Annotated[
         bool,
-        typer.Option(
-            "--allow-unscored",
-            help="Exit 0 even when the judge scored no candidate (default: exit 1).",
-        ),
+        typer.Option("--allow-unscored", help="Exit 0 even when the judge scored no candidate."),
     ] = False,
 ) -> None:
     flags = {
@@ -138,14 +123,17 @@ def judge(
         "max_retries": max_retries,
         "max_tokens": max_tokens,
     }
+    from humanlm.eval.config import check_judge_runnable
     from humanlm.files import check_output_file
     from humanlm.judge import build_judge, run_judge
     from humanlm.lock import output_lock
 
+    config = _judge_config(judge_spec, flags)
+    check_judge_runnable(config, flag="--api-key-env")  # before any file is written
     check_output_file(out, what="judge --out")
     cache_path = None if no_cache else (cache or out.parent / "judge_cache.sqlite")
     with output_lock(out, command="judge", file=True):  # before the cache opens or a model loads
-        judge_ = build_judge(_judge_config(judge_spec, flags), cache=cache_path)
+        judge_ = build_judge(config, cache=cache_path)
         result = run_judge(
             input,
             out,

@@ -21,8 +21,7 @@ from humanlm.errors import HumanlmError
 from humanlm.files import disk_full_error, is_disk_full
 
 app = typer.Typer(
-    name="humanlm",
-    help="Train, evaluate and run user simulators (HumanLM) on Humanual-format data.",
+    name="humanlm",  # its help: the callback's docstring, with examples
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 
 app = typer.Typer(
-    help="Build local models for offline runs and tests.",
+    help="""Build local models for offline runs and tests.
+
+\b
+Examples:
+  humanlm model tiny --out runs/tiny-qwen3
+  humanlm eval --model hf:runs/tiny-qwen3 --data demo --limit 4 --judge embedding:minilm
+""",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -34,11 +40,10 @@ def tiny(
     Needs no network; re-running with the same options reuses the existing build.
     Load it with AutoModelForCausalLM.from_pretrained(DIR) and AutoTokenizer.from_pretrained(DIR).
 
+    \b
     Examples:
-
-        humanlm model tiny --out runs/tiny-qwen3
-
-        humanlm model tiny --out runs/tiny-seed1 --seed 1
+      humanlm model tiny --out runs/tiny-qwen3
+      humanlm model tiny --out runs/tiny-seed1 --seed 1
     """
     from transformers import AutoModelForCausalLM
 

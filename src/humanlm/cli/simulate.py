@@ -8,12 +8,13 @@ from typing import Annotated, Any
 import typer
 
 from humanlm.cli.simulate_options import VLLMArgs
+from humanlm.config import default_value
+from humanlm.generate.protocol import GenerationSettings
 from humanlm.states.modes import max_new_tokens_for
 
 # The reply budget by default: the mode's (``Mode.max_new_tokens``).
-_BUDGET_HELP = (
-    f"User reply budget (default: the mode's, {max_new_tokens_for(True)} with thinking, "
-    f"else {max_new_tokens_for(False)})."
+_BUDGET_DEFAULT = (
+    f"the mode's: {max_new_tokens_for(True)} with thinking, else {max_new_tokens_for(False)}"
 )
 
 
@@ -69,25 +70,37 @@ def simulate(
     assistant_system: Annotated[
         str | None, typer.Option(help="System message for the assistant.")
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Conversations at once.")] = 8,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Conversations at once (requests in flight per model).")
+    ] = default_value(GenerationSettings, "concurrency"),
     limit: Annotated[int | None, typer.Option(min=1, help="At most N scenarios.")] = None,
     mode: Annotated[
         str | None,
         typer.Option(
-            help="Training mode of a local user model (default: the one saved with the model, "
-            "else humanlm)."
+            help="Training mode of a local user model.",
+            show_default="the one saved with the model, else humanlm",
         ),
     ] = None,
-    temperature: Annotated[float, typer.Option(min=0, help="User sampling temperature.")] = 0.4,
+    temperature: Annotated[
+        float, typer.Option(min=0, help="User sampling temperature.")
+    ] = default_value(GenerationSettings, "temperature"),
     max_new_tokens: Annotated[
         int | None,
-        typer.Option(min=1, help=_BUDGET_HELP),
+        typer.Option(min=1, help="User reply budget.", show_default=_BUDGET_DEFAULT),
     ] = None,
-    user_key_env: Annotated[
-        str | None, typer.Option(help="Variable with the simulated user's endpoint key.")
+    user_api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Variable with the simulated user's endpoint key; none: a key-less server.",
+            show_default="OPENAI_API_KEY",
+        ),
     ] = None,
-    assistant_key_env: Annotated[
-        str | None, typer.Option(help="Variable with the assistant's key (default OPENAI_API_KEY).")
+    assistant_api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Variable with the assistant's key; none: a key-less server.",
+            show_default="OPENAI_API_KEY",
+        ),
     ] = None,
     vllm_arg: VLLMArgs = None,
 ) -> None:
@@ -97,14 +110,15 @@ def simulate(
     usage) and OUT/report.md + report.html. Rerunning the same command keeps finished
     conversations and sends nothing new for them.
 
+    \b
     Examples:
-
-        humanlm simulate --user hf:runs/demo/humanlm/model --assistant openai:gpt-4o-mini --scenarios scenarios.jsonl --out runs/sim
-
-        humanlm simulate --user openai:sim@http://127.0.0.1:8000/v1 --assistant openai:my-bot@http://127.0.0.1:9000/v1 --data data/wildchat --dataset wildchat --limit 50 --max-turns 6 --out runs/sim-wildchat
-    """
+      humanlm simulate --user hf:runs/demo/humanlm/model --assistant openai:gpt-4o-mini --scenarios scenarios.jsonl --out runs/sim
+      humanlm simulate --user openai:sim@http://127.0.0.1:8000/v1 --assistant openai:my-bot@http://127.0.0.1:9000/v1 --data data/wildchat --dataset wildchat --limit 50 --max-turns 6 --out runs/sim-wildchat --assistant-api-key-env none
+    """  # noqa: E501
     from humanlm.errors import ConfigError
+    from humanlm.extras import require_spec_extra
     from humanlm.files import check_output_dir
+    from humanlm.llm.specs import parse_spec, resolve_api_key
     from humanlm.lock import output_lock
     from humanlm.model.check import check_model_files
     from humanlm.simulate.assistant import Assistant
@@ -114,6 +128,17 @@ def simulate(
     if (scenarios is None) == (data is None):
         raise ConfigError("give exactly one of --scenarios FILE.jsonl or --data DIR")
     check_model_files(user)  # a weight file cut short: one line, before any work
+    require_spec_extra(user, needed_by="--user")
+    resolve_api_key(
+        parse_spec(user, role="simulated user"),
+        user_api_key_env,
+        role="simulated user",
+        flag="--user-api-key-env",
+    )
+    # The assistant is an endpoint: its key is checked here, before the output folder exists.
+    answerer = Assistant.from_spec(
+        assistant, system=assistant_system, api_key_env=assistant_api_key_env
+    )
     if scenarios is not None:
         chosen = load_scenarios(scenarios)[:limit]
     else:
@@ -129,12 +154,10 @@ def simulate(
                 mode=mode,
                 temperature=temperature,
                 max_new_tokens=max_new_tokens,
-                api_key_env=user_key_env,
+                api_key_env=user_api_key_env,
                 vllm_args=vllm_arg,
             ),
-            assistant=Assistant.from_spec(
-                assistant, system=assistant_system, api_key_env=assistant_key_env
-            ),
+            assistant=answerer,
             out_dir=out,
             max_turns=max_turns,
             concurrency=concurrency,

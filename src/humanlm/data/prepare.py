@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from humanlm.data.authors import learn_author_map
-from humanlm.data.load import EXTENSIONS, SPLITS, SplitSource, find_splits, iter_rows
+from humanlm.data.load import EXTENSIONS, SPLITS, SplitSource, find_splits, iter_raw_rows
 from humanlm.data.persona import (
     MIN_PERSONA_ITEMS,
     count_persona_items,
@@ -59,7 +59,7 @@ from humanlm.data.persona import (
     render_persona,
 )
 from humanlm.data.render import render_context
-from humanlm.data.schema import SourceRow
+from humanlm.data.schema import SourceRow, normalize_row
 from humanlm.data.sources import resolve_dataset
 from humanlm.errors import DataError
 from humanlm.files import atomic_path, check_out_outside_input, check_output_dir, write_json
@@ -121,6 +121,10 @@ SOURCES_FILE = "prepare_sources.json"
 HELD_ROWS_FILE = "persona_failed.parquet"
 # The split of held-out users: every row of users that no other split holds.
 UNSEEN_SPLIT = "test_unseen"
+# The dataset of a row without a ``dataset`` column under ``auto`` (as ``data validate`` reads it).
+AUTO_FALLBACK = "generic"
+# Where ``eval_only`` puts every row: the split ``humanlm eval`` reads by default.
+EVAL_ONLY_SPLIT = "test"
 
 
 @dataclass
@@ -235,6 +239,7 @@ def run_prepare(
     min_persona_items: int = MIN_PERSONA_ITEMS,
     end_examples: bool | None = None,
     holdout_users: int | float | None = None,
+    eval_only: bool = False,
     show_progress: bool = False,
 ) -> PrepareSummary:
     """Validate, render and write a source as ``out_dir/<split>.parquet``, one file per split.
@@ -244,14 +249,15 @@ def run_prepare(
         >>> print(summary.describe())  # doctest: +SKIP
 
     Supports a hub repo (every split it has), a local parquet/JSONL/JSON file (written as
-    ``split``, default ``train``) and a folder of ``train``/``val``/``test`` files. Every row of
+    ``split``, default ``train``; with ``eval_only``, ``test``) and a folder of
+    ``train``/``val``/``test`` files. Every row of
     every split is validated before anything is written, and all files are renamed into place
     only at the end: on any error no partial file remains and existing files stay as they were.
 
     Args:
         source: a file, a folder, a hub repo id, or a dataset id / hub name (its hub repo).
         dataset: our dataset id or a hub name; ``None`` or ``"auto"`` reads each row's
-            ``dataset`` column.
+            ``dataset`` column, ``generic`` for a row without one.
         out_dir: output folder.
         split: the split a single file holds; for a folder or the hub, only this split.
         limit: write at most this many rows per split (the rest are counted as ``limit``).
@@ -266,6 +272,8 @@ def run_prepare(
         holdout_users: hold out this many users (an int >= 1) or this fraction of them (a
             float in (0, 1)): all their rows go to ``test_unseen`` (see the module docstring).
             Needs every split of a folder or hub source (no ``split``).
+        eval_only: an evaluation-only dataset: every row of every split goes to ``test`` (the
+            split ``humanlm eval`` reads); not with ``split`` or ``holdout_users``.
         show_progress: show tqdm bars over rows.
 
     Returns:
@@ -288,6 +296,11 @@ def run_prepare(
             "drop --split",
             file=str(source),
         )
+    if eval_only and (split is not None or holdout_users is not None):
+        raise DataError(
+            "--eval-only puts every row in test; drop --split and --holdout-users",
+            file=str(source),
+        )
     dataset_id = None if dataset in (None, "auto") else resolve_dataset(str(dataset))
     if Path(source).name == HELD_ROWS_FILE:
         raise DataError(
@@ -297,9 +310,12 @@ def run_prepare(
     splits = find_splits(source, split=split)
     out = check_output_dir(out_dir, what="prepare --out")
     dropout = persona_dropout is not None
-    split_names = [_output_name(s.split, dropout=dropout) for s in splits]
+    split_names = [
+        _output_name(EVAL_ONLY_SPLIT if eval_only else s.split, dropout=dropout) for s in splits
+    ]
     unseen_name = _output_name(UNSEEN_SPLIT, dropout=dropout)
-    names = [*split_names, unseen_name] if holdout_users is not None else split_names
+    names = list(dict.fromkeys(split_names))  # eval_only: one name for every split
+    names += [unseen_name] if holdout_users is not None else []
     _refuse_out_at_input(out, source, names)
     _refuse_stale_splits(out, source, names)
 
@@ -328,13 +344,19 @@ def run_prepare(
         if holdout_users is not None:
             held_rows = sum(n for (_, user), n in read_counts.items() if user in held_out)
             unseen = open_output(unseen_name, held_rows)
+        by_name: dict[str, _Output] = {}  # eval_only writes every split into one output
         for source_split, name in zip(splits, split_names, strict=True):
             counts = [
                 (user, n) for (sp, user), n in read_counts.items() if sp == source_split.split
             ]
+            kept = sum(n for user, n in counts if user not in held_out)
+            if name in by_name:
+                by_name[name].summary.read += kept
+            else:
+                by_name[name] = open_output(name, kept)
             _write_split(
                 source_split,
-                open_output(name, sum(n for user, n in counts if user not in held_out)),
+                by_name[name],
                 rows=sum(n for _, n in counts),
                 unseen=unseen,
                 held_out=held_out,
@@ -459,6 +481,18 @@ def build_example_id(*, dataset: str, post_id: str, user_id: str, turn_id: int, 
     return f"{dataset}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:16]}"
 
 
+def _iter_rows(source: SplitSource, *, dataset: str | None) -> Iterator[SourceRow]:
+    """The validated rows of one split; with no dataset (``auto``) a row without a ``dataset``
+    column is ``generic``, as ``humanlm data validate`` reads it."""
+    for index, raw in iter_raw_rows(source):
+        own = (
+            dataset
+            if dataset is not None or raw.get("dataset") not in (None, "")
+            else AUTO_FALLBACK
+        )
+        yield normalize_row(raw, file=source.name, row=index, dataset=own)
+
+
 def _checked_rows(
     splits: list[SplitSource],
     dataset: str | None,
@@ -466,7 +500,7 @@ def _checked_rows(
     show_progress: bool,
 ) -> Iterator[SourceRow]:
     for source_split in splits:
-        rows = iter_rows(source_split, dataset=dataset)
+        rows = _iter_rows(source_split, dataset=dataset)
         bar = tqdm(
             rows,
             total=source_split.num_rows,
@@ -616,7 +650,7 @@ def _write_split(
     bar = tqdm(total=rows, desc=f"writing {output.summary.split}", unit="row",
                disable=not show_progress)  # fmt: skip
     with bar:
-        for row in iter_rows(source_split, dataset=dataset):
+        for row in _iter_rows(source_split, dataset=dataset):
             target = unseen if unseen is not None and row.user_id in held_out else output
             if target.is_full(limit):
                 if output.is_full(limit) and (unseen is None or unseen.is_full(limit)):

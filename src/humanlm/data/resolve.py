@@ -76,8 +76,16 @@ def resolve_split(
         )
     if is_prepared_dir(source):
         path = Path(source) / f"{split}.parquet"
+        if not path.is_file():
+            held = ", ".join(sorted(p.stem for p in Path(source).glob("*.parquet")))
+            raise DataError(
+                f"{source} has no {split} split (it holds: {held}; `data prepare` writes a "
+                f"single file as train); read one of those with --split NAME, or prepare the "
+                "file again with --eval-only to put every row in test"
+            )
     else:
-        # A single file is prepared as `split`; a folder or hub source keeps only that split.
+        # A single file is prepared as `split` (eval: test, as `data prepare --eval-only` does);
+        # a folder or hub source keeps only that split.
         summary = run_prepare(source=source, dataset=dataset, out_dir=work_dir, split=split)
         logger.info("prepared %s: %s", source, summary.describe().replace("\n", "; "))
         path = Path(work_dir) / f"{split}.parquet"

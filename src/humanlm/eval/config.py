@@ -127,9 +127,11 @@ class EvalConfig:
 
     Attributes:
         model: the simulator, ``hf:PATH``, ``vllm:PATH`` or ``openai:MODEL[@BASE_URL]``.
-        data: ``demo``, a prepared folder or a raw Humanual source (prepared on the fly).
+        data: ``demo``, a prepared folder or a raw Humanual source (prepared on the fly; a single
+            file as ``split``, as ``humanlm data prepare --eval-only`` puts every row in test).
         dataset: dataset id (``reddit`` ... or a hub name such as ``opinion``); ``auto`` takes
-            it from each row (mixed data is reported per data source).
+            it from each row, ``generic`` for a row without one, as ``humanlm data validate``
+            does (mixed data is reported per data source).
         split: which split to evaluate (``test_unseen``: the users ``data prepare
             --holdout-users`` held out of every other split).
         limit: evaluate the first N examples (``None``: 2,000, or 5,000 for reddit).
@@ -464,8 +466,11 @@ def check_runnable(cfg: EvalConfig, *, simulator: bool = True) -> None:
         )
 
 
-def check_judge_runnable(judge: JudgeConfig, *, detect_judge: str | None = None) -> None:
-    """``check_runnable`` for the judge block (and the detect judge, which uses its key)."""
+def check_judge_runnable(
+    judge: JudgeConfig, *, detect_judge: str | None = None, flag: str = "--judge-api-key-env"
+) -> None:
+    """``check_runnable`` for the judge block (and the detect judge, which uses its key);
+    ``flag`` is the option that names the key variable, for the error."""
     who = "the default judge (the paper's)" if judge.spec == PAPER_JUDGE else "judge"
     require_spec_extra(judge.spec, needed_by=who, instead=JUDGE_CHOICES)
     for role, spec in (("judge", judge.spec), ("detect judge", detect_judge)):
@@ -477,5 +482,5 @@ def check_judge_runnable(judge: JudgeConfig, *, detect_judge: str | None = None)
             parse_model_spec(spec, role=role),
             judge.api_key_env,
             role=role,
-            flag="--judge-api-key-env",
+            flag=flag,
         )

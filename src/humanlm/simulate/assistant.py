@@ -89,7 +89,7 @@ class Assistant:
             ConfigError: another spec, or an endpoint that needs a key whose variable is unset.
         """
         parsed = parse_spec(spec, role="assistant", kinds=("openai",))
-        key = resolve_api_key(parsed, api_key_env, role="assistant", flag="--assistant-key-env")
+        key = resolve_api_key(parsed, api_key_env, role="assistant", flag="--assistant-api-key-env")
         assert key is not None
         return cls(
             parsed.model,
