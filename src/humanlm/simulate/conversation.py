@@ -7,8 +7,12 @@ Run it from the command line:
 
 Each conversation alternates: the simulated user writes (or opens), the assistant answers,
 until the user ends it (the end signal), the user's turns reach ``max_turns``, or a side fails
-after its retries. An empty user turn is asked again (``empty_retries`` times) and never sent;
-if it stays empty the conversation ends with ``empty_user_turn``. ``DIR/conversations.jsonl``
+after its retries. Every user turn passes the fidelity check (``humanlm.simulate.fidelity``)
+or is drawn again: an empty turn up to ``empty_retries`` times, never sent, and if it stays empty
+the conversation ends with ``empty_user_turn``; an assistant-like turn or one that copies the
+context up to ``fidelity_retries`` times, after which the last draw is sent. Each record counts
+its redrawn turns by reason (``fidelity.resampled``) and the failing turns it kept
+(``fidelity.kept``). ``DIR/conversations.jsonl``
 gets one line per finished conversation as soon as it ends; rerunning keeps those lines and
 sends nothing for them.
 """
@@ -31,6 +35,7 @@ from humanlm.errors import ConfigError
 from humanlm.files import write_jsonl
 from humanlm.lock import holds_output_lock
 from humanlm.simulate.assistant import Assistant
+from humanlm.simulate.fidelity import check_user_turn
 from humanlm.simulate.reply import Reply
 from humanlm.simulate.report import END_REASONS, write_report
 from humanlm.simulate.scenarios import Scenario
@@ -75,12 +80,15 @@ async def run_conversation(
     assistant: Assistant,
     max_turns: int,
     empty_retries: int = 2,
+    fidelity_retries: int = 2,
 ) -> dict[str, Any]:
     """Simulate one conversation; return its record (see the module docstring)."""
     messages = [dict(m) for m in scenario.messages]
     persona = scenario.persona_for_user()
     usage = {"user_calls": 0, "user_completion_tokens": 0, "assistant_calls": 0}
     usage |= {"assistant_prompt_tokens": 0, "assistant_completion_tokens": 0}
+    resampled: Counter[str] = Counter()
+    kept: Counter[str] = Counter()
     turns, end_reason, error = 0, None, None
     while end_reason is None:
         if messages and messages[-1]["role"] == "user":
@@ -96,19 +104,26 @@ async def run_conversation(
         if turns >= max_turns:
             end_reason = "max_turns"
             break
-        for _ in range(1 + empty_retries):
+        redrawn: Counter[str] = Counter()  # this turn's draws, by why they were drawn again
+        while True:
             reply = await user.areply(persona, messages)
             usage["user_calls"] += 1
             usage["user_completion_tokens"] += reply.completion_tokens or 0
-            if reply.error or reply.ended or reply.text.strip():
+            failed = None if reply.error or reply.ended else check_user_turn(reply.text, messages)
+            bound = empty_retries if failed == "empty" else fidelity_retries
+            if failed is None or redrawn[failed] >= bound:
                 break
+            redrawn[failed] += 1
+        resampled.update(redrawn)
         if reply.error:
             end_reason, error = "user_error", reply.error
         elif reply.ended:
             end_reason = "user_ended"
-        elif not reply.text.strip():
+        elif failed == "empty":
             end_reason = "empty_user_turn"
         else:
+            if failed is not None:
+                kept[failed] += 1
             messages.append({"role": "user", "content": reply.text})
             turns += 1
     return {
@@ -120,6 +135,7 @@ async def run_conversation(
         "end_reason": end_reason,
         "error": error,
         "usage": usage,
+        "fidelity": {"resampled": dict(resampled), "kept": dict(kept)},
         "goal": scenario.goal,
         "user": user.spec,
         "assistant": assistant.spec,
@@ -153,6 +169,7 @@ async def _run_all(
     max_turns: int,
     concurrency: int,
     show_progress: bool,
+    fidelity_retries: int,
 ) -> Counter[str]:
     slots = asyncio.Semaphore(concurrency)
     reasons: Counter[str] = Counter()
@@ -161,7 +178,11 @@ async def _run_all(
     async def one(scenario: Scenario, sink: Any) -> None:
         async with slots:
             record = await run_conversation(
-                scenario, user=user, assistant=assistant, max_turns=max_turns
+                scenario,
+                user=user,
+                assistant=assistant,
+                max_turns=max_turns,
+                fidelity_retries=fidelity_retries,
             )
         sink.write(json.dumps(record, ensure_ascii=False) + "\n")
         sink.flush()
@@ -190,6 +211,7 @@ def run_simulate(
     max_turns: int = 8,
     concurrency: int = 8,
     show_progress: bool = False,
+    fidelity_retries: int = 2,
 ) -> SimulateSummary:
     """Simulate every scenario not finished before; write conversations and the report.
 
@@ -201,13 +223,16 @@ def run_simulate(
 
     Writes ``out_dir/conversations.jsonl`` (appended as conversations end) and
     ``report.md``/``report.html`` over all of them. Conversations already in the file are kept
-    and not simulated again.
+    and not simulated again. ``fidelity_retries``: how often an assistant-like user turn, or one
+    that copies the context, is drawn again (0: never; see ``humanlm.simulate.fidelity``).
 
     Raises:
-        ConfigError: ``max_turns`` or ``concurrency`` below 1.
+        ConfigError: ``max_turns`` or ``concurrency`` below 1, ``fidelity_retries`` below 0.
     """
     if max_turns < 1 or concurrency < 1:
         raise ConfigError("max_turns and concurrency must be >= 1")
+    if fidelity_retries < 0:
+        raise ConfigError(f"fidelity_retries must be >= 0, got {fidelity_retries}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     done = _read_done(out / "conversations.jsonl")
@@ -223,6 +248,7 @@ def run_simulate(
             max_turns=max_turns,
             concurrency=concurrency,
             show_progress=show_progress,
+            fidelity_retries=fidelity_retries,
         )
     )
     records = _read_done(out / "conversations.jsonl")

@@ -1,6 +1,8 @@
 """The report of a simulation run: ``report.md`` and ``report.html`` next to the conversations.
 
-Counts, end reasons, turns per conversation, message lengths and a few sample transcripts.
+Counts, end reasons, the fidelity check (user turns drawn again, failing turns kept; see
+``humanlm.simulate.fidelity``), turns per conversation, message lengths and a few sample
+transcripts.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from humanlm.files import write_text
+from humanlm.simulate.fidelity import FIDELITY_REASONS
 
 __all__ = ["END_REASONS", "build_report", "write_report"]
 
@@ -45,12 +48,32 @@ def _stats(values: Sequence[int | float]) -> str:
     )
 
 
+def _fidelity(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Redrawn and kept user turns per reason, over the records that ran the check."""
+    checked = [r["fidelity"] for r in records if isinstance(r.get("fidelity"), dict)]
+    resampled: Counter[str] = Counter()
+    kept: Counter[str] = Counter()
+    for f in checked:
+        resampled.update(f.get("resampled") or {})
+        kept.update(f.get("kept") or {})
+    return {
+        "checked": len(checked),
+        "affected": sum(bool(f.get("resampled") or f.get("kept")) for f in checked),
+        "rows": [
+            (k, resampled[k], kept[k], meaning)
+            for k, meaning in FIDELITY_REASONS.items()
+            if k in resampled or k in kept
+        ],
+    }
+
+
 def build_report(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The numbers of the report, as plain data."""
     reasons = Counter(r["end_reason"] for r in records)
     return {
         "conversations": len(records),
         "end_reasons": [(k, reasons[k], END_REASONS.get(k, "")) for k in sorted(reasons)],
+        "fidelity": _fidelity(records),
         "turns": _stats([r["turns"] for r in records]),
         "user_words": _stats(_words(records, "user", skip_opening=True)),
         "assistant_words": _stats(_words(records, "assistant", skip_opening=True)),
@@ -77,6 +100,11 @@ def _markdown(report: dict[str, Any]) -> str:
         "|---|---|---|",
     ]
     lines += [f"| {k} | {n} | {meaning} |" for k, n, meaning in report["end_reasons"]]
+    lines += ["", "## User fidelity", "", _fidelity_summary(report["fidelity"]), ""]
+    if report["fidelity"]["rows"]:
+        lines += ["| check failed | turns drawn again | failing turns kept | meaning |"]
+        lines += ["|---|---|---|---|"]
+        lines += [f"| {k} | {n} | {m} | {text} |" for k, n, m, text in report["fidelity"]["rows"]]
     lines += ["", "## Sample transcripts", ""]
     for r in report["samples"]:
         lines += [f"### {r['id']} ({r['end_reason']}, {r['turns']} turn(s))", ""]
@@ -87,8 +115,28 @@ def _markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _fidelity_summary(fidelity: dict[str, Any]) -> str:
+    return (
+        f"{fidelity['affected']} of {fidelity['checked']} checked conversation(s) had a user turn "
+        "that failed the fidelity check (empty, assistant-like, or copying the context); such a "
+        "turn is drawn again, and a failing turn is kept only after the last retry (an empty one "
+        "never: the conversation ends)."
+    )
+
+
 def _html(report: dict[str, Any]) -> str:
     e = html.escape
+    fidelity = report["fidelity"]
+    fidelity_rows = "".join(
+        f"<tr><td>{e(k)}</td><td>{n}</td><td>{m}</td><td>{e(text)}</td></tr>"
+        for k, n, m, text in fidelity["rows"]
+    )
+    fidelity_table = (
+        "<table><tr><th>check failed</th><th>turns drawn again</th><th>failing turns kept</th>"
+        f"<th>meaning</th></tr>{fidelity_rows}</table>"
+        if fidelity_rows
+        else ""
+    )
     rows = "".join(
         f"<tr><td>{e(k)}</td><td>{n}</td><td>{e(meaning)}</td></tr>"
         for k, n, meaning in report["end_reasons"]
@@ -122,7 +170,8 @@ def _html(report: dict[str, Any]) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>Simulated conversations</title>"
         f"<style>{style}</style></head><body><h1>Simulated conversations</h1><ul>{facts}</ul>"
         f"<h2>End reasons</h2><table><tr><th>reason</th><th>conversations</th><th>meaning</th>"
-        f"</tr>{rows}</table><h2>Sample transcripts</h2>{samples}</body></html>\n"
+        f"</tr>{rows}</table><h2>User fidelity</h2><p>{e(_fidelity_summary(fidelity))}</p>"
+        f"{fidelity_table}<h2>Sample transcripts</h2>{samples}</body></html>\n"
     )
 
 
