@@ -3,7 +3,11 @@
 A request waits in a queue; a single worker takes the first one, collects whatever else arrives
 within a few milliseconds (up to ``max_batch`` prompts), and runs them as one batch. Requests
 with different decoding settings cannot share a ``generate`` call, so a batch is split by
-settings. While a batch runs, the next one fills up.
+settings; the seed is not one of them for ``hf:``, whose rows each sample with their own seed.
+While a batch runs, the next one fills up.
+
+A request that is cancelled (its client left) costs nothing more: its prompts are dropped if they
+are still waiting, and on ``hf:`` its rows of a running batch stop at the next token.
 
 Example:
     >>> generator = BatchingGenerator(HFGenerator("runs/demo/humanlm/model"))  # doctest: +SKIP
@@ -14,15 +18,29 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
+from humanlm.generate.hf import HFGenerator, Row, row_seed
 from humanlm.generate.prompt import SimPrompt
 from humanlm.generate.protocol import Generation, GenerationSettings, Generator
 
 __all__ = ["BatchingGenerator"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """One queued prompt: the request's settings, the prompt's own seed, where its answer goes,
+    and an event set when the request is cancelled."""
+
+    prompt: SimPrompt
+    settings: GenerationSettings
+    seed: int
+    future: asyncio.Future
+    abandoned: threading.Event
 
 
 class BatchingGenerator:
@@ -51,9 +69,7 @@ class BatchingGenerator:
         self.max_batch = max_batch
         self.window_s = window_s
         self.batch_sizes: list[int] = []
-        self._queue: asyncio.Queue[tuple[SimPrompt, GenerationSettings, asyncio.Future]] | None = (
-            None
-        )
+        self._queue: asyncio.Queue[_Pending] | None = None
         self._worker: asyncio.Task | None = None
 
     def __repr__(self) -> str:
@@ -75,13 +91,17 @@ class BatchingGenerator:
         # One batch holds at most max_batch prompts, so that is the wrapped batch size too.
         settings = dataclasses.replace(settings, batch_size=self.max_batch)
         futures = []
-        for prompt in prompts:
+        for i, prompt in enumerate(prompts):
             future: asyncio.Future = loop.create_future()
-            self._queue.put_nowait((prompt, settings, future))
+            abandoned = threading.Event()
+            future.add_done_callback(lambda f, e=abandoned: e.set() if f.cancelled() else None)
+            seed = row_seed(settings.seed, i)
+            self._queue.put_nowait(_Pending(prompt, settings, seed, future, abandoned))
             futures.append(future)
+        # Cancelling this call (the client left) cancels each future, which sets its event.
         return list(await asyncio.gather(*futures))
 
-    async def _collect(self) -> list[tuple[SimPrompt, GenerationSettings, asyncio.Future]]:
+    async def _collect(self) -> list[_Pending]:
         assert self._queue is not None
         loop = asyncio.get_running_loop()
         batch = [await self._queue.get()]
@@ -99,28 +119,42 @@ class BatchingGenerator:
                 break
         return batch
 
+    def _group_key(self, settings: GenerationSettings) -> GenerationSettings:
+        # hf: rows carry their own seeds, so requests that differ only in the seed share a batch.
+        if isinstance(self.generator, HFGenerator):
+            return dataclasses.replace(settings, seed=0)
+        return settings
+
+    async def _generate(
+        self, items: list[_Pending], settings: GenerationSettings
+    ) -> list[Generation]:
+        if isinstance(self.generator, HFGenerator):
+            rows = [Row(p.prompt.text, p.seed, p.abandoned) for p in items]
+            return await asyncio.to_thread(self.generator.generate_rows, rows, settings)
+        return await self.generator.generate([p.prompt for p in items], settings)
+
     async def _run(self) -> None:
         while True:
             batch = await self._collect()
-            groups: dict[GenerationSettings, list[Any]] = {}
+            groups: dict[GenerationSettings, list[_Pending]] = {}
             for item in batch:
-                groups.setdefault(item[1], []).append(item)
+                groups.setdefault(self._group_key(item.settings), []).append(item)
             for settings, items in groups.items():
-                live = [item for item in items if not item[2].done()]  # a client may have left
+                live = [p for p in items if not p.future.done()]  # a client may have left
                 if not live:
                     continue
                 self.batch_sizes.append(len(live))
                 try:
-                    outputs = await self.generator.generate([p for p, _, _ in live], settings)
+                    outputs = await self._generate(live, settings)
                 except Exception as exc:  # hand the error to each waiting request
                     logger.exception("generation failed for a batch of %d", len(live))
-                    for _, _, future in live:
-                        if not future.done():
-                            future.set_exception(exc)
+                    for p in live:
+                        if not p.future.done():
+                            p.future.set_exception(exc)
                     continue
-                for (_, _, future), output in zip(live, outputs, strict=True):
-                    if not future.done():
-                        future.set_result(output)
+                for p, output in zip(live, outputs, strict=True):
+                    if not p.future.done():
+                        p.future.set_result(output)
 
     async def aclose(self) -> None:
         if self._worker is not None:

@@ -16,32 +16,37 @@ Run it:
 
 from __future__ import annotations
 
-import hmac
-import json
+import asyncio
+import errno
+import functools
 import logging
+import socket
+import threading
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
-from humanlm.errors import ConfigError
+from humanlm.errors import ConfigError, HumanlmError
 from humanlm.generate.batching import BatchingGenerator
 from humanlm.generate.build import GENERATOR_KINDS, build_generator
-from humanlm.generate.prompt import SimPrompt
+from humanlm.generate.protocol import Generation
 from humanlm.generate.vllm_settings import VLLMSettings
 from humanlm.llm.specs import parse_spec
+from humanlm.serve.guard import Guard
+from humanlm.serve.limits import LARGE_BODY_BYTES, MAX_BODY_MB
 from humanlm.serve.protocol import (
     BadRequest,
+    Job,
     Service,
     cut_stops,
     error_response,
-    flip_roles,
-    parse_stops,
     sse,
     usage,
 )
@@ -51,6 +56,67 @@ from humanlm.states import END_SIGNAL
 __all__ = ["build_app", "run_serve"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class _ClientGone(Exception):
+    """The client closed the connection before its answer was ready."""
+
+
+async def _disconnected(request: Request) -> None:
+    # Once the body is read, the next message is the disconnect (or the response's end).
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_gone(request: Request, work: Awaitable[T]) -> T:
+    """``work``'s result, or ``_ClientGone`` as soon as the client leaves; then ``work`` is
+    cancelled, which drops its prompts from the batch queue or stops their rows."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, gone):
+            if not pending.done():
+                pending.cancel()
+    if task.cancelled():
+        raise _ClientGone
+    return task.result()
+
+
+class _OneAtATime:
+    """Blocking calls in a worker thread, one at a time. A call keeps its turn until it really
+    ends, also when its caller was cancelled (the client left) and nobody waits for it."""
+
+    def __init__(self) -> None:
+        self._turn = asyncio.Semaphore(1)
+
+    async def run(self, call: Callable[[], T]) -> T:
+        await self._turn.acquire()
+        loop = asyncio.get_running_loop()
+        lock = threading.Lock()
+        state = {"started": False, "dropped": False}
+
+        def in_thread() -> T:
+            with lock:
+                if state["dropped"]:  # cancelled before a thread took it
+                    raise _ClientGone
+                state["started"] = True
+            try:
+                return call()
+            finally:
+                loop.call_soon_threadsafe(self._turn.release)
+
+        try:
+            return await anyio.to_thread.run_sync(in_thread, abandon_on_cancel=True)
+        except BaseException:
+            with lock:
+                if not state["started"]:
+                    state["dropped"] = True
+                    self._turn.release()
+            raise
 
 
 def build_app(
@@ -62,6 +128,7 @@ def build_app(
     seed: int = 0,
     no_repeat_ngram_size: int = 4,
     context_length: int | None = None,
+    max_body_mb: float = MAX_BODY_MB,
 ) -> Any:
     """The FastAPI application serving ``simulator``.
 
@@ -73,6 +140,7 @@ def build_app(
         seed: the sampling seed of requests that send none.
         no_repeat_ngram_size: the n-gram ban of every request (0: off), where applied.
         context_length: the most tokens of prompt plus reply (default: the model's own limit).
+        max_body_mb: the largest request body taken, in MiB (413 above it).
     """
     service = Service(
         simulator,
@@ -84,6 +152,7 @@ def build_app(
     )
     app = FastAPI(title="humanlm serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
+    large = _OneAtATime()  # bodies over LARGE_BODY_BYTES are read one at a time
 
     @app.exception_handler(HTTPException)
     async def httperror_response(request: Request, exc: HTTPException) -> Any:
@@ -96,6 +165,11 @@ def build_app(
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, exc: BadRequest) -> Any:
         return error_response(exc.status, exc.message, param=exc.param, code=exc.code)
+
+    @app.exception_handler(_ClientGone)
+    async def client_gone(request: Request, exc: _ClientGone) -> Any:
+        # Nobody reads it; the access log records the 499.
+        return error_response(499, "the client closed the request", code="client_closed")
 
     def engine_problem() -> str | None:
         # An engine that runs in another process (vLLM) can die under the server.
@@ -112,21 +186,25 @@ def build_app(
             500, "the server failed to answer this request", code="internal_error"
         )
 
-    @app.middleware("http")
-    async def check_key(request: Request, call_next: Any) -> Any:
-        if api_key and request.url.path.startswith(("/v1/", "/flipped/v1/")):
-            sent = request.headers.get("authorization", "")
-            token = sent[7:] if sent.lower().startswith("bearer ") else ""
-            if not hmac.compare_digest(token.encode(), api_key.encode()):
-                return error_response(401, "invalid or missing API key", code="invalid_api_key")
-        return await call_next(request)
+    async def off_loop(size: int, read: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        call = functools.partial(read, *args, **kwargs)
+        if size > LARGE_BODY_BYTES:
+            return await large.run(call)
+        return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
 
-    async def read_json(request: Request) -> Any:
-        raw = await request.body()
+    async def generate(job: Job) -> list[Generation]:
         try:
-            return json.loads(raw)
-        except ValueError:
-            raise BadRequest("the request body is not valid JSON") from None
+            generations = await simulator.generator.generate(job.prompts, job.settings)
+        except HumanlmError as err:  # the proxied backend refused our key or model
+            raise BadRequest(
+                f"the model backend refused the request ({err})", status=502, code="backend_error"
+            ) from None
+        failed = [g for g in generations if g.text is None]
+        if failed:
+            raise BadRequest(
+                f"the model backend failed ({failed[0].error})", code="backend_error", status=502
+            )
+        return generations
 
     @app.get("/health")
     async def health() -> Any:
@@ -148,116 +226,73 @@ def build_app(
     @app.post("/v1/chat/completions")
     @app.post("/flipped/v1/chat/completions")
     async def chat(request: Request) -> Any:
-        body = await read_json(request)
-        n = service.check_common(body)
-        if request.url.path.startswith("/flipped/"):
-            body = {**body, "messages": flip_roles(body.get("messages"))}
-        stops = parse_stops(body)
-        prompt, prompt_tokens = service.chat_prompt(body)
-        settings = service.settings(body, prompt_tokens, stop=simulator.settings.stop)
-        generations = await simulator.generator.generate([prompt] * n, settings)
-        if all(g.text is None for g in generations):
-            return error_response(
-                502, f"the model backend failed ({generations[0].error})", code="backend_error"
-            )
+        raw = await request.body()
+        flipped = request.url.path.startswith("/flipped/")
+
+        async def answer() -> Any:
+            job = await off_loop(len(raw), service.prepare_chat, raw, flipped=flipped)
+            generations = await generate(job)
+            return await anyio.to_thread.run_sync(chat_response, job, generations)
+
+        return await _unless_gone(request, answer())
+
+    def chat_response(job: Job, generations: list[Generation]) -> Any:
+        prompt = job.prompts[0]  # the n copies of one prompt
         replies = [simulator.read(g, prompt) for g in generations]
         ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        choices = [service.choice(i, r, stops) for i, r in enumerate(replies)]
-        counted = usage(prompt_tokens, [r.completion_tokens for r in replies])
-        if not body.get("stream"):
+        choices = [service.choice(i, r, job.stops) for i, r in enumerate(replies)]
+        counted = usage(job.prompt_tokens, [r.completion_tokens for r in replies])
+        model = job.body["model"]
+        if not job.body.get("stream"):
             return JSONResponse(
                 {
                     "id": ident,
                     "object": "chat.completion",
                     "created": created,
-                    "model": body["model"],
+                    "model": model,
                     "choices": choices,
                     "usage": counted,
                 }
             )
-        head = {
-            "id": ident,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": body["model"],
-        }
+        head = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model}
         chunks = []
         for c in choices:
             i = c["index"]
+            opening = {"role": "assistant", "content": ""}
             chunks.append(
-                {
-                    **head,
-                    "choices": [
-                        {
-                            "index": i,
-                            "delta": {"role": "assistant", "content": ""},
-                            "finish_reason": None,
-                        }
-                    ],
-                }
+                {**head, "choices": [{"index": i, "delta": opening, "finish_reason": None}]}
             )
+            content = {"content": c["message"]["content"]}
             chunks.append(
-                {
-                    **head,
-                    "choices": [
-                        {
-                            "index": i,
-                            "delta": {"content": c["message"]["content"]},
-                            "finish_reason": None,
-                        }
-                    ],
-                }
+                {**head, "choices": [{"index": i, "delta": content, "finish_reason": None}]}
             )
-            chunks.append(
-                {
-                    **head,
-                    "choices": [
-                        {
-                            "index": i,
-                            "delta": {},
-                            "finish_reason": c["finish_reason"],
-                            "humanlm": c["humanlm"],
-                        }
-                    ],
-                }
-            )
-        options = body.get("stream_options")
+            last = {
+                "index": i,
+                "delta": {},
+                "finish_reason": c["finish_reason"],
+                "humanlm": c["humanlm"],
+            }
+            chunks.append({**head, "choices": [last]})
+        options = job.body.get("stream_options")
         if isinstance(options, Mapping) and options.get("include_usage"):
             chunks.append({**head, "choices": [], "usage": counted})
         return StreamingResponse(sse(chunks), media_type="text/event-stream")
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
-        body = await read_json(request)
-        n = service.check_common(body)
-        if body.get("echo"):
-            raise BadRequest("echo is not supported", param="echo")
-        raw = body.get("prompt")
-        texts = [raw] if isinstance(raw, str) else raw
-        if (
-            not isinstance(texts, list)
-            or not texts
-            or not all(isinstance(t, str) and t for t in texts)
-        ):
-            raise BadRequest("prompt must be a non-empty string or list of strings", param="prompt")
-        stops = parse_stops(body)
-        prompts, counts = [], []
-        for text in texts:
-            tokens = simulator.generator.count_tokens(text)
-            prompts.append((SimPrompt(text=text, messages=(), thinking=False), tokens))
-            counts.append(tokens)
-        settings = [service.settings(body, tokens, stop=stops) for _, tokens in prompts]
-        # One settings object for all prompts: the tightest token budget.
-        merged = min(settings, key=lambda s: s.max_new_tokens)
-        batch = [p for p, _ in prompts for _ in range(n)]
-        generations = await simulator.generator.generate(batch, merged)
-        if all(g.text is None for g in generations):
-            return error_response(
-                502, f"the model backend failed ({generations[0].error})", code="backend_error"
-            )
+        raw = await request.body()
+
+        async def answer() -> Any:
+            job = await off_loop(len(raw), service.prepare_completions, raw)
+            generations = await generate(job)
+            return await anyio.to_thread.run_sync(completions_response, job, generations)
+
+        return await _unless_gone(request, answer())
+
+    def completions_response(job: Job, generations: list[Generation]) -> Any:
         choices = []
         for i, g in enumerate(generations):
-            text, stopped = cut_stops(g.text or "", stops)
+            text, stopped = cut_stops(g.text or "", job.stops)
             choices.append(
                 {
                     "index": i,
@@ -266,20 +301,20 @@ def build_app(
                     "finish_reason": "stop" if stopped else (g.finish_reason or "stop"),
                 }
             )
-        counted = usage(sum(c or 0 for c in counts), [g.completion_tokens for g in generations])
+        counted = usage(job.prompt_tokens, [g.completion_tokens for g in generations])
         ident, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
         head = {
             "id": ident,
             "object": "text_completion",
             "created": created,
-            "model": body["model"],
+            "model": job.body["model"],
         }
-        if not body.get("stream"):
+        if not job.body.get("stream"):
             return JSONResponse({**head, "choices": choices, "usage": counted})
         chunks = [{**head, "choices": [c]} for c in choices]
         return StreamingResponse(sse(chunks), media_type="text/event-stream")
 
-    return app
+    return Guard(app, api_key=api_key, max_body_bytes=int(max_body_mb * (1 << 20)))
 
 
 def run_serve(
@@ -295,6 +330,7 @@ def run_serve(
     end_text: str = END_SIGNAL,
     backend_key_env: str | None = None,
     context_length: int | None = None,
+    max_body_mb: float = MAX_BODY_MB,
     vllm: VLLMSettings | None = None,
 ) -> None:
     """Serve ``model`` until interrupted.
@@ -307,13 +343,19 @@ def run_serve(
     ``openai:MODEL@URL`` (a proxy to a
     ``/v1/completions`` endpoint serving a model trained with our template).
 
+    The options and the address are checked before the model loads: a busy port stops the
+    command at once.
+
     Raises:
-        ConfigError: a bad spec or mode, or ``api_key_env`` names an unset variable.
+        ConfigError: a bad spec, mode or body limit, ``api_key_env`` names an unset variable,
+            or the address cannot be bound (the port is in use).
     """
     import os
 
     import uvicorn
 
+    if not max_body_mb > 0:
+        raise ConfigError(f"--max-body-mb {max_body_mb}: must be a positive number of MiB")
     api_key = None
     if api_key_env:
         api_key = os.environ.get(api_key_env)
@@ -329,6 +371,7 @@ def run_serve(
             f"model spec {model!r}: the proxy needs the completions endpoint, "
             "openai:MODEL@http://HOST:PORT/v1"
         )
+    sock = _bind(host, port)  # listens once the model is loaded
     # An openai: model is proxied through its text API: it gets our rendered prompt.
     generator = build_generator(
         model,
@@ -348,6 +391,29 @@ def run_serve(
         api_key=api_key,
         end_text=end_text,
         context_length=context_length,
+        max_body_mb=max_body_mb,
     )
     logger.info("serving %s as %r on http://%s:%d/v1", generator.spec, name, host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    # uvicorn's own access log is off: the guard writes one line per request.
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    server.run(sockets=[sock])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (not listening yet), or one line saying why not."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is fine
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        if err.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"--port {port}: {host}:{port} is in use (another server?); stop it or choose "
+                "another --port"
+            ) from None
+        reason = err.strerror or str(err)
+        raise ConfigError(f"--host {host}: cannot listen on {host}:{port} ({reason})") from None
+    sock.set_inheritable(True)
+    return sock

@@ -1,7 +1,8 @@
 """The OpenAI wire format of ``humanlm serve``: request checks, settings, choices, errors.
 
 Bad input raises ``BadRequest`` with the OpenAI ``param`` and ``code``; the app turns it into an
-OpenAI-shaped 4xx answer.
+OpenAI-shaped 4xx answer. Reading a request (JSON, prompt rendering, token counts) is plain
+blocking code: the app runs it in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
@@ -9,28 +10,30 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.responses import JSONResponse
 
 from humanlm.generate.prompt import SimPrompt
 from humanlm.generate.protocol import GenerationSettings
+from humanlm.serve.limits import MAX_CHOICES, MAX_DEPTH, MAX_STOP_CHARS
 from humanlm.simulate.messages import ConversationError
 from humanlm.simulate.reply import Reply
 from humanlm.simulate.user import UserSimulator
 
 __all__ = [
     "BadRequest",
+    "Job",
     "Service",
     "cut_stops",
     "error_response",
     "flip_roles",
+    "parse_body",
     "parse_stops",
     "sse",
     "usage",
 ]
-
-_MAX_N = 16
 
 
 class BadRequest(Exception):
@@ -49,11 +52,55 @@ def error_response(
     kind = {
         401: "authentication_error",
         404: "not_found_error",
-        405: "invalid_request_error",
-        413: "invalid_request_error",
     }.get(status, "invalid_request_error" if status < 500 else "server_error")
     body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return JSONResponse(body, status_code=status)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise BadRequest(f"the request body is not valid JSON ({name} is not a JSON number)")
+
+
+def parse_body(raw: bytes) -> Any:
+    """The JSON request body, refused when it is not JSON (``NaN`` included), nests deeper than
+    ``MAX_DEPTH`` or holds a lone surrogate escape (``"\\ud800"``: not text, and no tokenizer
+    or UTF-8 encoder takes it)."""
+    try:
+        body = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise BadRequest(f"the request body nests deeper than {MAX_DEPTH} levels") from None
+    except ValueError:
+        raise BadRequest("the request body is not valid JSON") from None
+    _check_tree(body)
+    return body
+
+
+def _check_tree(body: Any) -> None:
+    stack: list[tuple[Any, str, int]] = [(body, "", 0)]
+    while stack:  # a loop, not recursion: the nesting is the client's to choose
+        value, where, depth = stack.pop()
+        if isinstance(value, str):
+            _check_text(value, where)
+        elif isinstance(value, dict | list):
+            if depth >= MAX_DEPTH:
+                raise BadRequest(f"the request body nests deeper than {MAX_DEPTH} levels")
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    _check_text(key, where)
+                    stack.append((item, f"{where}.{key}" if where else key, depth + 1))
+            else:
+                stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(value))
+
+
+def _check_text(text: str, where: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(
+            f"{where or 'the body'}: a lone surrogate escape (such as \\ud800, half of a "
+            "UTF-16 pair) is not text; send the whole character or drop it",
+            param=where or None,
+        ) from None
 
 
 def _number(body: Mapping[str, Any], name: str, default: float, low: float, high: float) -> float:
@@ -84,10 +131,12 @@ def parse_stops(body: Mapping[str, Any]) -> tuple[str, ...]:
     if (
         not isinstance(stops, list)
         or len(stops) > 4
-        or not all(isinstance(s, str) and s for s in stops)
+        or not all(isinstance(s, str) and 0 < len(s) <= MAX_STOP_CHARS for s in stops)
     ):
         raise BadRequest(
-            "stop must be a string or a list of up to 4 non-empty strings", param="stop"
+            f"stop must be a string or a list of up to 4 strings of 1 to {MAX_STOP_CHARS} "
+            "characters",
+            param="stop",
         )
     return tuple(stops)
 
@@ -95,6 +144,17 @@ def parse_stops(body: Mapping[str, Any]) -> tuple[str, ...]:
 def cut_stops(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
     cuts = [i for s in stops if (i := text.find(s)) >= 0]
     return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A checked request, ready to generate: one prompt per completion asked for."""
+
+    body: Mapping[str, Any]
+    prompts: list[SimPrompt]
+    settings: GenerationSettings
+    stops: tuple[str, ...]
+    prompt_tokens: int | None
 
 
 class Service:
@@ -150,7 +210,47 @@ class Service:
             raise BadRequest("model: a model name is required", param="model")
         if body.get("stream") is not None and not isinstance(body.get("stream"), bool):
             raise BadRequest("stream must be true or false", param="stream")
-        return int(_integer(body, "n", 1, 1, _MAX_N) or 1)
+        return int(_integer(body, "n", 1, 1, MAX_CHOICES) or 1)
+
+    def prepare_chat(self, raw: bytes, *, flipped: bool) -> Job:
+        """Read a chat request (blocking: rendering and counting a long prompt take a while)."""
+        body = parse_body(raw)
+        n = self.check_common(body)
+        if flipped:
+            body = {**body, "messages": flip_roles(body.get("messages"))}
+        stops = parse_stops(body)
+        prompt, prompt_tokens = self.chat_prompt(body)
+        settings = self.settings(body, prompt_tokens, stop=self.simulator.settings.stop)
+        return Job(body, [prompt] * n, settings, stops, prompt_tokens)
+
+    def prepare_completions(self, raw: bytes) -> Job:
+        """Read a ``/v1/completions`` request (blocking); at most ``MAX_CHOICES`` completions,
+        prompts times ``n``."""
+        body = parse_body(raw)
+        n = self.check_common(body)
+        if body.get("echo"):
+            raise BadRequest("echo is not supported", param="echo")
+        raw_prompt = body.get("prompt")
+        texts = [raw_prompt] if isinstance(raw_prompt, str) else raw_prompt
+        if (
+            not isinstance(texts, list)
+            or not texts
+            or not all(isinstance(t, str) and t for t in texts)
+        ):
+            raise BadRequest("prompt must be a non-empty string or list of strings", param="prompt")
+        if len(texts) * n > MAX_CHOICES:
+            raise BadRequest(
+                f"at most {MAX_CHOICES} completions per request (prompts x n); this one asks "
+                f"for {len(texts) * n}. Split the prompts over several requests.",
+                param="prompt" if len(texts) > 1 else "n",
+            )
+        stops = parse_stops(body)
+        counts = [self.simulator.generator.count_tokens(text) for text in texts]
+        settings = [self.settings(body, tokens, stop=stops) for tokens in counts]
+        # One settings object for all prompts: the tightest token budget.
+        merged = min(settings, key=lambda s: s.max_new_tokens)
+        prompts = [SimPrompt(text=t, messages=(), thinking=False) for t in texts for _ in range(n)]
+        return Job(body, prompts, merged, stops, sum(c or 0 for c in counts))
 
     def chat_prompt(self, body: Mapping[str, Any]) -> tuple[SimPrompt, int | None]:
         messages = body.get("messages")
