@@ -93,3 +93,21 @@ def test_grpo_trains_with_the_realism_reward_of_an_llm_detector(
         assert m["reward"] == pytest.approx(expected, abs=1e-5)
     before, after = _weights(warmed_model_dir), _weights(result.model_dir)
     assert any(not (before[k] == after[k]).all() for k in before), "training changed no weight"
+
+
+def test_the_yaml_of_docs_training_md_loads(tmp_path):
+    text = (Path(__file__).parents[2] / "docs" / "training.md").read_text(encoding="utf-8")
+    [block] = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
+    (tmp_path / "run.yaml").write_text(block)
+    cfg = load_config(tmp_path / "run.yaml")
+    assert cfg.realism.weight == 0.5 and cfg.realism.detector == "judge"
+    assert cfg.realism.judge.temperature == 0.0  # the block's own default, kept under a partial
+    assert trl_options(cfg)[1]["reward_weights"] == [1.0, 0.5]
+
+
+def test_verl_refuses_the_realism_reward(tmp_path):
+    from humanlm.verl.preset import run_config_overrides
+
+    (tmp_path / "run.yaml").write_text("mode: grpo\nrealism:\n  weight: 0.5\n")
+    with pytest.raises(ConfigError, match="realism reward trains on the TRL engine only"):
+        run_config_overrides(tmp_path / "run.yaml")

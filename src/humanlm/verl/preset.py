@@ -96,7 +96,8 @@ def run_config_overrides(path: Path) -> list[str]:
     """The verl overrides that train the run config at ``path`` as TRL would.
 
     Raises:
-        ConfigError: an invalid run config, an SFT mode, or splits that are not prepared.
+        ConfigError: an invalid run config, an SFT mode, the realism reward, or splits that are
+            not prepared.
     """
     from humanlm.config import load_config
     from humanlm.train.plan import batch_plan
@@ -107,6 +108,11 @@ def run_config_overrides(path: Path) -> list[str]:
         raise ConfigError(
             f"{path}: mode {cfg.mode} is SFT; verl trains the GRPO modes (humanlm, grpo, "
             "grpo-think). Train it without --engine verl"
+        )
+    if cfg.realism.weight:
+        raise ConfigError(
+            f"{path}: realism.weight: the realism reward trains on the TRL engine only; set it "
+            "to 0 or train without --engine verl"
         )
     if not cfg.data.val_split:
         raise ConfigError(f"{path}: data.val_split: verl validates on a split; set one")
