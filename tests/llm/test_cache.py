@@ -3,13 +3,18 @@ killed writer leaves it intact."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+
+import pytest
 
 from humanlm.judge import LLMCache
 from humanlm.llm.cache import cache_key
@@ -135,3 +140,69 @@ def test_an_unreadable_entry_is_judged_again(server, make_judge, tmp_path: Path)
     conn.commit()
     assert judge_once(make_judge(cache=path)).is_scored
     assert len(server.chat_requests) == 2
+
+
+_OPEN_AND_LIST = textwrap.dedent(
+    """
+    import os, stat, sys
+    from humanlm.llm.cache import LLMCache
+    cache = LLMCache(sys.argv[1])
+    cache.put("k", {"scores": {"1": 0.5}})
+    folder = os.path.dirname(sys.argv[1])
+    for name in sorted(os.listdir(folder)):  # while open: the -wal and -shm files are there
+        print(name, oct(stat.S_IMODE(os.stat(os.path.join(folder, name)).st_mode)))
+    """
+)
+
+
+def _judge_rows() -> str:
+    row = {
+        "example_id": "ex0",
+        "state": "stance",
+        "context": [{"name": "op", "content": "Should I move abroad?"}],
+        "ground_truth": "Go for it.",
+        "candidates": ["Stay home.", "Go for it, really."],
+    }
+    return json.dumps(row) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("umask", "mode"),
+    [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)],
+    ids=["umask022", "umask077", "umask002"],
+)
+def test_the_cache_files_get_the_umasks_mode(tmp_path: Path, umask: int, mode: int) -> None:
+    # issue 24: SQLite created the cache 0644 whatever the umask (0664 expected under 002).
+    from humanlm.testing import ScriptedServer
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(_judge_rows())
+    out = tmp_path / "out" / "scored.jsonl"
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "HF_HUB_OFFLINE": "1"}
+    with ScriptedServer(reply_fn=judge_reply_fn()) as server:
+        args = ["judge", "-i", str(src), "-o", str(out), "--judge", f"openai:j@{server.base_url}"]
+        done = subprocess.run(
+            [sys.executable, "-m", "humanlm.cli.main", *args, "--no-progress"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=lambda: os.umask(umask),
+        )
+    assert done.returncode == 0, done.stderr
+    cache = out.parent / "judge_cache.sqlite"
+    assert stat.S_IMODE(cache.stat().st_mode) == mode
+    assert stat.S_IMODE(out.stat().st_mode) == mode  # the same mode as the other outputs
+    folder = tmp_path / "open"
+    folder.mkdir()
+    listed = subprocess.run(
+        [sys.executable, "-c", _OPEN_AND_LIST, str(folder / "c.sqlite")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.umask(umask),
+        check=True,
+    ).stdout.split()
+    assert dict(zip(listed[::2], listed[1::2], strict=True)) == {
+        name: oct(mode) for name in ("c.sqlite", "c.sqlite-shm", "c.sqlite-wal")
+    }

@@ -8,6 +8,9 @@ judgements are stored, so a failure is retried on the next run.
 Several processes may share one cache file: WAL mode lets readers and one writer work at once,
 writers wait on each other (``busy_timeout``), and every write is a single committed statement,
 so a process killed mid-run leaves either the whole entry or none of it.
+
+The file, and the ``-wal`` and ``-shm`` files beside it (SQLite gives them the file's mode), get
+the mode any new file gets under the umask, like every other output.
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ class LLMCache:
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 60.0):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite creates a new file 0644 whatever the umask allows (0664 under umask 002);
+        # created here first, it gets the umask's mode, which its -wal and -shm files copy.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666))
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(
             self.path, timeout=busy_timeout_s, check_same_thread=False, isolation_level=None
