@@ -26,20 +26,22 @@ _CANDIDATE = re.compile(r'<candidate id="([AB])">\n(.*?)\n</candidate>', flags=r
 
 POST = CONTEXT[0]["content"]  # "AITA for keeping the deposit my roommate never paid back?"
 
+SPAN = "the deposit my roommate never paid back"
+QUOTE = "keeping the deposit my roommate"
 COPY_CASES = [
-    ("I kept the deposit my roommate never paid back, fair?", [POST], 6, None, "the deposit my roommate never paid back"),  # copied  # fmt: skip
-    ("I kept the DEPOSIT, my roommate never... paid back!", [POST], 6, None, "the deposit my roommate never paid back"),  # case and punctuation  # fmt: skip
-    ("the deposit my roommate never paid back", [POST], 8, None, None),  # shorter than the span
-    ("you were keeping the deposit and that is fine", [POST], 3, None, "keeping the deposit"),  # short span
-    ("NTA, she owes you the money", [POST], 3, None, None),  # nothing copied
-    ("keeping the deposit my roommate", [POST], 5, "keeping the deposit my roommate", None),  # the real reply quotes it too  # fmt: skip
-    ("keeping the deposit my roommate", ["x", POST], 5, None, "keeping the deposit my roommate"),  # second source  # fmt: skip
+    ("I kept the deposit my roommate never paid back, fair?", [POST], 6, "", SPAN),  # copied
+    ("I kept the DEPOSIT, my roommate never... paid back!", [POST], 6, "", SPAN),  # case, marks
+    (SPAN, [POST], 8, "", None),  # shorter than the span
+    ("you were keeping the deposit and that is fine", [POST], 3, "", "keeping the deposit"),  # 3
+    ("NTA, she owes you the money", [POST], 3, "", None),  # nothing copied
+    (QUOTE, [POST], 5, QUOTE, None),  # the real reply quotes the post too
+    (QUOTE, ["x", POST], 5, "", QUOTE),  # found in the second source
 ]
 
 
 @pytest.mark.parametrize(("text", "sources", "words", "allowed", "expected"), COPY_CASES)
 def test_copied_span(text, sources, words, allowed, expected):
-    assert copied_span(text, sources, words=words, allowed=allowed or "") == expected
+    assert copied_span(text, sources, words=words, allowed=allowed) == expected
 
 
 LENGTH_CASES = [
@@ -93,7 +95,7 @@ def test_judge_detector_rewards_how_often_it_is_fooled():
         ("e1", "stance", "<stance>backs OP</stance>", TRUTH),  # another state: None
         ("e3", "response", "no tags at all", TRUTH),  # broken format: 0, no call
         ("e3", "response", f"<response>{' '.join(['yes'] * 40)}</response>", TRUTH),  # too long
-        ("e3", "response", f"<response>keeping the deposit my roommate never paid</response>", TRUTH),  # copies the post  # fmt: skip
+        ("e3", "response", f"<response>kept {SPAN}</response>", TRUTH),  # copies the post
         ("e4", "response", f"<response>{short}</response>", "<|endconversation|>"),  # end: None
     ]
     metrics: dict[str, float] = {}
@@ -163,7 +165,10 @@ def test_pair_fooled_tells_a_different_style_apart_and_ties_copies():
 
 def test_style_detector_rewards_through_the_reward_function():
     real, fake = _style_pairs()
-    rows = [(f"e{i}", "response", f"<response>{f}</response>", r) for i, (f, r) in enumerate(zip(fake, real))]  # fmt: skip
+    rows = [
+        (f"e{i}", "response", f"<response>{f}</response>", r)
+        for i, (f, r) in enumerate(zip(fake, real, strict=True))
+    ]
     rewards = run(realism_reward(**_batch(rows), detector=StyleDetector(), **GUARDS))
     assert rewards == [0.0] * 6
     copies = [(e, s, f"<response>{r}</response>", r) for e, s, _, r in rows]

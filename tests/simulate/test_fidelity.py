@@ -105,7 +105,8 @@ def test_failing_user_turns_are_drawn_again_and_counted(tmp_path: Path) -> None:
     assert "| assistant_voice | 2 | 0 |" in report and "| empty | 2 | 0 |" in report
     assert "| copies_context | 1 | 1 |" in report
     page = (tmp_path / "o" / "report.html").read_text()
-    assert "<h2>User fidelity</h2>" in page and "<td>copies_context</td><td>1</td><td>1</td>" in page
+    assert "<h2>User fidelity</h2>" in page
+    assert "<td>copies_context</td><td>1</td><td>1</td>" in page
 
 
 def test_fidelity_retries_must_not_be_negative(tmp_path: Path) -> None:

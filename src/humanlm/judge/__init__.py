@@ -5,6 +5,8 @@
 - ``Judge.judge_group(...)`` -> ``GroupVerdict``: the n rollouts of one (example, state), one call;
 - ``Judge.judge_aspects(...)`` -> ``AspectVerdict``: one response on all six latent states;
 - ``state_reward`` -> the GRPO reward for TRL (bind ``judge`` with ``functools.partial``);
+- ``realism_reward`` -> the optional GRPO reward of how often a detector takes a rollout for the
+  real reply (``humanlm.judge.realism``);
 - ``run_judge`` -> the ``humanlm judge`` command on a JSONL file;
 - ``check_judge`` -> one small judgement before training (a refused request stops the run);
 - ``Ledger`` -> calls, tokens, failures, latency and cost of a run.
@@ -14,6 +16,7 @@ from humanlm.config import JudgeConfig
 from humanlm.judge.batch import JudgeRunResult, run_judge
 from humanlm.judge.build import Judge, build_judge, parse_spec
 from humanlm.judge.preflight import acheck_judge, check_judge
+from humanlm.judge.realism import realism_reward
 from humanlm.judge.reward import state_reward
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict, Verdict
 from humanlm.llm.cache import LLMCache
@@ -37,6 +40,7 @@ __all__ = [
     "build_judge",
     "check_judge",
     "parse_spec",
+    "realism_reward",
     "run_judge",
     "state_reward",
 ]
