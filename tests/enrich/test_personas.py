@@ -341,3 +341,34 @@ def test_overlong_persona_items_are_retried_then_held_back_via_cli(built):
 def test_a_fixed_persona_over_the_limit_is_refused(built):
     with pytest.raises(ConfigError, match="the fixed persona has 16,001 characters"):
         run_personas(data_dir=built, fixed="x" * 16_001)
+
+
+def test_a_huge_refused_reply_is_sent_back_cut_via_cli(built):
+    # issue 24: a 520 KB reply was sent back whole with each re-ask (a 520 KB request).
+    from typer.testing import CliRunner
+
+    from humanlm.cli.data import app
+    from humanlm.llm.client import ECHO_MAX_CHARS, PROBLEM_MAX_CHARS
+
+    huge = json.dumps({**json.loads(persona_json("eve")), "values": ["v" * 65_000] * 8})
+    seen: dict[str, int] = {}
+
+    def reply(request):
+        user = user_of(request)
+        seen[user] = seen.get(user, 0) + 1
+        return huge if user == "eve" and seen[user] == 1 else persona_json(user)
+
+    with ScriptedServer(reply_fn=reply) as server:
+        done = CliRunner().invoke(app, ["personas", "-i", str(built), "--llm", spec(server)])
+        eve = [r for r in server.chat_requests if user_of(r) == "eve"]
+    assert done.exit_code == 0, done.output
+    assert len(huge) > 520_000 and len(eve) == 2  # refused once, then accepted
+    echoed = eve[1].messages[1]["content"]
+    assert echoed.startswith(huge[:ECHO_MAX_CHARS])
+    assert echoed.endswith(f"[... {len(huge) - ECHO_MAX_CHARS:,} more characters cut]")
+    told = eve[1].messages[2]["content"]
+    assert "values[0]: the item has 65,000 characters; the limit is 400" in told
+    assert len(told) < PROBLEM_MAX_CHARS + 400  # the problem, cut, in the retry prompt
+    assert len(json.dumps(eve[1].body)) < len(eve[0].body["messages"][0]["content"]) + 6_000
+    personas = {r["user_id"]: r["persona"] for r in rows_of(built)["train"]}
+    assert personas["eve"] == persona_json("eve")

@@ -8,7 +8,8 @@ retries:
 - **transport failures** (429, 408, 409, 5xx, timeouts, dropped connections) with jittered
   exponential backoff that never comes back before a server's ``Retry-After``;
 - **content failures** (``parse`` refused the reply) at once, optionally sending the reply and a
-  follow-up message that names the problem;
+  follow-up message that names the problem (the reply cut to ``ECHO_MAX_CHARS`` and the problem
+  to ``PROBLEM_MAX_CHARS``, so an oversized reply never makes an oversized re-ask);
 - never a refused request (400, 422: the same request cannot succeed), a refused key or an
   unknown model (``JudgeUnavailableError``, raised at once).
 
@@ -45,7 +46,15 @@ from humanlm.llm.ledger import Ledger
 from humanlm.llm.limits import RateLimiter, RetryPolicy, backoff_delay
 from humanlm.llm.replies import Completion
 
-__all__ = ["Answer", "ChatClient", "Parse", "ask_item", "run_bounded"]
+__all__ = [
+    "ECHO_MAX_CHARS",
+    "PROBLEM_MAX_CHARS",
+    "Answer",
+    "ChatClient",
+    "Parse",
+    "ask_item",
+    "run_bounded",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +63,10 @@ T = TypeVar("T")
 Parse = Callable[[str], "tuple[Any | None, str]"]
 
 _CHARS_PER_TOKEN = 4
+# How much of a refused reply a re-ask sends back: enough for the model to see what it wrote.
+ECHO_MAX_CHARS = 4000
+# How much of the problem a follow-up names (and a failed item's reason keeps).
+PROBLEM_MAX_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,13 @@ class Answer:
 
 def _accept(text: str) -> tuple[str, str]:
     return text, "ok"
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters and how many more were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}[... {len(text) - limit:,} more characters cut]"
 
 
 def _prompt_tokens(messages: Sequence[dict[str, str]]) -> int:
@@ -174,8 +194,9 @@ class ChatClient:
         Args:
             messages: the chat messages.
             parse: reply text -> ``(value, "ok")`` or ``(None, problem)`` (default: accept any).
-            follow_up: problem -> a user message asking again; the refused reply and this message
-                are appended to the first message (default: resend the same messages).
+            follow_up: problem -> a user message asking again; the refused reply (its first
+                ``ECHO_MAX_CHARS`` characters) and this message are appended to the first
+                message (default: resend the same messages).
             content_retries: re-asks after a refused reply (default and cap: the retry budget).
             params: request fields for this call only (``temperature``, ``stop``, ``n`` ...).
             content_label: the ledger's name for a refused reply (default: the problem itself).
@@ -275,8 +296,11 @@ class ChatClient:
                 if call.follow_up is not None and messages:
                     messages = [
                         call.messages[0],
-                        {"role": "assistant", "content": result.text},
-                        {"role": "user", "content": call.follow_up(problem)},
+                        {"role": "assistant", "content": _cut(result.text, ECHO_MAX_CHARS)},
+                        {
+                            "role": "user",
+                            "content": call.follow_up(_cut(problem, PROBLEM_MAX_CHARS)),
+                        },
                     ]
                 continue  # a content failure is retried at once: the server is fine
             assert error is not None
@@ -393,4 +417,6 @@ async def ask_item(
     )
     if answer.ok:
         return answer.value, "ok"
-    return None, f"invalid_reply ({answer.reason})" if answer.content_failure else answer.reason
+    if answer.content_failure:
+        return None, f"invalid_reply ({_cut(answer.reason, PROBLEM_MAX_CHARS)})"
+    return None, answer.reason
