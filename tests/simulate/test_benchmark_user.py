@@ -118,10 +118,15 @@ def test_messages_a_text_user_cannot_take_are_refused(messages: Any, param: str)
 LOUD_ASKED: list[str] = []
 
 
+def seen(request: RecordedRequest) -> str:
+    """What the simulator model was shown (a chat or, behind humanlm serve, a text prompt)."""
+    return request.prompt if request.is_text_completion else json.dumps(request.messages)
+
+
 def user_by_request(request: RecordedRequest) -> Reply | str:
     """The scripted simulator: ends once the agent has confirmed, else asks about the refund;
     a persona with LOUD writes like an assistant the first time, one with MUTE writes nothing."""
-    prompt = json.dumps(request.messages)
+    prompt = seen(request)
     if "LOUD" in prompt and not LOUD_ASKED:
         LOUD_ASKED.append(prompt)
         return "<response>Great question! I'd be happy to help you with that.</response>"
@@ -250,3 +255,38 @@ def test_tau2_tasks_become_simulate_scenarios(tmp_path: Path):
         tau2_scenarios(tmp_path / "bad.json")
     with pytest.raises(DataError, match="no such"):
         tau2_scenarios(tmp_path / "missing.json")
+
+
+def test_a_litellm_style_client_plays_the_user_through_humanlm_serve(servers):
+    """What a harness's ``litellm.completion(model="openai/sim", api_base=.../flipped/v1)`` sends,
+    through the OpenAI SDK that litellm's ``openai/`` provider calls."""
+    from openai import OpenAI
+
+    from tests.serve.conftest import start_server, stop_server
+
+    user_server, _ = servers
+    served = start_server(
+        f"sim@{user_server.base_url}",
+        *("--mode", "grpo", "--end-text", STOP, "--served-name", "sim"),
+        kind="openai",
+    )
+    try:
+        flipped = served.base_url.replace("/v1", "/flipped/v1")
+        client = OpenAI(base_url=flipped, api_key=served.api_key)
+        user_view = [
+            {"role": "system", "content": TAU2_SYSTEM},
+            {"role": "user", "content": GREETING},
+        ]
+        first = client.chat.completions.create(model="sim", messages=user_view, temperature=0.4)
+        user_view += [
+            {"role": "assistant", "content": first.choices[0].message.content},
+            {"role": "user", "content": "Done: EHGLP3 is cancelled with a full refund."},
+        ]
+        second = client.chat.completions.create(model="sim", messages=user_view)
+    finally:
+        stop_server(served)
+    assert first.choices[0].message.content == "Can I cancel EHGLP3 and get a refund?"
+    assert second.choices[0].message.content == STOP  # tau2's is_stop matches it
+    # The roles came back swapped: the agent's greeting went to the simulator as the agent's.
+    backend = seen(user_server.completion_requests[-1])
+    assert GREETING in backend and "full refund" in backend
