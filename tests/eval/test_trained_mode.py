@@ -96,3 +96,71 @@ def test_the_best_checkpoint_is_evaluated_with_its_training_mode(sft_run, judge_
         str(checkpoint / MODE_FILE),
     )
     assert (notes["state_set"], notes["thinking"]) == ("r_no_tag", False)
+
+
+# What the SFT prompt asks for, and what the default (HumanLM) prompt asks for instead.
+SFT_TASK = "with no tags, labels or quotation marks"
+TAGGED_TASK = "<response>your message</response>"
+
+
+def _user_prompts(server: ScriptedServer) -> list[str]:
+    """Every prompt text a simulated-user backend received (chat messages or a text prompt)."""
+    texts = [r.prompt for r in server.completion_requests]
+    texts += ["\n".join(str(m.get("content")) for m in r.messages) for r in server.chat_requests]
+    return texts
+
+
+@pytest.mark.parametrize("where", ["model", "checkpoint"])
+def test_simulate_prompts_an_sft_model_in_its_mode_without_mode(sft_run, tmp_path, where):
+    # issue 22: simulate read no training mode and prompted every model as HumanLM.
+    from humanlm.cli.main import _register
+    from humanlm.cli.main import app as main_app
+
+    _register()
+    folder = sft_run / "model" if where == "model" else sft_run / "checkpoints" / "checkpoint-1"
+    assert json.loads((folder / MODE_FILE).read_text())["mode"] == "sft"
+    scenarios = tmp_path / "s.jsonl"
+    scenarios.write_text('{"id": "one", "persona": "A student."}\n')
+    with (
+        ScriptedServer(reply_fn=lambda request: "How can I help?", model="bot") as bot,
+        ScriptedServer(reply_fn=lambda request: "never mind") as user,
+    ):
+        args = [
+            "simulate", "--user", f"openai:{folder}@{user.base_url}",
+            "--assistant", f"openai:bot@{bot.base_url}", "--scenarios", str(scenarios),
+            "--max-turns", "1", "--out", str(tmp_path / "sim"),
+        ]  # fmt: skip
+        result = CliRunner().invoke(main_app, args)
+        prompts = _user_prompts(user)
+    assert result.exit_code == 0, result.output
+    assert prompts and all(SFT_TASK in p and TAGGED_TASK not in p for p in prompts)
+
+
+def test_serve_prompts_an_sft_checkpoint_in_its_mode_without_mode(sft_run, tmp_path):
+    # issue 22: serve read no training mode and prompted every model as HumanLM.
+    import httpx
+
+    from tests.serve.conftest import start_server, stop_server
+
+    checkpoint = sft_run / "checkpoints" / "checkpoint-1"
+    with ScriptedServer(reply_fn=lambda request: "never mind") as backend:
+        # start_server formats "KIND:MODEL": the model here is the folder at the backend's URL.
+        server = start_server(f"{checkpoint}@{backend.base_url}", kind="openai")
+        try:
+            answer = httpx.post(
+                f"{server.base_url}/chat/completions",
+                headers={"Authorization": f"Bearer {server.api_key}"},
+                json={
+                    "model": "user",
+                    "messages": [
+                        {"role": "system", "content": "A student."},
+                        {"role": "assistant", "content": "How can I help?"},
+                    ],
+                },
+                timeout=120,
+            )
+        finally:
+            stop_server(server)
+        prompts = _user_prompts(backend)
+    assert answer.status_code == 200, answer.text
+    assert prompts and all(SFT_TASK in p and TAGGED_TASK not in p for p in prompts)
