@@ -31,27 +31,30 @@ def _free_port() -> int:
 
 
 def start_server(
-    model_dir: Path,
+    model_dir: Path | str,
     *extra: str,
     env: dict[str, str] | None = None,
     kind: str = "hf",
     wait_s: float = 120.0,
+    log: Path | None = None,
 ) -> RunningServer:
     """Start ``humanlm serve`` on ``KIND:MODEL_DIR`` in a subprocess and wait (at most
-    ``wait_s``) until /health answers."""
+    ``wait_s``) until /health answers. ``log``: a file for its stderr (the log lines)."""
     port = _free_port()
     src = Path(__file__).resolve().parents[2] / "src"
     full_env = {**os.environ, "PYTHONPATH": str(src), "SERVE_KEY": SERVE_KEY, **(env or {})}
     command = [sys.executable, "-m", "humanlm.cli.main", "serve", "--model", f"{kind}:{model_dir}"]
     command += ["--port", str(port), "--api-key-env", "SERVE_KEY", *extra]
+    stderr = log.open("w", encoding="utf-8") if log is not None else subprocess.PIPE
     process = subprocess.Popen(
-        command, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        command, env=full_env, stdout=subprocess.DEVNULL, stderr=stderr, text=True
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + wait_s  # imports and model loading on a busy machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"humanlm serve exited: {process.stderr.read()[-2000:]}")
+            said = log.read_text(encoding="utf-8") if log is not None else process.stderr.read()
+            raise RuntimeError(f"humanlm serve exited: {said[-2000:]}")
         try:
             if httpx.get(f"{base}/health", timeout=1.0).status_code == 200:
                 return RunningServer(f"{base}/v1", process, SERVE_KEY)

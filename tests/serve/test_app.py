@@ -266,3 +266,55 @@ def test_flipped_route_swaps_the_roles(served: RunningServer) -> None:
     a = flipped.chat.completions.create(model="tiny", messages=mine, max_tokens=6, seed=2)
     b = _client(served).chat.completions.create(model="tiny", messages=CHAT, max_tokens=6, seed=2)
     assert a.choices[0].model_extra["humanlm"]["raw"] == b.choices[0].model_extra["humanlm"]["raw"]
+
+
+# Regression (issue 24): these gave a 500 (a lone surrogate, deep nesting) or ran for 23 s
+# (500 prompts in one completions request).
+@pytest.mark.parametrize(
+    ("route", "raw", "param"),
+    [
+        (  # a lone surrogate escape: half of an emoji cut in two
+            "chat/completions",
+            b'{"model": "tiny", "messages": [{"role": "user", "content": "hi \\ud800"}]}',
+            "messages[0].content",
+        ),
+        (  # a lone surrogate in the model name, which the answer would echo
+            "chat/completions",
+            b'{"model": "\\udfff", "messages": [{"role": "user", "content": "hi"}]}',
+            "model",
+        ),
+        ("chat/completions", b'{"model": "tiny", "messages": ' + b"[" * 50_000, None),  # nesting
+        (
+            "chat/completions",
+            b'{"model": "tiny", "messages": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["hi"]]]]]]]]]]]]'
+            b"]]]]]]]]]]]]]]]]]]]]]]]}",
+            None,
+        ),
+        ("chat/completions", b'{"model": "tiny", "messages": [], "temperature": NaN}', None),
+        (
+            "completions",
+            b'{"model": "tiny", "prompt": [' + b'"a", ' * 499 + b'"a"]}',
+            "prompt",
+        ),
+        ("completions", b'{"model": "tiny", "prompt": ["a", "b"], "n": 9}', "prompt"),
+        ("completions", b'{"model": "tiny", "prompt": "a", "n": 17}', "n"),
+        ("completions", b'{"model": "tiny", "prompt": "a", "stop": "' + b"x" * 300 + b'"}', "stop"),
+    ],
+)
+def test_input_faults_get_openai_4xx(
+    served: RunningServer, route: str, raw: bytes, param: str | None
+) -> None:
+    headers = {"Authorization": f"Bearer {served.api_key}", "Content-Type": "application/json"}
+    answer = httpx.post(f"{served.base_url}/{route}", content=raw, headers=headers, timeout=60)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["message"]
+    assert error["param"] == param
+    _assert_alive(served)
+
+
+def test_sixteen_completions_per_request_are_served(served: RunningServer) -> None:
+    response = _client(served).completions.create(
+        model="tiny", prompt=["Hello", "Good morning"], n=8, max_tokens=2
+    )
+    assert len(response.choices) == 16

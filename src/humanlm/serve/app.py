@@ -78,10 +78,10 @@ async def _unless_gone(request: Request, work: Awaitable[T]) -> T:
     try:
         await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for pending in (task, gone):
-            if not pending.done():
-                pending.cancel()
-    if task.cancelled():
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+    if not task.done() or task.cancelled():
         raise _ClientGone
     return task.result()
 
