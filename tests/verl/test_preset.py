@@ -10,6 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from humanlm.train.preflight import Checklist
+
 pytest.importorskip("verl", reason="verl is not installed (pip install 'humanlm[verl]')")
 
 from humanlm.config import load_config  # noqa: E402
@@ -109,7 +111,8 @@ def test_a_launch_writes_the_mode_above_the_checkpoints(in_project, monkeypatch)
     import verl.trainer.main_ppo
 
     started = []
-    monkeypatch.setattr(train, "_launch_problems", lambda cfg: [])
+    # The machine checks (GPUs, TransferQueue, the judge's key) pass as on a cluster.
+    monkeypatch.setattr(train, "verl_preflight", lambda cfg, **kwargs: Checklist(()))
     monkeypatch.setattr(verl.trainer.main_ppo, "main", started.append)
     out = in_project / "ckpt"
     run_verl("paper/youtube_grpo.yaml", [f"trainer.default_local_dir={out}"], dry_run=False)
@@ -143,3 +146,38 @@ def test_override_values_read_back_unchanged(value) -> None:
 
     parsed = OverridesParser.create().parse_override(f"key={_hydra_value(value)}").value()
     assert parsed == value and type(parsed) is type(value)
+
+
+def test_the_cli_dry_run_prints_the_plan_summary_and_the_config_only_on_request(
+    in_project, capsys
+) -> None:
+    # issue 25: the verl dry run was a 1,106-line dump without the TRL path's hardware summary.
+    from humanlm.cli.main import main
+
+    args = ["train", "--engine", "verl", "--config", "paper/reddit_humanlm.yaml", "--dry-run"]
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for heading in ("# hardware: 1 node(s) x 8 GPUs", "# batch", "# memory per GPU", "# plan fits"):
+        assert heading in out
+    assert "rollout step: 32 prompts x 4 rollouts = 128 rows" in out
+    assert "# preflight" in out and "data.train_files" in out
+    assert "# resolved config" not in out and len(out.splitlines()) < 60
+    with pytest.raises(SystemExit):
+        main([*args, "--show-config"])
+    shown = capsys.readouterr().out
+    assert "# resolved config" in shown and "HumanlmDataset" in shown
+
+
+def test_the_cli_check_of_a_verl_launch_names_what_is_missing(in_project, monkeypatch, capsys):
+    from humanlm.cli.main import main
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--engine", "verl", "--config", "paper/reddit_humanlm.yaml", "--check"])
+    assert done.value.code == 2
+    captured = capsys.readouterr()
+    failed = [line for line in captured.out.splitlines() if line.startswith("FAIL")]
+    assert any(line.startswith("FAIL  judge key:") and "OPENAI_API_KEY" in line for line in failed)
+    assert captured.err.startswith("error: ") and "preflight checks failed" in captured.err

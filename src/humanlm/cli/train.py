@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from humanlm.train.preflight import Checklist
 
 __all__ = ["demo", "train"]
 
@@ -13,7 +16,9 @@ _TRAIN_HELP = """Train a user simulator: humanlm (GRPO over the seven states), g
 
 The YAML holds humanlm's own knobs (mode, model, data, judge, warmup) and TRL's options verbatim
 under trainer: (both trainers), grpo: and sft: (one trainer each). KEY=VALUE overrides use dotted
-paths. Unknown keys and impossible settings are all reported before any model loads. Each run
+paths. Unknown keys and impossible settings are all reported before any model loads; --check (and
+the start of every launch) also checks the prepared data, the model, the extras, the judges' API
+keys with one small request, and the GPUs, one line each. Each run
 writes runs/<timestamp>_<name>/ (config.yaml, manifest.json, metrics.jsonl, checkpoints/, model/);
 every checkpoint and model/ carry the training mode (humanlm_mode.json) for eval and serve.
 --config takes a file or the name of a shipped config (humanlm configs list). With --engine verl it
@@ -26,12 +31,13 @@ Examples:
   humanlm train --config demo.yaml mode=sft-think trainer.max_steps=2 name=smoke
   humanlm train --config paper/reddit_humanlm.yaml judge.spec=openai:gpt-5-mini
   humanlm train --resume runs/20261128-101500_demo
+  humanlm train --config paper/reddit_humanlm.yaml --check
   torchrun --nproc_per_node 2 -m humanlm.cli.main train --config configs/demo.yaml
   humanlm train --config configs/paper/reddit_humanlm.yaml --dry-run \
       --launcher configs/accelerate/fsdp_8gpu.yaml --gpu-memory-gb 80
   humanlm train --engine verl --dry-run data.train_files=data/reddit/train.parquet \
       data.val_files=data/reddit/val.parquet actor_rollout_ref.model.path=Qwen/Qwen3-8B
-  humanlm train --engine verl --config paper/reddit_humanlm.yaml --dry-run
+  humanlm train --engine verl --config paper/reddit_humanlm.yaml --dry-run --show-config
 """
 
 
@@ -47,19 +53,32 @@ def train(
         Path | None, typer.Option("--resume", help="Continue RUN_DIR from its latest checkpoint.")
     ] = None,
     engine: Annotated[str, typer.Option("--engine", help="trl (default) or verl.")] = "trl",
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Run the preflight only: trainer options, prepared data, model, extras, API "
+            "keys, one small judge request, GPUs; one line each. Exit 2 if a line fails.",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool,
         typer.Option(
             "--dry-run",
-            help="Load nothing; print the plan (TRL options, batch arithmetic, memory per GPU) "
-            "or, with --engine verl, the resolved command and config. Exit 2 if it cannot run.",
+            help="Load nothing; print the plan (options, batch arithmetic, memory per GPU, "
+            "hardware) and the preflight on this machine (no judge request). Exit 2 if the plan "
+            "cannot run.",
         ),
+    ] = False,
+    show_config: Annotated[
+        bool,
+        typer.Option("--show-config", help="--dry-run --engine verl: also print the full config."),
     ] = False,
     launcher: Annotated[
         Path | None,
         typer.Option(
             "--launcher",
-            help="--dry-run: the accelerate config the run will launch with "
+            help="--dry-run/--check: the accelerate config the run will launch with "
             "(configs/accelerate/*.yaml); default: this launch's WORLD_SIZE, DDP.",
         ),
     ] = None,
@@ -75,29 +94,53 @@ def train(
         require_extra("verl", needed_by="humanlm train --engine verl")
         from humanlm.verl.train import run_verl
 
-        launch = run_verl(config, list(overrides or []), dry_run=dry_run)
+        launch = run_verl(
+            config,
+            list(overrides or []),
+            dry_run=dry_run,
+            check=check,
+            gpu_memory_gb=gpu_memory_gb,
+        )
         if dry_run:
-            typer.echo(f"# command\n{launch.command_line}")
-            for note in launch.notes:
-                typer.echo(f"# note: {note}")
-            typer.echo(f"# resolved config\n{launch.config_yaml()}")
+            typer.echo(launch.summary)
+            typer.echo(f"\n# command\n{launch.command_line}")
+            if show_config:
+                typer.echo(f"\n# resolved config\n{launch.config_yaml()}")
+        if dry_run or check:
+            typer.echo(f"\n{launch.checklist.render()}" if dry_run else launch.checklist.render())
+        if dry_run and launch.problems:
+            raise ConfigError(
+                f"{config or 'the verl config'}: the plan cannot run; see '# refused'"
+            )
+        if check and not launch.checklist.ok:
+            raise ConfigError(_failed(launch.checklist))
         return
     if engine != "trl":
         raise ConfigError(f"--engine {engine!r}: use trl or verl")
     from humanlm.config import load_config
 
-    if dry_run:
+    if dry_run or check:
         from humanlm.train.plan import Launcher, make_plan
+        from humanlm.train.preflight import run_preflight
 
         if config is None:
-            raise ConfigError("--dry-run needs --config FILE")
-        plan = make_plan(
-            load_config(config, list(overrides or [])),
-            Launcher.from_file(launcher, gpu_memory_gb=gpu_memory_gb),
+            raise ConfigError(f"{'--dry-run' if dry_run else '--check'} needs --config FILE")
+        cfg = load_config(config, list(overrides or []))
+        chosen = Launcher.from_file(launcher, gpu_memory_gb=gpu_memory_gb) if launcher else None
+        # A dry run plans for the machine the run will have: what this one lacks is shown only.
+        checklist = run_preflight(
+            cfg, launcher=chosen, ask_judge=check, look_up=check, gpus_blocking=check
         )
-        typer.echo(plan.render())
-        if plan.problems:
-            raise ConfigError(f"{config}: the plan cannot run; see '# refused' above")
+        if dry_run:
+            plan = make_plan(cfg, chosen or Launcher.from_file(None, gpu_memory_gb=gpu_memory_gb))
+            typer.echo(plan.render())
+            typer.echo("")
+        typer.echo(checklist.render())
+        options_refused = any(c.name == "trainer options" for c in checklist.failures)
+        if dry_run and (plan.problems or options_refused):
+            raise ConfigError(f"{config}: the plan cannot run; see '# refused' and FAIL above")
+        if check and not checklist.ok:
+            raise ConfigError(_failed(checklist))
         return
     from humanlm.train.dist import is_main
     from humanlm.train.run import resume_train, run_train
@@ -114,6 +157,11 @@ def train(
 
 
 train.__doc__ = _TRAIN_HELP
+
+
+def _failed(checklist: Checklist) -> str:
+    failed, total = len(checklist.failures), len(checklist.checks)
+    return f"{failed} of {total} preflight checks failed; fix the FAIL lines above"
 
 
 def demo(

@@ -69,13 +69,13 @@ async def acheck_judge(judge: Judge) -> GroupVerdict | None:
     return verdict
 
 
-def check_judge(judge: Judge) -> None:
+def check_judge(judge: Judge) -> GroupVerdict | None:
     """``acheck_judge`` on an event loop of its own, the judge's connections closed after it."""
 
-    async def checked() -> None:
+    async def checked() -> GroupVerdict | None:
         try:
-            await acheck_judge(judge)
+            return await acheck_judge(judge)
         finally:
             await judge.aclose()
 
-    asyncio.run(checked())
+    return asyncio.run(checked())

@@ -1,14 +1,16 @@
 """Trainer callbacks: metrics into ``metrics.jsonl``, the training mode (and the umask's file
-mode) into every checkpoint, and the stop on a failing judge."""
+mode) into every checkpoint, the stop on a failing judge, and one quiet progress bar."""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from humanlm.files import apply_umask, read_jsonl, write_jsonl
@@ -19,10 +21,66 @@ from humanlm.train import dist
 __all__ = [
     "MetricsFileCallback",
     "ModeFileCallback",
+    "StepProgress",
     "UnscoredGuard",
     "drop_steps_after",
     "read_metrics",
+    "use_step_progress",
 ]
+
+logger = logging.getLogger(__name__)
+
+
+class StepProgress(TrainerCallback):
+    """One progress bar for training (main process): step, reward, judge calls so far, ETA.
+
+    Replaces transformers' bar, which prints every step's dict of strings under it. The figures
+    of each step are in ``metrics.jsonl``; the whole dicts are printed only with ``-v``.
+    """
+
+    def __init__(self, *, desc: str = "training"):
+        self.desc = desc
+        self.bar: Any = None
+        self.judge_calls = 0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any):
+        if state.is_world_process_zero and not args.disable_tqdm:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=state.max_steps, initial=state.global_step, desc=self.desc, unit="step"
+            )
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any):
+        if self.bar is None or not logs:
+            return
+        self.judge_calls += int(logs.get("judge/calls") or 0)
+        shown = {}
+        for key, label in (("reward", "reward"), ("loss", "loss")):
+            if isinstance(logs.get(key), int | float):
+                shown[label] = f"{logs[key]:.3f}"
+        if self.judge_calls:
+            shown["judge calls"] = str(self.judge_calls)
+        if shown:
+            self.bar.set_postfix(shown, refresh=False)
+        if logger.isEnabledFor(logging.DEBUG):
+            self.bar.write(str(logs))
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def use_step_progress(trainer: Any) -> None:
+    """Swap the Trainer's own bar and printer for one ``StepProgress`` bar."""
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(StepProgress())
 
 
 class MetricsFileCallback(TrainerCallback):

@@ -81,12 +81,23 @@ class Launcher:
         num_processes: processes of the whole run (GPUs over all nodes).
         gpu_memory_gb: memory of one card.
         source: the accelerate config it was read from, or where the world size came from.
+        num_machines: nodes the processes are spread over.
+        use_cpu: the accelerate config trains on CPUs (it asks for no GPU).
     """
 
     strategy: str = "ddp"
     num_processes: int = 1
     gpu_memory_gb: float = 80.0
     source: str = "WORLD_SIZE"
+    num_machines: int = 1
+    use_cpu: bool = False
+
+    @property
+    def gpus_per_machine(self) -> int:
+        """GPUs each machine must show: one per process started on it (0 for a CPU launch)."""
+        if self.use_cpu:
+            return 0
+        return -(-self.num_processes // max(1, self.num_machines))
 
     @classmethod
     def from_file(cls, path: str | Path | None, *, gpu_memory_gb: float = 80.0) -> Launcher:
@@ -117,7 +128,14 @@ class Launcher:
             strategy = "ddp"
         else:
             raise ConfigError(f"{p}: distributed_type {kind!r} is not DDP, FSDP or DEEPSPEED")
-        return cls(strategy, int(data.get("num_processes", 1)), gpu_memory_gb, str(p))
+        return cls(
+            strategy,
+            int(data.get("num_processes", 1)),
+            gpu_memory_gb,
+            str(p),
+            num_machines=int(data.get("num_machines", 1)),
+            use_cpu=bool(data.get("use_cpu", False)),
+        )
 
 
 @dataclass(frozen=True)

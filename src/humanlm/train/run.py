@@ -10,8 +10,9 @@ rewarded by the judge score of its own state), ``grpo`` / ``grpo-think`` (GRPO o
 thinking off / on), ``sft`` / ``sft-think`` (SFT on the raw reply / on a thinking trace plus the
 tagged reply). An optional format warm-up precedes GRPO (``warmup.steps``; see
 ``humanlm.train.warmup``).
-Refuses, before any model loads: unknown keys, unknown modes, a warm-up before SFT, a judge
-that refuses its first request (GRPO modes: one small judgement is sent first).
+Refuses, before any model loads: unknown keys, unknown modes, a warm-up before SFT, and every
+failed line of the preflight (``humanlm.train.preflight``: trainer options, data, model, extras,
+API keys, one small judge request, GPUs).
 """
 
 from __future__ import annotations
@@ -33,11 +34,15 @@ from humanlm.errors import ConfigError, HumanlmError
 from humanlm.files import apply_umask, check_output_dir
 from humanlm.lock import OutputInUseError, output_lock
 from humanlm.log import write_run_files
-from humanlm.model.check import check_model_files
 from humanlm.states.mode_file import write_mode_file
 from humanlm.states.modes import Mode
 from humanlm.train import dist
-from humanlm.train.callbacks import MetricsFileCallback, ModeFileCallback, UnscoredGuard
+from humanlm.train.callbacks import (
+    MetricsFileCallback,
+    ModeFileCallback,
+    UnscoredGuard,
+    use_step_progress,
+)
 from humanlm.train.cpu import enable_compact_lm_head_on_cpu
 from humanlm.train.data import (
     build_grpo_dataset,
@@ -46,15 +51,15 @@ from humanlm.train.data import (
     take_fraction,
 )
 from humanlm.train.plan import check_plan
+from humanlm.train.preflight import run_preflight
 from humanlm.train.trainers import (
     build_grpo_trainer,
     build_sft_trainer,
-    check_trainer_options,
     trl_options,
 )
 from humanlm.train.warmup import build_warmup_dataset, run_warmup
 
-__all__ = ["TrainResult", "check_train_settings", "latest_checkpoint", "resume_train", "run_train"]
+__all__ = ["TrainResult", "latest_checkpoint", "resume_train", "run_train"]
 
 logger = logging.getLogger(__name__)
 
@@ -171,20 +176,10 @@ def _close_judge(judge: Any, trainer: Any) -> None:
         logger.warning("could not close the judge's connections", exc_info=True)
 
 
-def _checked_judge(cfg: TrainConfig) -> Any:
-    """The reward judge, after one request: a judge that refuses it stops the run here."""
-    from humanlm.judge import build_judge
-    from humanlm.judge.preflight import check_judge
-
-    judge = build_judge(cfg.judge)
-    check_judge(judge)
-    return judge
-
-
-def _state_reward(cfg: TrainConfig, judge: Any = None) -> Any:
+def _state_reward(cfg: TrainConfig) -> Any:
     from humanlm.judge import build_judge, state_reward
 
-    judge = judge if judge is not None else build_judge(cfg.judge)
+    judge = build_judge(cfg.judge)
     # With vLLM the rollouts stop at the closing tags (see build_grpo_trainer); the stopping
     # token may carry characters past the tag, which the reward cuts off before parsing.
     stops = bool(cfg.trainer_options.get("use_vllm"))
@@ -275,23 +270,6 @@ def _save_final_model(trainer: Any, tokenizer: Any, model_dir: Path, *, mode: Mo
     dist.barrier()
 
 
-def check_train_settings(cfg: TrainConfig) -> None:
-    """Refuse, before anything loads, trainer options TRL would refuse and a bad warm-up.
-
-    Raises:
-        ConfigError: every problem found, one line each.
-    """
-    problems = []
-    if cfg.warmup.steps and cfg.warmup.learning_rate <= 0:
-        problems.append(f"warmup.learning_rate: must be > 0, got {cfg.warmup.learning_rate!r}")
-    try:
-        check_trainer_options(cfg.trainer_kind, _trainer_options(cfg), seed=cfg.seed)
-    except ConfigError as err:
-        problems.extend(err.problems)
-    if problems:
-        raise ConfigError(problems)
-
-
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete ``checkpoints/checkpoint-N`` folder of a run, or None.
 
@@ -337,16 +315,18 @@ def run_train(
         HumanlmError: the judge left more than ``max_unscored_fraction`` of a step unscored
             (raised after a checkpoint was saved).
     """
-    check_train_settings(cfg)  # before a run folder exists or a model loads
-    check_model_files(cfg.model.path)  # a weight file cut short: one line, before any work
+    # Before a run folder exists or a model loads: options, data, model, extras, keys, one
+    # judge request, GPUs.
+    checklist = run_preflight(cfg)
+    checklist.raise_failures()
+    logger.info("preflight: %d checks passed", len(checklist.checks))
     if run_dir is None:
         check_output_dir(cfg.output_root, what="output_root")
     plan = check_plan(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
-    judge = _checked_judge(cfg) if cfg.trainer_kind != "sft" else None
     dist.init_distributed()
     run_dir = Path(run_dir) if run_dir else dist.shared_run_dir(cfg.output_root, cfg.name)
     with _one_writer(run_dir):
-        return _train_into(run_dir, cfg, plan=plan, judge=judge, resume_from=resume_from)
+        return _train_into(run_dir, cfg, plan=plan, resume_from=resume_from)
 
 
 @contextlib.contextmanager
@@ -368,7 +348,7 @@ def _one_writer(run_dir: Path) -> Iterator[None]:
 
 
 def _train_into(
-    run_dir: Path, cfg: TrainConfig, *, plan: Any, judge: Any, resume_from: Path | None
+    run_dir: Path, cfg: TrainConfig, *, plan: Any, resume_from: Path | None
 ) -> TrainResult:
     """The run, once its folder is this run's alone."""
     from transformers import AutoTokenizer, set_seed
@@ -437,7 +417,7 @@ def _train_into(
                 cfg, model=model, tokenizer=tokenizer, examples=examples, run_dir=run_dir,
                 resumed=resume_from is not None,
             )  # fmt: skip
-        judge, reward = _state_reward(cfg, judge)
+        judge, reward = _state_reward(cfg)
         detector, realism = _realism_reward(cfg)
         guard = UnscoredGuard(
             ledger=judge.ledger,
@@ -459,6 +439,7 @@ def _train_into(
             callbacks=[metrics, mode_file, guard, *validation],
             peft_config=_peft_config(cfg),
         )
+    use_step_progress(trainer)
     try:
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     finally:

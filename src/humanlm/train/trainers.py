@@ -121,12 +121,58 @@ def _vllm_server_without_cuda(options: dict[str, Any]) -> str | None:
     )
 
 
+# Counts TRL's trainer divides by or hands to a DataLoader: 0 or less fails only once it runs.
+_COUNTS = (
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_iterations",
+    "max_completion_length",
+    "steps_per_generation",
+)
+
+
+def _sampling_problems(args: Any) -> list[str]:
+    """Sampling values GRPOConfig accepts that transformers' rollout refuses after the model
+    loaded: each one is handed to the logits processor that the generation would build."""
+    from transformers.generation import logits_process as lp
+
+    builders = {
+        "temperature": lp.TemperatureLogitsWarper,
+        "top_p": lp.TopPLogitsWarper,
+        "top_k": lp.TopKLogitsWarper,
+        "min_p": lp.MinPLogitsWarper,
+        "repetition_penalty": lp.RepetitionPenaltyLogitsProcessor,
+    }
+    problems = []
+    for key, build in builders.items():
+        value = getattr(args, key, None)
+        if value is None or (key == "top_k" and value == 0):  # unset: no processor is built
+            continue
+        try:
+            build(value)
+        except ValueError as err:
+            problems.append(f"grpo.{key}: {err}")
+    return problems
+
+
+def _count_problems(options: dict[str, Any]) -> list[str]:
+    """Counts as given (not as TRL derives them: one bad count is one line)."""
+    problems = []
+    for key in _COUNTS:
+        value = options.get(key)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            problems.append(f"trainer.{key}: must be a whole number >= 1, got {value!r}")
+    return problems
+
+
 def check_trainer_options(trainer_kind: str, options: dict[str, Any], *, seed: int) -> None:
     """Build the TRL config from ``options`` once, before any model loads, and discard it.
 
-    Wrong types, negative learning rates, every value TRL itself refuses and a vLLM server mode
-    this machine cannot sync weights to are reported here, in one line each, instead of after the
-    model loaded. Nothing is written: the output folder is a temporary one that is removed again.
+    Wrong types, negative learning rates, every value TRL's config refuses, counts its trainer
+    cannot run with (a batch of 0), sampling values its rollout refuses (a negative temperature)
+    and a vLLM server mode this machine cannot sync weights to are reported here, in one line
+    each, instead of after the model loaded. Nothing is written: the output folder is a
+    temporary one that is removed again.
 
     Raises:
         ConfigError: the options TRL or these checks refuse.
@@ -138,13 +184,16 @@ def check_trainer_options(trainer_kind: str, options: dict[str, Any], *, seed: i
             from trl import SFTConfig
 
             _make_args(SFTConfig, SFT_DEFAULTS, options, output_dir=scratch, seed=seed)
+            problems = _count_problems({**SFT_DEFAULTS, **options})
         else:
             from trl import GRPOConfig
 
-            _make_args(GRPOConfig, GRPO_DEFAULTS, options, output_dir=scratch, seed=seed)
-            problem = _vllm_server_without_cuda(options)
-            if problem:
-                raise ConfigError(problem)
+            args = _make_args(GRPOConfig, GRPO_DEFAULTS, options, output_dir=scratch, seed=seed)
+            problems = _count_problems({**GRPO_DEFAULTS, **options}) + _sampling_problems(args)
+            server = _vllm_server_without_cuda(options)
+            problems += [server] if server else []
+    if problems:
+        raise ConfigError(problems)
 
 
 def closing_tags() -> list[str]:

@@ -29,16 +29,17 @@ reward keys (``custom_reward_function.*``, ``reward_model.*``, ``sandbox_fusion.
 that does not divide the batch; more than one reward worker (groups would be split); a reward
 manager, dataset or agent loop other than HumanLM's; a reward model; identical train and val files;
 a critic-based estimator; bad ``data.humanlm`` / ``reward.reward_kwargs`` settings; whatever verl's
-own ``validate_config`` refuses. When launching, also a missing judge API key, a judge that refuses
-its first request (one small judgement is sent) and, for the default trainer, a missing
-``TransferQueue``.
+own ``validate_config`` refuses. When launching (and with ``check``), every failed line of the
+preflight (``humanlm.verl.plan.verl_preflight``): unreadable or unprepared data files, a model that
+does not resolve, a missing package (verl, the rollout engine, ``TransferQueue`` for the default
+trainer, litellm), a missing judge API key, a judge that refuses or does not answer one small
+request, fewer GPUs than ``trainer.n_gpus_per_node``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import importlib.util
 import io
 import math
@@ -50,8 +51,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from humanlm.errors import ConfigError, HumanlmError, JudgeUnavailableError
+from humanlm.errors import ConfigError, HumanlmError
 from humanlm.extras import require_extra
+from humanlm.train.preflight import Checklist
+from humanlm.verl.plan import VerlPlan, data_parallel_size, verl_plan, verl_preflight
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -87,11 +90,24 @@ class VerlLaunch:
         config: the composed config (verl's ``ppo_trainer`` + ours + overrides).
         command: verl's own entry point with the same config, for the record or a cluster script.
         notes: environment remarks a dry run found (e.g. TransferQueue missing).
+        plan: hardware, batch and memory per GPU, and what it refuses.
+        checklist: the preflight on this machine (data, model, extras, key, judge, GPUs).
     """
 
     config: Any
     command: list[str]
     notes: tuple[str, ...] = ()
+    plan: VerlPlan | None = None
+    checklist: Checklist = Checklist(())
+
+    @property
+    def summary(self) -> str:
+        """The plan as ``--dry-run`` prints it (the full config only on request)."""
+        return self.plan.render() if self.plan else ""
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        return self.plan.problems if self.plan else ()
 
     @property
     def command_line(self) -> str:
@@ -171,26 +187,10 @@ def _legacy_problems(cfg: Any) -> list[str]:
     return problems
 
 
-def _data_parallel_size(cfg: Any) -> int:
-    """verl's actor data-parallel size: all GPUs over the model-parallel group of one replica."""
-    actor = cfg.actor_rollout_ref.actor
-    gpus = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
-    if actor.strategy == "megatron":
-        mp = actor.megatron
-        group = (
-            int(mp.tensor_model_parallel_size)
-            * int(mp.pipeline_model_parallel_size)
-            * int(mp.context_parallel_size)
-        )
-    else:
-        group = int(actor.get("ulysses_sequence_parallel_size", 1) or 1)
-    return max(1, gpus // max(1, group))
-
-
 def _data_parallel_problems(cfg: Any, *, mini: int, batch: int) -> list[str]:
     """verl splits each PPO mini-batch's rollouts evenly over the data-parallel ranks."""
     n = int(cfg.actor_rollout_ref.rollout.n)
-    dp = _data_parallel_size(cfg)
+    dp = data_parallel_size(cfg)
     if mini < 1 or batch % mini or n < 2 or (mini * n) % dp == 0:
         return []  # the first two are reported on their own
     step = dp // math.gcd(dp, n)
@@ -298,22 +298,9 @@ def has_transfer_queue() -> bool:
 
 
 def _launch_problems(cfg: Any) -> list[str]:
-    from humanlm.judge.preflight import check_judge
-    from humanlm.verl.reward import build_reward_judge, reward_settings
-
-    problems = []
-    if cfg.trainer.use_v1 and not has_transfer_queue():
-        problems.append(_TRANSFER_QUEUE_HINT)
-    judge = reward_settings(cfg.reward.get("reward_kwargs")).judge
-    # A missing API key, or a judge that refuses its first request, should stop the run here,
-    # not in a Ray worker after model loading.
-    try:
-        check_judge(build_reward_judge(dataclasses.replace(judge, cache="")))
-    except ConfigError as err:
-        problems += err.problems
-    except JudgeUnavailableError as err:
-        problems.append(str(err))
-    return problems
+    # Data, model, extras (TransferQueue for the default trainer), the judge's key and one
+    # small request, GPUs: here, not in a Ray worker after model loading.
+    return [check.detail for check in verl_preflight(cfg, ask_judge=True).failures]
 
 
 def check_config(cfg: Any, *, launching: bool = False) -> None:
@@ -350,7 +337,12 @@ def check_config(cfg: Any, *, launching: bool = False) -> None:
 
 
 def run_verl(
-    config_path: str | Path | None, overrides: Sequence[str] = (), *, dry_run: bool = False
+    config_path: str | Path | None,
+    overrides: Sequence[str] = (),
+    *,
+    dry_run: bool = False,
+    check: bool = False,
+    gpu_memory_gb: float = 80.0,
 ) -> VerlLaunch:
     """Compose, check and (unless ``dry_run``) run HumanLM GRPO with verl's ``main_ppo``.
 
@@ -358,7 +350,10 @@ def run_verl(
         config_path: a Hydra YAML layered on ``ppo_trainer`` (``None``: the shipped config), or a
             humanlm run config such as ``paper/reddit_humanlm.yaml``.
         overrides: Hydra overrides.
-        dry_run: stop after the checks: no Ray, no GPU, no judge calls.
+        dry_run: stop after the checks: no Ray, no GPU, no judge calls; the preflight's
+            environment lines are shown, not enforced.
+        check: stop after the preflight, judge request included (``--check``).
+        gpu_memory_gb: memory of one GPU, for the plan.
 
     Returns:
         The composed run (config and the equivalent ``verl.trainer.main_ppo`` command).
@@ -373,7 +368,11 @@ def run_verl(
         overrides = [*run_config_overrides(file), *overrides]
         file = _config_file(None)
     cfg = compose_config(file, overrides)
-    check_config(cfg, launching=not dry_run)
+    check_config(cfg)
+    enforced = check or not dry_run
+    checklist = verl_preflight(cfg, ask_judge=enforced, gpus_blocking=enforced)
+    if not dry_run and not check:
+        checklist.raise_failures()
     command = [
         sys.executable,
         "-m",
@@ -386,8 +385,9 @@ def run_verl(
     notes = ()
     if cfg.trainer.use_v1 and not has_transfer_queue():
         notes = (_TRANSFER_QUEUE_HINT,)
-    launch = VerlLaunch(config=cfg, command=command, notes=notes)
-    if not dry_run:
+    plan = verl_plan(cfg, gpu_memory_gb=gpu_memory_gb)
+    launch = VerlLaunch(cfg, command, notes, plan=plan, checklist=checklist)
+    if not dry_run and not check:
         require_extra("verl", needed_by="humanlm train --engine verl")
         from verl.trainer.main_ppo import main as verl_main
 
