@@ -72,7 +72,9 @@ GREETING = "Hi! How can I help you today?"
         ),
         (
             TAU_SYSTEM,  # tau-bench: the Instruction paragraph
-            UserInstructions(DEFAULT_PERSONA, "You are Yusuf Rossi. You want to return the cleaner."),
+            UserInstructions(
+                DEFAULT_PERSONA, "You are Yusuf Rossi. You want to return the cleaner."
+            ),
         ),
         (" A night-shift nurse. ", UserInstructions("A night-shift nurse.")),  # plain persona
         ("", UserInstructions(DEFAULT_PERSONA)),  # no system message

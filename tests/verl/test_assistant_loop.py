@@ -91,14 +91,20 @@ def test_user_tokens_get_no_loss_and_the_episode_is_scored(base_config, chat_tok
                 }
             },
         )
-        output, server = play(cfg, chat_tokenizer, Scenario("keeps", "A curious person.", "", OPENING))
+        output, server = play(
+            cfg, chat_tokenizer, Scenario("keeps", "A curious person.", "", OPENING)
+        )
         judged = judge.chat_requests
 
     assert len(server.calls) == 3  # max_turns assistant turns, a user turn between each two
     info = output.extra_fields["reward_extra_info"]
     assert (info["stop_reason"], info["assistant_turns"], info["user_turns"]) == ("max_turns", 3, 2)
     assert output.reward_score == pytest.approx(0.8)  # judge 8/10, the user did not end it
-    assert (info["reward/judge"], info["reward/user_end"], info["reward/unscored"]) == (0.8, 0.0, 0.0)
+    assert (info["reward/judge"], info["reward/user_end"], info["reward/unscored"]) == (
+        0.8,
+        0.0,
+        0.0,
+    )
     assert len(judged) == 1 and USER_TEXT in judged[0].prompt
 
     # The whole sequence is the chat template's rendering of the conversation, and the
@@ -117,8 +123,8 @@ def test_user_tokens_get_no_loss_and_the_episode_is_scored(base_config, chat_tok
     ids = output.prompt_ids + output.response_ids
     assert chat_tokenizer.decode(ids) == rendered.rstrip("\n")
     assert len(output.response_mask) == len(output.response_ids)
-    policy = [t for t, m in zip(output.response_ids, output.response_mask) if m]
-    user_side = [t for t, m in zip(output.response_ids, output.response_mask) if not m]
+    policy = [t for t, m in zip(output.response_ids, output.response_mask, strict=True) if m]
+    user_side = [t for t, m in zip(output.response_ids, output.response_mask, strict=True) if not m]
     assert chat_tokenizer.decode(policy) == (ANSWER + "<|im_end|>") * 3
     assert chat_tokenizer.decode(user_side).count(USER_TEXT) == 2
     assert ANSWER not in chat_tokenizer.decode(user_side)
@@ -184,6 +190,77 @@ def test_scenario_rows_carry_the_user_and_refuse_an_empty_prompt():
     (row,) = scenario_rows([Scenario("a", persona, "a goal", OPENING)], system=SYSTEM)
     assert row["prompt"] == [{"role": "system", "content": SYSTEM}, *OPENING]
     assert row["agent_name"] == AGENT_NAME
-    assert row["extra_info"] == {"scenario_id": "a", "persona": json.dumps(persona), "goal": "a goal"}
+    assert row["extra_info"] == {
+        "scenario_id": "a",
+        "persona": json.dumps(persona),
+        "goal": "a goal",
+    }
     with pytest.raises(ConfigError, match="no opening turns and no system message"):
         scenario_rows([Scenario("b", "x", "", ())])
+
+
+def write_rows(path: Any, scenarios: list[Scenario]) -> str:
+    import pandas as pd
+
+    pd.DataFrame(scenario_rows(scenarios, system=SYSTEM)).to_parquet(path)
+    return str(path)
+
+
+def test_the_dry_run_composes_checks_and_verl_reads_the_rows(
+    tmp_path, tiny_model_dir, chat_tokenizer
+):
+    from omegaconf import OmegaConf
+    from verl.utils.import_utils import resolve_config_path
+
+    from humanlm.verl.assistant_train import plan_assistant
+
+    train = write_rows(tmp_path / "train.parquet", [Scenario("a", "A nurse.", "a refund", OPENING)])
+    val = write_rows(tmp_path / "val.parquet", [Scenario("b", "A chef.", "", OPENING)])
+    cfg = plan_assistant(
+        None,
+        [
+            f"data.train_files={train}",
+            f"data.val_files={val}",
+            f"actor_rollout_ref.model.path={tiny_model_dir}",
+            "humanlm_assistant.user=openai:sim@http://127.0.0.1:9/v1",
+        ],
+    )
+    assert cfg.actor_rollout_ref.rollout.agent.default_agent_loop == AGENT_NAME
+    # The registration file verl's workers load names our loop.
+    (entry,) = OmegaConf.load(
+        resolve_config_path(cfg.actor_rollout_ref.rollout.agent.agent_loop_config_path)
+    )
+    assert (entry.name, entry._target_) == (
+        AGENT_NAME,
+        "humanlm.verl.assistant_loop.HumanlmAssistantLoop",
+    )
+    # verl's own dataset reads the rows into what the loop's run() takes.
+    item = RLHFDataset(train, chat_tokenizer, cfg.data)[0]
+    assert item["agent_name"] == AGENT_NAME
+    assert list(item["raw_prompt"]) == [{"role": "system", "content": SYSTEM}, *OPENING]
+    assert item["extra_info"]["persona"] == "A nurse." and item["extra_info"]["goal"] == "a refund"
+
+
+def test_the_dry_run_refuses_every_problem_at_once(tmp_path):
+    from humanlm.verl.assistant_train import plan_assistant
+
+    train = write_rows(tmp_path / "train.parquet", [Scenario("a", "A nurse.", "", OPENING)])
+    with pytest.raises(ConfigError) as caught:
+        plan_assistant(
+            None,
+            [
+                f"data.train_files={train}",
+                f"data.val_files={train}",
+                "actor_rollout_ref.rollout.n=1",
+                "humanlm_assistant.user=carrier-pigeon:x",
+                "humanlm_assistant.max_turns=0",
+            ],
+        )
+    text = str(caught.value)
+    for problem in (
+        "data.val_files: must differ",
+        "actor_rollout_ref.model.path",
+        "rollout.n: GRPO compares a group",
+        "max_turns: an integer >= 1",
+    ):
+        assert problem in text

@@ -283,9 +283,7 @@ def _instructions_text(instructions: Any) -> str:
     return "\n".join(lines)
 
 
-def tau2_scenarios(
-    path: str | Path, *, default_persona: str = DEFAULT_PERSONA
-) -> list[Scenario]:
+def tau2_scenarios(path: str | Path, *, default_persona: str = DEFAULT_PERSONA) -> list[Scenario]:
     """One scenario per task of a tau2-bench task file (``data/tau2/domains/*/tasks.json``):
     the task's ``user_scenario.persona`` as persona, its instructions as the goal.
 

@@ -98,7 +98,11 @@ def assistant_settings(node: Mapping[str, Any] | None) -> AssistantLoopSettings:
     weights = {}
     for key in ("judge_weight", "user_end_weight"):
         value = values.get(key, AssistantLoopSettings.__dataclass_fields__[key].default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             problems.append(f"humanlm_assistant.{key}: a number, got {value!r}")
         weights[key] = value
     if values.get("judge") is None and not weights.get("user_end_weight"):
