@@ -292,3 +292,26 @@ def test_a_litellm_style_client_plays_the_user_through_humanlm_serve(servers):
     # The roles came back swapped: the agent's greeting went to the simulator as the agent's.
     backend = seen(user_server.completion_requests[-1])
     assert GREETING in backend and "full refund" in backend
+
+
+def doc_blocks() -> list[str]:
+    """The Python blocks of docs/benchmark_user.md that this file runs."""
+    doc = (Path(__file__).parents[2] / "docs" / "benchmark_user.md").read_text(encoding="utf-8")
+    marker = "<!-- docs-test: elsewhere tests/simulate/test_benchmark_user.py -->\n```python\n"
+    return [part.split("```", 1)[0] for part in doc.split(marker)[1:]]
+
+
+def test_the_docs_examples_run_as_written(servers, tmp_path, monkeypatch, capsys):
+    user_server, _ = servers
+    turn_block, scenarios_block = doc_blocks()
+    spec = f"openai:sim@{user_server.base_url}"
+    exec(turn_block.replace("hf:runs/demo/humanlm/model", spec), {})  # only the spec differs
+    assert capsys.readouterr().out == "Can I cancel EHGLP3 and get a refund? False None\n"
+    prompt = seen(user_server.chat_requests[-1])
+    assert "A retired teacher" in prompt and "User Simulation Guidelines" not in prompt
+
+    monkeypatch.chdir(tmp_path)
+    task = {"id": "0", "user_scenario": {"persona": None, "instructions": "Get a refund."}}
+    Path("tasks.json").write_text(json.dumps([task]), encoding="utf-8")
+    exec(scenarios_block, {})
+    assert [(s.id, s.goal) for s in load_scenarios("scenarios.jsonl")] == [("0", "Get a refund.")]
