@@ -449,6 +449,12 @@ def test_eval_under_judge_fault_then_rerun(tmp_path: Path, fault: str, rerun: Re
             ra = results["metrics"]["response_alignment"]
             assert ra["examples"] == 3
             assert ra["unscored"] == 3 and ra["score"] is None
+            if fault == "duplicate_key":  # issue 24: the sample says why it is unscored
+                for record in read_out(out / "samples.jsonl"):
+                    for metric in ("response_alignment", "state_alignment"):
+                        verdict = record["verdicts"][metric]
+                        assert verdict["reason"] == "parse_failure"
+                        assert verdict["detail"] == "duplicate key 'score'"
         generated = len(sim.chat_requests)
         judge.reply_fn = HEALTHY_JUDGE
         again = rerun(*eval_args(sim.base_url, judge.base_url, out), cwd=tmp_path)
@@ -483,6 +489,14 @@ EVAL_REPLY_EXPECTED: dict[str, tuple[str, float | None, float | None]] = {
     "word_scores": ("parse_failure", None, None),  # "high" is no score
     "wrong_count": ("wrong_count", None, 0.5),  # an extra candidate; the states are fine
 }
+# fault -> the response verdict's detail: why the judge's reply was refused (issue 24)
+EVAL_REPLY_DETAIL: dict[str, str | None] = {
+    "malformed_json": "no JSON object in the reply",
+    "off_scale": "the score of '1' is 1.7, not in [0, 1]",
+    "string_scores": None,
+    "word_scores": "no single number as the score of '1'",
+    "wrong_count": "a score for '2', which was not asked",
+}
 
 
 def test_eval_reply_faults_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
@@ -512,6 +526,7 @@ def test_eval_reply_faults_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
         for fault, (reason, response, states) in EVAL_REPLY_EXPECTED.items():
             r = records[fault]
             assert r["verdicts"]["response_alignment"]["reason"] == reason, fault
+            assert r["verdicts"]["response_alignment"]["detail"] == EVAL_REPLY_DETAIL[fault]
             assert r["scores"]["response_alignment"] == response, fault
             assert r["scores"]["state_alignment"] == pytest.approx(states), fault
         asked = [assigned[real_reply_in(q.prompt)] for q in judge.chat_requests]
@@ -567,6 +582,68 @@ def test_eval_killed_mid_run_then_rerun(tmp_path: Path, rerun: Rerun) -> None:
     assert results["counts"]["resumed"] == done
     ra = results["metrics"]["response_alignment"]
     assert (ra["examples"], ra["unscored"]) == (6, 0)
+
+
+def megabyte_sim(request: RecordedRequest) -> Reply:
+    """A simulator that ignores ``max_tokens``: a reply of about 1 MB."""
+    return Reply(content="plan</think>\n\n<response>" + "word " * 200_000 + "</response>")
+
+
+def test_eval_cuts_a_reply_past_the_token_budget(tmp_path: Path) -> None:
+    """Issue 24: a 1 MB simulator reply was stored and sent whole to the judge."""
+    from humanlm.generate.openai import REPLY_CHARS_PER_TOKEN
+
+    out = tmp_path / "run"
+    budget = 64
+    with (
+        ScriptedServer(reply_fn=megabyte_sim) as sim,
+        ScriptedServer(reply_fn=HEALTHY_JUDGE) as judge,
+    ):
+        args = [*eval_args(sim.base_url, judge.base_url, out, limit=2), f"max_new_tokens={budget}"]
+        done = run_cli(*args, cwd=tmp_path)
+        judged = [len(json.dumps(q.body)) for q in judge.chat_requests]
+    assert done.returncode == 0, done.stderr
+    assert_clean(done, tmp_path)
+    assert "reply_cut: 2 replies" in done.stdout
+    records = read_out(out / "samples.jsonl")
+    assert len(records) == 2
+    for r in records:
+        assert r["reply_cut"] is True and r["finish_reason"] == "length"
+        assert len(r["generation"]) == budget * REPLY_CHARS_PER_TOKEN
+        assert r["scores"]["response_alignment"] is not None  # the cut reply is still judged
+    assert judged and max(judged) < 20_000  # nothing near the megabyte reaches the judge
+    assert (out / "samples.jsonl").stat().st_size < 60_000
+    results = json.loads((out / "results.json").read_text())
+    assert results["counts"]["reply_cut"] == 2
+
+
+def test_simulate_cuts_a_user_reply_past_the_token_budget(tmp_path: Path) -> None:
+    from humanlm.generate.openai import REPLY_CHARS_PER_TOKEN
+
+    scenarios = tmp_path / "s.jsonl"
+    scenarios.write_text('{"id": "one", "persona": "A student."}\n')
+    out = tmp_path / "sim"
+    with (
+        ScriptedServer(reply_fn=megabyte_sim, model="player") as user,
+        ScriptedServer(reply_fn=lambda r: Reply(content="Sure."), model="bot") as bot,
+    ):
+        done = run_cli(
+            "simulate", "--user", f"openai:player@{user.base_url}",
+            "--assistant", f"openai:bot@{bot.base_url}", "--scenarios", str(scenarios),
+            "--max-turns", "1", "--max-new-tokens", "32", "--out", str(out),
+            cwd=tmp_path,
+        )  # fmt: skip
+        asked = len(user.chat_requests)
+    assert done.returncode == 0, done.stderr
+    assert_clean(done, tmp_path)
+    [record] = read_out(out / "conversations.jsonl")
+    assert record["usage"]["user_replies_cut"] == asked >= 1
+    sent = [m["content"] for m in record["messages"] if m["role"] == "user"]
+    assert all(len(text) <= 32 * REPLY_CHARS_PER_TOKEN for text in sent)
+    assert (
+        f"simulated user replies past the token budget, cut at its character cap): {asked}"
+        in (out / "report.md").read_text()
+    )
 
 
 # --- data build --llm and data personas ------------------------------------------------------

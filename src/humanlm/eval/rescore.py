@@ -148,7 +148,9 @@ def rescore_run(
             continue
         prompt = build_sim_prompt(ex, thinking=cfg.thinking)
         generations[prompt.text] = Generation(
-            record["generation"], finish_reason=record.get("finish_reason")
+            record["generation"],
+            finish_reason=record.get("finish_reason"),
+            cut=bool(record.get("reply_cut")),
         )
     logger.info("rescoring %d saved replies of %s with %s", len(generations), source, judge)
     replay = ReplayGenerator(generations, spec=cfg.model, applied_ngram_ban=ngram_ban > 0)

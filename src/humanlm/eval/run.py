@@ -15,10 +15,13 @@ invocation (``invocations`` keeps each one's own figures).
 
 Sample record fields: ``schema_version``, ``example_id``, ``data_source``, ``user_id``,
 ``post_id``, ``turn_id``, ``context_last`` (excerpt of the last context message),
-``ground_truth``, ``generation`` (raw output), ``finish_reason``, ``thinking``, ``response``
-(the lenient extraction that was judged; ``null`` when empty), ``strict_response`` (the strict
-parse; ``null`` when the format is broken), ``valid_format``, ``scores`` (metric -> 0..1 or ``null``), ``state_scores``, ``verdicts``
-(metric -> score, reason, judge, prompt_version, thought, cached, calls, raw), ``error``.
+``ground_truth``, ``generation`` (raw output), ``finish_reason``, ``reply_cut`` (the simulator
+answered past its token budget and the reply was cut at its character cap; ``counts.reply_cut``
+in ``results.json``), ``thinking``, ``response`` (the lenient extraction that was judged;
+``null`` when empty), ``strict_response`` (the strict parse; ``null`` when the format is broken),
+``valid_format``, ``scores`` (metric -> 0..1 or ``null``), ``state_scores``, ``verdicts`` (metric
+-> score, reason, detail (what made an unreadable judge reply unusable), judge, prompt_version,
+thought, cached, calls, raw), ``error``.
 """
 
 from __future__ import annotations
@@ -113,6 +116,8 @@ class EvalResult:
             f"{self.results['counts'].get('rejudged_now', 0)} judged again, "
             f"{self.failed} without simulator output)"
         ]
+        if cut := self.results["counts"].get("reply_cut"):
+            lines.append(f"  reply_cut: {cut} replies ran past the token budget and were cut")
         for metric, s in self.results["metrics"].items():
             if metric in POPULATION_METRICS:
                 continue
@@ -434,6 +439,7 @@ def _evaluate_into(run_dir: Path, cfg: EvalConfig, generator: Generator | None) 
             "rejudged_now": len(rejudge),
             "resumed": len(examples) - len(pending),
             "failed": failed,
+            "reply_cut": sum(bool(r.get("reply_cut")) for r in records),
         },
         summary=summary,
         ngram_ban=ngram_ban,
@@ -525,7 +531,9 @@ def rejudge_records(
         async def handle(index: int) -> None:
             example, old = items[index]
             generation = Generation(
-                text=old.get("generation"), finish_reason=old.get("finish_reason")
+                text=old.get("generation"),
+                finish_reason=old.get("finish_reason"),
+                cut=bool(old.get("reply_cut")),
             )
             new = await score_example(
                 example,

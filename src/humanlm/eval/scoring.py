@@ -63,6 +63,7 @@ def _group_dict(group: GroupVerdict) -> dict[str, Any]:
         "cached": group.cached,
         "calls": group.calls,
         "raw": verdict.raw,
+        "detail": group.detail,
     }
 
 
@@ -70,6 +71,7 @@ def _aspects_dict(aspects: AspectVerdict) -> dict[str, Any]:
     first = next(iter(aspects.verdicts.values()))
     return {
         "reason": aspects.reason,
+        "detail": aspects.detail,
         "judge": first.judge_model,
         "prompt_version": first.prompt_version,
         "cached": aspects.cached,
@@ -193,6 +195,7 @@ def _base_record(example: Mapping[str, Any], generation: Generation) -> dict[str
         "ground_truth": example["ground_truth"],
         "generation": generation.text,
         "finish_reason": generation.finish_reason,
+        "reply_cut": generation.cut,
         "error": None if generation.text is not None else f"simulator: {generation.error}",
     }
 

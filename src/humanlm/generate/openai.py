@@ -22,6 +22,12 @@ in training. Use it for our models; ``humanlm serve --model openai:...`` proxies
 Reasoning the server returns separately (``reasoning_content``) is put back in front of the reply
 as a think block, so the raw output has the same shape as with local backends.
 
+Token budget: ``hf:`` and ``vllm:`` stop at ``max_new_tokens``; a server may answer far more
+than the ``max_tokens`` it was sent. A reply (thinking included) longer than
+``REPLY_CHARS_PER_TOKEN`` (8) characters per token of the budget is cut there, with
+``finish_reason`` ``length`` and ``Generation.cut`` set, so it is neither stored nor judged whole;
+eval counts such replies as ``reply_cut``.
+
 No-repeat n-gram ban: the OpenAI API has no such field. A vLLM server started with
 ``--logits-processors humanlm.model.vllm_ngram:NGramBanLogitsProcessor`` applies it to requests
 carrying ``vllm_xargs: {"no_repeat_ngram_size": N, "ngram_ban_scope": SCOPE}``; with
@@ -50,12 +56,15 @@ from humanlm.llm.specs import ModelSpec
 from humanlm.states.parsing import close_open_tag, cut_at_stop
 from humanlm.states.template import HUMAN
 
-__all__ = ["OPENAI_APIS", "OpenAIGenerator", "to_chat_messages"]
+__all__ = ["OPENAI_APIS", "REPLY_CHARS_PER_TOKEN", "OpenAIGenerator", "to_chat_messages"]
 
 logger = logging.getLogger(__name__)
 
 # How an ``openai:`` generator is asked: chat messages, or our rendered prompt as text.
 OPENAI_APIS = ("chat", "completions")
+# The character cap of a reply per token of ``max_new_tokens``: a token is about 4 characters of
+# English text; 8 leaves room for any tokenizer, and past it the server ignored the budget.
+REPLY_CHARS_PER_TOKEN = 8
 
 
 def to_chat_messages(messages: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
@@ -121,6 +130,7 @@ class OpenAIGenerator:
             backend, name=self.spec, retry=retry, concurrency=concurrency, seed=seed
         )
         self._warned = False
+        self._warned_cut = False
 
     def __repr__(self) -> str:
         return f"OpenAIGenerator(spec={self.spec!r}, api={self.api!r})"
@@ -175,17 +185,32 @@ class OpenAIGenerator:
             reason = failure_reason(answer.reason)
             logger.warning("%s: no reply after retries (%s)", self.spec, reason)
             return Generation(None, error=reason)
-        return self._generation(answer.completion, s.stop)
+        return self._generation(answer.completion, s)
 
-    def _generation(self, completion: Completion, stop: Sequence[str]) -> Generation:
+    def _generation(self, completion: Completion, s: GenerationSettings) -> Generation:
         text = completion.text
         if completion.reasoning:
             text = f"<think>\n{completion.reasoning.strip()}\n</think>\n\n{text.lstrip()}"
         if completion.finish_reason == "stop":
-            text = close_open_tag(text, stop)  # the server cut the stop string off
+            text = close_open_tag(text, s.stop)  # the server cut the stop string off
+        text = cut_at_stop(text, s.stop)
         counted = completion.output_tokens if completion.usage_valid else 0
+        cap = s.max_new_tokens * REPLY_CHARS_PER_TOKEN
+        if len(text) <= cap:
+            return Generation(
+                text, finish_reason=completion.finish_reason, completion_tokens=counted or None
+            )
+        if not self._warned_cut:
+            self._warned_cut = True
+            logger.warning(
+                "%s: a reply of %d characters was cut at %d (%d per token of max_new_tokens=%d); "
+                "such replies are counted as reply_cut",
+                self.spec,
+                len(text),
+                cap,
+                REPLY_CHARS_PER_TOKEN,
+                s.max_new_tokens,
+            )
         return Generation(
-            cut_at_stop(text, stop),
-            finish_reason=completion.finish_reason,
-            completion_tokens=counted or None,
+            text[:cap], finish_reason="length", completion_tokens=counted or None, cut=True
         )

@@ -95,12 +95,16 @@ class Generation:
         error: why there is no text (``timeout``, ``transport_error``, ``rejected``, ...).
         finish_reason: ``stop`` or ``length`` when the backend says.
         completion_tokens: generated tokens, when the backend counts them.
+        cut: the backend answered past the token budget and the text was cut at its character
+            cap (``humanlm.generate.openai.REPLY_CHARS_PER_TOKEN``); ``finish_reason`` is then
+            ``length``.
     """
 
     text: str | None
     error: str | None = None
     finish_reason: str | None = None
     completion_tokens: int | None = None
+    cut: bool = False
 
 
 def failure_reason(reason: str) -> str:

@@ -40,6 +40,9 @@ _OUTPUT_GUESS = 400
 _JSON_OBJECT = {"response_format": {"type": "json_object"}}
 # Transport failure kinds as verdict reasons.
 _TRANSPORT = {"timeout": "timeout", "rejected": "rejected"}
+# Reasons of a reply that came but could not be read: the verdict keeps the reader's detail.
+_UNREADABLE = ("empty", "parse_failure", "wrong_count", "off_scale")
+_DETAIL_CHARS = 200
 
 
 class _Outcome(NamedTuple):
@@ -182,6 +185,7 @@ class LLMJudge:
             cached=outcome.cached,
             calls=outcome.calls,
             assistant_voice=voices,
+            detail=_reader_detail(outcome),
         )
 
     async def judge_aspects(
@@ -225,7 +229,13 @@ class LLMJudge:
             for s in states
         }
         reason = "ok" if parsed else outcome.reason
-        return AspectVerdict(verdicts, reason, cached=outcome.cached, calls=outcome.calls)
+        return AspectVerdict(
+            verdicts,
+            reason,
+            cached=outcome.cached,
+            calls=outcome.calls,
+            detail=_reader_detail(outcome),
+        )
 
     async def ask(
         self,
@@ -310,6 +320,15 @@ class LLMJudge:
         if answer.content_failure:
             detail = refused[0]
         return _Outcome(reason or "transport_error", None, answer.raw, answer.calls, detail=detail)
+
+
+def _reader_detail(outcome: _Outcome) -> str | None:
+    """What the reader found wrong with an unreadable reply, cut short; ``None`` otherwise (a
+    server's own error message is logged, never kept in a verdict)."""
+    if outcome.parsed is not None or outcome.reason not in _UNREADABLE or not outcome.detail:
+        return None
+    detail = outcome.detail
+    return detail if len(detail) <= _DETAIL_CHARS else detail[:_DETAIL_CHARS] + "..."
 
 
 def _from_cache(cache: LLMCache, key: str) -> _Outcome | None:

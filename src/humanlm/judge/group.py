@@ -125,6 +125,7 @@ def finish_group(
     calls: int = 0,
     copy_score: float | None = None,
     assistant_voice: Sequence[bool] = (),
+    detail: str | None = None,
 ) -> GroupVerdict:
     """Map the scores of ``plan.unique`` back to every original candidate.
 
@@ -139,6 +140,7 @@ def finish_group(
             embedding judge gives them their true similarity, 1.0).
         assistant_voice: the Chat gate's answer per ``plan.unique`` entry (empty: not gated);
             a ``True`` entry scores 0 with reason ``assistant_voice``, its thought kept.
+        detail: what was wrong with a reply that could not be read (kept with ``failure``).
     """
     assert scores is None or len(scores) == len(plan.unique)
     assert not assistant_voice or len(assistant_voice) == len(plan.unique)
@@ -182,4 +184,11 @@ def finish_group(
         reason = "bad_format"
     else:
         reason = "ok"
-    return GroupVerdict(tuple(verdicts), reason, tuple(key_points), cached=cached, calls=calls)
+    return GroupVerdict(
+        tuple(verdicts),
+        reason,
+        tuple(key_points),
+        cached=cached,
+        calls=calls,
+        detail=detail if failure else None,
+    )

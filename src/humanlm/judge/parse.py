@@ -42,7 +42,8 @@ class ParsedReply:
         thoughts: key -> the judge's justification, where given.
         key_points: key points of the real reply (group mode).
         assistant_voice: key -> the Chat gate's answer (group mode with the gate; else empty).
-        detail: what made the JSON unreadable (``duplicate key 'score'``), where known.
+        detail: what made the reply unusable (``duplicate key 'score'``, ``no score for '2'``,
+            ``the score of '1' is 1.7, not in [0, 1]``); ``None`` when it is ok.
     """
 
     reason: str
@@ -144,27 +145,39 @@ def _entries(scores: Any) -> list[tuple[str, Any]] | None:
 
 def _aligned(
     obj: dict[str, Any], wanted: Sequence[str], normalise: Any
-) -> tuple[str, dict[str, float], dict[str, str | None]]:
+) -> tuple[str, dict[str, float], dict[str, str | None], str | None]:
+    """``(reason, scores, thoughts, detail)``: ``detail`` says what is wrong when it is not ok."""
     pairs = _entries(obj.get("scores"))
     if pairs is None:
-        return "parse_failure", {}, {}
+        return "parse_failure", {}, {}, "no 'scores' entries that each name their key"
     scores: dict[str, float] = {}
     thoughts: dict[str, str | None] = {}
     for raw_key, entry in pairs:
         key = normalise(raw_key)
-        if key is None or key in scores:
-            return "wrong_count", {}, {}
+        if key is None:
+            return "wrong_count", {}, {}, f"unknown key {_short(raw_key)}"
+        if key in scores:
+            return "wrong_count", {}, {}, f"{_short(key)} is scored twice"
         score = _as_score(entry)
         if score is None:
-            return "parse_failure", {}, {}
+            return "parse_failure", {}, {}, f"no single number as the score of {_short(key)}"
         read = on_scale(score)
         if read is None:
-            return "off_scale", {}, {}
+            return "off_scale", {}, {}, f"the score of {_short(key)} is {score:g}, not in [0, 1]"
         scores[key] = read
         thoughts[key] = _thought(entry)
-    if set(scores) != set(wanted):
-        return "wrong_count", {}, {}
-    return "ok", scores, thoughts
+    missing = [k for k in wanted if k not in scores]
+    if missing:
+        return "wrong_count", {}, {}, f"no score for {', '.join(map(_short, missing[:6]))}"
+    extra = [k for k in scores if k not in wanted]
+    if extra:
+        return "wrong_count", {}, {}, f"a score for {_short(extra[0])}, which was not asked"
+    return "ok", scores, thoughts, None
+
+
+def _short(key: str) -> str:
+    """A key from the reply, quoted and cut short (a reply may name anything)."""
+    return repr(key if len(key) <= 40 else key[:40] + "...")
 
 
 def _number_key(raw: str) -> str | None:
@@ -201,14 +214,14 @@ def parse_group_reply(text: str | None, count: int, *, gate: bool = False) -> Pa
     if obj is None:
         return ParsedReply("parse_failure", detail=problem)
     wanted = [str(i) for i in range(1, count + 1)]
-    reason, scores, thoughts = _aligned(obj, wanted, _number_key)
+    reason, scores, thoughts, detail = _aligned(obj, wanted, _number_key)
     if reason != "ok":
-        return ParsedReply(reason)
+        return ParsedReply(reason, detail=detail)
     voices: dict[str, bool] = {}
     if gate:
         found = _voices(obj)
         if found is None:
-            return ParsedReply("parse_failure")
+            return ParsedReply("parse_failure", detail="no yes/no assistant_voice for a candidate")
         voices = found
     points = obj.get("key_points") or ()
     key_points = (
@@ -235,5 +248,7 @@ def parse_aspects_reply(text: str | None, states: Sequence[str]) -> ParsedReply:
         name = raw.strip().lower().replace(" ", "_")
         return name if name in states else None
 
-    reason, scores, thoughts = _aligned(obj, list(states), normalise)
-    return ParsedReply(reason, scores, thoughts) if reason == "ok" else ParsedReply(reason)
+    reason, scores, thoughts, detail = _aligned(obj, list(states), normalise)
+    if reason != "ok":
+        return ParsedReply(reason, detail=detail)
+    return ParsedReply(reason, scores, thoughts)

@@ -82,6 +82,8 @@ class GroupVerdict:
         key_points: key points of the real reply the judge extracted (may be empty).
         cached: the judgement came from the on-disk cache.
         calls: requests sent for this group (0 for cache hits and groups decided without a call).
+        detail: for a reply that could not be read (``parse_failure``, ``wrong_count``,
+            ``off_scale``), what was wrong with it (``duplicate key 'score'``), short.
     """
 
     verdicts: tuple[Verdict, ...]
@@ -89,6 +91,7 @@ class GroupVerdict:
     key_points: tuple[str, ...] = ()
     cached: bool = False
     calls: int = 0
+    detail: str | None = None
 
     @property
     def scores(self) -> list[float | None]:
@@ -118,12 +121,14 @@ class AspectVerdict:
             (all unscored).
         cached: the judgement came from the on-disk cache.
         calls: requests sent.
+        detail: as for ``GroupVerdict``.
     """
 
     verdicts: Mapping[str, Verdict]
     reason: str
     cached: bool = False
     calls: int = 0
+    detail: str | None = None
 
     @property
     def scores(self) -> dict[str, float | None]:

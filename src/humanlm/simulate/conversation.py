@@ -12,7 +12,8 @@ or is drawn again: an empty turn up to ``empty_retries`` times, never sent, and 
 the conversation ends with ``empty_user_turn``; an assistant-like turn or one that copies the
 context up to ``fidelity_retries`` times, after which the last draw is sent. Each record counts
 its redrawn turns by reason (``fidelity.resampled``) and the failing turns it kept
-(``fidelity.kept``). ``DIR/conversations.jsonl``
+(``fidelity.kept``), and its user replies that ran past the token budget and were cut at its
+character cap (``usage.user_replies_cut``). ``DIR/conversations.jsonl``
 gets one line per finished conversation as soon as it ends; rerunning keeps those lines and
 sends nothing for them.
 """
@@ -85,7 +86,8 @@ async def run_conversation(
     """Simulate one conversation; return its record (see the module docstring)."""
     messages = [dict(m) for m in scenario.messages]
     persona = scenario.persona_for_user()
-    usage = {"user_calls": 0, "user_completion_tokens": 0, "assistant_calls": 0}
+    usage = {"user_calls": 0, "user_completion_tokens": 0, "user_replies_cut": 0}
+    usage |= {"assistant_calls": 0}
     usage |= {"assistant_prompt_tokens": 0, "assistant_completion_tokens": 0}
     resampled: Counter[str] = Counter()
     kept: Counter[str] = Counter()
@@ -109,6 +111,7 @@ async def run_conversation(
             reply = await user.areply(persona, messages)
             usage["user_calls"] += 1
             usage["user_completion_tokens"] += reply.completion_tokens or 0
+            usage["user_replies_cut"] += reply.cut  # past the token budget, cut at its cap
             failed = None if reply.error or reply.ended else check_user_turn(reply.text, messages)
             bound = empty_retries if failed == "empty" else fidelity_retries
             if failed is None or redrawn[failed] >= bound:

@@ -28,6 +28,8 @@ class Reply:
         finish_reason: ``stop`` or ``length``.
         error: why there is no reply (``timeout``, ``transport_error``, ...), else ``None``.
         completion_tokens: generated tokens, when known.
+        cut: the model answered past its token budget and the reply was cut at its character
+            cap (``humanlm.generate.Generation.cut``).
     """
 
     text: str
@@ -38,6 +40,7 @@ class Reply:
     finish_reason: str | None = None
     error: str | None = None
     completion_tokens: int | None = None
+    cut: bool = False
 
 
 def parse_reply(raw: str | None, *, thinking: bool, finish_reason: str | None = None) -> Reply:

@@ -1,8 +1,8 @@
 """The report of a simulation run: ``report.md`` and ``report.html`` next to the conversations.
 
 Counts, end reasons, the fidelity check (user turns drawn again, failing turns kept; see
-``humanlm.simulate.fidelity``), turns per conversation, message lengths and a few sample
-transcripts.
+``humanlm.simulate.fidelity``), simulated user replies cut at the token budget (``reply_cut``),
+turns per conversation, message lengths and a few sample transcripts.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from humanlm.simulate.fidelity import FIDELITY_REASONS
 __all__ = ["END_REASONS", "build_report", "write_report"]
 
 _SAMPLES = 3
+_REPLY_CUT = "reply_cut (simulated user replies past the token budget, cut at its character cap)"
 
 # Why a conversation ended (a record's ``end_reason``), and what the report says of it.
 END_REASONS: dict[str, str] = {
@@ -74,6 +75,7 @@ def build_report(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "conversations": len(records),
         "end_reasons": [(k, reasons[k], END_REASONS.get(k, "")) for k in sorted(reasons)],
         "fidelity": _fidelity(records),
+        "reply_cut": sum((r.get("usage") or {}).get("user_replies_cut", 0) for r in records),
         "turns": _stats([r["turns"] for r in records]),
         "user_words": _stats(_words(records, "user", skip_opening=True)),
         "assistant_words": _stats(_words(records, "assistant", skip_opening=True)),
@@ -93,6 +95,7 @@ def _markdown(report: dict[str, Any]) -> str:
         f"- simulated user turns per conversation: {report['turns']}",
         f"- words per simulated user message: {report['user_words']}",
         f"- words per assistant message: {report['assistant_words']}",
+        f"- {_REPLY_CUT}: {report['reply_cut']}",
         "",
         "## End reasons",
         "",
@@ -150,6 +153,7 @@ def _html(report: dict[str, Any]) -> str:
             ("simulated user turns per conversation", report["turns"]),
             ("words per simulated user message", report["user_words"]),
             ("words per assistant message", report["assistant_words"]),
+            (_REPLY_CUT, report["reply_cut"]),
         )
     )
     samples = ""

@@ -157,7 +157,10 @@ class UserSimulator:
             finish_reason=generation.finish_reason,
         )
         return dataclasses.replace(
-            reply, error=generation.error, completion_tokens=generation.completion_tokens
+            reply,
+            error=generation.error,
+            completion_tokens=generation.completion_tokens,
+            cut=generation.cut,
         )
 
     async def areply(
