@@ -252,3 +252,40 @@ def test_trainer_options_are_refused_before_a_model_loads(tmp_path, overrides, m
     with pytest.raises(ConfigError, match=message):
         run_train(cfg)
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line(tiny_model_dir, tmp_path):
+    # issue 24: torch.save on a full disk raises without an errno: a traceback. A real full file
+    # system (an 80 MiB tmpfs in a user namespace: the weights fit, the optimizer state does not).
+    import shlex
+    import shutil
+
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare on this machine")
+    root = tmp_path / "small"
+    root.mkdir()
+    probe = ["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=80m tmpfs {root}"]
+    if subprocess.run(probe, capture_output=True).returncode != 0:
+        pytest.skip("user namespaces are not allowed here")
+    cli = [sys.executable, "-m", "humanlm.cli.main", "train", "--config", str(demo_config_path())]
+    cli += [*SMALL, "mode=sft", "trainer.max_steps=1", f"model.path={tiny_model_dir}"]
+    cli += [f"output_root={root}", "name=full"]
+    script = (
+        f"mount -t tmpfs -o size=80m tmpfs {root} && {shlex.join(cli)}; echo rc=$?; "
+        f"find {root} -name 'checkpoint-*'"
+    )
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output, output
+    assert "rc=2" in done.stdout, output
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert "no space left on the device" in line, line
+    assert "checkpoints/checkpoint-1 (removed: nothing half-written is left)" in line, line
+    assert line.endswith("free some space and run the same command again"), line
+    assert done.stdout.split("rc=2")[1].split() == []  # no checkpoint folder is left

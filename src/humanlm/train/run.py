@@ -52,6 +52,7 @@ from humanlm.train.data import (
 )
 from humanlm.train.plan import check_plan
 from humanlm.train.preflight import run_preflight
+from humanlm.train.saving import full_disk_as_one_line
 from humanlm.train.trainers import (
     build_grpo_trainer,
     build_sft_trainer,
@@ -325,7 +326,7 @@ def run_train(
     plan = check_plan(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
     dist.init_distributed()
     run_dir = Path(run_dir) if run_dir else dist.shared_run_dir(cfg.output_root, cfg.name)
-    with _one_writer(run_dir):
+    with _one_writer(run_dir), full_disk_as_one_line(run_dir):  # a save on a full disk: one line
         return _train_into(run_dir, cfg, plan=plan, resume_from=resume_from)
 
 
