@@ -17,7 +17,7 @@ The config (default: the shipped ``config/humanlm_grpo.yaml``) is a Hydra file l
 its data share, step budget and lengths carried over (``humanlm.verl.preset``); the overrides
 then apply on top. A launch writes the training mode (``humanlm_mode.json``) into
 ``trainer.default_local_dir``, above the ``global_step_N/actor`` checkpoints, where ``humanlm eval``
-finds it. ``run_verl``
+finds it; when verl returns, the files it wrote there get the umask's mode. ``run_verl``
 composes it with the overrides, checks it and starts verl's own entry point
 (``verl.trainer.main_ppo``) in this process; ``dry_run`` stops before Ray starts and needs no GPU.
 Both the default trainer (``trainer.use_v1=true``, needs the ``TransferQueue`` package) and the
@@ -53,6 +53,7 @@ from typing import Any
 
 from humanlm.errors import ConfigError, HumanlmError
 from humanlm.extras import require_extra
+from humanlm.files import apply_umask
 from humanlm.train.preflight import Checklist
 from humanlm.verl.plan import VerlPlan, data_parallel_size, verl_plan, verl_preflight
 
@@ -394,7 +395,10 @@ def run_verl(
         from humanlm.states.mode_file import write_mode_file
 
         write_mode_file(cfg.trainer.default_local_dir, cfg.data.humanlm.get("mode", "humanlm"))
-        verl_main(cfg)  # Hydra's entry point accepts a composed config as is
+        try:
+            verl_main(cfg)  # Hydra's entry point accepts a composed config as is
+        finally:
+            apply_umask(cfg.trainer.default_local_dir)  # its weights are written 0600
     return launch
 
 
