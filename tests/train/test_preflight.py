@@ -65,6 +65,7 @@ def test_the_cli_reports_the_refusal_in_one_line_with_exit_code_2(tmp_path, caps
             "--config",
             str(demo_config_path()),
             "mode=grpo",
+            "model.path=tiny",
             f"judge.spec=openai:judge@{server.base_url}",
             f"output_root={tmp_path}",
         ]
@@ -143,7 +144,8 @@ def test_check_names_each_fault_of_a_fresh_machine_in_one_line(tmp_path):
     # issue 25: the dry run passed with no data, no keys, no vLLM and no litellm; the launch then
     # retried the hub for a dataset named data/reddit, or ended in a traceback when offline.
     env = _bare_env()
-    args = ("train", "--config", "paper/reddit_humanlm.yaml")
+    # README.md's example, on a machine without the data, keys, vLLM or litellm.
+    args = ("train", "--config", "configs/paper/reddit_humanlm.yaml")
     done = _cli(*args, "--check", cwd=tmp_path, env=env, hide=("vllm", "litellm"))
     assert done.returncode == 2, done.stderr[-2000:]
     failed = _lines(done.stdout, "FAIL")
@@ -172,7 +174,7 @@ def test_check_sends_one_judge_request_and_never_prints_the_key(tmp_path, monkey
     monkeypatch.setenv("HUMANLM_TEST_JUDGE_KEY", "sk-test-secret-0123456789")
     with ScriptedServer(reply_fn=judge_reply_fn(lambda cand, real: 0.5)) as server:
         code, out, err = _run(
-            ["train", "--config", str(demo_config_path()), "--check", "mode=grpo",
+            ["train", "--config", str(demo_config_path()), "--check", "mode=grpo", "model.path=tiny",
              f"judge.spec=openai:gpt-5-mini@{server.base_url}",
              "judge.api_key_env=HUMANLM_TEST_JUDGE_KEY", f"output_root={tmp_path}"],
             capsys,
@@ -189,7 +191,7 @@ def test_an_unreachable_judge_fails_the_check(capsys):
     # issue 24: training with an unreachable judge started anyway and failed later.
     with ScriptedServer(reply_fn=lambda request: Reply(status=503, body="{}")) as server:
         code, out, _ = _run(
-            ["train", "--config", str(demo_config_path()), "--check", "mode=grpo",
+            ["train", "--config", str(demo_config_path()), "--check", "mode=grpo", "model.path=tiny",
              f"judge.spec=openai:judge@{server.base_url}", "judge.max_retries=0",
              "judge.timeout_s=10"],
             capsys,
@@ -214,13 +216,30 @@ def test_options_the_trainer_refuses_later_are_refused_before_anything_is_writte
     # issue 24: refused only after the model loaded and the warm-up ran (a 56 MB folder left).
     runs = tmp_path / "runs"
     code, _, err = _run(
-        ["train", "--config", str(demo_config_path()), "mode=grpo", option, f"output_root={runs}"],
+        [
+            "train",
+            "--config",
+            str(demo_config_path()),
+            "mode=grpo",
+            "model.path=tiny",
+            option,
+            f"output_root={runs}",
+        ],
         capsys,
     )
     assert code == 2 and err.startswith("error: ") and says in err
     assert not runs.exists() or not any(runs.iterdir())
     code, out, _ = _run(
-        ["train", "--config", str(demo_config_path()), "--check", "mode=grpo", option], capsys
+        [
+            "train",
+            "--config",
+            str(demo_config_path()),
+            "--check",
+            "mode=grpo",
+            "model.path=tiny",
+            option,
+        ],
+        capsys,
     )
     assert code == 2
     (failed,) = _lines(out, "FAIL")

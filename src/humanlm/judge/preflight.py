@@ -6,8 +6,9 @@ does not allow) refuses every request alike: every rollout of every step would b
 unscored guard would stop only after the first step, and on verl each reward would be a fill. One
 judgement of a small made-up group, sent as the reward sends its own (same fields, the same
 structured output, no cache), finds it first. Failures that a retry may heal (timeouts, 429, 5xx)
-and replies that do not parse do not stop the run: they are logged, and the guards watch the
-steps. Judges that send no request (``embedding:minilm``) are not asked.
+and replies that do not parse come back as the unscored verdict: the training preflight
+(``humanlm.train.preflight``) fails on a judge that could not be reached at all, and the guards
+watch the steps for the rest. Judges that send no request (``embedding:minilm``) are not asked.
 
 Example:
     >>> check_judge(build_judge(cfg.judge))  # doctest: +SKIP

@@ -317,9 +317,10 @@ def check_judge_keys(judges: dict[str, JudgeConfig]) -> list[Check]:
             except ConfigError as err:
                 checks.append(Check(name, FAIL, str(err)))
                 continue
-            checks.append(Check(name, OK, f"{judge.spec}: {env or 'OPENAI_API_KEY'} is set"
-                                if spec.kind == "litellm" or os.environ.get(env or "OPENAI_API_KEY")
-                                else f"{judge.spec}: a local server, no key needed"))  # fmt: skip
+            variable = env or "OPENAI_API_KEY"
+            # An openai: judge on this machine's loopback needs no key when the variable is unset.
+            said = f"{variable} is set" if os.environ.get(variable) else "a local server, no key"
+            checks.append(Check(name, OK, f"{judge.spec}: {said}"))
     return checks
 
 
@@ -393,8 +394,9 @@ def _report_extras(options: dict[str, Any]) -> dict[str, str]:
     return {m: f"trainer.report_to {m}" for m in ("tensorboard", "wandb") if m in report_to}
 
 
-def check_train_settings(cfg: TrainConfig) -> None:
-    """Refuse, before anything loads, trainer options TRL would refuse and a bad warm-up.
+def check_train_settings(cfg: TrainConfig, *, this_machine: bool = True) -> None:
+    """Refuse, before anything loads, trainer options TRL would refuse and a bad warm-up
+    (``this_machine=False``: leave out what depends on this machine's GPUs).
 
     Raises:
         ConfigError: every problem found, one line each.
@@ -405,19 +407,32 @@ def check_train_settings(cfg: TrainConfig) -> None:
     if cfg.warmup.steps and cfg.warmup.learning_rate <= 0:
         problems.append(f"warmup.learning_rate: must be > 0, got {cfg.warmup.learning_rate!r}")
     try:
-        check_trainer_options(cfg.trainer_kind, trl_options(cfg)[1], seed=cfg.seed)
+        check_trainer_options(
+            cfg.trainer_kind, trl_options(cfg)[1], seed=cfg.seed, this_machine=this_machine
+        )
     except ConfigError as err:
         problems.extend(err.problems)
     if problems:
         raise ConfigError(problems)
 
 
-def _trainer_option_checks(cfg: TrainConfig) -> list[Check]:
+def _trainer_option_checks(
+    cfg: TrainConfig, options: dict[str, Any], *, blocking: bool
+) -> list[Check]:
+    from humanlm.train.trainers import vllm_server_problem
+
     try:
-        check_train_settings(cfg)
+        check_train_settings(cfg, this_machine=False)
     except ConfigError as err:
-        return [Check("trainer options", FAIL, p) for p in err.problems]
-    return [Check("trainer options", OK, f"{cfg.trainer_kind.upper()} options accepted by TRL")]
+        checks = [Check("trainer options", FAIL, p) for p in err.problems]
+    else:
+        checks = [
+            Check("trainer options", OK, f"{cfg.trainer_kind.upper()} options accepted by TRL")
+        ]
+    server = vllm_server_problem(options) if cfg.trainer_kind == "grpo" else None
+    if server:  # a question of this machine's GPUs, like the GPU line
+        checks.append(Check("vLLM server", FAIL if blocking else NOTE, server))
+    return checks
 
 
 def run_preflight(
@@ -448,7 +463,7 @@ def run_preflight(
         judges["eval_judge"] = cfg.eval_judge
     splits = [cfg.data.train_split] + ([cfg.data.val_split] if cfg.val_every else [])
     checks = [
-        *_trainer_option_checks(cfg),
+        *_trainer_option_checks(cfg, options, blocking=gpus_blocking),
         *check_data(str(cfg.data.source), dataset=cfg.data.dataset, splits=splits,
                     look_up=look_up),
         check_model(str(cfg.model.path)),

@@ -25,6 +25,7 @@ __all__ = [
     "check_trainer_options",
     "closing_tags",
     "trl_options",
+    "vllm_server_problem",
 ]
 
 logger = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def _name_the_cpu_plainly(args: Any) -> None:
         args.__dict__["_setup_devices"] = torch.device("cpu")
 
 
-def _vllm_server_without_cuda(options: dict[str, Any]) -> str | None:
+def vllm_server_problem(options: dict[str, Any]) -> str | None:
     """TRL's vLLM server mode sends each weight update over NCCL, which needs a CUDA trainer."""
     if not options.get("use_vllm") or options.get("vllm_mode", "colocate") != "server":
         return None
@@ -165,14 +166,17 @@ def _count_problems(options: dict[str, Any]) -> list[str]:
     return problems
 
 
-def check_trainer_options(trainer_kind: str, options: dict[str, Any], *, seed: int) -> None:
+def check_trainer_options(
+    trainer_kind: str, options: dict[str, Any], *, seed: int, this_machine: bool = True
+) -> None:
     """Build the TRL config from ``options`` once, before any model loads, and discard it.
 
     Wrong types, negative learning rates, every value TRL's config refuses, counts its trainer
     cannot run with (a batch of 0), sampling values its rollout refuses (a negative temperature)
     and a vLLM server mode this machine cannot sync weights to are reported here, in one line
     each, instead of after the model loaded. Nothing is written: the output folder is a
-    temporary one that is removed again.
+    temporary one that is removed again. ``this_machine=False`` leaves out what depends on the
+    machine at hand (the vLLM server mode's CUDA).
 
     Raises:
         ConfigError: the options TRL or these checks refuse.
@@ -190,7 +194,7 @@ def check_trainer_options(trainer_kind: str, options: dict[str, Any], *, seed: i
 
             args = _make_args(GRPOConfig, GRPO_DEFAULTS, options, output_dir=scratch, seed=seed)
             problems = _count_problems({**GRPO_DEFAULTS, **options}) + _sampling_problems(args)
-            server = _vllm_server_without_cuda(options)
+            server = vllm_server_problem(options) if this_machine else None
             problems += [server] if server else []
     if problems:
         raise ConfigError(problems)

@@ -309,7 +309,7 @@ def check_config(cfg: Any, *, launching: bool = False) -> None:
 
     Args:
         cfg: a composed config.
-        launching: also check the environment (judge key, TransferQueue for the default trainer).
+        launching: also run the preflight (data, model, extras, judge key and request, GPUs).
 
     Raises:
         ConfigError: the list of problems, each saying what to set instead.
