@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from humanlm.cli.simulate_options import VLLMArgs
+from humanlm.serve.limits import MAX_BODY_MB
 
 
 def serve(
@@ -54,6 +55,9 @@ def serve(
             show_default="OPENAI_API_KEY",
         ),
     ] = None,
+    max_body_mb: Annotated[
+        float, typer.Option(help="Largest request body taken, in MiB (413 above it).")
+    ] = MAX_BODY_MB,
     vllm_arg: VLLMArgs = None,
 ) -> None:
     """Serve a user simulator over the OpenAI API until interrupted (Ctrl-C).
@@ -91,5 +95,6 @@ def serve(
         end_text=end_text,
         backend_key_env=backend_api_key_env,
         context_length=context_length,
+        max_body_mb=max_body_mb,
         vllm=vllm,
     )

@@ -9,6 +9,9 @@ send the user simulator's own turns as ``assistant`` (tau-bench style). Each cha
 (default ``<|endconversation|>``) so a client that ignores the extension still gets a
 non-empty turn. Bad requests get OpenAI-shaped 4xx errors; docs/serve.md has the details.
 
+One client cannot take the server down: bodies are limited (``Guard``), requests are read in
+worker threads (never on the event loop), and the work of a client that leaves is cancelled.
+
 Run it:
 
     humanlm serve --model hf:runs/demo/humanlm/model --port 8000
@@ -74,6 +77,8 @@ async def _unless_gone(request: Request, work: Awaitable[T]) -> T:
     """``work``'s result, or ``_ClientGone`` as soon as the client leaves; then ``work`` is
     cancelled, which drops its prompts from the batch queue or stops their rows."""
     task = asyncio.ensure_future(work)
+    # A task cancelled here may still end in an error nobody awaits: read it, so it is not logged.
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
     gone = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)

@@ -13,6 +13,6 @@ MAX_CHOICES = 16
 MAX_DEPTH = 32
 # Characters per stop string: each distinct stop costs a table over the whole vocabulary.
 MAX_STOP_CHARS = 256
-# Bodies above this are prepared one at a time, so a flood of huge requests holds one core
+# Bodies above this (16k tokens or so) are read one at a time, so a flood of huge requests holds one core
 # and one prompt's tokens in memory, not one per request.
-LARGE_BODY_BYTES = 1 << 20
+LARGE_BODY_BYTES = 64 << 10
