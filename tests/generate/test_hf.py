@@ -13,6 +13,7 @@ from humanlm.generate import (
     build_sim_prompt,
     generate_all,
 )
+from humanlm.generate.hf import RowSampler
 from humanlm.model.ngram import NoRepeatNGramLogitsProcessor
 
 SETTINGS = GenerationSettings(max_new_tokens=6, batch_size=2)
@@ -93,10 +94,12 @@ def test_hf_passes_protocol_decoding(hf_sim, demo_examples, monkeypatch):
     monkeypatch.setattr(hf_sim.model, "generate", spy)
     prompts = [build_sim_prompt(ex, thinking=False) for ex in demo_examples[:2]]
     generate_all(hf_sim, prompts, SETTINGS)
-    (ban,) = seen["logits_processor"]
+    ban, sampler = seen["logits_processor"]  # the ban first: the draw is from what it left
     assert isinstance(ban, NoRepeatNGramLogitsProcessor) and ban.ngram_size == 4
     assert ban.prompt_length == seen["input_ids"].shape[1]  # the padded prompt length
-    assert seen["do_sample"] and seen["temperature"] == 0.4 and seen["top_p"] == 1.0
+    # Each row draws from its own seeded generator; generate's greedy step takes the draw.
+    assert isinstance(sampler, RowSampler) and len(sampler.generators) == 2
+    assert sampler.temperature == 0.4 and sampler.top_p == 1.0 and seen["do_sample"] is False
     assert seen["max_new_tokens"] == 6
     assert seen["stopping_criteria"]  # stops at </response>
 
