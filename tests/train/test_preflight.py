@@ -105,8 +105,7 @@ def test_a_step_with_the_paper_judge_spec_scores_every_rollout(
     assert server.refused == 0 and len(bodies) >= 2  # the first request, then the step's
     assert all(b["max_completion_tokens"] == 4096 and "max_tokens" not in b for b in bodies)
     ledger = json.loads((result.run_dir / "judge_ledger.json").read_text())
-    # The ledger records the run's calls; the preflight's one request is made before the run.
-    assert ledger["calls"] == len(bodies) - 1 and not ledger["failures"] and not ledger["retries"]
+    assert ledger["calls"] == len(bodies) and not ledger["failures"] and not ledger["retries"]
     (step,) = [m for m in read_metrics(result.metrics_path) if "reward" in m]
     assert step["judge/unscored_frac"] == 0.0 and step["judge/calls"] > 0
 

@@ -324,9 +324,12 @@ def check_judge_keys(judges: dict[str, JudgeConfig]) -> list[Check]:
     return checks
 
 
-def check_judge_requests(judges: dict[str, JudgeConfig], *, blocked: Iterable[str]) -> list[Check]:
+def check_judge_requests(
+    judges: dict[str, JudgeConfig], *, blocked: Iterable[str], built: dict[str, Any] | None = None
+) -> list[Check]:
     """One small request per distinct judge that sends requests; ``blocked``: roles not to ask
-    (their key or package is missing, already reported)."""
+    (their key or package is missing, already reported); ``built``: judges of the run itself to
+    ask instead of a short-deadline copy (the request then lands in the run's ledger)."""
     from humanlm.errors import JudgeUnavailableError
     from humanlm.judge import build_judge
     from humanlm.judge.preflight import check_judge
@@ -351,7 +354,7 @@ def check_judge_requests(judges: dict[str, JudgeConfig], *, blocked: Iterable[st
             hedge_quantile=None,
         )
         try:
-            verdict = check_judge(build_judge(quick))
+            verdict = check_judge((built or {}).get(role) or build_judge(quick))
         except (JudgeUnavailableError, ConfigError) as err:
             checks.append(Check(name, FAIL, str(err)))
             continue
@@ -440,6 +443,7 @@ def run_preflight(
     *,
     launcher: Any = None,
     ask_judge: bool = True,
+    train_judge: Any = None,
     look_up: bool = True,
     gpus_blocking: bool = True,
 ) -> Checklist:
@@ -450,6 +454,7 @@ def run_preflight(
         launcher: the ``humanlm.train.plan.Launcher`` the run starts with (``None``: this
             launch, ``LOCAL_WORLD_SIZE`` processes here, GPUs only where CUDA is visible).
         ask_judge: send each judge one small request (a dry run does not).
+        train_judge: the run's own reward judge, asked in place of a copy.
         look_up: look a data source that is not here up on the hub.
         gpus_blocking: a GPU shortfall fails (a dry run plans for another machine: a note).
     """
@@ -485,7 +490,8 @@ def run_preflight(
             for c in extras + keys
             if c.status == FAIL and (c.name == f"{role} key" or judge.spec in c.detail)
         }
-        checks += check_judge_requests(judges, blocked=blocked)
+        built = {"judge": train_judge} if train_judge is not None else None
+        checks += check_judge_requests(judges, blocked=blocked, built=built)
     elif any(not j.spec.startswith("embedding:") for j in judges.values()):
         checks.append(Check("judge request", NOTE, "not sent in a dry run (--check sends one)"))
     if launcher is None:

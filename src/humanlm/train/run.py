@@ -177,10 +177,23 @@ def _close_judge(judge: Any, trainer: Any) -> None:
         logger.warning("could not close the judge's connections", exc_info=True)
 
 
-def _state_reward(cfg: TrainConfig) -> Any:
+def _reward_judge(cfg: TrainConfig) -> Any:
+    """The GRPO reward judge, which the preflight asks once (its request is in the run's ledger);
+    ``None`` for SFT, or when it cannot be built (the preflight names why)."""
+    from humanlm.judge import build_judge
+
+    if cfg.trainer_kind == "sft":
+        return None
+    try:
+        return build_judge(cfg.judge)
+    except ConfigError:
+        return None
+
+
+def _state_reward(cfg: TrainConfig, judge: Any = None) -> Any:
     from humanlm.judge import build_judge, state_reward
 
-    judge = build_judge(cfg.judge)
+    judge = judge if judge is not None else build_judge(cfg.judge)
     # With vLLM the rollouts stop at the closing tags (see build_grpo_trainer); the stopping
     # token may carry characters past the tag, which the reward cuts off before parsing.
     stops = bool(cfg.trainer_options.get("use_vllm"))
@@ -318,7 +331,8 @@ def run_train(
     """
     # Before a run folder exists or a model loads: options, data, model, extras, keys, one
     # judge request, GPUs.
-    checklist = run_preflight(cfg)
+    judge = _reward_judge(cfg)
+    checklist = run_preflight(cfg, train_judge=judge)
     checklist.raise_failures()
     logger.info("preflight: %d checks passed", len(checklist.checks))
     if run_dir is None:
@@ -327,7 +341,7 @@ def run_train(
     dist.init_distributed()
     run_dir = Path(run_dir) if run_dir else dist.shared_run_dir(cfg.output_root, cfg.name)
     with _one_writer(run_dir), full_disk_as_one_line(run_dir):  # a save on a full disk: one line
-        return _train_into(run_dir, cfg, plan=plan, resume_from=resume_from)
+        return _train_into(run_dir, cfg, plan=plan, judge=judge, resume_from=resume_from)
 
 
 @contextlib.contextmanager
@@ -349,7 +363,7 @@ def _one_writer(run_dir: Path) -> Iterator[None]:
 
 
 def _train_into(
-    run_dir: Path, cfg: TrainConfig, *, plan: Any, resume_from: Path | None
+    run_dir: Path, cfg: TrainConfig, *, plan: Any, judge: Any, resume_from: Path | None
 ) -> TrainResult:
     """The run, once its folder is this run's alone."""
     from transformers import AutoTokenizer, set_seed
@@ -418,7 +432,7 @@ def _train_into(
                 cfg, model=model, tokenizer=tokenizer, examples=examples, run_dir=run_dir,
                 resumed=resume_from is not None,
             )  # fmt: skip
-        judge, reward = _state_reward(cfg)
+        judge, reward = _state_reward(cfg, judge)
         detector, realism = _realism_reward(cfg)
         guard = UnscoredGuard(
             ledger=judge.ledger,
