@@ -143,8 +143,7 @@ class HFGenerator:
     async def generate(
         self, prompts: Sequence[SimPrompt], settings: GenerationSettings
     ) -> list[Generation]:
-        rows = [Row(p.text, row_seed(settings.seed, i)) for i, p in enumerate(prompts)]
-        return await asyncio.to_thread(self.generate_rows, rows, settings)
+        return await asyncio.to_thread(self.generate_texts, [p.text for p in prompts], settings)
 
     def count_tokens(self, text: str) -> int:
         """Tokens of a rendered prompt (no special tokens added: the template has them).
@@ -166,6 +165,13 @@ class HFGenerator:
 
     async def aclose(self) -> None:
         return None
+
+    def generate_texts(
+        self, texts: Sequence[str], settings: GenerationSettings
+    ) -> list[Generation]:
+        """``generate`` for rendered prompt texts, from synchronous code (blocking)."""
+        rows = [Row(text, row_seed(settings.seed, i)) for i, text in enumerate(texts)]
+        return self.generate_rows(rows, settings)
 
     def generate_rows(self, rows: Sequence[Row], settings: GenerationSettings) -> list[Generation]:
         """Generate for rendered prompts (blocking), in batches of ``settings.batch_size``; each
