@@ -48,6 +48,7 @@ def test_run_folder_holds_records_results_and_config(make_cfg, sim_server, judge
         "rejudged_now": 0,
         "resumed": 0,
         "failed": 0,
+        "reply_cut": 0,
     }
     assert res["ledger"]["calls"] == len(judge_server.chat_requests)
     assert res["settings"]["temperature"] == 0.4 and res["settings"]["max_new_tokens"] == 1024
