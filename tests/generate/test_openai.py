@@ -220,7 +220,7 @@ def test_ngram_ban_is_requested_through_vllm_xargs_when_asked(server, demo_examp
 
 
 def test_unknown_api_is_a_config_error(server):
-    with pytest.raises(ConfigError, match="simulator_api"):
+    with pytest.raises(ConfigError, match="simulator.api"):
         build_generator(f"openai:m@{server.base_url}", api="responses")
 
 
