@@ -19,7 +19,7 @@ from humanlm.demo import demo_config_path
 from humanlm.errors import ConfigError, HumanlmError
 from humanlm.states.mode_file import load_mode
 from humanlm.testing.judge_replies import judge_reply_fn
-from humanlm.testing.server import ScriptedServer
+from humanlm.testing.server import Reply, ScriptedServer
 from humanlm.train.callbacks import read_metrics
 from humanlm.train.run import latest_checkpoint, resume_train, run_train
 
@@ -136,8 +136,15 @@ def test_grpo_with_a_local_llm_judge_gets_real_rewards(
 def test_failing_judge_stops_after_a_checkpoint_and_names_the_judge(
     warmed_model_dir, tmp_path, one_torch_thread
 ):
-    # A judge that answers 500 to everything: every judgeable group is unscored.
-    with ScriptedServer() as server:
+    # A judge that answers the preflight's request, then 500 to everything: every judgeable group
+    # of the first step is unscored (a judge that fails from the start is refused before it).
+    scored, answered = judge_reply_fn(lambda cand, real: 0.5), []
+
+    def first_then_500(request):
+        answered.append(request)
+        return scored(request) if len(answered) == 1 else Reply(status=500, body="{}")
+
+    with ScriptedServer(reply_fn=first_then_500) as server:
         cfg = _config(
             warmed_model_dir,
             "mode=humanlm",
