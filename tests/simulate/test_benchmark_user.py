@@ -292,6 +292,8 @@ def test_a_litellm_style_client_plays_the_user_through_humanlm_serve(servers):
     # The roles came back swapped: the agent's greeting went to the simulator as the agent's.
     backend = seen(user_server.completion_requests[-1])
     assert GREETING in backend and "full refund" in backend
+    # The scenario was taken apart as BenchmarkUser does: persona and goal, no guidelines.
+    assert "A retired teacher" in backend and "User Simulation Guidelines" not in backend
 
 
 def doc_blocks() -> list[str]:

@@ -22,9 +22,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from humanlm.generate.hf import HFGenerator, Row, row_seed
+from humanlm.generate.hf import HFGenerator, Row
 from humanlm.generate.prompt import SimPrompt
-from humanlm.generate.protocol import Generation, GenerationSettings, Generator
+from humanlm.generate.protocol import Generation, GenerationSettings, Generator, row_seed
 
 __all__ = ["BatchingGenerator"]
 

@@ -26,19 +26,12 @@ from transformers import LogitsProcessor, StoppingCriteria
 
 from humanlm.errors import ConfigError
 from humanlm.generate.prompt import SimPrompt
-from humanlm.generate.protocol import Generation, GenerationSettings
+from humanlm.generate.protocol import Generation, GenerationSettings, row_seed
 from humanlm.states.parsing import cut_at_stop
 
-__all__ = ["HFGenerator", "Row", "RowSampler", "row_seed"]
+__all__ = ["HFGenerator", "Row", "RowSampler"]
 
 _STOP_CACHE = 16  # stop-string tables kept (each is a few MB for a 150k vocabulary)
-_SEED_STEP = 0x9E3779B97F4A7C15  # odd, so row seeds of one call never collide
-
-
-def row_seed(seed: int, index: int) -> int:
-    """The sampling seed of the ``index``-th prompt of a call seeded with ``seed`` (index 0 keeps
-    ``seed``): the ``n`` choices of one request differ, and each is reproducible."""
-    return (seed + index * _SEED_STEP) % (1 << 64)
 
 
 @dataclass(frozen=True)

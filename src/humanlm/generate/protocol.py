@@ -23,7 +23,16 @@ from humanlm.generate.prompt import SimPrompt
 from humanlm.llm.limits import RetryPolicy
 from humanlm.states.modes import THINKING_MAX_NEW_TOKENS
 
-__all__ = ["Generation", "GenerationSettings", "Generator", "failure_reason", "generate_all"]
+__all__ = [
+    "Generation",
+    "GenerationSettings",
+    "Generator",
+    "failure_reason",
+    "generate_all",
+    "row_seed",
+]
+
+_SEED_STEP = 0x9E3779B97F4A7C15  # odd, so row seeds of one call never collide
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,12 @@ class Generation:
     finish_reason: str | None = None
     completion_tokens: int | None = None
     cut: bool = False
+
+
+def row_seed(seed: int, index: int) -> int:
+    """The sampling seed of the ``index``-th prompt of a call seeded with ``seed`` (index 0 keeps
+    ``seed``): the ``n`` choices of one request differ, and each is reproducible."""
+    return (seed + index * _SEED_STEP) % (1 << 64)
 
 
 def failure_reason(reason: str) -> str:

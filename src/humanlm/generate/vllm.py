@@ -3,7 +3,7 @@
 The engine schedules concurrent requests itself, so the evaluation, the server and concurrent
 conversations all hand it prompts as they come. The n-gram ban is the V1 logits processor
 ``NGramBanLogitsProcessor`` (``humanlm.model.vllm_ngram``), loaded with the engine and switched on
-per request through ``SamplingParams.extra_args``; each request is seeded with ``settings.seed``.
+per request through ``SamplingParams.extra_args``; the i-th prompt of a call is seeded with ``row_seed(settings.seed, i)``.
 
 Example:
     >>> generator = VLLMGenerator("runs/grpo/model", vllm=VLLMSettings(max_model_len=4096))  # doctest: +SKIP
@@ -18,7 +18,7 @@ from typing import Any
 
 from humanlm.extras import require_extra
 from humanlm.generate.prompt import SimPrompt
-from humanlm.generate.protocol import Generation, GenerationSettings
+from humanlm.generate.protocol import Generation, GenerationSettings, row_seed
 from humanlm.generate.vllm_settings import VLLMSettings, vllm_on_cpu
 
 __all__ = ["VLLMGenerator", "ngram_extra_args"]
@@ -84,9 +84,17 @@ class VLLMGenerator:
     async def generate(
         self, prompts: Sequence[SimPrompt], settings: GenerationSettings
     ) -> list[Generation]:
-        return list(await asyncio.gather(*(self._one(p.text, settings) for p in prompts)))
+        # The i-th prompt gets row_seed(seed, i), as on hf:, so n copies of one prompt differ.
+        return list(
+            await asyncio.gather(
+                *(
+                    self._one(p.text, settings, row_seed(settings.seed, i))
+                    for i, p in enumerate(prompts)
+                )
+            )
+        )
 
-    async def _one(self, text: str, s: GenerationSettings) -> Generation:
+    async def _one(self, text: str, s: GenerationSettings, seed: int) -> Generation:
         from vllm import SamplingParams
 
         params = SamplingParams(  # one per request: the engine may change it in place
@@ -95,7 +103,7 @@ class VLLMGenerator:
             max_tokens=s.max_new_tokens,
             stop=list(s.stop),
             include_stop_str_in_output=True,
-            seed=s.seed,
+            seed=seed,
             extra_args=ngram_extra_args(s),
         )
         final: Any = None

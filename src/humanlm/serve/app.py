@@ -3,9 +3,10 @@
 Routes: ``GET /health``, ``GET /v1/models``, ``POST /v1/chat/completions`` (the conversation from
 the simulated user's side, see ``humanlm.simulate.user``; ``stream``, ``temperature``, ``top_p``,
 ``max_tokens``, ``n``, ``seed``, ``stop``) and ``POST /v1/completions`` (raw prompt text in,
-raw completion out). Under ``/flipped/v1/`` the chat roles are swapped first, for harnesses that
-send the user simulator's own turns as ``assistant`` (tau-bench style). Each chat choice carries a ``humanlm`` extension field: ``ended``,
-``states``, ``thinking``, ``raw``. An ended conversation answers ``content`` = the end text
+raw completion out). Under ``/flipped/v1/`` the messages are read as an agent benchmark's user
+model gets them (its own turns as ``assistant``; tau2-bench's scenario as persona and goal; see
+``humanlm.simulate.benchmark_user``). Each chat choice carries a ``humanlm`` extension field:
+``ended``, ``states``, ``thinking``, ``raw``. An ended conversation answers ``content`` = the end text
 (default ``<|endconversation|>``) so a client that ignores the extension still gets a
 non-empty turn. Bad requests get OpenAI-shaped 4xx errors; docs/serve.md has the details.
 
@@ -39,7 +40,7 @@ from starlette.exceptions import HTTPException
 from humanlm.errors import ConfigError, HumanlmError
 from humanlm.generate.batching import BatchingGenerator
 from humanlm.generate.build import GENERATOR_KINDS, build_generator
-from humanlm.generate.protocol import Generation
+from humanlm.generate.protocol import Generation, GenerationSettings
 from humanlm.generate.vllm_settings import VLLMSettings
 from humanlm.llm.specs import parse_spec
 from humanlm.serve.guard import Guard
@@ -131,7 +132,7 @@ def build_app(
     api_key: str | None = None,
     end_text: str = END_SIGNAL,
     seed: int = 0,
-    no_repeat_ngram_size: int = 4,
+    no_repeat_ngram_size: int = GenerationSettings.no_repeat_ngram_size,
     context_length: int | None = None,
     max_body_mb: float = MAX_BODY_MB,
 ) -> Any:

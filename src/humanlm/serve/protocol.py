@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from humanlm.generate.prompt import SimPrompt
 from humanlm.generate.protocol import GenerationSettings
 from humanlm.serve.limits import MAX_CHOICES, MAX_DEPTH, MAX_STOP_CHARS
+from humanlm.simulate.benchmark_user import from_harness_messages
 from humanlm.simulate.messages import ConversationError
 from humanlm.simulate.reply import Reply
 from humanlm.simulate.user import UserSimulator
@@ -28,7 +29,7 @@ __all__ = [
     "Service",
     "cut_stops",
     "error_response",
-    "flip_roles",
+    "harness_messages",
     "parse_body",
     "parse_stops",
     "sse",
@@ -217,7 +218,7 @@ class Service:
         body = parse_body(raw)
         n = self.check_common(body)
         if flipped:
-            body = {**body, "messages": flip_roles(body.get("messages"))}
+            body = {**body, "messages": harness_messages(body.get("messages"))}
         stops = parse_stops(body)
         prompt, prompt_tokens = self.chat_prompt(body)
         settings = self.settings(body, prompt_tokens, stop=self.simulator.settings.stop)
@@ -278,18 +279,21 @@ class Service:
         }
 
 
-def flip_roles(messages: Any) -> Any:
-    """Harnesses that let an LLM play the user send its own turns as ``assistant`` and the
-    agent's as ``user``; swap them back (named ``user`` messages are other people: kept)."""
-    if not isinstance(messages, list):
-        return messages
-    swap = {"user": "assistant", "assistant": "user"}
-    flipped = []
-    for m in messages:
-        if isinstance(m, Mapping) and m.get("role") in swap and not m.get("name"):
-            m = {**m, "role": swap[m["role"]]}
-        flipped.append(m)
-    return flipped
+def harness_messages(messages: Any) -> list[dict[str, str]]:
+    """Messages from a harness that lets an LLM play the user (its own turns sent as
+    ``assistant``, the agent's as ``user``) in humanlm's roles, with the persona and goal read
+    from the harness's system message (tau2-bench's ``<scenario>``, tau-bench's instruction) and
+    its guidelines for an LLM left out.
+
+    Raises:
+        BadRequest: not a list of messages, tool messages, unknown roles.
+    """
+    try:
+        instructions, conversation = from_harness_messages(messages)
+    except ConversationError as err:
+        raise BadRequest(str(err).split(": ", 1)[-1], param=err.param) from None
+    persona = instructions.persona_for_user()
+    return [{"role": "system", "content": persona}, *conversation] if persona else conversation
 
 
 def usage(prompt_tokens: int | None, completions: list[int | None]) -> dict[str, int]:
