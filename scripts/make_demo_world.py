@@ -107,6 +107,35 @@ POSTS = [
 ]
 SPLITS = {"train": range(0, 10), "val": range(10, 12), "test": range(12, 16)}
 
+# The enlarged world the shipped demo base is warmed up on (``scripts/build_demo_base.py``): more
+# posts of the same kind, written from (deed, complaint, topic) templates told about different
+# people. No val or test topic appears; the base learns to write this world's replies about any
+# topic, so the held-out posts test generalisation rather than memory of ten posts.
+EXTRA_DEEDS = [
+    ("eating the last slice of cake", "it was saved for a birthday", "cake"),
+    ("parking in the spot by the door", "it is always taken first", "parking spot"),
+    ("playing music on a Sunday morning", "the walls are thin", "music"),
+    ("not answering texts after 9 pm", "the messages are about work", "late texts"),
+    ("selling my old bike without asking", "it was a gift years ago", "bike"),
+    ("asking for the rent a week early", "the bank changed the date", "rent"),
+    ("skipping the family barbecue", "I had a fever that morning", "barbecue"),
+    ("changing the thermostat at night", "the flat gets far too cold", "thermostat"),
+    ("refusing to share my notes", "I missed a party to write them", "notes"),
+    ("booking the window seat", "I paid extra for it", "window seat"),
+    ("painting the fence blue", "the old paint was peeling", "fence"),
+    ("bringing my dog to the picnic", "the invite said everyone is welcome", "picnic"),
+    ("cancelling the gym plan", "the price doubled this year", "gym plan"),
+    ("putting my name on the fridge shelf", "my food kept disappearing", "fridge shelf"),
+    ("turning down the family recipe book job", "it would take every weekend", "recipe book"),
+    ("not inviting a friend's new partner", "the party was for old classmates", "party"),
+    ("keeping the spare key", "I water the plants every week", "spare key"),
+    ("moving the couch into the hall", "I needed room to study", "couch"),
+    ("asking for my blender back", "it has been gone for a year", "blender"),
+    ("leaving the concert early", "the last train was at 11", "concert"),
+]
+EXTRA_PEOPLE = [("roommate", "she"), ("brother", "he"), ("coworker", "she")]
+EXTRA_LABELS = ["selfish", "petty", "rude"]
+
 # Four kinds of users. Each kind has a verdict, an emotion and a style of its own; replies and
 # reference states are written from its templates, and the thinking trace from the states.
 KINDS = {
@@ -345,40 +374,68 @@ def _trace(states: dict[str, str], topic: str) -> str:
 
 def _rows() -> dict[str, list[dict]]:
     rng = random.Random(0)
-    out: dict[str, list[dict]] = {name: [] for name in SPLITS}
-    for split, indices in SPLITS.items():
-        for p in indices:
-            title, body, topic = POSTS[p]
-            posted = START + p * 3 * DAY
-            author = f"poster_{p + 1:02d}"
-            post = {
-                "role": author,
-                "content": f"{title}\n\n{body}",
-                "metadata": json.dumps(
-                    {"author": author, "score": 100 + 37 * p, "created_utc": posted}
-                ),
+    return {
+        split: [row for p in indices for row in thread(POSTS[p], p, rng)]
+        for split, indices in SPLITS.items()
+    }
+
+
+def extra_posts() -> list[tuple[str, str, str]]:
+    """The enlarged world's posts, as (title, body, topic): every deed told about each person."""
+    posts = []
+    for d, (deed, reason, topic) in enumerate(EXTRA_DEEDS):
+        for q, (person, pronoun) in enumerate(EXTRA_PEOPLE):
+            label = EXTRA_LABELS[(d + q) % len(EXTRA_LABELS)]
+            title = f"AITA for {deed}?"
+            body = (
+                f"My {person} is upset about the {topic}. I did it because {reason}. "
+                f"Now {pronoun} says I am {label} and will not drop it."
+            )
+            posts.append((title, body, topic))
+    return posts
+
+
+def thread(post: tuple[str, str, str], p: int, rng: random.Random) -> list[dict]:
+    """All eight users' replies to post number ``p`` (0-based), in a seeded order."""
+    title, body, topic = post
+    posted = START + p * 3 * DAY
+    author = f"poster_{p + 1:02d}"
+    message = {
+        "role": author,
+        "content": f"{title}\n\n{body}",
+        "metadata": json.dumps({"author": author, "score": 100 + 37 * p, "created_utc": posted}),
+    }
+    users = list(USERS)
+    rng.shuffle(users)  # reply order within a thread
+    rows = []
+    for k, (user_id, kind, demographics, interests) in enumerate(users):
+        spec = KINDS[kind]
+        reply = rng.choice(spec["replies"]).format(topic=topic)
+        rows.append(
+            {
+                "dataset": "reddit",
+                "prompt": [message],
+                "completion": reply,
+                "user_id": user_id,
+                "post_id": f"demo_post_{p + 1:02d}",
+                "turn_id": 1,
+                "timestamp": posted + 600 * (k + 1),
+                "metadata": "{}",
+                "persona": _persona(kind, demographics, interests),
+                "trace": _trace(spec["states"], topic),
+                "states": {s: v.format(topic=topic) for s, v in spec["states"].items()},
             }
-            users = list(USERS)
-            rng.shuffle(users)  # reply order within a thread
-            for k, (user_id, kind, demographics, interests) in enumerate(users):
-                spec = KINDS[kind]
-                reply = rng.choice(spec["replies"]).format(topic=topic)
-                out[split].append(
-                    {
-                        "dataset": "reddit",
-                        "prompt": [post],
-                        "completion": reply,
-                        "user_id": user_id,
-                        "post_id": f"demo_post_{p + 1:02d}",
-                        "turn_id": 1,
-                        "timestamp": posted + 600 * (k + 1),
-                        "metadata": "{}",
-                        "persona": _persona(kind, demographics, interests),
-                        "trace": _trace(spec["states"], topic),
-                        "states": {s: v.format(topic=topic) for s, v in spec["states"].items()},
-                    }
-                )
-    return out
+        )
+    return rows
+
+
+def base_world_rows() -> list[dict]:
+    """The demo base's warm-up world: the train split plus every extra post (no val/test post)."""
+    rng = random.Random(1)
+    rows = list(_rows()["train"])
+    for i, post in enumerate(extra_posts()):
+        rows += thread(post, len(POSTS) + i, rng)
+    return rows
 
 
 def main() -> int:

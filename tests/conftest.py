@@ -45,37 +45,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def warmed_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model after the demo's format warm-up (300 steps): most of its outputs parse, so
-    GRPO tests exercise the judge for real instead of scoring broken formats 0 without a call.
+def warmed_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the shipped demo base: a small model on the demo tokenizer, warmed up on the
+    enlarged demo world, so most of its outputs parse and GRPO tests exercise the judge for real
+    instead of scoring broken formats 0 without a call. A copy, so no test writes into the
+    package."""
+    import shutil
 
-    The warm-up runs on one torch thread, so the weights do not depend on the machine's cores."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from humanlm.model.demo_base import demo_base_dir
 
-    from humanlm.data.resolve import resolve_split
-    from humanlm.train.data import build_sft_dataset
-    from humanlm.train.warmup import run_warmup
-
-    out = tmp_path_factory.mktemp("warmed_model")
-    examples = resolve_split("demo", dataset=None, split="train", work_dir=out / "data")
-    dataset = build_sft_dataset(
-        examples, state_set="sebvgcr", thinking=True, seed=0, use_trace=False
-    )
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    with _torch_threads(1):
-        run_warmup(
-            model=model,
-            tokenizer=tokenizer,
-            dataset=dataset,
-            steps=300,
-            learning_rate=1e-2,
-            batch_size=8,
-            seed=0,
-        )
-    model.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "model")
-    return out / "model"
+    return Path(shutil.copytree(demo_base_dir(), tmp_path_factory.mktemp("warmed") / "model"))
 
 
 def require_vllm() -> None:

@@ -21,6 +21,7 @@ import yaml
 from humanlm.configs import find_config
 from humanlm.errors import ConfigError
 from humanlm.llm.limits import RetryPolicy
+from humanlm.model.demo_base import DEMO_BASE, demo_base_dir
 from humanlm.states.modes import MODES, Mode
 
 T = TypeVar("T")
@@ -60,7 +61,8 @@ class ModelConfig:
     """The policy model.
 
     Attributes:
-        path: a local folder or hub id; ``tiny`` builds the offline tiny Qwen3 into the run folder.
+        path: a local folder or hub id; ``tiny`` builds the offline tiny Qwen3 into the run folder;
+            ``demo-base`` is the demo base shipped in the package (read as its folder).
         lora: train LoRA adapters instead of all weights.
         lora_r: LoRA rank.
         lora_alpha: LoRA scaling.
@@ -74,6 +76,10 @@ class ModelConfig:
     lora_alpha: int = 32
     gradient_checkpointing: bool = False
     dtype: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.path == DEMO_BASE:
+            self.path = str(demo_base_dir())
 
 
 @dataclass

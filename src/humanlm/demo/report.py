@@ -97,15 +97,17 @@ def _samples(records: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def _comparison(table: Mapping[str, Any], results: Mapping[str, Any]) -> list[str]:
     lines = [
-        "| method | response alignment x100 | 95% interval | valid format % | n | evaluated with |",
-        "|---|---|---|---|---|---|",
+        "| method | response alignment x100 | 95% interval | valid format % | n | right verdict % "
+        "(NTA / YTA / NAH / ESH users) | evaluated with |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in table["rows"]:
         mode = results[row["method"]]["mode"]
+        kinds = " / ".join(_fmt(v, 0) for v in row.get("verdict_accuracy", {}).values())
         lines.append(
             f"| {row['method']} | {_fmt(row['response_alignment'])} | "
             f"{_fmt(row['ci_low'])} - {_fmt(row['ci_high'])} | {_fmt(row['valid_format'], 0)} | "
-            f"{row['n']} | {_prompt_of(mode)} |"
+            f"{row['n']} | {kinds} | {_prompt_of(mode)} |"
         )
     by_method = {r["method"]: r for r in table["rows"]}
     base, human = by_method.get("base"), by_method.get("humanlm")
@@ -125,7 +127,7 @@ def _paper() -> list[str]:
         "## For reference only: the paper's numbers (not comparable with the table above)",
         "",
         f"Source: {PAPER_SOURCE}. Qwen3-8B on the real Humanual data with an LLM judge; this demo "
-        "uses a ~10M-parameter model, a synthetic world and an embedding judge, so no number here "
+        "uses a ~0.5M-parameter model, a synthetic world and an embedding judge, so no number here "
         "can be compared with a number above.",
         "",
         "| paper method | Opinion | average of six datasets |",
@@ -172,9 +174,11 @@ def write_demo_report(
         "",
         "> **What this is.** A small, synthetic forum world (bundled with humanlm): 8 users of 4 "
         "kinds whose personas decide their verdict, emotion and style, so the same post gets "
-        "opposite verdicts from different users; test posts never appear in training. A tiny "
-        "randomly initialised Qwen3 (~10M parameters) is trained on it for a few minutes on a CPU. The "
-        f"judge is offline (`{cfg.eval_judge.spec}`: cosine similarity of MiniLM sentence "
+        "opposite verdicts from different users; test posts never appear in training. A small "
+        "Qwen3 on a 2k-token tokenizer of the world's text (the shipped demo base, warmed up on an "
+        "enlarged version of the world) is trained on it for a few minutes on a CPU. Training "
+        f"rewards come from `{cfg.judge.spec}`; the evaluation judge is offline "
+        f"(`{cfg.eval_judge.spec}`: cosine similarity of MiniLM sentence "
         "embeddings with the real reply). It shows the method's mechanics on a world where they "
         "can work; it is not evidence about real users or large models.",
         "",

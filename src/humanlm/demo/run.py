@@ -24,7 +24,9 @@ its log), ``sft/``, ``grpo/``, ``humanlm/`` (training run folders) and ``eval/<m
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -74,24 +76,36 @@ def demo_config_path() -> Path:
 
 
 def _warm_up_base(cfg: TrainConfig, out: Path, *, progress: bool) -> tuple[Path, list[dict]]:
-    """The shared base: a tiny model after the format warm-up, saved in ``out/model``."""
+    """The shared base, saved in ``out/model``: the model of ``model.path`` (the preset's is the
+    shipped demo base, warmed up on the enlarged demo world when it was built; ``tiny`` builds the
+    tiny Qwen3) after ``warmup.steps`` of the format warm-up (the preset's: none).
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     from humanlm.data.resolve import resolve_split
+    from humanlm.demo.base import BASE_MARKER
     from humanlm.model.tiny import build_tiny_model
     from humanlm.train.warmup import build_warmup_dataset, run_warmup
 
     set_seed(cfg.seed)
     if cfg.model.path == "tiny":
-        tiny = build_tiny_model(out / "tiny", seed=cfg.seed)
+        start = build_tiny_model(out / "tiny", seed=cfg.seed)
     else:
-        tiny = Path(cfg.model.path)
+        start = Path(cfg.model.path)
+    log: list[dict[str, Any]] = []
+    if (start / BASE_MARKER).is_file():  # the shipped base's own warm-up, for the loss chart
+        losses = json.loads((start / BASE_MARKER).read_text(encoding="utf-8"))["losses"]
+        log = [{"phase": "warmup", "step": i, "loss": x} for i, x in enumerate(losses, 1)]
+    if cfg.warmup.steps == 0:
+        shutil.copytree(start, out / "model", dirs_exist_ok=True)
+        apply_umask(out / "model")
+        write_jsonl(out / "metrics.jsonl", log)
+        return out / "model", log
     examples = resolve_split(
         cfg.data.source, dataset=cfg.data.dataset, split=cfg.data.train_split, work_dir=out / "data"
     )
-    tokenizer = AutoTokenizer.from_pretrained(tiny)
-    model = AutoModelForCausalLM.from_pretrained(tiny)
-    log: list[dict[str, Any]] = []
+    tokenizer = AutoTokenizer.from_pretrained(start)
+    model = AutoModelForCausalLM.from_pretrained(start)
     run_warmup(
         model=model,
         tokenizer=tokenizer,
@@ -148,6 +162,28 @@ def _evaluate(
     return {**results, "records": records}
 
 
+# The demo world's verdicts, one per kind of user (src/humanlm/data/demo/README.md).
+VERDICTS = ("NTA", "YTA", "NAH", "ESH")
+_VERDICT = re.compile(r"\b(" + "|".join(VERDICTS) + r")\b", re.IGNORECASE)
+
+
+def verdict_of(text: str | None) -> str | None:
+    """The first demo-world verdict in ``text`` (``NTA``, ``YTA``, ``NAH``, ``ESH``), if any."""
+    found = _VERDICT.search(text or "")
+    return found.group(1).upper() if found else None
+
+
+def verdict_accuracy(records: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Percent of replies with the real reply's verdict, per verdict of the real reply: does each
+    kind of user get their own verdict, or does every user get the same one?"""
+    hits: dict[str, list[bool]] = {v: [] for v in VERDICTS}
+    for record in records:
+        truth = verdict_of(record.get("ground_truth"))
+        if truth is not None:
+            hits[truth].append(verdict_of(record.get("response")) == truth)
+    return {v: round(100 * sum(h) / len(h), 1) if h else None for v, h in hits.items()}
+
+
 def _table_row(method: str, results: dict[str, Any]) -> dict[str, Any]:
     alignment = results["metrics"]["response_alignment"]
     valid = results["metrics"]["valid_format"]
@@ -158,6 +194,7 @@ def _table_row(method: str, results: dict[str, Any]) -> dict[str, Any]:
         "ci_high": alignment["ci_high"],
         "n": alignment["examples"],
         "valid_format": valid["score"],
+        "verdict_accuracy": verdict_accuracy(results["records"]),
     }
 
 

@@ -9,7 +9,9 @@ Specs:
 - ``litellm:PROVIDER/MODEL`` -- other providers through the optional litellm package
   (``pip install 'humanlm[litellm]'``); litellm reads the provider's own key variable unless
   ``api_key_env`` names one;
-- ``embedding:minilm`` -- offline cosine similarity (no key, no network, no cache).
+- ``embedding:minilm`` -- offline cosine similarity (no key, no network, no cache);
+- ``embedding:demo-world`` -- the demo's judge: MiniLM, latent states scored against the demo
+  world's reference states (``humanlm.judge.world``).
 
 Example:
     >>> judge = build_judge(JudgeConfig("openai:gpt-5-mini", cache="runs/judge_cache.sqlite"))
@@ -30,6 +32,7 @@ from humanlm.errors import ConfigError
 from humanlm.judge.client import LLMJudge
 from humanlm.judge.embedding import EmbeddingJudge
 from humanlm.judge.verdict import AspectVerdict, GroupVerdict
+from humanlm.judge.world import WorldJudge
 from humanlm.llm.build import build_backend
 from humanlm.llm.cache import LLMCache
 from humanlm.llm.ledger import DEFAULT_PRICES, Ledger, Price
@@ -134,7 +137,8 @@ def build_judge(
     if parsed.kind == "embedding":
         if cfg.chat_gate == "on":
             raise ConfigError("chat_gate: on needs an LLM judge (an embedding judge cannot gate)")
-        return EmbeddingJudge(ledger=Ledger(model="minilm", prices=table))
+        judge = WorldJudge if parsed.model == "demo-world" else EmbeddingJudge
+        return judge(ledger=Ledger(model="minilm", prices=table))
     retry = cfg.retry_policy()
     params: dict[str, Any] = dict(cfg.params)
     if cfg.temperature is not None:

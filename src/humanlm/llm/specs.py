@@ -120,8 +120,11 @@ def parse_spec(spec: str, *, role: str = "model", kinds: Collection[str] = KINDS
         return ModelSpec("openai", rest)
     if kind == "litellm" and "/" not in rest:
         raise ConfigError(f"{role} spec {spec!r}: litellm needs PROVIDER/MODEL")
-    if kind == "embedding" and rest != "minilm":
-        raise ConfigError(f"{role} spec {spec!r}: the only embedding model is embedding:minilm")
+    if kind == "embedding" and rest not in ("minilm", "demo-world"):
+        raise ConfigError(
+            f"{role} spec {spec!r}: the embedding judges are embedding:minilm and "
+            "embedding:demo-world (the demo world's reference states)"
+        )
     return ModelSpec(kind, rest)
 
 
