@@ -46,6 +46,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 LIMIT_S = 90
 FAST = ["--max-retries", "1", "--timeout", "2"]
 HANG_DEADLINE_S = 1  # the request deadline of the runs that meet a hang: each attempt waits it
+# A judge no call may reach (every case below fails before judging): nothing listens on port 9.
+CLOSED_JUDGE = "openai:j@http://127.0.0.1:9/v1"
 
 
 def fast(fault: str) -> list[str]:
@@ -907,7 +909,15 @@ def test_bad_files_and_paths_get_one_line(tmp_path: Path, rerun: Rerun) -> None:
             "is a folder",
         ),
         (
-            ["eval", "--model", "openai:m@http://127.0.0.1:9/v1", "--out", str(a_file)],
+            [
+                "eval",
+                "--judge",
+                CLOSED_JUDGE,
+                "--model",
+                "openai:m@http://127.0.0.1:9/v1",
+                "--out",
+                str(a_file),
+            ],
             "is a file; name a folder",
         ),
     ]
@@ -986,7 +996,7 @@ def test_hostile_files_and_paths_get_one_line(tmp_path: Path, rerun: Rerun) -> N
         (["data", "validate", str(rows)], surrogate),
         (["data", "prepare", "-i", str(rows), "-d", "generic", "-o", str(tmp_path / "p")], surrogate),
         (["judge", "-i", str(rows), "-o", str(tmp_path / "j.jsonl"), "--judge", sim], surrogate),
-        (["eval", "--model", sim, "--data", str(rows), "--out", str(tmp_path / "e")], surrogate),
+        (["eval", "--judge", CLOSED_JUDGE, "--model", sim, "--data", str(rows), "--out", str(tmp_path / "e")], surrogate),
         (
             ["data", "prepare", "-i", str(empty_parquet.parent), "-d", "generic", "-o", str(tmp_path / "p0")],
             "train.parquet: an empty file (0 bytes)",
@@ -996,12 +1006,12 @@ def test_hostile_files_and_paths_get_one_line(tmp_path: Path, rerun: Rerun) -> N
         (["data", "prepare", "-i", str(raw), "-d", "generic", "-o", str(tmp_path / "loop_a")], "does not exist (or is a loop)"),
         (["judge", "-i", str(rows), "-o", str(tmp_path / "loop_a"), "--judge", sim], "symbolic link loop"),
         (["judge", "-i", str(rows), "-o", str(fifo), "--judge", sim], "not a regular file"),
-        (["eval", "--model", sim, "--data", "demo", "--out", str(tmp_path / "dangling")], "which does not exist"),
+        (["eval", "--judge", CLOSED_JUDGE, "--model", sim, "--data", "demo", "--out", str(tmp_path / "dangling")], "which does not exist"),
         (["data", "prepare", "-i", str(raw), "-d", "generic", "-o", str(raw)], "is the input folder"),
         (["data", "prepare", "-i", str(raw), "-d", "generic", "-o", str(raw / "out")], "lies inside the input folder"),
         (["data", "prepare", "-i", str(raw / "train.jsonl"), "-d", "generic", "-o", str(raw)], "second file of that split"),
         (["data", "build", "-i", str(raw), "-o", str(raw / "built"), "--no-personas"], "lies inside the input folder"),
-        (["eval", "--model", f"hf:{model}", "--data", "demo", "--out", str(tmp_path / "e2")], "model.safetensors is cut short"),
+        (["eval", "--judge", CLOSED_JUDGE, "--model", f"hf:{model}", "--data", "demo", "--out", str(tmp_path / "e2")], "model.safetensors is cut short"),
         (["serve", "--model", f"hf:{model}", "--port", "9"], "model.safetensors is cut short"),
         (["simulate", "--user", f"hf:{model}", "--assistant", sim, "--data", str(tmp_path), "--out", str(tmp_path / "s")], "model.safetensors is cut short"),
         (["train", "--config", str(demo_config_path()), f"model.path={model}", f"output_root={tmp_path / 'runs'}"], "model.safetensors is cut short"),
