@@ -299,6 +299,8 @@ class TrainConfig:
         max_unscored_fraction: stop (after a checkpoint) when more of a step is unscored.
         val_every: validate every N optimizer steps on ``data.val_split`` (0: never).
         val_limit: validation examples per run of the validation.
+        judge_check: send each judge one small request before the run starts (false skips it,
+            e.g. for a judge billed per call; keys and extras are still checked).
         eval_judge: the judge of the validation (response alignment; paper: claude-haiku-4-5 at
             temperature 0, a different family than the train judge on purpose).
         realism: the optional realism reward of GRPO next to the state reward (off by default).
@@ -314,6 +316,7 @@ class TrainConfig:
     max_unscored_fraction: float = 0.5
     val_every: int = 0
     val_limit: int = 64
+    judge_check: bool = True
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)

@@ -274,3 +274,21 @@ def _run(args: list[str], capsys) -> tuple[int, str, str]:
         code = done.code or 0
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def test_judge_check_false_skips_the_request_but_not_the_other_checks():
+    # issue 24: the judge check before the first step is skippable.
+    from humanlm.train.preflight import run_preflight
+
+    with ScriptedServer(reply_fn=lambda request: Reply(status=503, body="{}")) as server:
+        overrides = ["mode=grpo", "model.path=tiny", f"judge.spec=openai:judge@{server.base_url}"]
+        skipped = load_config(demo_config_path(), [*overrides, "judge_check=false"])
+        checklist = run_preflight(skipped, ask_judge=skipped.judge_check)
+        assert not server.chat_requests
+        asked = load_config(demo_config_path(), [*overrides, "judge.max_retries=0"])
+        failed = run_preflight(asked, ask_judge=asked.judge_check)
+        assert len(server.chat_requests) == 1
+    notes = {c.name: c.detail for c in checklist.checks}
+    assert notes["judge request"] == "not sent (judge_check: false)"
+    assert {c.name for c in failed.checks if c.status == "FAIL"} == {"judge request"}
+    assert not [c for c in checklist.checks if c.status == "FAIL"]

@@ -492,6 +492,8 @@ def run_preflight(
         }
         built = {"judge": train_judge} if train_judge is not None else None
         checks += check_judge_requests(judges, blocked=blocked, built=built)
+    elif not cfg.judge_check:
+        checks.append(Check("judge request", NOTE, "not sent (judge_check: false)"))
     elif any(not j.spec.startswith("embedding:") for j in judges.values()):
         checks.append(Check("judge request", NOTE, "not sent in a dry run (--check sends one)"))
     if launcher is None:

@@ -332,7 +332,7 @@ def run_train(
     # Before a run folder exists or a model loads: options, data, model, extras, keys, one
     # judge request, GPUs.
     judge = _reward_judge(cfg)
-    checklist = run_preflight(cfg, train_judge=judge)
+    checklist = run_preflight(cfg, train_judge=judge, ask_judge=cfg.judge_check)
     checklist.raise_failures()
     logger.info("preflight: %d checks passed", len(checklist.checks))
     if run_dir is None:
