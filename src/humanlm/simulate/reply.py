@@ -6,12 +6,16 @@ apart, with whether the user ended the conversation (``humanlm.states.ending``).
 
 from __future__ import annotations
 
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from humanlm.states import LATENT_STATES, is_end_signal
 from humanlm.states.parsing import THINK_CLOSE, extract_response, parse_output
 
-__all__ = ["Reply", "parse_reply"]
+__all__ = ["Reply", "Replier", "parse_reply"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +75,36 @@ def parse_reply(raw: str | None, *, thinking: bool, finish_reason: str | None = 
         raw=raw,
         finish_reason=finish_reason,
     )
+
+
+class Replier(ABC):
+    """``areply`` and ``reply`` for a user simulator that answers ``areplies`` (one batch of
+    ``n`` replies to a conversation) and closes its connections with ``aclose``."""
+
+    @abstractmethod
+    async def areplies(
+        self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any], **options: Any
+    ) -> list[Reply]:
+        """Replies to the same conversation, one per requested choice."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close connections (a later call opens new ones)."""
+
+    async def areply(
+        self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]
+    ) -> Reply:
+        """What the user writes next (async)."""
+        [reply] = await self.areplies(persona, messages)
+        return reply
+
+    def reply(self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]) -> Reply:
+        """What the user writes next (from synchronous code; not inside a running event loop)."""
+
+        async def once() -> Reply:
+            try:
+                return await self.areply(persona, messages)
+            finally:
+                await self.aclose()
+
+        return asyncio.run(once())

@@ -7,7 +7,6 @@ is a humanlm server; its replies come back parsed (text, end signal, states, thi
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -20,7 +19,7 @@ from humanlm.generate.protocol import GenerationSettings, failure_reason
 from humanlm.llm.build import build_backend
 from humanlm.llm.client import ChatClient
 from humanlm.llm.specs import ModelSpec, resolve_api_key
-from humanlm.simulate.reply import Reply
+from humanlm.simulate.reply import Replier, Reply
 from humanlm.states import is_end_signal
 
 __all__ = ["ServedUserSimulator", "is_humanlm_server"]
@@ -28,7 +27,7 @@ __all__ = ["ServedUserSimulator", "is_humanlm_server"]
 _KEY_FLAG = "--simulator-api-key-env"
 
 
-class ServedUserSimulator:
+class ServedUserSimulator(Replier):
     """A ``humanlm serve`` endpoint: the conversation goes out as is, the reply comes back parsed.
 
     Built by ``UserSimulator.from_spec`` for an ``openai:MODEL@URL`` that is a humanlm server.
@@ -97,24 +96,6 @@ class ServedUserSimulator:
                 )
             )
         return replies
-
-    async def areply(
-        self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]
-    ) -> Reply:
-        """What the user writes next (async)."""
-        [reply] = await self.areplies(persona, messages)
-        return reply
-
-    def reply(self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]) -> Reply:
-        """What the user writes next (from synchronous code; not inside a running event loop)."""
-
-        async def once() -> Reply:
-            try:
-                return await self.areply(persona, messages)
-            finally:
-                await self.aclose()
-
-        return asyncio.run(once())
 
     async def aclose(self) -> None:
         """Close connections (a later call opens new ones)."""

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
@@ -28,7 +27,7 @@ from humanlm.generate.protocol import Generation, GenerationSettings, Generator
 from humanlm.generate.vllm_settings import VLLMSettings
 from humanlm.llm.specs import parse_spec
 from humanlm.simulate.messages import build_prompt
-from humanlm.simulate.reply import Reply, parse_reply
+from humanlm.simulate.reply import Replier, Reply, parse_reply
 from humanlm.simulate.served import ServedUserSimulator, is_humanlm_server
 from humanlm.states import get_mode, get_state_set
 from humanlm.states.mode_file import load_mode
@@ -65,7 +64,7 @@ def resolve_mode(spec: str, mode: str | None = None) -> str:
     return mode
 
 
-class UserSimulator:
+class UserSimulator(Replier):
     """A user simulator: ``reply(persona, messages) -> Reply`` (and ``areply``, async).
 
     Args:
@@ -162,24 +161,6 @@ class UserSimulator:
             completion_tokens=generation.completion_tokens,
             cut=generation.cut,
         )
-
-    async def areply(
-        self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]
-    ) -> Reply:
-        """What the user writes next (async)."""
-        [reply] = await self.areplies(persona, messages)
-        return reply
-
-    def reply(self, persona: str | Mapping[str, Any] | None, messages: Sequence[Any]) -> Reply:
-        """What the user writes next (from synchronous code; not inside a running event loop)."""
-
-        async def once() -> Reply:
-            try:
-                return await self.areply(persona, messages)
-            finally:
-                await self.aclose()
-
-        return asyncio.run(once())
 
     async def aclose(self) -> None:
         """Close connections (a later call opens new ones)."""
