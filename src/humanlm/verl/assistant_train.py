@@ -16,8 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -27,28 +25,12 @@ from humanlm.errors import ConfigError
 from humanlm.generate.build import GENERATOR_KINDS
 from humanlm.llm.specs import parse_spec
 from humanlm.verl.assistant_loop import AGENT_NAME, assistant_settings
-from humanlm.verl.train import compose_config
+from humanlm.verl.train import compose_config, verl_problems
 
 __all__ = ["ASSISTANT_CONFIG", "LOOP_FILE", "assistant_config_problems", "plan_assistant"]
 
 ASSISTANT_CONFIG = "humanlm_assistant"
 LOOP_FILE = "assistant_agent_loops.yaml"
-
-
-def _verl_problems(cfg: Any) -> list[str]:
-    """What verl's own ``validate_config`` refuses (on a copy: it prints and may mutate)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import validate_config
-
-    copy = OmegaConf.create(OmegaConf.to_container(cfg))
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            validate_config(copy, need_reference_policy(copy), need_critic(copy))
-    except (AssertionError, ValueError, TypeError, OmegaConfBaseException) as err:
-        return [f"verl: {err}"]
-    return []
 
 
 def assistant_config_problems(cfg: Any) -> list[str]:
@@ -82,7 +64,7 @@ def assistant_config_problems(cfg: Any) -> list[str]:
                 parse_spec(spec, role=role, kinds=kinds)
             except ConfigError as err:
                 problems += [f"humanlm_assistant: {p}" for p in err.problems]
-    return problems + _verl_problems(cfg)
+    return problems + verl_problems(cfg)
 
 
 def plan_assistant(config_path: str | Path | None, overrides: Sequence[str] = ()) -> Any:

@@ -66,6 +66,7 @@ __all__ = [
     "has_transfer_queue",
     "main",
     "run_verl",
+    "verl_problems",
 ]
 
 DEFAULT_CONFIG = "humanlm_grpo"
@@ -277,7 +278,7 @@ def _wiring_problems(cfg: Any) -> list[str]:
     return problems
 
 
-def _verl_problems(cfg: Any) -> list[str]:
+def verl_problems(cfg: Any) -> list[str]:
     """What verl's own ``validate_config`` refuses (run on a copy; it prints and may mutate)."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -330,7 +331,7 @@ def check_config(cfg: Any, *, launching: bool = False) -> None:
         )
     problems = [*_legacy_problems(cfg), *_grpo_problems(cfg), *_wiring_problems(cfg)]
     if not problems:
-        problems = _verl_problems(cfg)
+        problems = verl_problems(cfg)
     if not problems and launching:
         problems = _launch_problems(cfg)
     if problems:
