@@ -172,15 +172,15 @@ def demo(
 ) -> None:
     """A mini Table 1 offline on a CPU: base, SFT, GRPO and HumanLM on the synthetic demo world.
 
-    One shared format warm-up (the base), then SFT, GRPO (response reward) and HumanLM (state
-    rewards) from it with the same data and budget, each evaluated on the test split with its
-    own prompt. Writes OUT/table.json, OUT/report.md, OUT/reward.png, OUT/loss.png,
+    The shipped demo base (a small model warmed up on the demo world's format) is the base row;
+    SFT, GRPO (response reward) and HumanLM (state rewards) start from it with the same data and
+    budget, each evaluated on the test split with its own prompt. Writes OUT/table.json, OUT/report.md, OUT/reward.png, OUT/loss.png,
     OUT/metrics.jsonl and one folder per method. No network, no GPU, no API key.
 
     \b
     Examples:
       humanlm demo
-      humanlm demo --out /tmp/demo trainer.max_steps=4 warmup.steps=20
+      humanlm demo --out /tmp/demo trainer.max_steps=4
     """
     from humanlm.demo.report import reward_trend
     from humanlm.demo.run import run_demo

@@ -11,8 +11,8 @@ decide their verdict, emotion and style; test posts are never seen in training) 
 **base**: the shipped demo base (a small Qwen3 on the demo tokenizer, warmed up when it was built
 on an enlarged demo world with targets swapped between writers of the same post, so it knows the
 output format of every mode but not who writes what) -> from that checkpoint, with the same data,
-steps and batch size: **SFT** on the real replies, **GRPO** with
-the response reward (thinking on, as HumanLM), **HumanLM** (GRPO over the seven states, each rewarded on its own state) ->
+steps and batch size: **SFT** on the real replies, **GRPO** with the response reward (thinking
+on, as HumanLM), **HumanLM** (GRPO over the seven states, each rewarded on its own state) ->
 evaluate each on the test split with its own mode's prompt and thinking -> write ``table.json``,
 ``report.md`` and the charts.
 
